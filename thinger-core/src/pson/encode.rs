@@ -1,0 +1,547 @@
+use super::{EXTENDED, Error, WireType};
+use crate::varint;
+
+/// Where an [`Encoder`] writes bytes.
+///
+/// Implemented by [`SliceSink`] (a caller-owned buffer), [`SizeCounter`] (counts bytes and
+/// writes nothing, for a size-only pass) and [`IoSink`] (any `embedded_io::Write`).
+pub trait Sink {
+    /// Appends `bytes`, or fails without a partial guarantee.
+    fn write(&mut self, bytes: &[u8]) -> Result<(), Error>;
+    /// Appends one byte.
+    #[inline]
+    fn write_byte(&mut self, byte: u8) -> Result<(), Error> {
+        self.write(&[byte])
+    }
+}
+
+impl<S: Sink + ?Sized> Sink for &mut S {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        (**self).write(bytes)
+    }
+    #[inline]
+    fn write_byte(&mut self, byte: u8) -> Result<(), Error> {
+        (**self).write_byte(byte)
+    }
+}
+
+/// A [`Sink`] over a caller-owned byte slice.
+///
+/// ```
+/// use thinger_core::pson::{Sink, SliceSink, Error};
+/// let mut buf = [0u8; 2];
+/// let mut sink = SliceSink::new(&mut buf);
+/// sink.write(b"ab").unwrap();
+/// assert_eq!(sink.write(b"c"), Err(Error::BufferFull));
+/// assert_eq!(sink.written(), 2);
+/// ```
+#[derive(Debug)]
+pub struct SliceSink<'a> {
+    buf: &'a mut [u8],
+    pos: usize,
+}
+
+impl<'a> SliceSink<'a> {
+    /// A sink writing from the start of `buf`.
+    #[inline]
+    pub fn new(buf: &'a mut [u8]) -> Self {
+        SliceSink { buf, pos: 0 }
+    }
+    /// Bytes written so far.
+    #[inline]
+    pub fn written(&self) -> usize {
+        self.pos
+    }
+    /// The bytes written so far.
+    #[inline]
+    pub fn as_written(&self) -> &[u8] {
+        self.buf.get(..self.pos).unwrap_or(&[])
+    }
+}
+
+impl Sink for SliceSink<'_> {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        let end = self.pos.checked_add(bytes.len()).ok_or(Error::BufferFull)?;
+        let dst = self.buf.get_mut(self.pos..end).ok_or(Error::BufferFull)?;
+        dst.copy_from_slice(bytes);
+        self.pos = end;
+        Ok(())
+    }
+    #[inline]
+    fn write_byte(&mut self, byte: u8) -> Result<(), Error> {
+        let slot = self.buf.get_mut(self.pos).ok_or(Error::BufferFull)?;
+        *slot = byte;
+        self.pos += 1;
+        Ok(())
+    }
+}
+
+/// A [`Sink`] that only counts bytes: the size-only pass.
+///
+/// ```
+/// use thinger_core::pson::{Encoder, SizeCounter};
+/// let mut enc = Encoder::new(SizeCounter::default());
+/// enc.str("hello").unwrap();
+/// assert_eq!(enc.into_sink().len(), 6);
+/// ```
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SizeCounter(usize);
+
+impl SizeCounter {
+    /// Bytes counted so far.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.0
+    }
+    /// Whether nothing was counted.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.0 == 0
+    }
+}
+
+impl Sink for SizeCounter {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        self.0 = self.0.saturating_add(bytes.len());
+        Ok(())
+    }
+    #[inline]
+    fn write_byte(&mut self, _: u8) -> Result<(), Error> {
+        self.0 = self.0.saturating_add(1);
+        Ok(())
+    }
+}
+
+/// A [`Sink`] over any [`embedded_io::Write`]; write errors become [`Error::Io`].
+///
+/// ```
+/// use thinger_core::pson::{Encoder, IoSink};
+/// let mut out = [0u8; 8];
+/// let mut enc = Encoder::new(IoSink::new(&mut out[..]));
+/// enc.bool(true).unwrap();
+/// assert_eq!(out[0], 0x61);
+/// ```
+#[derive(Debug)]
+pub struct IoSink<W>(W);
+
+impl<W: embedded_io::Write> IoSink<W> {
+    /// Wraps a writer.
+    pub fn new(writer: W) -> Self {
+        IoSink(writer)
+    }
+    /// Returns the writer.
+    pub fn into_inner(self) -> W {
+        self.0
+    }
+}
+
+impl<W: embedded_io::Write> Sink for IoSink<W> {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        self.0.write_all(bytes).map_err(|_| Error::Io)
+    }
+}
+
+/// Writes PSON values, one call per value or container header.
+///
+/// Containers are written as a header with their element count followed by the elements
+/// (for maps: key string, value, key string, value, …). Floats follow the official
+/// encoder: whole numbers in `i64` range become integers, doubles exactly representable as
+/// `f32` are written as f32, everything else as f64; always little-endian.
+///
+/// ```
+/// use thinger_core::pson::{Encoder, SliceSink};
+/// let mut buf = [0u8; 8];
+/// let mut enc = Encoder::new(SliceSink::new(&mut buf));
+/// enc.f64(3.0).unwrap(); // whole number: sent as the integer 3
+/// enc.i64(-300).unwrap();
+/// assert_eq!(enc.into_sink().as_written(), &[0x03, 0x3f, 0xac, 0x02]);
+/// ```
+#[derive(Debug)]
+pub struct Encoder<S> {
+    sink: S,
+}
+
+impl<S: Sink> Encoder<S> {
+    /// An encoder writing to `sink`.
+    #[inline]
+    pub fn new(sink: S) -> Self {
+        Encoder { sink }
+    }
+    /// The sink, with everything written so far.
+    #[inline]
+    pub fn into_sink(self) -> S {
+        self.sink
+    }
+    /// The sink, borrowed.
+    #[inline]
+    pub fn sink(&self) -> &S {
+        &self.sink
+    }
+
+    /// Writes a tag for `wire` with value `value` (inline below 31, else a varint follows).
+    #[inline]
+    pub fn tag(&mut self, wire: WireType, value: u64) -> Result<(), Error> {
+        let base = (wire as u8) << 5;
+        if value < u64::from(EXTENDED) {
+            self.sink.write_byte(base | value as u8)
+        } else {
+            let mut bytes = [0u8; 1 + varint::MAX_LEN_U64];
+            bytes[0] = base | EXTENDED;
+            let n = varint::encode_u64(value, &mut bytes[1..]).ok_or(Error::BufferFull)?;
+            self.sink.write(bytes.get(..=n).ok_or(Error::BufferFull)?)
+        }
+    }
+
+    /// Writes an unsigned integer.
+    #[inline]
+    pub fn u64(&mut self, value: u64) -> Result<(), Error> {
+        self.tag(WireType::PositiveInt, value)
+    }
+
+    /// Writes a signed integer (type 0 when non-negative, type 1 with the magnitude otherwise).
+    #[inline]
+    pub fn i64(&mut self, value: i64) -> Result<(), Error> {
+        if value >= 0 {
+            self.tag(WireType::PositiveInt, value as u64)
+        } else {
+            self.tag(WireType::NegativeInt, value.unsigned_abs())
+        }
+    }
+
+    /// Writes a double with the official rules (integer, else f32 when exact, else f64).
+    #[inline]
+    pub fn f64(&mut self, value: f64) -> Result<(), Error> {
+        // i64 range is [-2^63, 2^63); `as` saturates, so check the range first.
+        if (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&value) {
+            let whole = value as i64;
+            if whole as f64 == value {
+                return self.i64(whole);
+            }
+        }
+        let narrow = value as f32;
+        if f64::from(narrow) == value { self.f32_raw(narrow) } else { self.f64_raw(value) }
+    }
+
+    /// Writes a float given as `f32`, with the same rules as [`Encoder::f64`].
+    #[inline]
+    pub fn f32(&mut self, value: f32) -> Result<(), Error> {
+        if value.is_nan() {
+            // Keep the exact bit pattern of a NaN.
+            return self.f32_raw(value);
+        }
+        self.f64(f64::from(value))
+    }
+
+    /// Writes an f32 as is (tag `0x40` + 4 bytes little-endian), with no conversion.
+    #[inline]
+    pub fn f32_raw(&mut self, value: f32) -> Result<(), Error> {
+        let b = value.to_le_bytes();
+        self.sink.write(&[0x40, b[0], b[1], b[2], b[3]])
+    }
+
+    /// Writes an f64 as is (tag `0x41` + 8 bytes little-endian), with no conversion.
+    #[inline]
+    pub fn f64_raw(&mut self, value: f64) -> Result<(), Error> {
+        let b = value.to_le_bytes();
+        self.sink.write(&[0x41, b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+    }
+
+    /// Writes `true` or `false`.
+    #[inline]
+    pub fn bool(&mut self, value: bool) -> Result<(), Error> {
+        self.sink.write_byte(if value { 0x61 } else { 0x60 })
+    }
+
+    /// Writes `null`.
+    #[inline]
+    pub fn null(&mut self) -> Result<(), Error> {
+        self.sink.write_byte(0x62)
+    }
+
+    /// Writes a UTF-8 string.
+    #[inline]
+    pub fn str(&mut self, value: &str) -> Result<(), Error> {
+        self.tag(WireType::String, value.len() as u64)?;
+        self.sink.write(value.as_bytes())
+    }
+
+    /// Writes a byte string.
+    #[inline]
+    pub fn bytes(&mut self, value: &[u8]) -> Result<(), Error> {
+        self.tag(WireType::Bytes, value.len() as u64)?;
+        self.sink.write(value)
+    }
+
+    /// Starts a map of `pairs` key/value pairs; write each key with [`Encoder::str`], then its
+    /// value.
+    #[inline]
+    pub fn map_header(&mut self, pairs: usize) -> Result<(), Error> {
+        self.tag(WireType::Map, pairs as u64)
+    }
+
+    /// Starts an array of `len` elements.
+    #[inline]
+    pub fn array_header(&mut self, len: usize) -> Result<(), Error> {
+        self.tag(WireType::Array, len as u64)
+    }
+
+    /// Copies bytes that are already a complete, valid PSON value.
+    #[inline]
+    pub fn raw(&mut self, pson: &[u8]) -> Result<(), Error> {
+        self.sink.write(pson)
+    }
+
+    /// Writes any [`EncodePson`] value.
+    #[inline]
+    pub fn value<T: EncodePson + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
+        value.encode_pson(self)
+    }
+}
+
+/// A type that can write itself as one PSON value.
+///
+/// Implemented for integers, floats, `bool`, `str`, `&[u8]`-like byte wrappers, `Option`
+/// (`None` → null), tuples of pairs, arrays and slices, [`PsonRef`](super::PsonRef), and
+/// under features [`Value`](super::Value) and [`Serde`](super::Serde).
+///
+/// ```
+/// use thinger_core::pson::{EncodePson, Encoder, Sink, Error};
+///
+/// struct Reading { celsius: f32 }
+///
+/// impl EncodePson for Reading {
+///     fn encode_pson<S: Sink>(&self, enc: &mut Encoder<S>) -> Result<(), Error> {
+///         enc.map_header(1)?;
+///         enc.str("celsius")?;
+///         enc.f32(self.celsius)
+///     }
+/// }
+///
+/// let mut buf = [0u8; 16];
+/// let n = thinger_core::pson::encode_to_slice(&Reading { celsius: 22.5 }, &mut buf).unwrap();
+/// assert_eq!(n, 14);
+/// ```
+pub trait EncodePson {
+    /// Writes `self` as exactly one PSON value.
+    fn encode_pson<S: Sink>(&self, enc: &mut Encoder<S>) -> Result<(), Error>;
+}
+
+/// Encodes `value` into `buf`, returning the number of bytes written.
+///
+/// ```
+/// let mut buf = [0u8; 8];
+/// assert_eq!(thinger_core::pson::encode_to_slice("a", &mut buf), Ok(2));
+/// ```
+pub fn encode_to_slice<T: EncodePson + ?Sized>(value: &T, buf: &mut [u8]) -> Result<usize, Error> {
+    let mut enc = Encoder::new(SliceSink::new(buf));
+    value.encode_pson(&mut enc)?;
+    Ok(enc.into_sink().written())
+}
+
+/// The number of bytes `value` encodes to.
+///
+/// ```
+/// assert_eq!(thinger_core::pson::encoded_len(&300u32), 3);
+/// ```
+pub fn encoded_len<T: EncodePson + ?Sized>(value: &T) -> usize {
+    let mut enc = Encoder::new(SizeCounter::default());
+    // A size counter cannot fail; an EncodePson impl that fails anyway counts what it wrote.
+    let _ = value.encode_pson(&mut enc);
+    enc.into_sink().len()
+}
+
+macro_rules! encode_unsigned {
+    ($($t:ty),*) => {$(
+        impl EncodePson for $t {
+            #[inline]
+            fn encode_pson<S: Sink>(&self, enc: &mut Encoder<S>) -> Result<(), Error> {
+                enc.u64(u64::from(*self))
+            }
+        }
+    )*};
+}
+encode_unsigned!(u8, u16, u32, u64);
+
+macro_rules! encode_signed {
+    ($($t:ty),*) => {$(
+        impl EncodePson for $t {
+            #[inline]
+            fn encode_pson<S: Sink>(&self, enc: &mut Encoder<S>) -> Result<(), Error> {
+                enc.i64(i64::from(*self))
+            }
+        }
+    )*};
+}
+encode_signed!(i8, i16, i32, i64);
+
+impl EncodePson for usize {
+    #[inline]
+    fn encode_pson<S: Sink>(&self, enc: &mut Encoder<S>) -> Result<(), Error> {
+        enc.u64(*self as u64)
+    }
+}
+
+impl EncodePson for isize {
+    #[inline]
+    fn encode_pson<S: Sink>(&self, enc: &mut Encoder<S>) -> Result<(), Error> {
+        enc.i64(*self as i64)
+    }
+}
+
+impl EncodePson for f32 {
+    #[inline]
+    fn encode_pson<S: Sink>(&self, enc: &mut Encoder<S>) -> Result<(), Error> {
+        enc.f32(*self)
+    }
+}
+
+impl EncodePson for f64 {
+    #[inline]
+    fn encode_pson<S: Sink>(&self, enc: &mut Encoder<S>) -> Result<(), Error> {
+        enc.f64(*self)
+    }
+}
+
+impl EncodePson for bool {
+    #[inline]
+    fn encode_pson<S: Sink>(&self, enc: &mut Encoder<S>) -> Result<(), Error> {
+        enc.bool(*self)
+    }
+}
+
+impl EncodePson for () {
+    #[inline]
+    fn encode_pson<S: Sink>(&self, enc: &mut Encoder<S>) -> Result<(), Error> {
+        enc.null()
+    }
+}
+
+impl EncodePson for str {
+    #[inline]
+    fn encode_pson<S: Sink>(&self, enc: &mut Encoder<S>) -> Result<(), Error> {
+        enc.str(self)
+    }
+}
+
+impl<T: EncodePson + ?Sized> EncodePson for &T {
+    #[inline]
+    fn encode_pson<S: Sink>(&self, enc: &mut Encoder<S>) -> Result<(), Error> {
+        (**self).encode_pson(enc)
+    }
+}
+
+impl<T: EncodePson> EncodePson for Option<T> {
+    #[inline]
+    fn encode_pson<S: Sink>(&self, enc: &mut Encoder<S>) -> Result<(), Error> {
+        match self {
+            Some(v) => v.encode_pson(enc),
+            None => enc.null(),
+        }
+    }
+}
+
+impl<T: EncodePson> EncodePson for [T] {
+    fn encode_pson<S: Sink>(&self, enc: &mut Encoder<S>) -> Result<(), Error> {
+        enc.array_header(self.len())?;
+        self.iter().try_for_each(|v| v.encode_pson(enc))
+    }
+}
+
+impl<T: EncodePson, const N: usize> EncodePson for [T; N] {
+    fn encode_pson<S: Sink>(&self, enc: &mut Encoder<S>) -> Result<(), Error> {
+        self.as_slice().encode_pson(enc)
+    }
+}
+
+/// A single `(key, value)` pair is written as a one-entry map.
+impl<K: AsRef<str>, V: EncodePson> EncodePson for (K, V) {
+    fn encode_pson<S: Sink>(&self, enc: &mut Encoder<S>) -> Result<(), Error> {
+        // A pair on its own is a one-entry map.
+        enc.map_header(1)?;
+        enc.str(self.0.as_ref())?;
+        self.1.encode_pson(enc)
+    }
+}
+
+/// A byte string (PSON type 5) rather than an array of numbers.
+///
+/// ```
+/// use thinger_core::pson::{encode_to_slice};
+/// use thinger_core::pson::Bytes;
+/// let mut buf = [0u8; 8];
+/// let n = encode_to_slice(&Bytes(&[1, 2]), &mut buf).unwrap();
+/// assert_eq!(&buf[..n], &[0xa2, 1, 2]);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bytes<'a>(pub &'a [u8]);
+
+impl EncodePson for Bytes<'_> {
+    #[inline]
+    fn encode_pson<S: Sink>(&self, enc: &mut Encoder<S>) -> Result<(), Error> {
+        enc.bytes(self.0)
+    }
+}
+
+/// A map written from a slice of `(key, value)` pairs, in order.
+///
+/// ```
+/// use thinger_core::pson::{encode_to_slice, Map};
+/// let mut buf = [0u8; 8];
+/// let n = encode_to_slice(&Map(&[("a", 1u8)]), &mut buf).unwrap();
+/// assert_eq!(&buf[..n], &[0xc1, 0x81, b'a', 0x01]);
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Map<'a, K, V>(pub &'a [(K, V)]);
+
+impl<K: AsRef<str>, V: EncodePson> EncodePson for Map<'_, K, V> {
+    fn encode_pson<S: Sink>(&self, enc: &mut Encoder<S>) -> Result<(), Error> {
+        enc.map_header(self.0.len())?;
+        self.0.iter().try_for_each(|(k, v)| {
+            enc.str(k.as_ref())?;
+            v.encode_pson(enc)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enc<T: EncodePson + ?Sized>(v: &T) -> std::vec::Vec<u8> {
+        let mut buf = [0u8; 64];
+        let n = encode_to_slice(v, &mut buf).unwrap();
+        assert_eq!(n, encoded_len(v));
+        buf[..n].to_vec()
+    }
+
+    #[test]
+    fn float_rules() {
+        assert_eq!(enc(&3.0f64), [0x03]);
+        assert_eq!(enc(&-7.0f64), [0x27]);
+        assert_eq!(enc(&23.5f64), [0x40, 0, 0, 0xbc, 0x41]);
+        assert_eq!(enc(&0.1f64)[0], 0x41);
+        assert_eq!(enc(&-0.0f64), [0x00]);
+        assert_eq!(enc(&f64::INFINITY), [0x40, 0, 0, 0x80, 0x7f]);
+        assert_eq!(enc(&f64::NAN).len(), 9);
+        assert_eq!(enc(&f32::NAN).len(), 5);
+        // 2^63 is outside i64 range: stays a float.
+        assert_eq!(enc(&9_223_372_036_854_775_808.0f64), [0x40, 0, 0, 0, 0x5f]);
+        assert_eq!(
+            enc(&-9_223_372_036_854_775_808.0f64),
+            [0x3f, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01]
+        );
+    }
+
+    #[test]
+    fn buffer_full_everywhere() {
+        let value = Map(&[("temperature", 23.5f64), ("humidity", 60.0)]);
+        let full = enc(&value);
+        for cut in 0..full.len() {
+            let mut buf = std::vec![0u8; cut];
+            assert_eq!(encode_to_slice(&value, &mut buf), Err(Error::BufferFull));
+        }
+    }
+}

@@ -1,0 +1,769 @@
+use super::{EXTENDED, EncodePson, Encoder, Error, Sink, WireType};
+use crate::varint;
+
+/// Default limit on nested maps and arrays.
+pub const DEFAULT_MAX_DEPTH: usize = 32;
+
+/// Limits applied while decoding.
+///
+/// ```
+/// use thinger_core::pson::{DecodeOptions, Error, PsonRef};
+/// let nested = [0xe1, 0xe1, 0xe1, 0xe0]; // [[[[]]]]
+/// let strict = DecodeOptions::new().max_depth(3);
+/// assert_eq!(PsonRef::decode_with(&nested, &strict).unwrap_err(), Error::DepthLimitExceeded);
+/// assert!(PsonRef::decode(&nested).is_ok());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct DecodeOptions {
+    /// Most maps/arrays that may be nested inside each other (the top-level container
+    /// counts as one). Each level costs a small, fixed amount of stack.
+    pub max_depth: usize,
+}
+
+impl DecodeOptions {
+    /// The defaults: depth limit [`DEFAULT_MAX_DEPTH`].
+    pub const fn new() -> Self {
+        DecodeOptions { max_depth: DEFAULT_MAX_DEPTH }
+    }
+    /// Sets the nesting limit.
+    pub const fn max_depth(mut self, depth: usize) -> Self {
+        self.max_depth = depth;
+        self
+    }
+}
+
+impl Default for DecodeOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A low-level cursor over PSON bytes. Every read checks the remaining input first.
+#[derive(Debug, Clone)]
+pub(crate) struct Cursor<'a> {
+    input: &'a [u8],
+    pos: usize,
+}
+
+/// A decoded tag: the wire type and its value (inline or from the varint).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Tag {
+    pub(crate) wire: WireType,
+    pub(crate) small: u8,
+    pub(crate) value: u64,
+}
+
+impl<'a> Cursor<'a> {
+    pub(crate) fn new(input: &'a [u8]) -> Self {
+        Cursor { input, pos: 0 }
+    }
+    pub(crate) fn position(&self) -> usize {
+        self.pos
+    }
+    pub(crate) fn remaining(&self) -> usize {
+        self.input.len().saturating_sub(self.pos)
+    }
+    #[allow(dead_code)] // used by the serde deserializer
+    pub(crate) fn peek(&self) -> Option<u8> {
+        self.input.get(self.pos).copied()
+    }
+
+    pub(crate) fn take(&mut self, len: usize) -> Result<&'a [u8], Error> {
+        if len > self.remaining() {
+            return Err(if self.remaining() == 0 { Error::Truncated } else { Error::LengthExceedsInput });
+        }
+        let end = self.pos + len;
+        let bytes = self.input.get(self.pos..end).ok_or(Error::Truncated)?;
+        self.pos = end;
+        Ok(bytes)
+    }
+
+    #[inline]
+    pub(crate) fn tag(&mut self) -> Result<Tag, Error> {
+        let byte = *self.input.get(self.pos).ok_or(Error::Truncated)?;
+        self.pos += 1;
+        let small = byte & EXTENDED;
+        let wire = WireType::from_tag(byte);
+        let value = if small == EXTENDED {
+            let rest = self.input.get(self.pos..).unwrap_or(&[]);
+            match varint::decode_u64(rest)? {
+                Some((v, n)) => {
+                    self.pos += n;
+                    v
+                }
+                None => return Err(Error::Truncated),
+            }
+        } else {
+            u64::from(small)
+        };
+        Ok(Tag { wire, small, value })
+    }
+
+    /// A length or count that must fit in the remaining input, `min_bytes_each` per unit.
+    #[inline]
+    fn checked_count(&self, count: u64, min_bytes_each: u64) -> Result<usize, Error> {
+        let needed = count.checked_mul(min_bytes_each).ok_or(Error::LengthExceedsInput)?;
+        if needed > self.remaining() as u64 {
+            return Err(if self.remaining() == 0 && needed > 0 { Error::Truncated } else { Error::LengthExceedsInput });
+        }
+        usize::try_from(count).map_err(|_| Error::LengthExceedsInput)
+    }
+
+    pub(crate) fn str_body(&mut self, len: u64, validate: bool) -> Result<&'a str, Error> {
+        let len = self.checked_count(len, 1)?;
+        let bytes = self.take(len)?;
+        // Without `unsafe` every conversion re-checks UTF-8; `validate` only matters for
+        // callers that skip a string without looking at it.
+        let _ = validate;
+        core::str::from_utf8(bytes).map_err(|_| Error::InvalidUtf8)
+    }
+
+    pub(crate) fn float(&mut self, tag: Tag) -> Result<PsonRef<'a>, Error> {
+        match tag.small {
+            0 => {
+                let b = self.take(4)?;
+                let mut a = [0u8; 4];
+                a.copy_from_slice(b);
+                Ok(PsonRef::F32(f32::from_le_bytes(a)))
+            }
+            1 => {
+                let b = self.take(8)?;
+                let mut a = [0u8; 8];
+                a.copy_from_slice(b);
+                Ok(PsonRef::F64(f64::from_le_bytes(a)))
+            }
+            _ => Err(Error::InvalidTag(((WireType::Float as u8) << 5) | tag.small)),
+        }
+    }
+
+    pub(crate) fn map_len(&self, tag: Tag) -> Result<usize, Error> {
+        // A pair needs at least a key tag and a value tag.
+        self.checked_count(tag.value, 2)
+    }
+
+    pub(crate) fn array_len(&self, tag: Tag) -> Result<usize, Error> {
+        self.checked_count(tag.value, 1)
+    }
+
+    /// Reads one value. Containers are skipped over (validated when `validate`) and returned
+    /// as lazy views. `depth_left` is how many more containers may be entered.
+    pub(crate) fn value(&mut self, depth_left: usize, validate: bool) -> Result<PsonRef<'a>, Error> {
+        let tag = self.tag()?;
+        self.value_after_tag(tag, depth_left, validate)
+    }
+
+    pub(crate) fn value_after_tag(
+        &mut self,
+        tag: Tag,
+        depth_left: usize,
+        validate: bool,
+    ) -> Result<PsonRef<'a>, Error> {
+        Ok(match tag.wire {
+            WireType::PositiveInt => PsonRef::Uint(tag.value),
+            WireType::NegativeInt => PsonRef::Int(negate(tag.value)?),
+            WireType::Float => self.float(tag)?,
+            WireType::Discrete => match tag.small {
+                0 => PsonRef::Bool(false),
+                1 => PsonRef::Bool(true),
+                2 => PsonRef::Null,
+                _ => return Err(Error::InvalidTag(((WireType::Discrete as u8) << 5) | tag.small)),
+            },
+            WireType::String => PsonRef::Str(self.str_body(tag.value, validate)?),
+            WireType::Bytes => {
+                let len = self.checked_count(tag.value, 1)?;
+                PsonRef::Bytes(self.take(len)?)
+            }
+            WireType::Map => {
+                let len = self.map_len(tag)?;
+                let depth = depth_left.checked_sub(1).ok_or(Error::DepthLimitExceeded)?;
+                let start = self.pos;
+                for _ in 0..len {
+                    let key = self.tag()?;
+                    if key.wire != WireType::String {
+                        return Err(Error::NonStringKey);
+                    }
+                    self.str_body(key.value, validate)?;
+                    self.skip(depth, validate)?;
+                }
+                let body = self.input.get(start..self.pos).ok_or(Error::Truncated)?;
+                PsonRef::Map(MapRef { body, len })
+            }
+            WireType::Array => {
+                let len = self.array_len(tag)?;
+                let depth = depth_left.checked_sub(1).ok_or(Error::DepthLimitExceeded)?;
+                let start = self.pos;
+                for _ in 0..len {
+                    self.skip(depth, validate)?;
+                }
+                let body = self.input.get(start..self.pos).ok_or(Error::Truncated)?;
+                PsonRef::Array(ArrayRef { body, len })
+            }
+        })
+    }
+
+    /// Skips one value, checking it when `validate`.
+    pub(crate) fn skip(&mut self, depth_left: usize, validate: bool) -> Result<(), Error> {
+        self.value(depth_left, validate).map(|_| ())
+    }
+}
+
+#[inline]
+fn negate(magnitude: u64) -> Result<i64, Error> {
+    // -(2^63) is the most negative i64.
+    if magnitude == 1u64 << 63 {
+        Ok(i64::MIN)
+    } else {
+        i64::try_from(magnitude).map(|m| -m).map_err(|_| Error::IntegerOverflow)
+    }
+}
+
+/// A borrowed, validated view of one PSON value.
+///
+/// Strings and byte strings borrow the input; maps and arrays are lazy views that iterate
+/// over the input when asked. A value is validated completely (UTF-8, lengths, tags, depth)
+/// when it is decoded, so later access cannot fail.
+///
+/// ```
+/// use thinger_core::pson::PsonRef;
+/// // {"nested":{"f":0.25,"list":[true,null,-2,"x"]}}
+/// let bytes = [0xc1, 0x86, b'n', b'e', b's', b't', b'e', b'd', 0xc2, 0x81, b'f', 0x40, 0, 0,
+///              0x80, 0x3e, 0x84, b'l', b'i', b's', b't', 0xe4, 0x61, 0x62, 0x22, 0x81, b'x'];
+/// let doc = PsonRef::decode(&bytes).unwrap();
+/// let nested = doc.get("nested").unwrap();
+/// assert_eq!(nested.get("f").unwrap().as_f64(), Some(0.25));
+/// let list: Vec<PsonRef> = nested.get("list").unwrap().as_array().unwrap().iter().collect();
+/// assert_eq!(list[2], PsonRef::Int(-2));
+/// assert_eq!(list[3].as_str(), Some("x"));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum PsonRef<'a> {
+    /// `null`.
+    Null,
+    /// `true` / `false`.
+    Bool(bool),
+    /// A non-negative integer (PSON type 0).
+    Uint(u64),
+    /// A negative integer (PSON type 1).
+    Int(i64),
+    /// A float sent as f32.
+    F32(f32),
+    /// A float sent as f64.
+    F64(f64),
+    /// A UTF-8 string.
+    Str(&'a str),
+    /// A byte string.
+    Bytes(&'a [u8]),
+    /// A map of string keys to values.
+    Map(MapRef<'a>),
+    /// An array of values.
+    Array(ArrayRef<'a>),
+}
+
+impl<'a> PsonRef<'a> {
+    /// Decodes exactly one value that fills `input`, with the default limits.
+    ///
+    /// ```
+    /// use thinger_core::pson::{PsonRef, Error};
+    /// assert_eq!(PsonRef::decode(&[0x1f, 0xac, 0x02]), Ok(PsonRef::Uint(300)));
+    /// assert_eq!(PsonRef::decode(&[0x01, 0x02]), Err(Error::TrailingBytes));
+    /// ```
+    pub fn decode(input: &'a [u8]) -> Result<Self, Error> {
+        Self::decode_with(input, &DecodeOptions::new())
+    }
+
+    /// Decodes exactly one value that fills `input`, with the given limits.
+    ///
+    /// ```
+    /// use thinger_core::pson::{DecodeOptions, PsonRef};
+    /// assert_eq!(PsonRef::decode_with(&[0x61], &DecodeOptions::new()), Ok(PsonRef::Bool(true)));
+    /// ```
+    pub fn decode_with(input: &'a [u8], options: &DecodeOptions) -> Result<Self, Error> {
+        let (value, used) = Self::decode_prefix_with(input, options)?;
+        if used != input.len() {
+            return Err(Error::TrailingBytes);
+        }
+        Ok(value)
+    }
+
+    /// Decodes the value at the start of `input` and returns it with the number of bytes it
+    /// took; anything after it is left alone (as inside an IOTMP frame body).
+    ///
+    /// ```
+    /// use thinger_core::pson::PsonRef;
+    /// assert_eq!(PsonRef::decode_prefix(&[0x61, 0xff]), Ok((PsonRef::Bool(true), 1)));
+    /// ```
+    pub fn decode_prefix(input: &'a [u8]) -> Result<(Self, usize), Error> {
+        Self::decode_prefix_with(input, &DecodeOptions::new())
+    }
+
+    /// [`PsonRef::decode_prefix`] with the given limits.
+    ///
+    /// ```
+    /// use thinger_core::pson::{DecodeOptions, PsonRef};
+    /// let (v, n) = PsonRef::decode_prefix_with(&[0x80, 0x00], &DecodeOptions::new()).unwrap();
+    /// assert_eq!((v.as_str(), n), (Some(""), 1));
+    /// ```
+    pub fn decode_prefix_with(input: &'a [u8], options: &DecodeOptions) -> Result<(Self, usize), Error> {
+        let mut cursor = Cursor::new(input);
+        let value = cursor.value(options.max_depth, true)?;
+        Ok((value, cursor.position()))
+    }
+
+    /// The PSON type of this value.
+    ///
+    /// ```
+    /// use thinger_core::pson::{PsonRef, WireType};
+    /// assert_eq!(PsonRef::Null.wire_type(), WireType::Discrete);
+    /// ```
+    pub fn wire_type(&self) -> WireType {
+        match self {
+            PsonRef::Null | PsonRef::Bool(_) => WireType::Discrete,
+            PsonRef::Uint(_) => WireType::PositiveInt,
+            PsonRef::Int(_) => WireType::NegativeInt,
+            PsonRef::F32(_) | PsonRef::F64(_) => WireType::Float,
+            PsonRef::Str(_) => WireType::String,
+            PsonRef::Bytes(_) => WireType::Bytes,
+            PsonRef::Map(_) => WireType::Map,
+            PsonRef::Array(_) => WireType::Array,
+        }
+    }
+
+    /// Whether the value is `null`.
+    ///
+    /// ```
+    /// assert!(thinger_core::pson::PsonRef::Null.is_null());
+    /// ```
+    pub fn is_null(&self) -> bool {
+        matches!(self, PsonRef::Null)
+    }
+
+    /// The boolean, if this is one.
+    ///
+    /// ```
+    /// assert_eq!(thinger_core::pson::PsonRef::Bool(true).as_bool(), Some(true));
+    /// ```
+    pub fn as_bool(&self) -> Option<bool> {
+        match *self {
+            PsonRef::Bool(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// The value as `u64`, if it is a non-negative integer (or a whole float that fits).
+    ///
+    /// ```
+    /// use thinger_core::pson::PsonRef;
+    /// assert_eq!(PsonRef::Uint(7).as_u64(), Some(7));
+    /// assert_eq!(PsonRef::Int(-1).as_u64(), None);
+    /// ```
+    pub fn as_u64(&self) -> Option<u64> {
+        match *self {
+            PsonRef::Uint(v) => Some(v),
+            PsonRef::F32(f) => whole_u64(f64::from(f)),
+            PsonRef::F64(f) => whole_u64(f),
+            _ => None,
+        }
+    }
+
+    /// The value as `i64`, if it is an integer in range (or a whole float that fits).
+    ///
+    /// ```
+    /// use thinger_core::pson::PsonRef;
+    /// assert_eq!(PsonRef::Int(-3).as_i64(), Some(-3));
+    /// assert_eq!(PsonRef::Uint(u64::MAX).as_i64(), None);
+    /// ```
+    pub fn as_i64(&self) -> Option<i64> {
+        match *self {
+            PsonRef::Uint(v) => i64::try_from(v).ok(),
+            PsonRef::Int(v) => Some(v),
+            PsonRef::F32(f) => whole_i64(f64::from(f)),
+            PsonRef::F64(f) => whole_i64(f),
+            _ => None,
+        }
+    }
+
+    /// Any number as `f64` (integers are converted, possibly rounding above 2^53).
+    ///
+    /// ```
+    /// use thinger_core::pson::PsonRef;
+    /// assert_eq!(PsonRef::Uint(3).as_f64(), Some(3.0));
+    /// assert_eq!(PsonRef::F32(0.5).as_f64(), Some(0.5));
+    /// ```
+    pub fn as_f64(&self) -> Option<f64> {
+        match *self {
+            PsonRef::Uint(v) => Some(v as f64),
+            PsonRef::Int(v) => Some(v as f64),
+            PsonRef::F32(f) => Some(f64::from(f)),
+            PsonRef::F64(f) => Some(f),
+            _ => None,
+        }
+    }
+
+    /// The string, if this is one.
+    ///
+    /// ```
+    /// assert_eq!(thinger_core::pson::PsonRef::Str("x").as_str(), Some("x"));
+    /// ```
+    pub fn as_str(&self) -> Option<&'a str> {
+        match *self {
+            PsonRef::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The byte string, if this is one.
+    ///
+    /// ```
+    /// assert_eq!(thinger_core::pson::PsonRef::Bytes(b"x").as_bytes(), Some(&b"x"[..]));
+    /// ```
+    pub fn as_bytes(&self) -> Option<&'a [u8]> {
+        match *self {
+            PsonRef::Bytes(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// The map view, if this is a map.
+    ///
+    /// ```
+    /// let v = thinger_core::pson::PsonRef::decode(&[0xc0]).unwrap();
+    /// assert!(v.as_map().unwrap().is_empty());
+    /// ```
+    pub fn as_map(&self) -> Option<MapRef<'a>> {
+        match *self {
+            PsonRef::Map(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// The array view, if this is an array.
+    ///
+    /// ```
+    /// let v = thinger_core::pson::PsonRef::decode(&[0xe2, 0x01, 0x02]).unwrap();
+    /// assert_eq!(v.as_array().unwrap().len(), 2);
+    /// ```
+    pub fn as_array(&self) -> Option<ArrayRef<'a>> {
+        match *self {
+            PsonRef::Array(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// Looks up `key` if this is a map.
+    ///
+    /// ```
+    /// let v = thinger_core::pson::PsonRef::decode(&[0xc1, 0x81, b'a', 0x01]).unwrap();
+    /// assert_eq!(v.get("a").and_then(|a| a.as_u64()), Some(1));
+    /// assert!(v.get("b").is_none());
+    /// ```
+    pub fn get(&self, key: &str) -> Option<PsonRef<'a>> {
+        self.as_map()?.get(key)
+    }
+}
+
+fn whole_i64(f: f64) -> Option<i64> {
+    if (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&f) && (f as i64) as f64 == f {
+        Some(f as i64)
+    } else {
+        None
+    }
+}
+
+fn whole_u64(f: f64) -> Option<u64> {
+    if (0.0..18_446_744_073_709_551_616.0).contains(&f) && (f as u64) as f64 == f { Some(f as u64) } else { None }
+}
+
+/// A lazy view of a PSON map: its pairs are read from the input as they are iterated.
+///
+/// Equality compares the encoded bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct MapRef<'a> {
+    body: &'a [u8],
+    len: usize,
+}
+
+impl<'a> MapRef<'a> {
+    /// Number of key/value pairs.
+    ///
+    /// ```
+    /// let v = thinger_core::pson::PsonRef::decode(&[0xc1, 0x81, b'a', 0x01]).unwrap();
+    /// assert_eq!(v.as_map().unwrap().len(), 1);
+    /// ```
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    /// Whether the map has no pairs.
+    ///
+    /// ```
+    /// let v = thinger_core::pson::PsonRef::decode(&[0xc0]).unwrap();
+    /// assert!(v.as_map().unwrap().is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    /// The encoded pairs (without the map's own tag).
+    ///
+    /// ```
+    /// let v = thinger_core::pson::PsonRef::decode(&[0xc1, 0x81, b'a', 0x01]).unwrap();
+    /// assert_eq!(v.as_map().unwrap().body(), &[0x81, b'a', 0x01]);
+    /// ```
+    pub fn body(&self) -> &'a [u8] {
+        self.body
+    }
+    /// Iterates over `(key, value)` pairs in wire order.
+    ///
+    /// ```
+    /// let v = thinger_core::pson::PsonRef::decode(&[0xc1, 0x81, b'a', 0x01]).unwrap();
+    /// let (k, v) = v.as_map().unwrap().iter().next().unwrap();
+    /// assert_eq!((k, v.as_u64()), ("a", Some(1)));
+    /// ```
+    pub fn iter(&self) -> MapIter<'a> {
+        MapIter { cursor: Cursor::new(self.body), left: self.len }
+    }
+    /// The value of the first pair whose key is `key`.
+    ///
+    /// ```
+    /// let v = thinger_core::pson::PsonRef::decode(&[0xc1, 0x81, b'a', 0x61]).unwrap();
+    /// assert_eq!(v.as_map().unwrap().get("a").unwrap().as_bool(), Some(true));
+    /// ```
+    pub fn get(&self, key: &str) -> Option<PsonRef<'a>> {
+        let mut cursor = Cursor::new(self.body);
+        for _ in 0..self.len {
+            let tag = cursor.tag().ok()?;
+            let k = cursor.take(usize::try_from(tag.value).ok()?).ok()?;
+            if k == key.as_bytes() {
+                return cursor.value(usize::MAX, false).ok();
+            }
+            cursor.skip(usize::MAX, false).ok()?;
+        }
+        None
+    }
+}
+
+impl<'a> IntoIterator for MapRef<'a> {
+    type Item = (&'a str, PsonRef<'a>);
+    type IntoIter = MapIter<'a>;
+    fn into_iter(self) -> MapIter<'a> {
+        self.iter()
+    }
+}
+
+/// Iterator over the pairs of a [`MapRef`].
+#[derive(Debug, Clone)]
+pub struct MapIter<'a> {
+    cursor: Cursor<'a>,
+    left: usize,
+}
+
+impl<'a> Iterator for MapIter<'a> {
+    type Item = (&'a str, PsonRef<'a>);
+    fn next(&mut self) -> Option<Self::Item> {
+        self.left = self.left.checked_sub(1)?;
+        // The map was validated when decoded; an error here cannot happen, and ends the walk.
+        let tag = self.cursor.tag().ok()?;
+        let key = self.cursor.str_body(tag.value, false).ok()?;
+        let value = self.cursor.value(usize::MAX, false).ok()?;
+        Some((key, value))
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+/// A lazy view of a PSON array.
+///
+/// Equality compares the encoded bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct ArrayRef<'a> {
+    body: &'a [u8],
+    len: usize,
+}
+
+impl<'a> ArrayRef<'a> {
+    /// Number of elements.
+    ///
+    /// ```
+    /// let v = thinger_core::pson::PsonRef::decode(&[0xe1, 0x01]).unwrap();
+    /// assert_eq!(v.as_array().unwrap().len(), 1);
+    /// ```
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    /// Whether the array is empty.
+    ///
+    /// ```
+    /// let v = thinger_core::pson::PsonRef::decode(&[0xe0]).unwrap();
+    /// assert!(v.as_array().unwrap().is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    /// The encoded elements (without the array's own tag).
+    ///
+    /// ```
+    /// let v = thinger_core::pson::PsonRef::decode(&[0xe1, 0x01]).unwrap();
+    /// assert_eq!(v.as_array().unwrap().body(), &[0x01]);
+    /// ```
+    pub fn body(&self) -> &'a [u8] {
+        self.body
+    }
+    /// Iterates over the elements.
+    ///
+    /// ```
+    /// let v = thinger_core::pson::PsonRef::decode(&[0xe2, 0x01, 0x02]).unwrap();
+    /// let sum: u64 = v.as_array().unwrap().iter().filter_map(|e| e.as_u64()).sum();
+    /// assert_eq!(sum, 3);
+    /// ```
+    pub fn iter(&self) -> ArrayIter<'a> {
+        ArrayIter { cursor: Cursor::new(self.body), left: self.len }
+    }
+    /// The element at `index`.
+    ///
+    /// ```
+    /// let v = thinger_core::pson::PsonRef::decode(&[0xe2, 0x01, 0x02]).unwrap();
+    /// assert_eq!(v.as_array().unwrap().get(1).unwrap().as_u64(), Some(2));
+    /// ```
+    pub fn get(&self, index: usize) -> Option<PsonRef<'a>> {
+        self.iter().nth(index)
+    }
+}
+
+impl<'a> IntoIterator for ArrayRef<'a> {
+    type Item = PsonRef<'a>;
+    type IntoIter = ArrayIter<'a>;
+    fn into_iter(self) -> ArrayIter<'a> {
+        self.iter()
+    }
+}
+
+/// Iterator over the elements of an [`ArrayRef`].
+#[derive(Debug, Clone)]
+pub struct ArrayIter<'a> {
+    cursor: Cursor<'a>,
+    left: usize,
+}
+
+impl<'a> Iterator for ArrayIter<'a> {
+    type Item = PsonRef<'a>;
+    fn next(&mut self) -> Option<Self::Item> {
+        self.left = self.left.checked_sub(1)?;
+        self.cursor.value(usize::MAX, false).ok()
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+impl EncodePson for PsonRef<'_> {
+    /// Writes the value back; integers, strings and containers keep their bytes, floats keep
+    /// their width.
+    fn encode_pson<S: Sink>(&self, enc: &mut Encoder<S>) -> Result<(), Error> {
+        match *self {
+            PsonRef::Null => enc.null(),
+            PsonRef::Bool(b) => enc.bool(b),
+            PsonRef::Uint(v) => enc.u64(v),
+            PsonRef::Int(v) => enc.i64(v),
+            PsonRef::F32(f) => enc.f32_raw(f),
+            PsonRef::F64(f) => enc.f64_raw(f),
+            PsonRef::Str(s) => enc.str(s),
+            PsonRef::Bytes(b) => enc.bytes(b),
+            PsonRef::Map(m) => {
+                enc.map_header(m.len)?;
+                enc.raw(m.body)
+            }
+            PsonRef::Array(a) => {
+                enc.array_header(a.len)?;
+                enc.raw(a.body)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn hostile_lengths_are_refused_before_use() {
+        // A string claiming 4 GiB with 1 byte of input.
+        assert_eq!(PsonRef::decode(&[0x9f, 0xff, 0xff, 0xff, 0xff, 0x0f, b'a']), Err(Error::LengthExceedsInput));
+        // A map claiming u64::MAX pairs.
+        let mut m = std::vec![0xdf];
+        m.extend_from_slice(&[0xff; 9]);
+        m.push(0x01);
+        assert_eq!(PsonRef::decode(&m), Err(Error::LengthExceedsInput));
+        assert_eq!(PsonRef::decode(&[0xe5, 0x01]), Err(Error::LengthExceedsInput));
+        assert_eq!(PsonRef::decode(&[]), Err(Error::Truncated));
+        assert_eq!(PsonRef::decode(&[0x85]), Err(Error::Truncated));
+    }
+
+    #[test]
+    fn bad_tags_and_keys() {
+        assert_eq!(PsonRef::decode(&[0x42]), Err(Error::InvalidTag(0x42)));
+        assert_eq!(PsonRef::decode(&[0x63]), Err(Error::InvalidTag(0x63)));
+        assert_eq!(PsonRef::decode(&[0xc1, 0x01, 0x01]), Err(Error::NonStringKey));
+        assert_eq!(PsonRef::decode(&[0x82, 0xff, 0xfe]), Err(Error::InvalidUtf8));
+        assert_eq!(PsonRef::decode(&[0xc1, 0x82, 0xff, 0xfe, 0x01]), Err(Error::InvalidUtf8));
+        assert_eq!(PsonRef::decode(&[0x40, 0, 0]), Err(Error::LengthExceedsInput));
+        assert_eq!(PsonRef::decode(&[0x1f, 0x80]), Err(Error::Truncated));
+        assert_eq!(
+            PsonRef::decode(&[0x1f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]),
+            Err(Error::VarintOverflow)
+        );
+    }
+
+    #[test]
+    fn negative_range() {
+        let mut min = std::vec![0x3f];
+        min.extend_from_slice(&[0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01]);
+        assert_eq!(PsonRef::decode(&min), Ok(PsonRef::Int(i64::MIN)));
+        let mut over = std::vec![0x3f];
+        over.extend_from_slice(&[0x81, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01]);
+        assert_eq!(PsonRef::decode(&over), Err(Error::IntegerOverflow));
+    }
+
+    #[test]
+    fn depth_limit_exact() {
+        let mut nested = std::vec![0xe1; DEFAULT_MAX_DEPTH - 1];
+        nested.push(0xe0);
+        assert!(PsonRef::decode(&nested).is_ok());
+        let mut deeper = std::vec![0xe1; DEFAULT_MAX_DEPTH];
+        deeper.push(0xe0);
+        assert_eq!(PsonRef::decode(&deeper), Err(Error::DepthLimitExceeded));
+        // Maps count too.
+        let mut maps = std::vec::Vec::new();
+        for _ in 0..=DEFAULT_MAX_DEPTH {
+            maps.extend_from_slice(&[0xc1, 0x81, b'k']);
+        }
+        maps.push(0x00);
+        assert_eq!(PsonRef::decode(&maps), Err(Error::DepthLimitExceeded));
+        assert!(PsonRef::decode_with(&maps, &DecodeOptions::new().max_depth(DEFAULT_MAX_DEPTH + 1)).is_ok());
+        assert_eq!(PsonRef::decode_with(&[0x01], &DecodeOptions::new().max_depth(0)), Ok(PsonRef::Uint(1)));
+    }
+
+    proptest! {
+        #[test]
+        fn any_bytes_decode_or_error(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            if let Ok(v) = PsonRef::decode(&bytes) {
+                // A decoded value re-encodes to the same length or shorter (non-minimal tags).
+                let mut buf = std::vec![0u8; bytes.len()];
+                let n = crate::pson::encode_to_slice(&v, &mut buf).unwrap();
+                prop_assert!(n <= bytes.len());
+                walk(v);
+            }
+        }
+    }
+
+    fn walk(v: PsonRef<'_>) {
+        match v {
+            PsonRef::Map(m) => m.iter().for_each(|(_, v)| walk(v)),
+            PsonRef::Array(a) => a.iter().for_each(walk),
+            _ => {}
+        }
+    }
+}
