@@ -2,7 +2,7 @@
 //!
 //! The sans-IO heart of the Thinger.io device SDK for Rust.
 //!
-//! * [`pson`]: the PSON value encoding (encoder into caller buffers, zero-copy reader,
+//! * [`pson`](mod@pson): the PSON value encoding (encoder into caller buffers, zero-copy reader,
 //!   optional serde support and an owned `Value` behind the `alloc` feature).
 //! * [`iotmp`]: IOTMP framing (varints, message types, fields, frame encoder and an
 //!   incremental frame decoder).
@@ -31,5 +31,9 @@ extern crate alloc;
 extern crate std;
 
 pub mod iotmp;
+mod log;
 pub mod pson;
+pub mod resource;
+pub mod session;
+pub mod time;
 pub mod varint;

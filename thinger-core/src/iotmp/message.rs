@@ -231,9 +231,43 @@ pub struct Message<'a> {
     pub payload: Option<FieldValue<'a>>,
     /// `F4`.
     pub resource: Option<FieldValue<'a>>,
+    /// Encoded PSON bytes of `F2` and `F3` when they were sent as PSON (for serde).
+    raw: [Option<&'a [u8]>; 2],
 }
 
 impl<'a> Message<'a> {
+    /// A message with no fields (useful in tests and for building replies).
+    ///
+    /// ```
+    /// use thinger_core::iotmp::{Message, MessageType};
+    /// assert_eq!(Message::new(MessageType::KeepAlive).stream_id, 0);
+    /// ```
+    pub const fn new(kind: MessageType) -> Self {
+        Message { kind, stream_id: 0, parameters: None, payload: None, resource: None, raw: [None, None] }
+    }
+
+    /// The encoded PSON bytes of the payload (`F3`), if it was sent as PSON.
+    ///
+    /// ```
+    /// use thinger_core::iotmp::RawFrame;
+    /// let m = RawFrame { msg_type: 6, body: &[0x08, 0x08, 0x1a, 0x61] }.message().unwrap();
+    /// assert_eq!(m.payload_pson(), Some(&[0x61][..]));
+    /// ```
+    pub fn payload_pson(&self) -> Option<&'a [u8]> {
+        self.raw[1]
+    }
+
+    /// The encoded PSON bytes of the parameters (`F2`), if they were sent as PSON.
+    ///
+    /// ```
+    /// use thinger_core::iotmp::RawFrame;
+    /// let m = RawFrame { msg_type: 6, body: &[0x10, 0x05] }.message().unwrap();
+    /// assert_eq!(m.parameters_pson(), None); // sent as a varint
+    /// ```
+    pub fn parameters_pson(&self) -> Option<&'a [u8]> {
+        self.raw[0]
+    }
+
     /// Parses a frame body of message type `msg_type`.
     ///
     /// ```
@@ -248,7 +282,7 @@ impl<'a> Message<'a> {
         let mut stream_id = 0u16;
         let err = |kind, stream_id| MessageError { kind, msg_type, stream_id };
         let kind = MessageType::from_u32(msg_type).ok_or(err(MessageErrorKind::UnknownType(msg_type), 0))?;
-        let mut message = Message { kind, stream_id: 0, parameters: None, payload: None, resource: None };
+        let mut message = Message::new(kind);
         let mut pos = 0usize;
         while let Some(rest) = body.get(pos..).filter(|r| !r.is_empty()) {
             let (key, n) = match varint::decode_u64(rest) {
@@ -259,6 +293,7 @@ impl<'a> Message<'a> {
             let rest = body.get(pos..).unwrap_or(&[]);
             let wire = (key & 0x07) as u8;
             let field = key >> 3;
+            let mut raw = None;
             let value = match wire {
                 0 => match varint::decode_u64(rest) {
                     Ok(Some((v, n))) => {
@@ -270,6 +305,7 @@ impl<'a> Message<'a> {
                 2 => match PsonRef::decode_prefix_with(rest, options) {
                     Ok((v, n)) => {
                         pos += n;
+                        raw = rest.get(..n);
                         FieldValue::Pson(v)
                     }
                     Err(e) => return Err(err(MessageErrorKind::Pson(e), stream_id)),
@@ -284,8 +320,14 @@ impl<'a> Message<'a> {
                         .and_then(|v| u16::try_from(v).ok())
                         .ok_or(err(MessageErrorKind::BadStreamId, stream_id))?;
                 }
-                2 => message.parameters = Some(value),
-                3 => message.payload = Some(value),
+                2 => {
+                    message.parameters = Some(value);
+                    message.raw[0] = raw;
+                }
+                3 => {
+                    message.payload = Some(value);
+                    message.raw[1] = raw;
+                }
                 4 => message.resource = Some(value),
                 _ => {} // unknown field id with a known wire type: skipped
             }

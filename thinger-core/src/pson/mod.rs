@@ -29,13 +29,25 @@
 //! assert_eq!(map.get("on").and_then(|v| v.as_bool()), Some(true));
 //! ```
 
+#[cfg(feature = "serde")]
+mod de;
 mod encode;
 mod error;
 mod reader;
+#[cfg(feature = "serde")]
+mod ser;
+#[cfg(feature = "alloc")]
+mod value;
 
 pub use encode::{Bytes, EncodePson, Encoder, IoSink, Map, Sink, SizeCounter, SliceSink, encode_to_slice, encoded_len};
 pub use error::Error;
 pub use reader::{ArrayIter, ArrayRef, DEFAULT_MAX_DEPTH, DecodeOptions, MapIter, MapRef, PsonRef};
+#[cfg(feature = "alloc")]
+pub use value::Value;
+#[cfg(feature = "serde")]
+pub use de::{Deserializer, from_slice, from_slice_with};
+#[cfg(feature = "serde")]
+pub use ser::{Serde, Serializer, serialized_len, to_slice};
 
 /// PSON value types: the top three bits of a tag byte.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

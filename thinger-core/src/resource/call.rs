@@ -1,0 +1,92 @@
+use super::{Input, Output, Params};
+
+/// Why a handler is being called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum CallMode {
+    /// A RUN from the server (or STREAM_DATA into an input): act on the input, write the
+    /// output.
+    Run,
+    /// A stream sample: write the current output (outputs) or state (inputs); no input.
+    Sample,
+    /// DESCRIBE asks for a sample *input*: write a typical input value (e.g. zeros) into the
+    /// output, without side effects.
+    DescribeInput,
+    /// DESCRIBE asks for a sample *output*: write the output for a default input, without
+    /// side effects.
+    DescribeOutput,
+}
+
+/// One call of a resource handler: input, output, path captures and mode.
+///
+/// ```
+/// use thinger_core::resource::{Call, CallMode, Input, Output, Params};
+/// let mut buf = [0u8; 16];
+/// let params = Params::new();
+/// let mut call = Call::new(CallMode::Run, Input::empty(), Output::new(&mut buf), &params);
+/// call.output().set(&7u8).unwrap();
+/// assert_eq!(call.into_output().finish(), Ok(1));
+/// ```
+#[derive(Debug)]
+pub struct Call<'c> {
+    mode: CallMode,
+    input: Input<'c>,
+    output: Output<'c>,
+    params: &'c Params<'c>,
+    code: Option<u16>,
+    deferred: bool,
+}
+
+impl<'c> Call<'c> {
+    /// A call (the session builds these; public for tests of handlers).
+    pub fn new(mode: CallMode, input: Input<'c>, output: Output<'c>, params: &'c Params<'c>) -> Self {
+        Call { mode, input, output, params, code: None, deferred: false }
+    }
+    /// Why the handler runs.
+    pub fn mode(&self) -> CallMode {
+        self.mode
+    }
+    /// Whether this is a DESCRIBE (no side effects allowed).
+    pub fn is_describe(&self) -> bool {
+        matches!(self.mode, CallMode::DescribeInput | CallMode::DescribeOutput)
+    }
+    /// The input (empty for samples and describes).
+    pub fn input(&self) -> Input<'c> {
+        self.input
+    }
+    /// Where to write the output.
+    pub fn output(&mut self) -> &mut Output<'c> {
+        &mut self.output
+    }
+    /// The value captured by `:name` / `*name` in the resource's path.
+    pub fn param(&self, name: &str) -> Option<&'c str> {
+        self.params.get(name)
+    }
+    /// All path captures.
+    pub fn params(&self) -> &'c Params<'c> {
+        self.params
+    }
+    /// Sets a return code without failing: the reply is `OK F2=code`.
+    pub fn set_code(&mut self, code: u16) {
+        self.code = Some(code);
+    }
+    /// The return code set by [`Call::set_code`].
+    pub fn code(&self) -> Option<u16> {
+        self.code
+    }
+    /// Answers later: the session hands the request out as an event and waits for
+    /// `Session::reply` (only for [`CallMode::Run`]; returns `false`, and nothing is
+    /// deferred, in other modes).
+    pub fn defer(&mut self) -> bool {
+        self.deferred = self.mode == CallMode::Run;
+        self.deferred
+    }
+    /// Whether [`Call::defer`] took effect.
+    pub fn is_deferred(&self) -> bool {
+        self.deferred
+    }
+    /// The output, to finish it.
+    pub fn into_output(self) -> Output<'c> {
+        self.output
+    }
+}

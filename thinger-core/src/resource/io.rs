@@ -1,0 +1,241 @@
+//! Input and output views handed to resource handlers.
+
+use crate::pson::{self, EncodePson, Encoder, PsonRef, SliceSink, WireType};
+use crate::varint;
+
+/// The input of a call: the PSON value the server sent, borrowed from the receive buffer.
+///
+/// Empty when the server sent no payload (for an input resource that means "report your
+/// current state").
+///
+/// ```
+/// use thinger_core::pson::PsonRef;
+/// use thinger_core::resource::Input;
+/// let bytes = [0xc1, 0x81, b'a', 0x02]; // {"a": 2}
+/// let input = Input::from_pson(&bytes).unwrap();
+/// assert_eq!(input.get("a").and_then(|v| v.as_u64()), Some(2));
+/// assert!(Input::empty().is_empty());
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Input<'i> {
+    value: Option<PsonRef<'i>>,
+    raw: Option<&'i [u8]>,
+}
+
+impl<'i> Input<'i> {
+    /// No input.
+    pub const fn empty() -> Self {
+        Input { value: None, raw: None }
+    }
+    /// An input from a decoded value and, when known, its encoded bytes.
+    pub const fn new(value: Option<PsonRef<'i>>, raw: Option<&'i [u8]>) -> Self {
+        Input { value, raw }
+    }
+    /// An input decoded from PSON bytes.
+    pub fn from_pson(bytes: &'i [u8]) -> Result<Self, pson::Error> {
+        Ok(Input { value: Some(PsonRef::decode(bytes)?), raw: Some(bytes) })
+    }
+    /// Whether the server sent nothing.
+    pub fn is_empty(&self) -> bool {
+        self.value.is_none()
+    }
+    /// The value, if any.
+    pub fn value(&self) -> Option<PsonRef<'i>> {
+        self.value
+    }
+    /// The encoded PSON bytes, when the value arrived as PSON (not as a varint).
+    pub fn raw(&self) -> Option<&'i [u8]> {
+        self.raw
+    }
+    /// A field of a map input.
+    pub fn get(&self, key: &str) -> Option<PsonRef<'i>> {
+        self.value?.get(key)
+    }
+    /// The input (or `input[key]` when the input is a map holding `key`) as a bool.
+    pub fn as_bool(&self) -> Option<bool> {
+        self.value?.as_bool()
+    }
+    /// The input as a number.
+    pub fn as_f64(&self) -> Option<f64> {
+        self.value?.as_f64()
+    }
+    /// A numeric field of a map input.
+    pub fn f64(&self, key: &str) -> Option<f64> {
+        self.get(key)?.as_f64()
+    }
+    /// An integer field of a map input.
+    pub fn i64(&self, key: &str) -> Option<i64> {
+        self.get(key)?.as_i64()
+    }
+    /// A boolean field of a map input.
+    pub fn bool(&self, key: &str) -> Option<bool> {
+        self.get(key)?.as_bool()
+    }
+    /// A string field of a map input.
+    pub fn str(&self, key: &str) -> Option<&'i str> {
+        self.get(key)?.as_str()
+    }
+
+    /// Deserializes the input into `T` (serde), borrowing strings from the frame.
+    ///
+    /// An empty input deserializes as PSON `null` (so `Option<T>` gives `None`).
+    ///
+    /// ```
+    /// #[derive(serde::Deserialize)]
+    /// struct Led { on: bool }
+    /// let bytes = [0xc1, 0x82, b'o', b'n', 0x61];
+    /// let input = thinger_core::resource::Input::from_pson(&bytes).unwrap();
+    /// assert!(input.deserialize::<Led>().unwrap().on);
+    /// ```
+    #[cfg(feature = "serde")]
+    pub fn deserialize<T: serde::Deserialize<'i>>(&self) -> Result<T, pson::Error> {
+        match (self.raw, self.value) {
+            (Some(raw), _) => pson::from_slice(raw),
+            (None, Some(PsonRef::Uint(v))) => T::deserialize(serde::de::value::U64Deserializer::<pson::Error>::new(v)),
+            (None, _) => T::deserialize(serde::de::value::UnitDeserializer::<pson::Error>::new()),
+        }
+    }
+}
+
+/// Room reserved in front of a map built field by field, for its header.
+const MAP_RESERVE: usize = 1 + varint::MAX_LEN_U64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Empty,
+    Value,
+    Map { pairs: usize },
+}
+
+/// Where a handler writes its output: one PSON value, written straight into the session's
+/// transmit buffer (no allocation).
+///
+/// Write a whole value with [`Output::set`], or build a map field by field with
+/// [`Output::field`] (the map header is fixed up when the handler returns).
+///
+/// ```
+/// use thinger_core::resource::Output;
+/// let mut buf = [0u8; 64];
+/// let mut out = Output::new(&mut buf);
+/// out.field("temperature", &23.5).unwrap();
+/// out.field("humidity", &60u8).unwrap();
+/// let n = out.finish().unwrap();
+/// assert_eq!(&buf[..2], &[0xc2, 0x8b]); // a 2-pair map, then "temperature"
+/// assert_eq!(n, 28);
+/// ```
+#[derive(Debug)]
+pub struct Output<'o> {
+    buf: &'o mut [u8],
+    len: usize,
+    state: State,
+    error: Option<pson::Error>,
+}
+
+impl<'o> Output<'o> {
+    /// An empty output writing into `buf`.
+    pub fn new(buf: &'o mut [u8]) -> Self {
+        Output { buf, len: 0, state: State::Empty, error: None }
+    }
+
+    /// Whether nothing was written.
+    pub fn is_empty(&self) -> bool {
+        self.state == State::Empty
+    }
+
+    /// Replaces the output with `value`.
+    pub fn set<T: EncodePson + ?Sized>(&mut self, value: &T) -> Result<(), pson::Error> {
+        self.len = 0;
+        self.state = State::Empty;
+        let mut enc = Encoder::new(SliceSink::new(self.buf));
+        let result = value.encode_pson(&mut enc);
+        self.len = enc.into_sink().written();
+        self.record(result)?;
+        self.state = State::Value;
+        Ok(())
+    }
+
+    /// Replaces the output with whatever `write` encodes (exactly one value).
+    pub fn write<F>(&mut self, write: F) -> Result<(), pson::Error>
+    where
+        F: FnOnce(&mut Encoder<SliceSink<'_>>) -> Result<(), pson::Error>,
+    {
+        self.len = 0;
+        let mut enc = Encoder::new(SliceSink::new(self.buf));
+        let result = write(&mut enc);
+        self.len = enc.into_sink().written();
+        self.record(result)?;
+        self.state = State::Value;
+        Ok(())
+    }
+
+    /// Replaces the output with a serde value.
+    #[cfg(feature = "serde")]
+    pub fn serialize<T: serde::Serialize + ?Sized>(&mut self, value: &T) -> Result<(), pson::Error> {
+        self.set(&pson::Serde(value))
+    }
+
+    /// Adds `key: value` to a map output (starting the map on the first call).
+    pub fn field<T: EncodePson + ?Sized>(&mut self, key: &str, value: &T) -> Result<(), pson::Error> {
+        let pairs = match self.state {
+            State::Map { pairs } => pairs,
+            State::Empty => {
+                self.len = MAP_RESERVE.min(self.buf.len());
+                if self.len < MAP_RESERVE {
+                    return self.record(Err(pson::Error::BufferFull));
+                }
+                0
+            }
+            State::Value => return self.record(Err(pson::Error::Unsupported)),
+        };
+        let start = self.len;
+        let dst = self.buf.get_mut(start..).unwrap_or(&mut []);
+        let mut enc = Encoder::new(SliceSink::new(dst));
+        let result = enc.str(key).and_then(|_| value.encode_pson(&mut enc));
+        let written = enc.into_sink().written();
+        self.record(result)?;
+        self.len = start + written;
+        self.state = State::Map { pairs: pairs + 1 };
+        Ok(())
+    }
+
+    /// Adds a serde value as `key: value` to a map output.
+    #[cfg(feature = "serde")]
+    pub fn serialize_field<T: serde::Serialize + ?Sized>(&mut self, key: &str, value: &T) -> Result<(), pson::Error> {
+        self.field(key, &pson::Serde(value))
+    }
+
+    fn record(&mut self, result: Result<(), pson::Error>) -> Result<(), pson::Error> {
+        if let Err(e) = result {
+            self.error.get_or_insert(e);
+        }
+        result
+    }
+
+    /// The first error any write hit (a handler that ignored it still gets an ERROR reply).
+    pub fn error(&self) -> Option<pson::Error> {
+        self.error
+    }
+
+    /// Completes the output and returns its length in bytes (0 when nothing was written).
+    pub fn finish(self) -> Result<usize, pson::Error> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        match self.state {
+            State::Empty => Ok(0),
+            State::Value => Ok(self.len),
+            State::Map { pairs } => {
+                let mut header = [0u8; MAP_RESERVE];
+                let mut enc = Encoder::new(SliceSink::new(&mut header));
+                enc.tag(WireType::Map, pairs as u64)?;
+                let h = enc.into_sink().written();
+                let body = self.len - MAP_RESERVE;
+                self.buf.copy_within(MAP_RESERVE..self.len, h);
+                if let Some(dst) = self.buf.get_mut(..h) {
+                    dst.copy_from_slice(header.get(..h).unwrap_or(&[]));
+                }
+                Ok(h + body)
+            }
+        }
+    }
+}

@@ -1,0 +1,156 @@
+use crate::pson::DecodeOptions;
+use crate::time::Duration;
+
+/// The keep-alive interval the server assumes when the device sends none.
+pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(60);
+
+/// Session settings. Only `user`, `device` and `credential` are required.
+///
+/// ```
+/// use thinger_core::session::Config;
+/// use thinger_core::time::Duration;
+/// let config = Config::new("user1", "dev1", "secret").keep_alive(Duration::from_secs(120));
+/// assert_eq!(config.keep_alive.as_millis(), 120_000);
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Config<'a> {
+    /// Account user name.
+    pub user: &'a str,
+    /// Device id.
+    pub device: &'a str,
+    /// Device credential.
+    pub credential: &'a str,
+    /// Keep-alive interval; a value other than 60 s is sent to the server as `ka`.
+    pub keep_alive: Duration,
+    /// Protocol version to announce as `pv` (none by default, like the official clients).
+    pub protocol_version: Option<u32>,
+    /// Client type to announce as `ct`.
+    pub client_type: Option<&'a str>,
+    /// Firmware version to announce as `fw`.
+    pub firmware: Option<&'a str>,
+    /// How long a cloud call or subscription waits for its reply.
+    pub request_timeout: Duration,
+    /// How long a deferred handler may take before the server is told `ERROR 504`.
+    pub deferred_timeout: Duration,
+    /// Largest frame accepted from the server (header + body); also bounded by the receive
+    /// buffer.
+    pub max_frame_size: usize,
+    /// PSON decoding limits.
+    pub pson: DecodeOptions,
+    /// Bytes of the session buffer used to receive frames (default 3/8 of it).
+    pub rx_buffer: Option<usize>,
+    /// Bytes of the session buffer used to queue outgoing frames (default 3/8 of it); the
+    /// rest holds event payloads.
+    pub tx_buffer: Option<usize>,
+}
+
+impl<'a> Config<'a> {
+    /// Settings with the defaults: keep-alive 60 s, 30 s timeouts, frames up to the receive
+    /// buffer's size, PSON depth 32.
+    pub const fn new(user: &'a str, device: &'a str, credential: &'a str) -> Self {
+        Config {
+            user,
+            device,
+            credential,
+            keep_alive: DEFAULT_KEEP_ALIVE,
+            protocol_version: None,
+            client_type: None,
+            firmware: None,
+            request_timeout: Duration::from_secs(30),
+            deferred_timeout: Duration::from_secs(30),
+            max_frame_size: usize::MAX,
+            pson: DecodeOptions::new(),
+            rx_buffer: None,
+            tx_buffer: None,
+        }
+    }
+    /// Sets the keep-alive interval (1 s to 1800 s; clamped).
+    pub const fn keep_alive(mut self, interval: Duration) -> Self {
+        let ms = interval.as_millis();
+        let ms = if ms < 1000 {
+            1000
+        } else if ms > 1_800_000 {
+            1_800_000
+        } else {
+            ms
+        };
+        self.keep_alive = Duration::from_millis(ms);
+        self
+    }
+    /// Sets the cloud-call timeout.
+    pub const fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+    /// Sets the deferred-handler timeout.
+    pub const fn deferred_timeout(mut self, timeout: Duration) -> Self {
+        self.deferred_timeout = timeout;
+        self
+    }
+    /// Sets the largest accepted frame.
+    pub const fn max_frame_size(mut self, bytes: usize) -> Self {
+        self.max_frame_size = bytes;
+        self
+    }
+    /// Sets the firmware version announced at connect.
+    pub const fn firmware(mut self, version: &'a str) -> Self {
+        self.firmware = Some(version);
+        self
+    }
+    /// Sets the client type announced at connect.
+    pub const fn client_type(mut self, client_type: &'a str) -> Self {
+        self.client_type = Some(client_type);
+        self
+    }
+    /// Sets the protocol version announced at connect.
+    pub const fn protocol_version(mut self, version: u32) -> Self {
+        self.protocol_version = Some(version);
+        self
+    }
+    /// Splits the session buffer: `rx` bytes to receive, `tx` bytes to send, the rest for
+    /// event payloads.
+    pub const fn buffers(mut self, rx: usize, tx: usize) -> Self {
+        self.rx_buffer = Some(rx);
+        self.tx_buffer = Some(tx);
+        self
+    }
+    /// Whether any connect parameter differs from the server's defaults.
+    pub(crate) fn has_connect_params(&self) -> bool {
+        self.keep_alive.as_millis() != DEFAULT_KEEP_ALIVE.as_millis()
+            || self.protocol_version.is_some()
+            || self.client_type.is_some()
+            || self.firmware.is_some()
+    }
+}
+
+/// The optional CONNECT parameters, keys in ascending order.
+pub(crate) struct ConnectParams<'c, 'a>(pub(crate) &'c Config<'a>);
+
+impl crate::pson::EncodePson for ConnectParams<'_, '_> {
+    fn encode_pson<S: crate::pson::Sink>(&self, enc: &mut crate::pson::Encoder<S>) -> Result<(), crate::pson::Error> {
+        let c = self.0;
+        let ka = c.keep_alive.as_millis() != DEFAULT_KEEP_ALIVE.as_millis();
+        let count = usize::from(c.client_type.is_some())
+            + usize::from(c.firmware.is_some())
+            + usize::from(ka)
+            + usize::from(c.protocol_version.is_some());
+        enc.map_header(count)?;
+        if let Some(ct) = c.client_type {
+            enc.str("ct")?;
+            enc.str(ct)?;
+        }
+        if let Some(fw) = c.firmware {
+            enc.str("fw")?;
+            enc.str(fw)?;
+        }
+        if ka {
+            enc.str("ka")?;
+            enc.u64(c.keep_alive.as_millis() / 1000)?;
+        }
+        if let Some(pv) = c.protocol_version {
+            enc.str("pv")?;
+            enc.u64(u64::from(pv))?;
+        }
+        Ok(())
+    }
+}

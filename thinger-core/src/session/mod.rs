@@ -1,0 +1,1003 @@
+//! The client session: a sans-IO state machine for one IOTMP connection.
+//!
+//! The session never touches a socket or a clock. The adapter (tokio, embassy, a test)
+//! feeds it and drains it:
+//!
+//! * [`Session::connect`] when the transport is up, then
+//! * [`Session::handle_input`] with received bytes (it returns how many it took: the rest
+//!   must be offered again after the transmit buffer is drained),
+//! * [`Session::poll_transmit`] to get bytes to send,
+//! * [`Session::poll_timeout`] / [`Session::handle_timeout`] for keep-alives, stream
+//!   intervals and request timeouts,
+//! * [`Session::poll_event`] for what happened,
+//! * [`Session::handle_close`] when the transport closed.
+//!
+//! ```
+//! use thinger_core::resource::{handler, ResourceKind, Thing};
+//! use thinger_core::session::{Config, Event, Session};
+//! use thinger_core::time::Instant;
+//!
+//! # struct Rng(u32);
+//! # impl rand_core::RngCore for Rng {
+//! #     fn next_u32(&mut self) -> u32 { self.0 = self.0.wrapping_mul(1664525).wrapping_add(1013904223); self.0 }
+//! #     fn next_u64(&mut self) -> u64 { u64::from(self.next_u32()) }
+//! #     fn fill_bytes(&mut self, d: &mut [u8]) { for b in d { *b = self.next_u32() as u8 } }
+//! #     fn try_fill_bytes(&mut self, d: &mut [u8]) -> Result<(), rand_core::Error> { self.fill_bytes(d); Ok(()) }
+//! # }
+//! # impl rand_core::CryptoRng for Rng {}
+//! let mut millis = handler(ResourceKind::Output, |call| Ok(call.output().set(&3809u32)?));
+//! let mut thing: Thing<'_, 4> = Thing::new();
+//! thing["millis"] >>= &mut millis;
+//!
+//! let config = Config::new("user1", "dev1", "secret");
+//! let mut session: Session<'_, [u8; 1024], 4> = Session::new(config, thing, [0u8; 1024], &mut Rng(1));
+//! let mut now = Instant::from_millis(0);
+//! session.connect(now);
+//!
+//! let mut wire = [0u8; 256];
+//! let n = session.poll_transmit(&mut wire).unwrap();
+//! assert_eq!(wire[0], 0x03); // CONNECT
+//! # let id = thinger_core::iotmp::parse_frame(&wire[..n], 256).unwrap().unwrap().0.message().unwrap().stream_id;
+//! # let ok = [0x01, 0x04, 0x08, (id as u8) | 0x80, (id >> 7) as u8 | 0x80, (id >> 14) as u8];
+//! # let ok_len = thinger_core::varint::encode_u64(u64::from(id), &mut [0u8; 4]).unwrap();
+//! # let mut frame = [0u8; 8]; frame[0] = 1; frame[1] = 1 + ok_len as u8; frame[2] = 0x08;
+//! # thinger_core::varint::encode_u64(u64::from(id), &mut frame[3..]).unwrap();
+//! # let _ = ok;
+//! // ... the server answers OK to the CONNECT ...
+//! # session.handle_input(now, &frame[..3 + ok_len]);
+//! assert_eq!(session.poll_event(), Some(Event::Connected));
+//!
+//! // The server runs "millis" on stream 13.
+//! session.handle_input(now, &[0x06, 0x0a, 0x08, 0x0d, 0x22, 0x86, b'm', b'i', b'l', b'l', b'i', b's']);
+//! let n = session.poll_transmit(&mut wire).unwrap();
+//! assert_eq!(&wire[..n], &[0x01, 0x05, 0x08, 0x0d, 0x18, 0xe1, 0x1d]); // OK F3=3809 as a varint
+//! now = session.poll_timeout().unwrap(); // the next keep-alive
+//! assert_eq!(now.as_millis(), 60_000);
+//! ```
+
+mod cloud;
+mod config;
+mod event;
+mod ids;
+mod serve;
+
+pub use cloud::{CloudCall, Subscription};
+pub use config::{Config, DEFAULT_KEEP_ALIVE};
+pub use event::{AuthFailure, BufferTooSmall, CallError, DisconnectReason, Dropped, Error, Event, RequestId, SubscriptionId};
+
+use heapless::{Deque, String, Vec};
+use rand_core::{CryptoRng, RngCore};
+
+use crate::iotmp::{self, MessageType, OutField, OutgoingMessage, parse_frame, parse_header};
+use crate::log::{debug, trace, warn};
+use crate::pson::{self, PsonRef};
+use crate::resource::{HandlerError, ResourceKind, Thing};
+use crate::time::{Duration, Instant};
+use cloud::{LockRequest, SUBSCRIBE_CODE};
+use ids::IdGenerator;
+
+/// Longest resource path a stream can be opened on.
+pub const MAX_STREAM_PATH: usize = 64;
+/// Events that can wait to be polled; input is not processed while the queue is full.
+pub const EVENT_QUEUE: usize = 16;
+
+/// Where the session is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Phase {
+    /// Not started: call [`Session::connect`].
+    Idle,
+    /// CONNECT sent, waiting for OK.
+    Connecting,
+    /// Authenticated.
+    Connected,
+    /// Ended: close the transport (after draining `poll_transmit`), then `connect` again.
+    Closed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PendingState {
+    Waiting,
+    TimedOut,
+    Disconnected,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PendingKind {
+    /// A cloud call; `silent` ones report nothing (confirm = false).
+    Call { silent: bool },
+    /// Opening subscription `n`.
+    Subscribe(u8),
+    /// A server request a handler deferred.
+    Deferred { resource: usize, kind: ResourceKind, report_state: bool },
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    id: u16,
+    kind: PendingKind,
+    deadline: Instant,
+    state: PendingState,
+}
+
+#[derive(Debug, Clone)]
+struct OpenStream {
+    id: u16,
+    resource: usize,
+    path: String<MAX_STREAM_PATH>,
+    interval: Option<Duration>,
+    next: Instant,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct SubEntry<'a> {
+    def: Subscription<'a>,
+    /// Stream id of the current connection's subscription, 0 when not open.
+    id: u16,
+    open: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Payload {
+    None,
+    /// This many bytes at the front of the event buffer.
+    Inbox(usize),
+    TooLarge,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Record {
+    Connected,
+    AuthRefused { code: Option<u64>, payload: Payload },
+    AuthFailed(AuthFailure<'static>),
+    Disconnected(DisconnectReason),
+    Reply { id: u16, ok: bool, code: Option<u64>, payload: Payload },
+    CallFailed { id: u16, error: CallError<'static> },
+    SubscriptionError { sub: u8, error: CallError<'static> },
+    Subscribed { sub: u8, payload: Payload },
+    SubscriptionFailed { sub: u8, code: Option<u64>, payload: Payload },
+    SubscriptionData { sub: u8, payload: Payload },
+    Deferred { stream_id: u16, resource: usize },
+    StreamStarted { stream_id: u16, resource: usize },
+    StreamStopped { stream_id: u16 },
+    Dropped(Dropped),
+}
+
+/// A FIFO of bytes inside one region of the session buffer.
+#[derive(Debug, Clone, Copy, Default)]
+struct Fifo {
+    start: usize,
+    end: usize,
+}
+
+impl Fifo {
+    fn len(&self) -> usize {
+        self.end - self.start
+    }
+    fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+    fn clear(&mut self) {
+        *self = Fifo::default();
+    }
+    /// Moves the content to the front of `region` and returns the free tail.
+    fn compact<'r>(&mut self, region: &'r mut [u8]) -> &'r mut [u8] {
+        if self.start > 0 {
+            region.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        region.get_mut(self.end..).unwrap_or(&mut [])
+    }
+    fn consume(&mut self, n: usize) {
+        self.start = (self.start + n).min(self.end);
+        if self.start == self.end {
+            self.clear();
+        }
+    }
+}
+
+/// The session's state, apart from its buffer (so that frames borrowed from the receive
+/// region can be processed while the transmit region is written).
+struct State<'a, const R: usize, const S: usize, const P: usize> {
+    config: Config<'a>,
+    thing: Thing<'a, R>,
+    phase: Phase,
+    connect_id: u16,
+    now: Instant,
+    last_rx: Instant,
+    last_tx: Instant,
+    ids: IdGenerator,
+    pending: Vec<Pending, P>,
+    streams: Vec<OpenStream, S>,
+    subs: Vec<Option<SubEntry<'a>>, S>,
+    events: Deque<Record, EVENT_QUEUE>,
+    tx: Fifo,
+    inbox: Fifo,
+    /// Inbox bytes of the event returned last, released at the next `poll_event`.
+    release_on_poll: usize,
+    /// Subscriptions still have to be (re)opened on this connection.
+    resubscribe: bool,
+}
+
+/// A client session over one IOTMP connection, with a resource table of capacity `R`, up
+/// to `S` open streams and subscriptions and `P` pending requests. `B` is the buffer the
+/// session works in (e.g. `[u8; 2048]`, or a `Vec<u8>`), split into receive, transmit and
+/// event regions (see [`Config::buffers`]).
+///
+/// See the [module documentation](self) for the call sequence and an example.
+pub struct Session<'a, B, const R: usize, const S: usize = 8, const P: usize = 8> {
+    state: State<'a, R, S, P>,
+    buf: B,
+    rx: Fifo,
+    rx_len: usize,
+    tx_len: usize,
+}
+
+/// Room left in front of a handler's output for the frame header and fields.
+const OUT_OFFSET: usize = 16;
+
+impl<'a, B, const R: usize, const S: usize, const P: usize> Session<'a, B, R, S, P>
+where
+    B: AsRef<[u8]> + AsMut<[u8]>,
+{
+    /// A new session; `rng` seeds the stream-id generator (use the platform's
+    /// cryptographic RNG: ids must not be predictable).
+    pub fn new<G: RngCore + CryptoRng>(config: Config<'a>, thing: Thing<'a, R>, buf: B, rng: &mut G) -> Self {
+        let total = buf.as_ref().len();
+        let rx_len = config.rx_buffer.unwrap_or(total / 8 * 3).min(total);
+        let tx_len = config.tx_buffer.unwrap_or(total / 8 * 3).min(total - rx_len);
+        Session {
+            state: State {
+                config,
+                thing,
+                phase: Phase::Idle,
+                connect_id: 0,
+                now: Instant::ZERO,
+                last_rx: Instant::ZERO,
+                last_tx: Instant::ZERO,
+                ids: IdGenerator::new(rng),
+                pending: Vec::new(),
+                streams: Vec::new(),
+                subs: Vec::new(),
+                events: Deque::new(),
+                tx: Fifo::default(),
+                inbox: Fifo::default(),
+                release_on_poll: 0,
+                resubscribe: false,
+            },
+            buf,
+            rx: Fifo::default(),
+            rx_len,
+            tx_len,
+        }
+    }
+
+    /// The resource table.
+    pub fn thing(&self) -> &Thing<'a, R> {
+        &self.state.thing
+    }
+    /// The resource table, to add or replace resources.
+    pub fn thing_mut(&mut self) -> &mut Thing<'a, R> {
+        &mut self.state.thing
+    }
+    /// The settings.
+    pub fn config(&self) -> &Config<'a> {
+        &self.state.config
+    }
+    /// Where the session is.
+    pub fn phase(&self) -> Phase {
+        self.state.phase
+    }
+    /// Whether the session is authenticated.
+    pub fn is_connected(&self) -> bool {
+        self.state.phase == Phase::Connected
+    }
+    /// Whether the transport should be closed (once `poll_transmit` returns 0).
+    pub fn is_closed(&self) -> bool {
+        self.state.phase == Phase::Closed
+    }
+    /// Largest frame accepted from the server.
+    pub fn max_frame_size(&self) -> usize {
+        self.state.config.max_frame_size.min(self.rx_len)
+    }
+
+
+    /// Starts a connection on a fresh transport: queues CONNECT. Anything left from an
+    /// earlier connection (partial frames, unsent frames, open streams) is dropped; pending
+    /// cloud calls of the earlier connection were already failed with
+    /// [`CallError::Disconnected`].
+    pub fn connect(&mut self, now: Instant) {
+        self.rx.clear();
+        let st = &mut self.state;
+        st.tx.clear();
+        st.now = now;
+        st.last_rx = now;
+        st.last_tx = now;
+        st.end_connection_state();
+        let id = st.fresh_id();
+        st.connect_id = id;
+        st.phase = Phase::Connecting;
+        let credentials = [st.config.user, st.config.device, st.config.credential];
+        let config = st.config;
+        let params = config::ConnectParams(&config);
+        let mut msg = OutgoingMessage::new(MessageType::Connect, id).payload(OutField::Pson(&credentials));
+        if st.config.has_connect_params() {
+            msg = msg.parameters(OutField::Pson(&params));
+        }
+        let buf = self.buf.as_mut();
+        let rest = buf.get_mut(self.rx_len..).unwrap_or(&mut []);
+        let tx_len = self.tx_len.min(rest.len());
+        let tx = rest.get_mut(..tx_len).unwrap_or(&mut []);
+        if self.state.queue(tx, &msg).is_err() {
+            warn!("CONNECT does not fit the transmit buffer");
+            self.state.close(DisconnectReason::Local, None);
+        }
+        debug!("connecting as {}/{}", self.state.config.user, self.state.config.device);
+    }
+
+    /// Feeds bytes received from the transport and processes complete frames. Returns how
+    /// many bytes were taken: fewer than given when frames are waiting for room (drain
+    /// [`Session::poll_transmit`] and [`Session::poll_event`], then offer the rest again).
+    pub fn handle_input(&mut self, now: Instant, data: &[u8]) -> usize {
+        self.state.now = now;
+        let mut taken = 0;
+        loop {
+            self.process_buffered();
+            if self.state.phase == Phase::Closed || self.state.phase == Phase::Idle {
+                // Nothing more is read from a closed connection.
+                return data.len();
+            }
+            let rest = data.get(taken..).unwrap_or(&[]);
+            if rest.is_empty() {
+                return taken;
+            }
+            let rx_len = self.rx_len;
+            let region = self.buf.as_mut().get_mut(..rx_len).unwrap_or(&mut []);
+            let free = self.rx.compact(region);
+            let n = free.len().min(rest.len());
+            if n == 0 {
+                return taken;
+            }
+            if let (Some(dst), Some(src)) = (free.get_mut(..n), rest.get(..n)) {
+                dst.copy_from_slice(src);
+            }
+            self.rx.end += n;
+            taken += n;
+        }
+    }
+
+    /// Whether a complete frame is buffered but waits for room to be processed.
+    fn has_buffered_frame(&self) -> bool {
+        let pending = self.buf.as_ref().get(self.rx.start..self.rx.end).unwrap_or(&[]);
+        matches!(parse_frame(pending, self.max_frame_size()), Ok(Some(_)) | Err(_))
+    }
+
+    fn process_buffered(&mut self) {
+        let max = self.max_frame_size();
+        loop {
+            if !matches!(self.state.phase, Phase::Connecting | Phase::Connected) {
+                return;
+            }
+            // A frame is taken only when its reply and event will have room: the transmit
+            // queue is empty and an event slot is free.
+            if !self.state.tx.is_empty() || self.state.events.is_full() {
+                return;
+            }
+            let rx = self.rx;
+            let (rx_region, tx, inbox) = split_regions(self.buf.as_mut(), self.rx_len, self.tx_len);
+            if self.state.resubscribe {
+                // Subscriptions go out right after authentication, before anything else.
+                self.state.resubscribe_pending(tx);
+                if !self.state.tx.is_empty() {
+                    return;
+                }
+            }
+            let pending = rx_region.get(rx.start..rx.end).unwrap_or(&[]);
+            let (frame, used) = match parse_frame(pending, max) {
+                Ok(Some(f)) => f,
+                Ok(None) => return,
+                Err(e) => {
+                    warn!("framing error: {}", e);
+                    self.state.protocol_error(tx, e);
+                    return;
+                }
+            };
+            match self.state.on_frame(frame, tx, inbox) {
+                Flow::Consumed => self.rx.consume(used),
+                Flow::Blocked => return,
+            }
+        }
+    }
+
+    /// Advances timers: keep-alives, the dead-peer watchdog, stream intervals, request
+    /// and deferred-reply timeouts. Also processes buffered frames that waited for room.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.state.now = now;
+        self.process_buffered();
+        let (_, tx, _) = split_regions(self.buf.as_mut(), self.rx_len, self.tx_len);
+        self.state.resubscribe_pending(tx);
+        self.state.on_timeout(now, tx);
+    }
+
+    /// The transport closed (or failed).
+    pub fn handle_close(&mut self, now: Instant) {
+        self.state.now = now;
+        let truncated = self.rx.len();
+        self.rx.clear();
+        match self.state.phase {
+            Phase::Connecting => {
+                self.state.push(Record::AuthFailed(AuthFailure::Closed));
+                self.state.end(Phase::Closed);
+            }
+            Phase::Connected => {
+                let reason = if truncated > 0 {
+                    DisconnectReason::Protocol(iotmp::FrameError::TruncatedAtClose { buffered: truncated })
+                } else {
+                    DisconnectReason::TransportClosed
+                };
+                self.state.push(Record::Disconnected(reason));
+                self.state.end(Phase::Closed);
+            }
+            Phase::Idle | Phase::Closed => {}
+        }
+        self.state.tx.clear();
+    }
+
+    /// Closes the session from the device side: queues DISCONNECT and reports
+    /// `Disconnected(Local)`.
+    pub fn close(&mut self, now: Instant) {
+        self.state.now = now;
+        if matches!(self.state.phase, Phase::Connecting | Phase::Connected) {
+            let (_, tx, _) = split_regions(self.buf.as_mut(), self.rx_len, self.tx_len);
+            self.state.close(DisconnectReason::Local, Some(tx));
+        }
+    }
+
+    /// Copies queued frames into `out` (whole frames only, as many as fit) and returns the
+    /// number of bytes; 0 when there is nothing to send. If the next frame does not fit,
+    /// [`BufferTooSmall`] says how big `out` must be.
+    pub fn poll_transmit(&mut self, out: &mut [u8]) -> Result<usize, BufferTooSmall> {
+        let fifo = self.state.tx;
+        let (_, tx, _) = split_regions(self.buf.as_mut(), self.rx_len, self.tx_len);
+        let queued = tx.get(fifo.start..fifo.end).unwrap_or(&[]);
+        let mut used = 0;
+        while let Ok(Some(header)) = parse_header(queued.get(used..).unwrap_or(&[]), usize::MAX) {
+            let len = header.frame_len();
+            if used + len > out.len() {
+                break;
+            }
+            used += len;
+        }
+        if used == 0 {
+            return match parse_header(queued, usize::MAX) {
+                Ok(Some(h)) => Err(BufferTooSmall { needed: h.frame_len() }),
+                _ => Ok(0),
+            };
+        }
+        if let (Some(dst), Some(src)) = (out.get_mut(..used), queued.get(..used)) {
+            dst.copy_from_slice(src);
+        }
+        self.state.tx.consume(used);
+        Ok(used)
+    }
+
+    /// When [`Session::handle_timeout`] should be called next, if ever.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let st = &self.state;
+        if matches!(st.phase, Phase::Connecting | Phase::Connected)
+            && st.tx.is_empty()
+            && !st.events.is_full()
+            && (self.has_buffered_frame() || (st.resubscribe && !st.pending.is_full()))
+        {
+            return Some(st.now);
+        }
+        st.next_deadline()
+    }
+
+    /// The next event, if any. Its payload is valid until the next call.
+    pub fn poll_event(&mut self) -> Option<Event<'_>> {
+        let release = core::mem::take(&mut self.state.release_on_poll);
+        self.state.inbox.consume(release);
+        if self.state.events.is_empty() {
+            self.state.synthesize_completion();
+        }
+        let record = self.state.events.pop_front()?;
+        let inbox_start = self.state.inbox.start;
+        let mut payload_len = 0;
+        let mut take = |p: Payload| -> Result<Option<usize>, ()> {
+            match p {
+                Payload::None => Ok(None),
+                Payload::Inbox(n) => {
+                    payload_len = n;
+                    Ok(Some(n))
+                }
+                Payload::TooLarge => Err(()),
+            }
+        };
+        // Resolve payload lengths first, then borrow the inbox.
+        let (record, len) = match record {
+            Record::AuthRefused { payload, .. }
+            | Record::Reply { payload, .. }
+            | Record::Subscribed { payload, .. }
+            | Record::SubscriptionFailed { payload, .. }
+            | Record::SubscriptionData { payload, .. } => (record, take(payload)),
+            other => (other, Ok(None)),
+        };
+        self.state.release_on_poll = payload_len;
+        let (_, _, inbox) = split_regions(self.buf.as_mut(), self.rx_len, self.tx_len);
+        let decode = |n: Option<usize>| -> Option<PsonRef<'_>> {
+            let bytes = inbox.get(inbox_start..inbox_start + n?)?;
+            PsonRef::decode(bytes).ok()
+        };
+        Some(match record {
+            Record::Connected => Event::Connected,
+            Record::AuthRefused { code, .. } => {
+                Event::AuthFailed(AuthFailure::Refused { code, payload: len.ok().and_then(decode) })
+            }
+            Record::AuthFailed(f) => Event::AuthFailed(f),
+            Record::Disconnected(r) => Event::Disconnected(r),
+            Record::Reply { id, ok, code, .. } => {
+                let request = RequestId(id);
+                let result = match (ok, len) {
+                    (_, Err(())) => Err(CallError::PayloadTooLarge),
+                    (true, Ok(n)) => Ok(decode(n)),
+                    (false, Ok(n)) => Err(CallError::Server { code, payload: decode(n) }),
+                };
+                Event::CallCompleted { request, result }
+            }
+            Record::CallFailed { id, error } => Event::CallCompleted { request: RequestId(id), result: Err(error) },
+            Record::SubscriptionError { sub, error } => {
+                Event::SubscriptionFailed { subscription: SubscriptionId(sub), error }
+            }
+            Record::Subscribed { sub, .. } => {
+                Event::Subscribed { subscription: SubscriptionId(sub), initial: len.ok().and_then(decode) }
+            }
+            Record::SubscriptionFailed { sub, code, .. } => Event::SubscriptionFailed {
+                subscription: SubscriptionId(sub),
+                error: match len {
+                    Err(()) => CallError::PayloadTooLarge,
+                    Ok(n) => CallError::Server { code, payload: decode(n) },
+                },
+            },
+            Record::SubscriptionData { sub, .. } => {
+                Event::SubscriptionData { subscription: SubscriptionId(sub), data: len.ok().and_then(decode) }
+            }
+            Record::Deferred { stream_id, resource } => Event::Deferred { stream_id, resource },
+            Record::StreamStarted { stream_id, resource } => Event::StreamStarted { stream_id, resource },
+            Record::StreamStopped { stream_id } => Event::StreamStopped { stream_id },
+            Record::Dropped(d) => Event::Dropped(d),
+        })
+    }
+
+    fn api(&mut self, now: Instant) -> Result<(), Error> {
+        self.state.now = now;
+        if self.state.phase != Phase::Connected {
+            return Err(Error::NotConnected);
+        }
+        Ok(())
+    }
+
+    /// Sends a cloud call: `RUN F4=code F2=target F3=payload`. With `confirm` false the
+    /// reply is not reported (it is still consumed).
+    pub fn cloud_call(
+        &mut self,
+        now: Instant,
+        call: CloudCall,
+        target: &dyn iotmp::DynEncodePson,
+        payload: Option<&dyn iotmp::DynEncodePson>,
+        confirm: bool,
+    ) -> Result<RequestId, Error> {
+        self.api(now)?;
+        let (_, tx, _) = split_regions(self.buf.as_mut(), self.rx_len, self.tx_len);
+        let st = &mut self.state;
+        let id = st.fresh_id();
+        let mut msg = OutgoingMessage::new(MessageType::Run, id)
+            .parameters(OutField::Pson(target))
+            .resource(OutField::Varint(call as u64));
+        if let Some(p) = payload {
+            msg = msg.payload(OutField::Pson(p));
+        }
+        let deadline = now + st.config.request_timeout;
+        let entry = Pending { id, kind: PendingKind::Call { silent: !confirm }, deadline, state: PendingState::Waiting };
+        if st.pending.is_full() && confirm {
+            return Err(Error::TooManyPending);
+        }
+        st.queue(tx, &msg)?;
+        // A silent call that finds the table full is sent anyway; its reply is then dropped.
+        let _ = st.pending.push(entry);
+        trace!("cloud call {} on stream {}", call as u8, id);
+        Ok(RequestId(id))
+    }
+
+    /// Reads a property; the reply event carries its value (or `CallError::Server` 404).
+    pub fn read_property(&mut self, now: Instant, property: &str) -> Result<RequestId, Error> {
+        self.cloud_call(now, CloudCall::ReadProperty, &property, None, true)
+    }
+
+    /// Sets a property; with `confirm` false no completion event is reported.
+    pub fn set_property(
+        &mut self,
+        now: Instant,
+        property: &str,
+        value: &dyn iotmp::DynEncodePson,
+        confirm: bool,
+    ) -> Result<RequestId, Error> {
+        self.cloud_call(now, CloudCall::SetProperty, &property, Some(value), confirm)
+    }
+
+    /// Appends a record to a data bucket; the OK comes once the server stored it.
+    pub fn write_bucket(
+        &mut self,
+        now: Instant,
+        bucket: &str,
+        record: &dyn iotmp::DynEncodePson,
+    ) -> Result<RequestId, Error> {
+        self.cloud_call(now, CloudCall::WriteBucket, &bucket, Some(record), true)
+    }
+
+    /// Calls an endpoint, with or without data.
+    pub fn call_endpoint(
+        &mut self,
+        now: Instant,
+        endpoint: &str,
+        data: Option<&dyn iotmp::DynEncodePson>,
+    ) -> Result<RequestId, Error> {
+        self.cloud_call(now, CloudCall::CallEndpoint, &endpoint, data, true)
+    }
+
+    /// Runs a resource of another device of the same account.
+    pub fn call_device(
+        &mut self,
+        now: Instant,
+        device: &str,
+        resource: &str,
+        input: Option<&dyn iotmp::DynEncodePson>,
+    ) -> Result<RequestId, Error> {
+        self.cloud_call(now, CloudCall::CallDevice, &[device, resource], input, true)
+    }
+
+    /// Takes a sync lock named `sync` for holder `lock`, with `slots` holders allowed and a
+    /// server-side wait of `timeout_s` seconds (0 = wait as long as needed).
+    pub fn lock_sync(
+        &mut self,
+        now: Instant,
+        sync: &str,
+        lock: &str,
+        slots: u32,
+        timeout_s: u32,
+    ) -> Result<RequestId, Error> {
+        let request = LockRequest { lock, slots, timeout_s };
+        self.cloud_call(now, CloudCall::LockSync, &sync, Some(&request), true)
+    }
+
+    /// Releases a sync lock.
+    pub fn unlock_sync(&mut self, now: Instant, sync: &str, lock: &str) -> Result<RequestId, Error> {
+        let request = LockRequest { lock, slots: 1, timeout_s: 0 };
+        self.cloud_call(now, CloudCall::UnlockSync, &sync, Some(&request), true)
+    }
+
+    /// Registers a subscription; it is opened now if connected, and again after every
+    /// reconnect. Events arrive as [`Event::SubscriptionData`].
+    pub fn subscribe(&mut self, now: Instant, def: Subscription<'a>) -> Result<SubscriptionId, Error> {
+        self.state.now = now;
+        let entry = SubEntry { def, id: 0, open: false };
+        let st = &mut self.state;
+        let index = match st.subs.iter().position(Option::is_none) {
+            Some(i) => {
+                if let Some(slot) = st.subs.get_mut(i) {
+                    *slot = Some(entry);
+                }
+                i
+            }
+            None => {
+                st.subs.push(Some(entry)).map_err(|_| Error::TooManyPending)?;
+                st.subs.len() - 1
+            }
+        };
+        let sub = u8::try_from(index).map_err(|_| Error::TooManyPending)?;
+        if st.phase == Phase::Connected {
+            let (_, tx, _) = split_regions(self.buf.as_mut(), self.rx_len, self.tx_len);
+            self.state.open_subscription(tx, sub)?;
+        }
+        Ok(SubscriptionId(sub))
+    }
+
+    /// Removes a subscription (STOP_STREAM if it is open).
+    pub fn unsubscribe(&mut self, now: Instant, id: SubscriptionId) -> Result<(), Error> {
+        self.state.now = now;
+        let entry = self.state.subs.get_mut(usize::from(id.0)).and_then(Option::take).ok_or(Error::UnknownId)?;
+        if entry.id != 0 && self.state.phase == Phase::Connected {
+            self.state.pending.retain(|p| !(p.id == entry.id && matches!(p.kind, PendingKind::Subscribe(_))));
+            let (_, tx, _) = split_regions(self.buf.as_mut(), self.rx_len, self.tx_len);
+            self.state.queue(tx, &OutgoingMessage::new(MessageType::StopStream, entry.id))?;
+        }
+        Ok(())
+    }
+
+    /// Publishes `payload` on a [`Subscription::TopicPublish`] stream.
+    pub fn publish(
+        &mut self,
+        now: Instant,
+        id: SubscriptionId,
+        payload: &dyn iotmp::DynEncodePson,
+    ) -> Result<(), Error> {
+        self.api(now)?;
+        let (_, tx, _) = split_regions(self.buf.as_mut(), self.rx_len, self.tx_len);
+        let st = &mut self.state;
+        let entry = st.subs.get(usize::from(id.0)).copied().flatten().ok_or(Error::UnknownId)?;
+        if !entry.open || !matches!(entry.def, Subscription::TopicPublish { .. }) {
+            return Err(Error::UnknownId);
+        }
+        st.queue(tx, &OutgoingMessage::new(MessageType::StreamData, entry.id).payload(OutField::Pson(payload)))
+    }
+
+    /// Sends a sample of resource `path` on every stream the server has open on it (matched
+    /// by the stream's path, or by the resource's pattern). Returns whether anyone listened
+    /// and got a sample.
+    pub fn stream(&mut self, now: Instant, path: &str) -> bool {
+        self.state.now = now;
+        if self.state.phase != Phase::Connected {
+            return false;
+        }
+        let (_, tx, _) = split_regions(self.buf.as_mut(), self.rx_len, self.tx_len);
+        let st = &mut self.state;
+        let mut sent = false;
+        for i in 0..st.streams.len() {
+            let matches = st.streams.get(i).is_some_and(|s| {
+                s.path.as_str() == path || st.thing.entry(s.resource).is_some_and(|e| e.path() == path)
+            });
+            if matches && st.send_sample(tx, i) {
+                sent = true;
+            }
+        }
+        sent
+    }
+
+    /// Answers a request a handler deferred ([`Event::Deferred`]): `Ok(Some(value))` →
+    /// `OK F3=value`, `Ok(None)` → `OK`, `Err(e)` → `ERROR F2=code F3={"error": message}`.
+    pub fn reply(
+        &mut self,
+        now: Instant,
+        stream_id: u16,
+        result: Result<Option<&dyn iotmp::DynEncodePson>, HandlerError>,
+    ) -> Result<(), Error> {
+        self.state.now = now;
+        if self.state.phase != Phase::Connected {
+            return Err(Error::NotConnected);
+        }
+        let position = self
+            .state
+            .pending
+            .iter()
+            .position(|p| p.id == stream_id && matches!(p.kind, PendingKind::Deferred { .. }))
+            .ok_or(Error::UnknownId)?;
+        let (_, tx, _) = split_regions(self.buf.as_mut(), self.rx_len, self.tx_len);
+        let st = &mut self.state;
+        match result {
+            Ok(value) => {
+                let out = OutgoingMessage::new(MessageType::Ok, stream_id);
+                match value {
+                    Some(v) => st.queue(tx, &out.payload(OutField::Pson(v)))?,
+                    None => st.queue(tx, &out)?,
+                }
+            }
+            Err(e) => st.queue_handler_error(tx, stream_id, e)?,
+        }
+        st.pending.swap_remove(position);
+        Ok(())
+    }
+}
+
+/// Splits the session buffer into its receive, transmit and event regions.
+fn split_regions(buf: &mut [u8], rx_len: usize, tx_len: usize) -> (&mut [u8], &mut [u8], &mut [u8]) {
+    let (rx, rest) = buf.split_at_mut(rx_len.min(buf.len()));
+    let tx_len = tx_len.min(rest.len());
+    let (tx, inbox) = rest.split_at_mut(tx_len);
+    (rx, tx, inbox)
+}
+
+/// Whether a frame was used or must wait for room.
+enum Flow {
+    Consumed,
+    Blocked,
+}
+
+impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
+    fn id_in_use(&self, id: u16) -> bool {
+        id == self.connect_id
+            || self.pending.iter().any(|p| p.id == id)
+            || self.streams.iter().any(|s| s.id == id)
+            || self.subs.iter().flatten().any(|s| s.id == id)
+    }
+
+    fn fresh_id(&mut self) -> u16 {
+        let mut ids = self.ids.clone();
+        let id = ids.next_id(|id| self.id_in_use(id)).unwrap_or(1);
+        self.ids = ids;
+        id
+    }
+
+    fn push(&mut self, record: Record) {
+        if self.events.push_back(record).is_err() {
+            // Input is not processed while the queue is full, so only timer-driven records
+            // can get here; keep the newest lifecycle record.
+            warn!("event queue full");
+            let _ = self.events.pop_front();
+            let _ = self.events.push_back(record);
+        }
+    }
+
+    /// Queues a frame; `TransmitBufferFull` when it does not fit.
+    fn queue(&mut self, tx: &mut [u8], msg: &OutgoingMessage<'_>) -> Result<(), Error> {
+        let capacity = tx.len();
+        let free = self.tx.compact(tx);
+        match msg.encode(free) {
+            Ok(n) => {
+                self.tx.end += n;
+                self.last_tx = self.now;
+                Ok(())
+            }
+            Err(pson::Error::BufferFull) if msg.encoded_len() > capacity => Err(Error::TooLarge),
+            Err(pson::Error::BufferFull) => Err(Error::TransmitBufferFull),
+            Err(e) => Err(Error::Pson(e)),
+        }
+    }
+
+    fn queue_handler_error(&mut self, tx: &mut [u8], id: u16, e: HandlerError) -> Result<(), Error> {
+        let body = pson::Map(&[("error", e.message)]);
+        let msg = OutgoingMessage::new(MessageType::Error, id)
+            .parameters(OutField::Varint(u64::from(e.code)))
+            .payload(OutField::Pson(&body));
+        self.queue(tx, &msg)
+    }
+
+    fn end_connection_state(&mut self) {
+        self.streams.clear();
+        for sub in self.subs.iter_mut().flatten() {
+            sub.id = 0;
+            sub.open = false;
+        }
+        self.pending.retain(|p| matches!(p.kind, PendingKind::Call { silent: false }));
+        for p in self.pending.iter_mut() {
+            if p.state == PendingState::Waiting {
+                p.state = PendingState::Disconnected;
+            }
+        }
+        self.connect_id = 0;
+    }
+
+    fn end(&mut self, phase: Phase) {
+        self.phase = phase;
+        self.end_connection_state();
+    }
+
+    /// Ends the connection, queueing DISCONNECT when a transmit region is given.
+    fn close(&mut self, reason: DisconnectReason, tx: Option<&mut [u8]>) {
+        if let Some(tx) = tx {
+            let _ = self.queue(tx, &OutgoingMessage::new(MessageType::Disconnect, 0));
+        }
+        match self.phase {
+            Phase::Connecting => self.push(Record::AuthFailed(match reason {
+                DisconnectReason::Timeout => AuthFailure::Timeout,
+                DisconnectReason::TransportClosed | DisconnectReason::ServerDisconnect(_) => AuthFailure::Closed,
+                _ => AuthFailure::UnexpectedFrame,
+            })),
+            _ => self.push(Record::Disconnected(reason)),
+        }
+        debug!("session closed");
+        self.end(Phase::Closed);
+    }
+
+    fn protocol_error(&mut self, tx: &mut [u8], e: iotmp::FrameError) {
+        self.close(DisconnectReason::Protocol(e), Some(tx));
+    }
+
+    fn watchdog(&self) -> Duration {
+        self.config.keep_alive.mul_ratio(115, 100)
+    }
+
+    fn keep_alive_due(&self) -> Instant {
+        self.last_rx.min(self.last_tx) + self.config.keep_alive
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let mut next: Option<Instant> = None;
+        let mut consider = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
+        match self.phase {
+            Phase::Connecting => consider(self.last_rx + self.watchdog()),
+            Phase::Connected => {
+                consider(self.last_rx + self.watchdog());
+                consider(self.keep_alive_due());
+                for s in &self.streams {
+                    if s.interval.is_some() {
+                        consider(s.next);
+                    }
+                }
+            }
+            Phase::Idle | Phase::Closed => {}
+        }
+        for p in &self.pending {
+            if p.state == PendingState::Waiting {
+                consider(p.deadline);
+            }
+        }
+        next
+    }
+
+    fn on_timeout(&mut self, now: Instant, tx: &mut [u8]) {
+        // Request and deferred-reply timeouts.
+        let mut i = 0;
+        while let Some(p) = self.pending.get(i).copied() {
+            if p.state == PendingState::Waiting && now >= p.deadline {
+                match p.kind {
+                    PendingKind::Deferred { .. } => {
+                        if self.phase == Phase::Connected {
+                            let _ = self.queue_handler_error(tx, p.id, HandlerError::new(504, "handler timed out"));
+                        }
+                        self.pending.swap_remove(i);
+                        continue;
+                    }
+                    PendingKind::Call { silent: true } => {
+                        self.pending.swap_remove(i);
+                        continue;
+                    }
+                    _ => {
+                        if let Some(p) = self.pending.get_mut(i) {
+                            p.state = PendingState::TimedOut;
+                        }
+                    }
+                }
+            }
+            i += 1;
+        }
+        match self.phase {
+            Phase::Connecting if now >= self.last_rx + self.watchdog() => {
+                warn!("no answer to CONNECT");
+                self.close(DisconnectReason::Timeout, None);
+            }
+            Phase::Connected => {
+                if now >= self.last_rx + self.watchdog() {
+                    warn!("keep-alive timeout: nothing received for 1.15 x ka");
+                    self.close(DisconnectReason::Timeout, None);
+                    return;
+                }
+                if now >= self.keep_alive_due() && self.tx.is_empty() {
+                    trace!("keep-alive");
+                    let _ = self.queue(tx, &OutgoingMessage::new(MessageType::KeepAlive, 0));
+                }
+                for i in 0..self.streams.len() {
+                    let due = self.streams.get(i).and_then(|s| s.interval.map(|iv| (s.next, iv)));
+                    let Some((next, interval)) = due else { continue };
+                    if now < next {
+                        continue;
+                    }
+                    if !self.send_sample(tx, i) && !self.tx.is_empty() {
+                        // No room now: try again once the queue is drained.
+                        continue;
+                    }
+                    if let Some(s) = self.streams.get_mut(i) {
+                        let mut n = next + interval;
+                        if n <= now {
+                            n = now + interval;
+                        }
+                        s.next = n;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Reports one completion synthesized from the pending table (timeouts, disconnects).
+    fn synthesize_completion(&mut self) {
+        let Some(i) = self.pending.iter().position(|p| p.state != PendingState::Waiting) else { return };
+        let p = self.pending.swap_remove(i);
+        let error = if p.state == PendingState::TimedOut { CallError::Timeout } else { CallError::Disconnected };
+        match p.kind {
+            PendingKind::Call { silent: false } => self.push(Record::CallFailed { id: p.id, error }),
+            PendingKind::Subscribe(sub) => self.push(Record::SubscriptionError { sub, error }),
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,595 @@
+//! Frames from the server: requests on resources, replies to cloud calls, stream data.
+
+use super::{
+    Flow, OUT_OFFSET, OpenStream, Payload, Pending, PendingKind, PendingState, Phase, Record, State, SubEntry,
+    Subscription,
+};
+use super::{DisconnectReason, Dropped, Error, SUBSCRIBE_CODE};
+use crate::iotmp::{FieldValue, Message, MessageError, MessageErrorKind, MessageType, OutField, OutgoingMessage, RawFrame};
+use crate::log::{debug, trace};
+use crate::pson::{self, Encoder, PsonRef, SliceSink};
+use crate::resource::{Call, CallMode, HandlerError, Input, Output, Params, ResourceKind};
+use crate::time::Duration;
+use crate::varint;
+
+/// What running a handler produced.
+enum Outcome {
+    /// Output written at `OUT_OFFSET` (0 bytes = none), with an optional return code.
+    Done { len: usize, code: Option<u16> },
+    Deferred,
+    Failed(HandlerError),
+}
+
+impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
+    pub(super) fn on_frame(&mut self, frame: RawFrame<'_>, tx: &mut [u8], inbox: &mut [u8]) -> Flow {
+        self.last_rx = self.now;
+        let message = match frame.message_with(&self.config.pson) {
+            Ok(m) => m,
+            Err(e) => return self.on_bad_message(e, tx),
+        };
+        trace!("frame type {} stream {}", frame.msg_type, message.stream_id);
+        if self.phase == Phase::Connecting {
+            return self.on_connect_reply(&message, inbox);
+        }
+        match message.kind {
+            MessageType::Ok | MessageType::Error => self.on_reply(&message, inbox),
+            MessageType::KeepAlive => Flow::Consumed,
+            MessageType::Disconnect => {
+                let reason = message.parameters.and_then(|p| p.as_u64());
+                debug!("server disconnected");
+                self.close(DisconnectReason::ServerDisconnect(reason), None);
+                Flow::Consumed
+            }
+            MessageType::Run => self.on_run(&message, tx),
+            MessageType::Describe => self.on_describe(&message, tx),
+            MessageType::StartStream => self.on_start_stream(&message, tx),
+            MessageType::StopStream => self.on_stop_stream(&message, tx),
+            MessageType::StreamData => self.on_stream_data(&message, tx, inbox),
+            MessageType::Connect => {
+                self.push(Record::Dropped(Dropped::Unexpected { msg_type: frame.msg_type }));
+                Flow::Consumed
+            }
+        }
+    }
+
+    fn on_bad_message(&mut self, e: MessageError, tx: &mut [u8]) -> Flow {
+        if self.phase == Phase::Connecting {
+            self.close(DisconnectReason::UnexpectedFrame, Some(tx));
+            return Flow::Consumed;
+        }
+        let request = matches!(
+            MessageType::from_u32(e.msg_type),
+            Some(MessageType::Run | MessageType::Describe | MessageType::StartStream)
+        );
+        match e.kind {
+            MessageErrorKind::UnknownType(t) => self.push(Record::Dropped(Dropped::UnknownType(t))),
+            MessageErrorKind::Pson(_) if request && e.stream_id != 0 => {
+                // A request we cannot read is still answered, so the server does not wait.
+                let _ = self.queue_handler_error(tx, e.stream_id, HandlerError::new(400, "undecodable PSON"));
+                self.push(Record::Dropped(Dropped::Malformed {
+                    msg_type: e.msg_type,
+                    stream_id: e.stream_id,
+                    kind: e.kind,
+                }));
+            }
+            kind => self.push(Record::Dropped(Dropped::Malformed { msg_type: e.msg_type, stream_id: e.stream_id, kind })),
+        }
+        Flow::Consumed
+    }
+
+    fn on_connect_reply(&mut self, m: &Message<'_>, inbox: &mut [u8]) -> Flow {
+        match m.kind {
+            MessageType::Ok if m.stream_id == self.connect_id => {
+                debug!("authenticated");
+                self.phase = Phase::Connected;
+                self.connect_id = 0;
+                self.push(Record::Connected);
+                self.open_all_subscriptions_later();
+            }
+            MessageType::Error if m.stream_id == self.connect_id => {
+                let payload = self.store_payload(m, inbox);
+                if payload == Payload::None && !self.inbox.is_empty() && has_payload(m) {
+                    return Flow::Blocked;
+                }
+                let code = m.parameters.and_then(|p| p.as_u64());
+                debug!("authentication refused");
+                self.push(Record::AuthRefused { code, payload });
+                self.end(Phase::Closed);
+            }
+            _ => {
+                // Anything else before authentication breaks the protocol.
+                self.close(DisconnectReason::UnexpectedFrame, None);
+            }
+        }
+        Flow::Consumed
+    }
+
+    /// Subscriptions are (re)opened right after authentication, as the official client does.
+    fn open_all_subscriptions_later(&mut self) {
+        self.resubscribe = true;
+    }
+
+    pub(super) fn open_subscription(&mut self, tx: &mut [u8], sub: u8) -> Result<(), Error> {
+        let Some(entry) = self.subs.get(usize::from(sub)).copied().flatten() else { return Err(Error::UnknownId) };
+        if self.pending.is_full() {
+            return Err(Error::TooManyPending);
+        }
+        let id = self.fresh_id();
+        let def: Subscription<'_> = entry.def;
+        let msg = OutgoingMessage::new(MessageType::StartStream, id)
+            .parameters(OutField::Pson(&def))
+            .resource(OutField::Varint(SUBSCRIBE_CODE));
+        self.queue(tx, &msg)?;
+        let deadline = self.now + self.config.request_timeout;
+        let _ = self.pending.push(Pending { id, kind: PendingKind::Subscribe(sub), deadline, state: PendingState::Waiting });
+        if let Some(Some(e)) = self.subs.get_mut(usize::from(sub)) {
+            *e = SubEntry { def, id, open: false };
+        }
+        Ok(())
+    }
+
+    /// Opens subscriptions that are not open yet, as room allows.
+    pub(super) fn resubscribe_pending(&mut self, tx: &mut [u8]) {
+        if !self.resubscribe || self.phase != Phase::Connected {
+            return;
+        }
+        for sub in 0..self.subs.len() {
+            let needs = self.subs.get(sub).copied().flatten().is_some_and(|e| e.id == 0);
+            if needs {
+                let Ok(sub) = u8::try_from(sub) else { break };
+                if self.open_subscription(tx, sub).is_err() {
+                    return; // no room yet: the next pass continues
+                }
+            }
+        }
+        self.resubscribe = false;
+    }
+
+    /// Copies a reply/event payload into the event buffer.
+    fn store_payload(&mut self, m: &Message<'_>, inbox: &mut [u8]) -> Payload {
+        let mut scratch = [0u8; 1 + varint::MAX_LEN_U64];
+        let bytes: &[u8] = match (m.payload_pson(), m.payload) {
+            (Some(raw), _) => raw,
+            (None, Some(FieldValue::Varint(v))) => {
+                let n = pson::encode_to_slice(&v, &mut scratch).unwrap_or(0);
+                scratch.get(..n).unwrap_or(&[])
+            }
+            _ => return Payload::None,
+        };
+        let capacity = inbox.len();
+        let free = self.inbox.compact(inbox);
+        match free.get_mut(..bytes.len()) {
+            Some(dst) => {
+                dst.copy_from_slice(bytes);
+                self.inbox.end += bytes.len();
+                Payload::Inbox(bytes.len())
+            }
+            None if bytes.len() > capacity => Payload::TooLarge,
+            None => Payload::None, // caller blocks until the buffer drains
+        }
+    }
+
+    fn on_reply(&mut self, m: &Message<'_>, inbox: &mut [u8]) -> Flow {
+        let ok = m.kind == MessageType::Ok;
+        let Some(i) = self.pending.iter().position(|p| {
+            p.id == m.stream_id
+                && p.state == PendingState::Waiting
+                && matches!(p.kind, PendingKind::Call { .. } | PendingKind::Subscribe(_))
+        }) else {
+            self.push(Record::Dropped(Dropped::LateReply { stream_id: m.stream_id }));
+            return Flow::Consumed;
+        };
+        let Some(pending) = self.pending.get(i).copied() else { return Flow::Consumed };
+        if pending.kind == (PendingKind::Call { silent: true }) {
+            self.pending.swap_remove(i);
+            return Flow::Consumed;
+        }
+        let payload = self.store_payload(m, inbox);
+        if payload == Payload::None && has_payload(m) {
+            return Flow::Blocked;
+        }
+        self.pending.swap_remove(i);
+        let code = m.parameters.and_then(|p| p.as_u64());
+        match pending.kind {
+            PendingKind::Subscribe(sub) => {
+                if ok {
+                    if let Some(Some(e)) = self.subs.get_mut(usize::from(sub)) {
+                        e.open = true;
+                    }
+                    self.push(Record::Subscribed { sub, payload });
+                } else {
+                    if let Some(Some(e)) = self.subs.get_mut(usize::from(sub)) {
+                        e.id = 0;
+                    }
+                    self.push(Record::SubscriptionFailed { sub, code, payload });
+                }
+            }
+            _ => self.push(Record::Reply { id: m.stream_id, ok, code, payload }),
+        }
+        Flow::Consumed
+    }
+
+    fn resource_path<'m>(m: &Message<'m>) -> Option<&'m str> {
+        m.resource.and_then(|r| r.as_str())
+    }
+
+    fn on_run(&mut self, m: &Message<'_>, tx: &mut [u8]) -> Flow {
+        let id = m.stream_id;
+        let Some(path) = Self::resource_path(m) else {
+            let _ = self.queue(tx, &OutgoingMessage::new(MessageType::Error, id));
+            return Flow::Consumed;
+        };
+        let mut params = Params::new();
+        let Some(index) = self.thing.lookup(path, &mut params) else {
+            trace!("unknown resource");
+            let _ = self.queue(tx, &OutgoingMessage::new(MessageType::Error, id));
+            return Flow::Consumed;
+        };
+        let kind = self.kind_of(index);
+        let input = Input::new(m.payload.map(|p| p.as_pson()), m.payload_pson());
+        let had_input = !input.is_empty();
+        match self.invoke(index, CallMode::Run, input, &params, tx) {
+            Outcome::Failed(e) => {
+                let _ = self.queue_handler_error(tx, id, e);
+            }
+            Outcome::Deferred => {
+                let report_state = kind == Some(ResourceKind::Input) && !had_input;
+                let deadline = self.now + self.config.deferred_timeout;
+                let kind = kind.unwrap_or(ResourceKind::Run);
+                let entry = Pending {
+                    id,
+                    kind: PendingKind::Deferred { resource: index, kind, report_state },
+                    deadline,
+                    state: PendingState::Waiting,
+                };
+                // Replace a deferred request the server reused the id of.
+                self.pending.retain(|p| !(p.id == id && matches!(p.kind, PendingKind::Deferred { .. })));
+                if self.pending.push(entry).is_err() {
+                    let _ = self.queue_handler_error(tx, id, HandlerError::new(503, "too many pending requests"));
+                } else {
+                    self.push(Record::Deferred { stream_id: id, resource: index });
+                }
+            }
+            Outcome::Done { len, code } => {
+                let send_output = match kind {
+                    Some(ResourceKind::Output | ResourceKind::InputOutput) => true,
+                    // An input returns its state only when asked without a payload.
+                    Some(ResourceKind::Input) => !had_input,
+                    _ => false,
+                };
+                let len = if send_output { len } else { 0 };
+                self.emit_output(tx, MessageType::Ok, id, code.map(u64::from), len);
+                if had_input && matches!(kind, Some(ResourceKind::Input | ResourceKind::InputOutput)) {
+                    self.echo(tx, index, None);
+                }
+            }
+        }
+        Flow::Consumed
+    }
+
+    fn kind_of(&self, index: usize) -> Option<ResourceKind> {
+        self.thing.entry(index).and_then(|e| e.kind())
+    }
+
+    /// Runs a handler with its output at `OUT_OFFSET` of the free transmit space.
+    fn invoke(&mut self, index: usize, mode: CallMode, input: Input<'_>, params: &Params<'_>, tx: &mut [u8]) -> Outcome {
+        let free = self.tx.compact(tx);
+        let out_buf = free.get_mut(OUT_OFFSET..).unwrap_or(&mut []);
+        self.invoke_into(index, mode, input, params, out_buf)
+    }
+
+    fn invoke_into(
+        &mut self,
+        index: usize,
+        mode: CallMode,
+        input: Input<'_>,
+        params: &Params<'_>,
+        out_buf: &mut [u8],
+    ) -> Outcome {
+        let Some(resource) = self.thing.entry_mut(index).and_then(|e| e.resource()) else {
+            return Outcome::Failed(HandlerError::new(404, "no handler"));
+        };
+        let mut call = Call::new(mode, input, Output::new(out_buf), params);
+        let result = resource.handle(&mut call);
+        if let Err(e) = result {
+            return Outcome::Failed(e);
+        }
+        if call.is_deferred() {
+            return Outcome::Deferred;
+        }
+        let code = call.code();
+        match call.into_output().finish() {
+            Ok(len) => Outcome::Done { len, code },
+            Err(e) => Outcome::Failed(e.into()),
+        }
+    }
+
+    /// Builds `kind F1=id [F2=code] [F3=output]` from output bytes at `OUT_OFFSET` of the free
+    /// transmit space; an unsigned-integer output travels as a varint, as the official
+    /// client sends it.
+    fn emit_output(&mut self, tx: &mut [u8], kind: MessageType, id: u16, code: Option<u64>, len: usize) -> bool {
+        let free = self.tx.compact(tx);
+        let output = free.get(OUT_OFFSET..OUT_OFFSET + len).unwrap_or(&[]);
+        let as_varint = match PsonRef::decode_prefix(output) {
+            Ok((PsonRef::Uint(v), used)) if used == len => Some(v),
+            _ => None,
+        };
+        let mut prefix = [0u8; OUT_OFFSET + varint::MAX_LEN_U64 + 1];
+        let mut body = SliceSink::new(&mut prefix[..]);
+        let mut put = |bytes: &[u8]| {
+            let _ = pson::Sink::write(&mut body, bytes);
+        };
+        let (idb, idn) = varint::to_array(u64::from(id));
+        if id != 0 {
+            put(&[0x08]);
+            put(idb.get(..idn).unwrap_or(&[]));
+        }
+        if let Some(c) = code {
+            let (cb, cn) = varint::to_array(c);
+            put(&[0x10]);
+            put(cb.get(..cn).unwrap_or(&[]));
+        }
+        let mut pson_len = 0;
+        match as_varint {
+            Some(v) => {
+                let (vb, vn) = varint::to_array(v);
+                put(&[0x18]);
+                put(vb.get(..vn).unwrap_or(&[]));
+            }
+            None if len > 0 => {
+                put(&[0x1a]);
+                pson_len = len;
+            }
+            None => {}
+        }
+        let body_prefix = body.written();
+        let body_len = body_prefix + pson_len;
+        let (sb, sn) = varint::to_array(body_len as u64);
+        let header_len = 1 + sn;
+        let total = header_len + body_len;
+        if pson_len > 0 {
+            // Header and fields go right in front of the output, then the frame moves to
+            // the start of the free space.
+            let start = OUT_OFFSET - body_prefix - header_len;
+            if let Some(dst) = free.get_mut(start..OUT_OFFSET) {
+                let (h, rest) = dst.split_at_mut(header_len);
+                if let Some((k, s)) = h.split_first_mut() {
+                    *k = kind as u8;
+                    s.copy_from_slice(sb.get(..sn).unwrap_or(&[]));
+                }
+                rest.copy_from_slice(prefix.get(..body_prefix).unwrap_or(&[]));
+            }
+            free.copy_within(start..OUT_OFFSET + len, 0);
+        } else {
+            let Some(dst) = free.get_mut(..total) else { return false };
+            let (h, rest) = dst.split_at_mut(header_len);
+            if let Some((k, s)) = h.split_first_mut() {
+                *k = kind as u8;
+                s.copy_from_slice(sb.get(..sn).unwrap_or(&[]));
+            }
+            rest.copy_from_slice(prefix.get(..body_prefix).unwrap_or(&[]));
+        }
+        self.tx.end += total;
+        self.last_tx = self.now;
+        true
+    }
+
+    /// Sends the resource's state on every stream open on it (after an input was applied),
+    /// except `skip`.
+    fn echo(&mut self, tx: &mut [u8], index: usize, skip: Option<u16>) {
+        for i in 0..self.streams.len() {
+            let hit = self.streams.get(i).is_some_and(|s| s.resource == index && Some(s.id) != skip);
+            if hit {
+                self.send_sample(tx, i);
+            }
+        }
+        if let Some(id) = skip
+            && let Some(i) = self.streams.iter().position(|s| s.id == id)
+        {
+            self.send_sample(tx, i);
+        }
+    }
+
+    /// Samples stream `i` into a STREAM_DATA frame; false when it could not be sent.
+    pub(super) fn send_sample(&mut self, tx: &mut [u8], i: usize) -> bool {
+        let Some(stream) = self.streams.get(i) else { return false };
+        let (id, index) = (stream.id, stream.resource);
+        let path = stream.path.clone();
+        let mut params = Params::new();
+        let _ = self.thing.lookup(path.as_str(), &mut params);
+        match self.invoke(index, CallMode::Sample, Input::empty(), &params, tx) {
+            Outcome::Done { len, .. } if len > 0 => self.emit_output(tx, MessageType::StreamData, id, None, len),
+            Outcome::Failed(HandlerError { code: 413, .. }) => {
+                if self.tx.is_empty() {
+                    self.push(Record::Dropped(Dropped::SampleTooLarge { stream_id: id }));
+                }
+                false
+            }
+            _ => false,
+        }
+    }
+
+    fn on_describe(&mut self, m: &Message<'_>, tx: &mut [u8]) -> Flow {
+        let id = m.stream_id;
+        let free = self.tx.compact(tx);
+        let result = match Self::resource_path(m) {
+            None => self.describe_all(free.get_mut(OUT_OFFSET..).unwrap_or(&mut [])),
+            Some(path) => {
+                let mut params = Params::new();
+                match self.thing.lookup(path, &mut params) {
+                    None => {
+                        let _ = self.queue(tx, &OutgoingMessage::new(MessageType::Error, id));
+                        return Flow::Consumed;
+                    }
+                    Some(index) => self.describe_one(index, &params, free.get_mut(OUT_OFFSET..).unwrap_or(&mut [])),
+                }
+            }
+        };
+        match result {
+            Ok(len) => {
+                self.emit_output(tx, MessageType::Ok, id, None, len);
+            }
+            Err(e) => {
+                let _ = self.queue_handler_error(tx, id, e);
+            }
+        }
+        Flow::Consumed
+    }
+
+    /// `{path: {"fn": kind}}` for every resource, keys in ascending order as the official
+    /// client sends them.
+    fn describe_all(&self, out: &mut [u8]) -> Result<usize, HandlerError> {
+        let mut enc = Encoder::new(SliceSink::new(out));
+        let count = self.thing.iter().filter(|e| e.kind().is_some()).count();
+        enc.map_header(count)?;
+        let mut last: Option<&str> = None;
+        for _ in 0..count {
+            // Selection by path order: the table is small and this needs no memory.
+            let next = self
+                .thing
+                .iter()
+                .filter(|e| e.kind().is_some() && last.is_none_or(|l| e.path() > l))
+                .min_by(|a, b| a.path().cmp(b.path()));
+            let Some(entry) = next else { break };
+            enc.str(entry.path())?;
+            enc.map_header(1)?;
+            enc.str("fn")?;
+            enc.u64(entry.kind().map_or(0, |k| k as u64))?;
+            last = Some(entry.path());
+        }
+        Ok(enc.into_sink().written())
+    }
+
+    /// `{"in": sample, "out": sample}` for one resource, from its handler in describe mode.
+    fn describe_one(&mut self, index: usize, params: &Params<'_>, out: &mut [u8]) -> Result<usize, HandlerError> {
+        let kind = self.kind_of(index).unwrap_or(ResourceKind::Run);
+        let (has_in, has_out) = match kind {
+            ResourceKind::Run => (false, false),
+            ResourceKind::Input => (true, false),
+            ResourceKind::Output => (false, true),
+            ResourceKind::InputOutput => (true, true),
+        };
+        let mut pos = {
+            let mut enc = Encoder::new(SliceSink::new(out));
+            enc.map_header(usize::from(has_in) + usize::from(has_out))?;
+            enc.into_sink().written()
+        };
+        let parts = [(has_in, "in", CallMode::DescribeInput), (has_out, "out", CallMode::DescribeOutput)];
+        for (wanted, key, mode) in parts {
+            if !wanted {
+                continue;
+            }
+            let rest = out.get_mut(pos..).unwrap_or(&mut []);
+            let mut enc = Encoder::new(SliceSink::new(rest));
+            enc.str(key)?;
+            pos += enc.into_sink().written();
+            let rest = out.get_mut(pos..).unwrap_or(&mut []);
+            match self.invoke_into(index, mode, Input::empty(), params, rest) {
+                Outcome::Done { len, .. } if len > 0 => pos += len,
+                Outcome::Failed(e) => return Err(e),
+                _ => {
+                    let rest = out.get_mut(pos..).unwrap_or(&mut []);
+                    let mut enc = Encoder::new(SliceSink::new(rest));
+                    enc.null()?;
+                    pos += 1;
+                }
+            }
+        }
+        Ok(pos)
+    }
+
+    fn on_start_stream(&mut self, m: &Message<'_>, tx: &mut [u8]) -> Flow {
+        let id = m.stream_id;
+        let error = |st: &mut Self, tx: &mut [u8]| {
+            let _ = st.queue(tx, &OutgoingMessage::new(MessageType::Error, id));
+            Flow::Consumed
+        };
+        let Some(path) = Self::resource_path(m) else { return error(self, tx) };
+        let mut params = Params::new();
+        let Some(index) = self.thing.lookup(path, &mut params) else { return error(self, tx) };
+        let Ok(stored) = heapless::String::<{ super::MAX_STREAM_PATH }>::try_from(path) else {
+            let _ = self.queue_handler_error(tx, id, HandlerError::new(414, "resource path too long"));
+            return Flow::Consumed;
+        };
+        // Interval: {"interval": ms} (Linux client) or a bare number of ms (IOTMP-Embedded).
+        let interval = m.parameters.and_then(|p| match p {
+            FieldValue::Varint(v) => Some(v),
+            FieldValue::Pson(v) => v.as_u64().or_else(|| v.get("interval").and_then(|i| i.as_u64())),
+        });
+        let interval = interval.filter(|&ms| ms > 0).map(Duration::from_millis);
+        // The same id, or the same resource path, replaces the earlier stream.
+        self.streams.retain(|s| s.id != id && s.path.as_str() != path);
+        let stream = OpenStream { id, resource: index, path: stored, interval, next: self.now + interval.unwrap_or_default() };
+        if self.streams.push(stream).is_err() {
+            let _ = self.queue_handler_error(tx, id, HandlerError::new(503, "too many streams"));
+            return Flow::Consumed;
+        }
+        let _ = self.queue(tx, &OutgoingMessage::new(MessageType::Ok, id));
+        self.push(Record::StreamStarted { stream_id: id, resource: index });
+        // One sample right after the OK, always.
+        if let Some(i) = self.streams.iter().position(|s| s.id == id) {
+            self.send_sample(tx, i);
+        }
+        Flow::Consumed
+    }
+
+    fn on_stop_stream(&mut self, m: &Message<'_>, tx: &mut [u8]) -> Flow {
+        let id = m.stream_id;
+        let before = self.streams.len();
+        self.streams.retain(|s| s.id != id);
+        let mut known = before != self.streams.len();
+        for sub in self.subs.iter_mut().flatten() {
+            if sub.id == id {
+                // The server ended a subscription: reopen it after the next reconnect.
+                sub.id = 0;
+                sub.open = false;
+                known = true;
+            }
+        }
+        if known {
+            let _ = self.queue(tx, &OutgoingMessage::new(MessageType::Ok, id));
+            self.push(Record::StreamStopped { stream_id: id });
+        } else {
+            let _ = self.queue(tx, &OutgoingMessage::new(MessageType::Error, id));
+        }
+        Flow::Consumed
+    }
+
+    fn on_stream_data(&mut self, m: &Message<'_>, tx: &mut [u8], inbox: &mut [u8]) -> Flow {
+        let id = m.stream_id;
+        // A device subscription first, then a server-opened stream into an input.
+        if let Some(sub) = self.subs.iter().position(|s| s.is_some_and(|s| s.id == id && s.open)) {
+            let payload = self.store_payload(m, inbox);
+            if payload == Payload::None && has_payload(m) {
+                return Flow::Blocked;
+            }
+            let sub = u8::try_from(sub).unwrap_or(u8::MAX);
+            self.push(Record::SubscriptionData { sub, payload });
+            return Flow::Consumed;
+        }
+        let Some(stream) = self.streams.iter().find(|s| s.id == id) else {
+            self.push(Record::Dropped(Dropped::UnknownStream { stream_id: id }));
+            return Flow::Consumed;
+        };
+        let index = stream.resource;
+        let path = stream.path.clone();
+        let mut params = Params::new();
+        let _ = self.thing.lookup(path.as_str(), &mut params);
+        if !matches!(self.kind_of(index), Some(ResourceKind::Input | ResourceKind::InputOutput)) {
+            return Flow::Consumed;
+        }
+        let input = Input::new(m.payload.map(|p| p.as_pson()), m.payload_pson());
+        match self.invoke(index, CallMode::Run, input, &params, tx) {
+            Outcome::Done { .. } => {
+                // Echo the new state on this stream (and any other on the same resource).
+                self.echo(tx, index, Some(id));
+            }
+            Outcome::Failed(_) | Outcome::Deferred => {}
+        }
+        Flow::Consumed
+    }
+}
+
+fn has_payload(m: &Message<'_>) -> bool {
+    m.payload.is_some()
+}
