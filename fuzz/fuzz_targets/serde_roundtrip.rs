@@ -2,8 +2,8 @@
 //!
 //! The input is deserialized into a derived struct and into the owned `pson::Value`. Whatever
 //! decodes is serialized again with `pson::to_slice`, and decoding that must give the same
-//! value back (floats compared bit for bit). The bytes `to_slice` writes for a `Value` must
-//! also be valid for the zero-copy reader.
+//! value back (numbers compared by value, NaN by bits). The bytes written for a `Value` must
+//! also be valid for the zero-copy reader, and `Value`'s own `EncodePson` must agree.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -81,8 +81,13 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(value) = pson::from_slice::<Value>(data) {
         let (n, again) = round_trip(&value, &mut buf);
         assert!(value.value_eq(&again), "{value:?} != {again:?}");
-        // What serde wrote is plain PSON for the zero-copy reader, and no longer than the input.
+        // What serde wrote is plain PSON for the zero-copy reader and the size-only pass.
         assert!(PsonRef::decode(&buf[..n]).is_ok());
-        assert!(n <= data.len(), "{n} bytes written for a {}-byte input", data.len());
+        assert_eq!(pson::serialized_len(&value), Ok(n));
+        // Value's own EncodePson (F32 kept raw) agrees by value with the serde path.
+        let m = pson::encode_to_slice(&value, &mut buf).expect("EncodePson of a decoded value");
+        assert_eq!(m, pson::encoded_len(&value));
+        let direct = Value::decode(&buf[..m]).expect("EncodePson output decodes");
+        assert!(direct.value_eq(&value), "{direct:?} != {value:?}");
     }
 });

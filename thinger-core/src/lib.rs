@@ -30,6 +30,7 @@ extern crate alloc;
 #[cfg(any(feature = "std", test))]
 extern crate std;
 
+pub mod dsl;
 pub mod iotmp;
 mod log;
 pub mod pson;
@@ -37,3 +38,13 @@ pub mod resource;
 pub mod session;
 pub mod time;
 pub mod varint;
+
+/// `docs/protocol.md`, included so that its examples run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/protocol.md")]
+mod protocol_doc {}
+
+/// `docs/dsl.md`, included so that its examples run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/dsl.md")]
+mod dsl_doc {}

@@ -60,6 +60,21 @@ proptest! {
     }
 
     #[test]
+    fn serde_impls_agree_with_the_codec(value in any_value()) {
+        // Value's Serialize through the PSON serializer: same value back.
+        let len = pson::serialized_len(&value).unwrap();
+        let mut buf = vec![0u8; len];
+        prop_assert_eq!(pson::to_slice(&value, &mut buf), Ok(len));
+        let back = Value::decode(&buf).unwrap();
+        prop_assert!(back.value_eq(&value), "{:?} vs {:?}", back, value);
+        // Value's Deserialize through the PSON deserializer: same as Value::decode.
+        let bytes = value.encode_to_vec();
+        let via_serde: Value = pson::from_slice(&bytes).unwrap();
+        let decoded = Value::decode(&bytes).unwrap();
+        prop_assert!(same_bits(&via_serde, &decoded), "{:?} vs {:?}", via_serde, decoded);
+    }
+
+    #[test]
     fn encoded_len_is_bytes_written(value in any_value()) {
         let len = pson::encoded_len(&value);
         let mut buf = vec![0u8; len + 8];

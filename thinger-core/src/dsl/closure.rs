@@ -87,7 +87,10 @@ pub struct InputFn<F> {
 ///
 /// let level = Cell::new(0i64);
 /// let mut dimmer = input_fn(|input: Input| match input.i64("level") {
-///     Some(v @ 0..=100) => Ok(level.set(v)),
+///     Some(v @ 0..=100) => {
+///         level.set(v);
+///         Ok(())
+///     }
 ///     _ => Err(HandlerError::bad_input()),
 /// });
 /// let bytes = [0xc1, 0x85, b'l', b'e', b'v', b'e', b'l', 0x1f, 0x46]; // {level: 70}
@@ -147,7 +150,7 @@ pub struct OutputFn<F> {
 ///     out.field("t", &21.5)?;
 ///     out.field("h", &60u8)
 /// });
-/// let (mut out, params) = ([0u8; 16], Params::new());
+/// let (mut out, params) = ([0u8; 32], Params::new());
 /// let mut call = Call::new(CallMode::Run, Input::empty(), Output::new(&mut out), &params);
 /// weather.handle(&mut call).unwrap();
 /// let n = call.into_output().finish().unwrap();
@@ -209,7 +212,7 @@ pub struct InputOutputFn<F> {
 ///     out.field("sum", &(a + b))
 /// });
 /// let bytes = [0xc2, 0x81, b'a', 0x02, 0x81, b'b', 0x03]; // {a: 2, b: 3}
-/// let (mut out, params) = ([0u8; 16], Params::new());
+/// let (mut out, params) = ([0u8; 32], Params::new());
 /// let mut call = Call::new(CallMode::Run, Input::from_pson(&bytes).unwrap(), Output::new(&mut out), &params);
 /// sum.handle(&mut call).unwrap();
 /// let n = call.into_output().finish().unwrap();

@@ -388,10 +388,6 @@ impl ErrorType for VirtualPin {
     type Error = Infallible;
 }
 
-impl ErrorType for &VirtualPin {
-    type Error = Infallible;
-}
-
 impl OutputPin for &VirtualPin {
     fn set_low(&mut self) -> Result<(), Infallible> {
         self.level.set(false);

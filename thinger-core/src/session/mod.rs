@@ -207,6 +207,8 @@ struct State<'a, const R: usize, const S: usize, const P: usize> {
     now: Instant,
     last_rx: Instant,
     last_tx: Instant,
+    /// When the last KEEP_ALIVE went out: one per interval, even while no answer comes.
+    last_keep_alive: Instant,
     ids: IdGenerator,
     pending: Vec<Pending, P>,
     streams: Vec<OpenStream, S>,
@@ -256,6 +258,7 @@ where
                 now: Instant::ZERO,
                 last_rx: Instant::ZERO,
                 last_tx: Instant::ZERO,
+                last_keep_alive: Instant::ZERO,
                 ids: IdGenerator::new(rng),
                 pending: Vec::new(),
                 streams: Vec::new(),
@@ -314,6 +317,7 @@ where
         st.now = now;
         st.last_rx = now;
         st.last_tx = now;
+        st.last_keep_alive = now;
         st.end_connection_state();
         let id = st.fresh_id();
         st.connect_id = id;
@@ -897,8 +901,11 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
         self.config.keep_alive.mul_ratio(115, 100)
     }
 
+    /// A KEEP_ALIVE goes out when either side has been quiet for the interval (so the
+    /// server hears from us, and we give it a reason to answer), at most once per interval.
     fn keep_alive_due(&self) -> Instant {
-        self.last_rx.min(self.last_tx) + self.config.keep_alive
+        let quiet = self.last_rx.min(self.last_tx) + self.config.keep_alive;
+        quiet.max(self.last_keep_alive + self.config.keep_alive)
     }
 
     fn next_deadline(&self) -> Option<Instant> {
@@ -964,7 +971,9 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
                 }
                 if now >= self.keep_alive_due() && self.tx.is_empty() {
                     trace!("keep-alive");
-                    let _ = self.queue(tx, &OutgoingMessage::new(MessageType::KeepAlive, 0));
+                    if self.queue(tx, &OutgoingMessage::new(MessageType::KeepAlive, 0)).is_ok() {
+                        self.last_keep_alive = now;
+                    }
                 }
                 for i in 0..self.streams.len() {
                     let due = self.streams.get(i).and_then(|s| s.interval.map(|iv| (s.next, iv)));
