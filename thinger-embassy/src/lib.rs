@@ -1,0 +1,2 @@
+//! Embassy adapter for Thinger.io (work in progress).
+#![no_std]

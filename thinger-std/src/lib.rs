@@ -1,0 +1,1 @@
+//! Tokio client for Thinger.io (work in progress).
