@@ -10,8 +10,8 @@ use thinger_core::iotmp::{FrameError, MessageType, OutField, OutgoingMessage};
 use thinger_core::pson::PsonRef;
 use thinger_core::resource::{HandlerError, ResourceKind, Thing, handler};
 use thinger_core::session::{
-    AuthFailure, BufferTooSmall, CallError, Config, DisconnectReason, Dropped, Error, Event, Phase, RequestId,
-    Session, Subscription,
+    AuthFailure, BufferTooSmall, CallError, Config, DisconnectReason, Dropped, Error, Event, Phase, RequestId, Session,
+    Subscription,
 };
 use thinger_core::time::{Duration, Instant};
 
@@ -370,7 +370,9 @@ fn server_start_stream_reusing_an_open_id_replaces_it() {
     h.connect();
     let interval = thinger_core::pson::Map(&[("interval", 1000u32)]);
     let start = |path: &'static str| {
-        bytes(&frame(MessageType::StartStream, 30).parameters(OutField::Pson(&interval)).resource(OutField::Pson(&path)))
+        bytes(
+            &frame(MessageType::StartStream, 30).parameters(OutField::Pson(&interval)).resource(OutField::Pson(&path)),
+        )
     };
     h.feed(&start("a"));
     h.feed(&start("b"));
@@ -378,7 +380,8 @@ fn server_start_stream_reusing_an_open_id_replaces_it() {
     assert_eq!(samples.len(), 1, "only the replacing stream samples");
     assert_eq!(message(&samples[0]).payload.unwrap().as_str(), Some("b"));
     // The bare-number interval form (IOTMP-Embedded) is accepted too.
-    let embedded = bytes(&frame(MessageType::StartStream, 31).parameters(OutField::Varint(250)).resource(OutField::Pson(&"a")));
+    let embedded =
+        bytes(&frame(MessageType::StartStream, 31).parameters(OutField::Varint(250)).resource(OutField::Pson(&"a")));
     h.feed(&embedded);
     let next = h.advance_to(1250);
     assert!(frames(&next).iter().any(|f| message(f).stream_id == 31));
@@ -396,7 +399,8 @@ fn interval_stream_250ms_gives_12_samples_in_3s_including_the_first() {
     let mut h = Harness::new(config(), thing);
     h.connect();
     let interval = thinger_core::pson::Map(&[("interval", 250u32)]);
-    let start = frame(MessageType::StartStream, 40).parameters(OutField::Pson(&interval)).resource(OutField::Pson(&"counter"));
+    let start =
+        frame(MessageType::StartStream, 40).parameters(OutField::Pson(&interval)).resource(OutField::Pson(&"counter"));
     let mut samples = frames(&h.feed(&bytes(&start))).len() - 1; // minus the OK
     // Drive the session only at its own deadlines, as an adapter does.
     while let Some(t) = h.session.poll_timeout() {
@@ -519,7 +523,8 @@ fn poll_transmit_says_how_much_room_it_needs() {
 fn topic_publish_stream_and_unsubscribe() {
     let mut h = Harness::new(config(), Thing::new());
     h.connect();
-    let sub = h.session.subscribe(h.now, Subscription::TopicPublish { topic: "home/out", qos: 0, retained: true }).unwrap();
+    let sub =
+        h.session.subscribe(h.now, Subscription::TopicPublish { topic: "home/out", qos: 0, retained: true }).unwrap();
     let start = h.sent();
     let m = message(&start);
     let params = m.parameters.unwrap().as_pson();

@@ -242,7 +242,9 @@ where
                 let input = call.input();
                 (self.f)(input, call.output()).into_handler_result()
             }
-            CallMode::Sample | CallMode::DescribeOutput => (self.f)(Input::empty(), call.output()).into_handler_result(),
+            CallMode::Sample | CallMode::DescribeOutput => {
+                (self.f)(Input::empty(), call.output()).into_handler_result()
+            }
         }
     }
 }

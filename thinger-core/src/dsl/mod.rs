@@ -86,7 +86,9 @@ mod pin;
 mod value;
 
 pub use closure::{InputFn, InputOutputFn, OutputFn, RunFn, input_fn, input_output_fn, output_fn, run};
-pub use pin::{DigitalIn, DigitalOut, DigitalPin, VirtualPin, digital_out, digital_pin, input_pin, inverted_digital_pin};
+pub use pin::{
+    DigitalIn, DigitalOut, DigitalPin, VirtualPin, digital_out, digital_pin, input_pin, inverted_digital_pin,
+};
 pub use value::{Analog, InputValue, OutputValue, Reading, Scalar, analog, input_value, output_value};
 
 pub use crate::resource::{Call, CallMode, HandlerError, Input, Output, Resource, ResourceKind, Thing, handler};

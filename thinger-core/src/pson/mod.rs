@@ -39,15 +39,15 @@ mod ser;
 #[cfg(feature = "alloc")]
 mod value;
 
+#[cfg(feature = "serde")]
+pub use de::{Deserializer, from_slice, from_slice_with};
 pub use encode::{Bytes, EncodePson, Encoder, IoSink, Map, Sink, SizeCounter, SliceSink, encode_to_slice, encoded_len};
 pub use error::Error;
 pub use reader::{ArrayIter, ArrayRef, DEFAULT_MAX_DEPTH, DecodeOptions, MapIter, MapRef, PsonRef};
-#[cfg(feature = "alloc")]
-pub use value::Value;
-#[cfg(feature = "serde")]
-pub use de::{Deserializer, from_slice, from_slice_with};
 #[cfg(feature = "serde")]
 pub use ser::{Serde, Serializer, serialized_len, to_slice};
+#[cfg(feature = "alloc")]
+pub use value::Value;
 
 /// PSON value types: the top three bits of a tag byte.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -36,13 +36,13 @@ mod typed;
 pub use call::{Call, CallMode};
 pub use io::{Input, Output};
 pub use path::{MAX_PARAMS, Params, match_path};
-pub use table::{CapacityError, Entry, Thing};
 #[cfg(feature = "serde")]
 pub use sample::{encode_sample, write_sample, zero_value};
+pub use table::{CapacityError, Entry, Thing};
 #[cfg(feature = "serde")]
 pub use typed::{
-    SerdeInput, SerdeInputOutput, SerdeOutput, TryInputOutput, TryOutput, input, input_output, output, try_input_output,
-    try_output,
+    SerdeInput, SerdeInputOutput, SerdeOutput, TryInputOutput, TryOutput, input, input_output, output,
+    try_input_output, try_output,
 };
 
 use crate::pson;

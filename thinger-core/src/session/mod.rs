@@ -63,7 +63,9 @@ mod serve;
 
 pub use cloud::{CloudCall, Subscription};
 pub use config::{Config, DEFAULT_KEEP_ALIVE};
-pub use event::{AuthFailure, BufferTooSmall, CallError, DisconnectReason, Dropped, Error, Event, RequestId, SubscriptionId};
+pub use event::{
+    AuthFailure, BufferTooSmall, CallError, DisconnectReason, Dropped, Error, Event, RequestId, SubscriptionId,
+};
 
 use heapless::{Deque, String, Vec};
 use rand_core::{CryptoRng, RngCore};
@@ -78,8 +80,10 @@ use ids::IdGenerator;
 
 /// Longest resource path a stream can be opened on.
 pub const MAX_STREAM_PATH: usize = 64;
-/// Events that can wait to be polled; input is not processed while the queue is full.
+/// Events that can wait to be polled; input is not processed while the queue is nearly full.
 pub const EVENT_QUEUE: usize = 16;
+/// Event slots kept free for what timers report (timeouts, disconnects).
+const EVENT_RESERVE: usize = 4;
 
 /// Where the session is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -305,7 +309,6 @@ where
         self.state.config.max_frame_size.min(self.rx_len)
     }
 
-
     /// Starts a connection on a fresh transport: queues CONNECT. Anything left from an
     /// earlier connection (partial frames, unsent frames, open streams) is dropped; pending
     /// cloud calls of the earlier connection were already failed with
@@ -385,7 +388,7 @@ where
             }
             // A frame is taken only when its reply and event will have room: the transmit
             // queue is empty and an event slot is free.
-            if !self.state.tx.is_empty() || self.state.events.is_full() {
+            if !self.state.can_take_frame() {
                 return;
             }
             let rx = self.rx;
@@ -490,8 +493,7 @@ where
     pub fn poll_timeout(&self) -> Option<Instant> {
         let st = &self.state;
         if matches!(st.phase, Phase::Connecting | Phase::Connected)
-            && st.tx.is_empty()
-            && !st.events.is_full()
+            && st.can_take_frame()
             && (self.has_buffered_frame() || (st.resubscribe && !st.pending.is_full()))
         {
             return Some(st.now);
@@ -603,7 +605,8 @@ where
             msg = msg.payload(OutField::Pson(p));
         }
         let deadline = now + st.config.request_timeout;
-        let entry = Pending { id, kind: PendingKind::Call { silent: !confirm }, deadline, state: PendingState::Waiting };
+        let entry =
+            Pending { id, kind: PendingKind::Call { silent: !confirm }, deadline, state: PendingState::Waiting };
         if st.pending.is_full() && confirm {
             return Err(Error::TooManyPending);
         }
@@ -822,14 +825,18 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
         id
     }
 
+    /// Records an event. Input is taken only while `EVENT_RESERVE` slots are free, so the
+    /// few events timers add always fit; should the queue still be full, the new record is
+    /// dropped (never an older one: payloads in the event buffer follow queue order).
     fn push(&mut self, record: Record) {
         if self.events.push_back(record).is_err() {
-            // Input is not processed while the queue is full, so only timer-driven records
-            // can get here; keep the newest lifecycle record.
-            warn!("event queue full");
-            let _ = self.events.pop_front();
-            let _ = self.events.push_back(record);
+            warn!("event queue full: event dropped");
         }
+    }
+
+    /// Whether a frame may be taken: replies need an empty transmit queue, events need room.
+    fn can_take_frame(&self) -> bool {
+        self.tx.is_empty() && self.events.len() + EVENT_RESERVE <= EVENT_QUEUE
     }
 
     /// Queues a frame; `TransmitBufferFull` when it does not fit.
@@ -915,10 +922,19 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
             Phase::Connecting => consider(self.last_rx + self.watchdog()),
             Phase::Connected => {
                 consider(self.last_rx + self.watchdog());
-                consider(self.keep_alive_due());
+                // Sending deadlines that are already due wait for the transmit queue to drain
+                // (the adapter calls `handle_timeout` after draining), so an adapter blocked
+                // on a slow socket is not woken in a loop.
+                let waiting = !self.tx.is_empty();
+                let mut consider_send = |t: Instant| {
+                    if !(waiting && t <= self.now) {
+                        consider(t);
+                    }
+                };
+                consider_send(self.keep_alive_due());
                 for s in &self.streams {
                     if s.interval.is_some() {
-                        consider(s.next);
+                        consider_send(s.next);
                     }
                 }
             }

@@ -1,11 +1,13 @@
 //! Frames from the server: requests on resources, replies to cloud calls, stream data.
 
+use super::{DisconnectReason, Dropped, Error, SUBSCRIBE_CODE};
 use super::{
     Flow, OUT_OFFSET, OpenStream, Payload, Pending, PendingKind, PendingState, Phase, Record, State, SubEntry,
     Subscription,
 };
-use super::{DisconnectReason, Dropped, Error, SUBSCRIBE_CODE};
-use crate::iotmp::{FieldValue, Message, MessageError, MessageErrorKind, MessageType, OutField, OutgoingMessage, RawFrame};
+use crate::iotmp::{
+    FieldValue, Message, MessageError, MessageErrorKind, MessageType, OutField, OutgoingMessage, RawFrame,
+};
 use crate::log::{debug, trace};
 use crate::pson::{self, Encoder, PsonRef, SliceSink};
 use crate::resource::{Call, CallMode, HandlerError, Input, Output, Params, ResourceKind};
@@ -15,7 +17,10 @@ use crate::varint;
 /// What running a handler produced.
 enum Outcome {
     /// Output written at `OUT_OFFSET` (0 bytes = none), with an optional return code.
-    Done { len: usize, code: Option<u16> },
+    Done {
+        len: usize,
+        code: Option<u16>,
+    },
     Deferred,
     Failed(HandlerError),
 }
@@ -72,7 +77,9 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
                     kind: e.kind,
                 }));
             }
-            kind => self.push(Record::Dropped(Dropped::Malformed { msg_type: e.msg_type, stream_id: e.stream_id, kind })),
+            kind => {
+                self.push(Record::Dropped(Dropped::Malformed { msg_type: e.msg_type, stream_id: e.stream_id, kind }))
+            }
         }
         Flow::Consumed
     }
@@ -121,7 +128,12 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
             .resource(OutField::Varint(SUBSCRIBE_CODE));
         self.queue(tx, &msg)?;
         let deadline = self.now + self.config.request_timeout;
-        let _ = self.pending.push(Pending { id, kind: PendingKind::Subscribe(sub), deadline, state: PendingState::Waiting });
+        let _ = self.pending.push(Pending {
+            id,
+            kind: PendingKind::Subscribe(sub),
+            deadline,
+            state: PendingState::Waiting,
+        });
         if let Some(Some(e)) = self.subs.get_mut(usize::from(sub)) {
             *e = SubEntry { def, id, open: false };
         }
@@ -272,7 +284,14 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
     }
 
     /// Runs a handler with its output at `OUT_OFFSET` of the free transmit space.
-    fn invoke(&mut self, index: usize, mode: CallMode, input: Input<'_>, params: &Params<'_>, tx: &mut [u8]) -> Outcome {
+    fn invoke(
+        &mut self,
+        index: usize,
+        mode: CallMode,
+        input: Input<'_>,
+        params: &Params<'_>,
+        tx: &mut [u8],
+    ) -> Outcome {
         let free = self.tx.compact(tx);
         let out_buf = free.get_mut(OUT_OFFSET..).unwrap_or(&mut []);
         self.invoke_into(index, mode, input, params, out_buf)
@@ -400,7 +419,7 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
         match self.invoke(index, CallMode::Sample, Input::empty(), &params, tx) {
             Outcome::Done { len, .. } if len > 0 => self.emit_output(tx, MessageType::StreamData, id, None, len),
             Outcome::Failed(HandlerError { code: 413, .. }) => {
-                if self.tx.is_empty() {
+                if self.tx.is_empty() && self.events.len() + super::EVENT_RESERVE < super::EVENT_QUEUE {
                     self.push(Record::Dropped(Dropped::SampleTooLarge { stream_id: id }));
                 }
                 false
@@ -519,7 +538,8 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
         let interval = interval.filter(|&ms| ms > 0).map(Duration::from_millis);
         // The same id, or the same resource path, replaces the earlier stream.
         self.streams.retain(|s| s.id != id && s.path.as_str() != path);
-        let stream = OpenStream { id, resource: index, path: stored, interval, next: self.now + interval.unwrap_or_default() };
+        let stream =
+            OpenStream { id, resource: index, path: stored, interval, next: self.now + interval.unwrap_or_default() };
         if self.streams.push(stream).is_err() {
             let _ = self.queue_handler_error(tx, id, HandlerError::new(503, "too many streams"));
             return Flow::Consumed;

@@ -60,16 +60,12 @@ pub fn message(frame: &[u8]) -> Message<'_> {
 pub fn pson_eq(a: PsonRef<'_>, b: PsonRef<'_>) -> bool {
     use PsonRef::*;
     match (a, b) {
-        (Map(x), Map(y)) => {
-            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| pson_eq(v, w)))
-        }
+        (Map(x), Map(y)) => x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| pson_eq(v, w))),
         (Array(x), Array(y)) => x.len() == y.len() && x.iter().zip(y.iter()).all(|(v, w)| pson_eq(v, w)),
-        (Uint(_) | Int(_) | F32(_) | F64(_), Uint(_) | Int(_) | F32(_) | F64(_)) => {
-            match (a.as_i64(), b.as_i64()) {
-                (Some(x), Some(y)) => x == y,
-                _ => a.as_f64() == b.as_f64(),
-            }
-        }
+        (Uint(_) | Int(_) | F32(_) | F64(_), Uint(_) | Int(_) | F32(_) | F64(_)) => match (a.as_i64(), b.as_i64()) {
+            (Some(x), Some(y)) => x == y,
+            _ => a.as_f64() == b.as_f64(),
+        },
         _ => a == b,
     }
 }
