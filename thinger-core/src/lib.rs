@@ -6,6 +6,12 @@
 //!   optional serde support and an owned `Value` behind the `alloc` feature).
 //! * [`iotmp`]: IOTMP framing (varints, message types, fields, frame encoder and an
 //!   incremental frame decoder).
+//! * [`session`]: the client state machine (connect, keep-alive, requests from the server,
+//!   streams, cloud calls, subscriptions), fed with bytes and time, drained of bytes,
+//!   deadlines and events.
+//! * [`resource`]: the resource table, handlers, input/output views and path patterns.
+//! * [`dsl`]: `thing["led"] <<= digital_pin(pin)` and friends, on embedded-hal 1.0.
+//! * [`time`]: millisecond `Instant`/`Duration` (the core never reads a clock).
 //!
 //! The crate is `#![no_std]`, never allocates unless the `alloc` feature is enabled, and
 //! never touches a socket or a clock.
@@ -43,6 +49,11 @@ pub mod varint;
 #[cfg(doctest)]
 #[doc = include_str!("../../docs/protocol.md")]
 mod protocol_doc {}
+
+/// `README.md`, included so that its examples run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+mod readme {}
 
 /// `docs/dsl.md`, included so that its examples run as doc tests.
 #[cfg(doctest)]

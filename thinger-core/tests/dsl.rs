@@ -173,7 +173,7 @@ fn digital_pin_accepts_numbers_and_refuses_other_types() {
     assert_eq!(call(&mut led, CallMode::Run, &[0x00]).unwrap(), FALSE);
     assert!(!pin.high.get());
     let writes = pin.writes.get();
-    for bad in [&encode("on")[..], &[0x62], &encode(&pson::Map(&[("on", true)]))[..]] {
+    for bad in [&encode("on")[..], &[0x62], &encode(&pson::Map(&[("on", true)]))[..], &encode(&f64::NAN)[..]] {
         assert_eq!(call(&mut led, CallMode::Run, bad), Err(HandlerError::bad_input()));
     }
     assert_eq!(pin.writes.get(), writes);
@@ -205,7 +205,7 @@ fn describe_has_no_side_effects() {
 }
 
 #[test]
-fn inverted_digital_pin() {
+fn inverted_pin_drives_low() {
     let pin = FakePin::default();
     pin.high.set(true);
     let mut relay = inverted_digital_pin(&pin);
@@ -494,7 +494,8 @@ fn typed_input_output_matches_the_observed_sum() {
     assert_eq!(call(&mut sum, CallMode::Run, &[0xc1, 0x81, 0x61, 0x02]), Err(HandlerError::bad_input()));
     assert_eq!(call(&mut sum, CallMode::Run, TRUE), Err(HandlerError::bad_input()));
 
-    let mut half = try_input_output(|x: u32| if x % 2 == 0 { Ok(x / 2) } else { Err(HandlerError::new(422, "odd")) });
+    let mut half =
+        try_input_output(|x: u32| if x.is_multiple_of(2) { Ok(x / 2) } else { Err(HandlerError::new(422, "odd")) });
     assert_eq!(call(&mut half, CallMode::Run, &[0x08]).unwrap(), [0x04]);
     assert_eq!(call(&mut half, CallMode::Run, &[0x07]), Err(HandlerError::new(422, "odd")));
     assert_eq!(call(&mut half, CallMode::DescribeInput, &[]).unwrap(), [0x00]);

@@ -1,1 +1,1 @@
-//! Local IOTMP server with a REST API (work in progress).
+//! placeholder

@@ -12,7 +12,7 @@ use crate::resource::{Call, HandlerError, Output, Resource, ResourceKind};
 /// Conversions are checked: an integer type takes any PSON number that fits it exactly
 /// (whole floats included, as the official encoder sends `3.0` as `3`), a float type takes
 /// any number, and `bool` takes a PSON bool or a number (non-zero is `true`, as the
-/// Arduino `pson` does). Anything else is `None` (the handler answers 400).
+/// Arduino `pson` does; NaN is refused). Anything else is `None` (the handler answers 400).
 ///
 /// ```
 /// use thinger_core::dsl::Scalar;
@@ -33,7 +33,7 @@ impl Scalar for bool {
     fn from_pson(value: &PsonRef<'_>) -> Option<Self> {
         match value {
             PsonRef::Bool(b) => Some(*b),
-            other => other.as_f64().map(|n| n != 0.0),
+            other => other.as_f64().filter(|n| !n.is_nan()).map(|n| n != 0.0),
         }
     }
 }

@@ -305,7 +305,7 @@ impl<S: Sink> Encoder<S> {
 ///
 /// Implemented for integers, floats, `bool`, `str`, `&[u8]`-like byte wrappers, `Option`
 /// (`None` → null), tuples of pairs, arrays and slices, [`PsonRef`](super::PsonRef), and
-/// under features [`Value`](super::Value) and [`Serde`](super::Serde).
+/// under features `Value` (alloc) and `Serde` (serde).
 ///
 /// ```
 /// use thinger_core::pson::{EncodePson, Encoder, Sink, Error};

@@ -8,8 +8,8 @@
 //!   [`EncodePson`] trait and [`encode_to_slice`] / [`encoded_len`].
 //! * Decoding: [`PsonRef::decode`] validates a value once and returns a borrowed view with
 //!   lazy map/array iteration and lookup by key; nothing is copied or allocated.
-//! * With the `serde` feature: [`to_slice`] and [`from_slice`].
-//! * With the `alloc` feature: the owned [`Value`] and the [`pson!`](crate::pson!) macro.
+//! * With the `serde` feature: `to_slice` and `from_slice`.
+//! * With the `alloc` feature: the owned `Value` and the `pson!` macro.
 //!
 //! ```
 //! use thinger_core::pson::{Encoder, SliceSink, PsonRef};

@@ -121,7 +121,7 @@ enum State {
 /// out.field("humidity", &60u8).unwrap();
 /// let n = out.finish().unwrap();
 /// assert_eq!(&buf[..2], &[0xc2, 0x8b]); // a 2-pair map, then "temperature"
-/// assert_eq!(n, 28);
+/// assert_eq!(n, 29);
 /// ```
 #[derive(Debug)]
 pub struct Output<'o> {

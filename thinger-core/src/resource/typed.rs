@@ -335,7 +335,7 @@ where
 ///
 /// ```
 /// use thinger_core::resource::{try_input_output, HandlerError, Resource, ResourceKind};
-/// let half = try_input_output(|x: u32| if x % 2 == 0 { Ok(x / 2) } else { Err(HandlerError::bad_input()) });
+/// let half = try_input_output(|x: u32| if x.is_multiple_of(2) { Ok(x / 2) } else { Err(HandlerError::bad_input()) });
 /// assert_eq!(half.kind(), ResourceKind::InputOutput);
 /// ```
 pub struct TryInputOutput<I, F> {
@@ -355,7 +355,7 @@ impl<I, F> core::fmt::Debug for TryInputOutput<I, F> {
 /// ```
 /// use thinger_core::resource::{try_input_output, Call, CallMode, HandlerError, Input, Output, Params, Resource};
 ///
-/// let mut half = try_input_output(|x: u32| if x % 2 == 0 { Ok(x / 2) } else { Err(HandlerError::bad_input()) });
+/// let mut half = try_input_output(|x: u32| if x.is_multiple_of(2) { Ok(x / 2) } else { Err(HandlerError::bad_input()) });
 /// let (mut out, params) = ([0u8; 8], Params::new());
 /// let mut call = Call::new(CallMode::Run, Input::from_pson(&[0x03]).unwrap(), Output::new(&mut out), &params);
 /// assert_eq!(half.handle(&mut call).unwrap_err().code, 400);
