@@ -1,0 +1,163 @@
+//! Connection settings.
+
+use embassy_time::Duration;
+use thinger_core::session::Config as SessionConfig;
+
+/// The IOTMP port for plain TCP.
+pub const PLAIN_PORT: u16 = 25204;
+/// The IOTMP port for TLS.
+pub const TLS_PORT: u16 = 25206;
+
+#[cfg(feature = "tls")]
+/// How the server's certificate is checked: against one CA certificate the firmware carries,
+/// and for a DNS name.
+///
+/// `server_name` is sent as SNI and must match a DNS name (SAN, or CN when there is no SAN)
+/// of the server certificate; IP addresses are not matched, so connect by IP address if you
+/// must but keep a DNS name here. `ca_der` is the CA certificate in DER form
+/// (`include_bytes!("ca.der")`; convert a PEM file with
+/// `openssl x509 -in ca.pem -outform der -out ca.der`). See the crate documentation for
+/// what is verified on a microcontroller.
+///
+/// ```
+/// use thinger_embassy::Tls;
+/// static CA: &[u8] = &[0x30, 0x82]; // your CA certificate, DER
+/// let tls = Tls::new("iot.example.com", CA);
+/// assert_eq!(tls.server_name, "iot.example.com");
+/// ```
+#[derive(Debug, Clone, Copy)]
+#[cfg(feature = "tls")]
+pub struct Tls<'d> {
+    /// DNS name to verify the certificate for (and to send as SNI).
+    pub server_name: &'d str,
+    /// The trusted CA certificate, DER encoded (ECDSA P-256).
+    pub ca_der: &'d [u8],
+}
+
+#[cfg(feature = "tls")]
+impl<'d> Tls<'d> {
+    /// Verify the server as `server_name` against the CA certificate `ca_der`.
+    pub const fn new(server_name: &'d str, ca_der: &'d [u8]) -> Self {
+        Tls { server_name, ca_der }
+    }
+}
+
+/// Settings of the client: the IOTMP session, where to connect, TLS, timeouts and the
+/// reconnect backoff.
+///
+/// ```
+/// use thinger_core::session::Config as SessionConfig;
+/// use thinger_embassy::{Config, Tls, TLS_PORT};
+/// use embassy_time::Duration;
+///
+/// static CA: &[u8] = &[0x30, 0x82]; // your CA certificate, DER
+/// let session = SessionConfig::new("user", "device", "credential");
+/// // Connect to an address, verify the certificate for a DNS name.
+/// let config = Config::new(session, "192.168.1.10", Tls::new("thinger.local", CA))
+///     .backoff(Duration::from_secs(1), Duration::from_secs(60));
+/// assert_eq!(config.port, TLS_PORT);
+/// assert!(config.tls.is_some());
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Config<'d> {
+    /// Credentials, keep-alive and the other session settings.
+    pub session: SessionConfig<'d>,
+    /// Host to connect to: a DNS name (resolved through the embassy-net stack) or an IPv4
+    /// address literal.
+    pub host: &'d str,
+    /// TCP port.
+    pub port: u16,
+    /// TLS settings; `None` for plain TCP.
+    #[cfg(feature = "tls")]
+    pub tls: Option<Tls<'d>>,
+    /// Limit for DNS, the TCP connect and the TLS handshake together.
+    pub connect_timeout: Duration,
+    /// First reconnect delay.
+    pub backoff_initial: Duration,
+    /// Longest reconnect delay.
+    pub backoff_max: Duration,
+}
+
+impl<'d> Config<'d> {
+    /// TLS to `host` on port [`TLS_PORT`], the certificate checked as `tls` says.
+    #[cfg(feature = "tls")]
+    pub const fn new(session: SessionConfig<'d>, host: &'d str, tls: Tls<'d>) -> Self {
+        Config {
+            session,
+            host,
+            port: TLS_PORT,
+            tls: Some(tls),
+            connect_timeout: Duration::from_secs(20),
+            backoff_initial: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(120),
+        }
+    }
+
+    /// Plain TCP to `host` on port [`PLAIN_PORT`]: credentials and data travel in clear
+    /// text. Use it only on a network you trust (or for a local server).
+    ///
+    /// ```
+    /// use thinger_core::session::Config as SessionConfig;
+    /// use thinger_embassy::{Config, PLAIN_PORT};
+    /// let config = Config::plain(SessionConfig::new("user", "device", "credential"), "10.0.0.2");
+    /// assert_eq!(config.port, PLAIN_PORT);
+    /// ```
+    pub const fn plain(session: SessionConfig<'d>, host: &'d str) -> Self {
+        Config {
+            session,
+            host,
+            port: PLAIN_PORT,
+            #[cfg(feature = "tls")]
+            tls: None,
+            connect_timeout: Duration::from_secs(20),
+            backoff_initial: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(120),
+        }
+    }
+
+    /// Sets the TCP port.
+    pub const fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
+    /// Sets the time allowed for DNS, TCP connect and TLS handshake together.
+    pub const fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Sets the reconnect backoff: the delay starts at `initial`, doubles after every failed
+    /// attempt up to `max`, and each wait is drawn at random from its upper half (jitter),
+    /// so that many devices restarted together do not reconnect in step.
+    pub const fn backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.backoff_initial = initial;
+        self.backoff_max = max;
+        self
+    }
+}
+
+/// The reconnect delay after `failures` consecutive failed attempts (1 = the first failure):
+/// `initial × 2^(failures-1)`, capped at `max`, then placed at random in its upper half
+/// (`random` is a uniformly random `u32`: the jitter).
+///
+/// ```
+/// use embassy_time::Duration;
+/// use thinger_embassy::backoff_delay;
+/// let (initial, max) = (Duration::from_secs(1), Duration::from_secs(60));
+/// // The first wait lies in [0.5 s, 1 s], the fourth in [4 s, 8 s], and never above 60 s.
+/// let d = backoff_delay(initial, max, 1, 0);
+/// assert_eq!(d, Duration::from_millis(500));
+/// let d = backoff_delay(initial, max, 4, u32::MAX);
+/// assert!(d >= Duration::from_secs(4) && d <= Duration::from_secs(8));
+/// assert!(backoff_delay(initial, max, 40, u32::MAX) <= max);
+/// ```
+pub fn backoff_delay(initial: Duration, max: Duration, failures: u32, random: u32) -> Duration {
+    let shift = failures.saturating_sub(1).min(20);
+    let full = initial.as_millis().saturating_mul(1u64 << shift).min(max.as_millis());
+    let half = full / 2;
+    // random ∈ [0, 2^32) scaled onto [0, full - half) without a 128-bit division.
+    let span = (full - half).min(u64::from(u32::MAX));
+    let jitter = (span * u64::from(random)) >> 32;
+    Duration::from_millis(half + jitter)
+}
