@@ -1,0 +1,252 @@
+//! Transports: TCP and TLS listeners, the WebSocket adapter, and each connection's writer.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::extract::ws::{Message as WsMessage, WebSocket};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
+
+use crate::hub::Hub;
+
+/// A byte stream (TCP or TLS over TCP).
+pub(crate) trait ByteStream: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> ByteStream for T {}
+
+type BoxedStream = Box<dyn ByteStream>;
+
+/// Longest a single write to a device may take before the connection is dropped.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The receiving half of a device connection.
+pub(crate) enum Reader {
+    Io(ReadHalf<BoxedStream>),
+    Ws(SplitStream<WebSocket>),
+}
+
+impl Reader {
+    /// Appends received bytes to `buf`; `Ok(0)` at the end of the stream. Cancel safe.
+    pub(crate) async fn read(&mut self, buf: &mut Vec<u8>) -> io::Result<usize> {
+        match self {
+            Reader::Io(r) => {
+                buf.reserve(8192);
+                r.read_buf(buf).await
+            }
+            Reader::Ws(s) => loop {
+                match s.next().await {
+                    None | Some(Ok(WsMessage::Close(_))) => return Ok(0),
+                    Some(Err(e)) => return Err(io::Error::other(e)),
+                    Some(Ok(WsMessage::Binary(b))) => {
+                        if b.is_empty() {
+                            continue;
+                        }
+                        buf.extend_from_slice(&b);
+                        return Ok(b.len());
+                    }
+                    Some(Ok(WsMessage::Text(_))) => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            "text WebSocket message (IOTMP is binary)",
+                        ));
+                    }
+                    Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => {}
+                }
+            },
+        }
+    }
+}
+
+/// The sending half of a device connection.
+pub(crate) enum Writer {
+    Io(WriteHalf<BoxedStream>),
+    Ws(SplitSink<WebSocket, WsMessage>),
+}
+
+enum Out {
+    Frame(Vec<u8>),
+    Close,
+}
+
+/// Queue of frames to a device, drained by the connection's writer task. Never blocks; a
+/// device that stops reading overflows it and is dropped.
+#[derive(Clone)]
+pub(crate) struct Outbox {
+    tx: mpsc::UnboundedSender<Out>,
+    queued: Arc<AtomicUsize>,
+    overflow: Arc<AtomicBool>,
+    limit: usize,
+}
+
+impl Outbox {
+    /// Queues a frame; false if the connection is closing or its queue overflowed.
+    pub(crate) fn send(&self, frame: Vec<u8>) -> bool {
+        if frame.is_empty() || self.overflow.load(Ordering::Relaxed) {
+            return false;
+        }
+        let total = self.queued.fetch_add(frame.len(), Ordering::Relaxed).saturating_add(frame.len());
+        if total > self.limit {
+            self.overflow.store(true, Ordering::Relaxed);
+            return false;
+        }
+        self.tx.send(Out::Frame(frame)).is_ok()
+    }
+
+    /// Whether the device stopped reading long enough to overflow the queue.
+    pub(crate) fn overflowed(&self) -> bool {
+        self.overflow.load(Ordering::Relaxed)
+    }
+
+    /// Sends what is queued, then closes the transport.
+    pub(crate) fn close(&self) {
+        let _ = self.tx.send(Out::Close);
+    }
+}
+
+/// Starts the writer task of a connection.
+pub(crate) fn spawn_writer(writer: Writer, limit: usize) -> Outbox {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let queued = Arc::new(AtomicUsize::new(0));
+    let overflow = Arc::new(AtomicBool::new(false));
+    tokio::spawn(write_loop(writer, rx, Arc::clone(&queued)));
+    Outbox { tx, queued, overflow, limit }
+}
+
+async fn write_loop(mut writer: Writer, mut rx: mpsc::UnboundedReceiver<Out>, queued: Arc<AtomicUsize>) {
+    let mut closing = false;
+    while !closing {
+        let Some(first) = rx.recv().await else { break };
+        let Out::Frame(mut batch) = first else { break };
+        let result = match &mut writer {
+            Writer::Io(w) => {
+                // Coalesce what is already queued into one write.
+                while batch.len() < 64 * 1024 {
+                    match rx.try_recv() {
+                        Ok(Out::Frame(more)) => batch.extend_from_slice(&more),
+                        Ok(Out::Close) => {
+                            closing = true;
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                let len = batch.len();
+                let r = tokio::time::timeout(WRITE_TIMEOUT, async {
+                    w.write_all(&batch).await?;
+                    w.flush().await
+                })
+                .await;
+                queued.fetch_sub(len, Ordering::Relaxed);
+                r
+            }
+            Writer::Ws(s) => {
+                let len = batch.len();
+                let r = tokio::time::timeout(WRITE_TIMEOUT, async {
+                    s.send(WsMessage::Binary(batch.into())).await.map_err(io::Error::other)
+                })
+                .await;
+                queued.fetch_sub(len, Ordering::Relaxed);
+                r
+            }
+        };
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "write to device failed");
+                break;
+            }
+            Err(_) => {
+                tracing::debug!("write to device timed out");
+                break;
+            }
+        }
+    }
+    rx.close();
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        match &mut writer {
+            Writer::Io(w) => {
+                let _ = w.shutdown().await;
+            }
+            Writer::Ws(s) => {
+                let _ = s.send(WsMessage::Close(None)).await;
+                let _ = s.close().await;
+            }
+        }
+    })
+    .await;
+}
+
+/// Splits a byte stream into a reader and a writer.
+pub(crate) fn split_stream(stream: BoxedStream) -> (Reader, Writer) {
+    let (r, w) = tokio::io::split(stream);
+    (Reader::Io(r), Writer::Io(w))
+}
+
+/// Splits an upgraded WebSocket.
+pub(crate) fn split_ws(ws: WebSocket) -> (Reader, Writer) {
+    let (w, r) = ws.split();
+    (Reader::Ws(r), Writer::Ws(w))
+}
+
+/// Accepts plain TCP devices until shutdown.
+pub(crate) async fn accept_tcp(hub: Arc<Hub>, listener: TcpListener) {
+    let mut shutdown = hub.shutdown.clone();
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    let (reader, writer) = split_stream(Box::new(stream));
+                    tokio::spawn(crate::conn::serve(Arc::clone(&hub), reader, writer, peer, "tcp"));
+                }
+                Err(e) => accept_error(e).await,
+            },
+        }
+    }
+}
+
+/// Accepts TLS devices until shutdown.
+pub(crate) async fn accept_tls(hub: Arc<Hub>, listener: TcpListener, acceptor: TlsAcceptor) {
+    let mut shutdown = hub.shutdown.clone();
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    let hub = Arc::clone(&hub);
+                    let acceptor = acceptor.clone();
+                    tokio::spawn(async move {
+                        match tokio::time::timeout(hub.config.auth_timeout, acceptor.accept(stream)).await {
+                            Ok(Ok(tls)) => {
+                                let (reader, writer) = split_stream(Box::new(tls));
+                                crate::conn::serve(hub, reader, writer, peer, "tls").await;
+                            }
+                            Ok(Err(e)) => tracing::info!(%peer, error = %e, "TLS handshake failed"),
+                            Err(_) => tracing::info!(%peer, "TLS handshake timed out"),
+                        }
+                    });
+                }
+                Err(e) => accept_error(e).await,
+            },
+        }
+    }
+}
+
+async fn accept_error(e: io::Error) {
+    // Typically out of file descriptors: back off instead of spinning.
+    tracing::warn!(error = %e, "accept failed");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+}
+
+/// Formats a peer address for logs and the device list.
+pub(crate) fn peer_string(peer: SocketAddr) -> String {
+    peer.to_string()
+}
