@@ -33,7 +33,11 @@ impl Scalar for bool {
     fn from_pson(value: &PsonRef<'_>) -> Option<Self> {
         match value {
             PsonRef::Bool(b) => Some(*b),
-            other => other.as_f64().filter(|n| !n.is_nan()).map(|n| n != 0.0),
+            PsonRef::Uint(v) => Some(*v != 0),
+            PsonRef::Int(v) => Some(*v != 0),
+            PsonRef::F32(f) => crate::pson::float::f32_nonzero(*f),
+            PsonRef::F64(f) => crate::pson::float::f64_nonzero(*f),
+            _ => None,
         }
     }
 }

@@ -227,7 +227,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> FrameDecoder<B> {
         let capacity = self.buf.as_ref().len();
         if self.start > 0 && capacity - self.end < input.len() {
             // Move the unread bytes to the front only when the tail is short of room.
-            self.buf.as_mut().copy_within(self.start..self.end, 0);
+            crate::pson::copy_down(self.buf.as_mut(), self.start, self.end, 0);
             self.end -= self.start;
             self.start = 0;
         }

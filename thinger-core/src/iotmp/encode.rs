@@ -114,7 +114,7 @@ impl<'b> FrameWriter<'b> {
             *kind = self.kind;
             size_slot.copy_from_slice(size.get(..size_len).unwrap_or(&[]));
         }
-        self.buf.copy_within(start..self.pos, 0);
+        pson::copy_down(self.buf, start, self.pos, 0);
         header_len + body_len
     }
 }

@@ -33,6 +33,7 @@
 mod de;
 mod encode;
 mod error;
+pub(crate) mod float;
 mod reader;
 #[cfg(feature = "serde")]
 mod ser;
@@ -41,6 +42,7 @@ mod value;
 
 #[cfg(feature = "serde")]
 pub use de::{Deserializer, from_slice, from_slice_with};
+pub(crate) use encode::copy_down;
 pub use encode::{Bytes, EncodePson, Encoder, IoSink, Map, Sink, SizeCounter, SliceSink, encode_to_slice, encoded_len};
 pub use error::Error;
 pub use reader::{ArrayIter, ArrayRef, DEFAULT_MAX_DEPTH, DecodeOptions, MapIter, MapRef, PsonRef};

@@ -1,4 +1,4 @@
-use super::{EXTENDED, EncodePson, Encoder, Error, Sink, WireType};
+use super::{EXTENDED, EncodePson, Encoder, Error, Sink, WireType, float};
 use crate::varint;
 
 /// Default limit on nested maps and arrays.
@@ -361,8 +361,8 @@ impl<'a> PsonRef<'a> {
     pub fn as_u64(&self) -> Option<u64> {
         match *self {
             PsonRef::Uint(v) => Some(v),
-            PsonRef::F32(f) => whole_u64(f64::from(f)),
-            PsonRef::F64(f) => whole_u64(f),
+            PsonRef::F32(f) => float::f32_whole_u64(f),
+            PsonRef::F64(f) => float::f64_whole_u64(f),
             _ => None,
         }
     }
@@ -378,8 +378,8 @@ impl<'a> PsonRef<'a> {
         match *self {
             PsonRef::Uint(v) => i64::try_from(v).ok(),
             PsonRef::Int(v) => Some(v),
-            PsonRef::F32(f) => whole_i64(f64::from(f)),
-            PsonRef::F64(f) => whole_i64(f),
+            PsonRef::F32(f) => float::f32_whole_i64(f),
+            PsonRef::F64(f) => float::f64_whole_i64(f),
             _ => None,
         }
     }
@@ -461,18 +461,6 @@ impl<'a> PsonRef<'a> {
     pub fn get(&self, key: &str) -> Option<PsonRef<'a>> {
         self.as_map()?.get(key)
     }
-}
-
-fn whole_i64(f: f64) -> Option<i64> {
-    if (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&f) && (f as i64) as f64 == f {
-        Some(f as i64)
-    } else {
-        None
-    }
-}
-
-fn whole_u64(f: f64) -> Option<u64> {
-    if (0.0..18_446_744_073_709_551_616.0).contains(&f) && (f as u64) as f64 == f { Some(f as u64) } else { None }
 }
 
 /// A lazy view of a PSON map: its pairs are read from the input as they are iterated.

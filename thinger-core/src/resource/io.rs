@@ -230,7 +230,7 @@ impl<'o> Output<'o> {
                 enc.tag(WireType::Map, pairs as u64)?;
                 let h = enc.into_sink().written();
                 let body = self.len - MAP_RESERVE;
-                self.buf.copy_within(MAP_RESERVE..self.len, h);
+                crate::pson::copy_down(self.buf, MAP_RESERVE, self.len, h);
                 if let Some(dst) = self.buf.get_mut(..h) {
                     dst.copy_from_slice(header.get(..h).unwrap_or(&[]));
                 }

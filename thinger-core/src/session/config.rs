@@ -145,7 +145,7 @@ impl crate::pson::EncodePson for ConnectParams<'_, '_> {
         }
         if ka {
             enc.str("ka")?;
-            enc.u64(c.keep_alive.as_millis() / 1000)?;
+            enc.u64(crate::time::div_u64_u32(c.keep_alive.as_millis(), 1000))?;
         }
         if let Some(pv) = c.protocol_version {
             enc.str("pv")?;

@@ -128,8 +128,10 @@ struct Pending {
 struct OpenStream {
     id: u16,
     resource: usize,
-    path: String<MAX_STREAM_PATH>,
-    interval: Option<Duration>,
+    /// The path the server opened (a length byte: 64 fits).
+    path: String<MAX_STREAM_PATH, u8>,
+    /// Sampling interval; zero for streams sampled only by `Session::stream` and echoes.
+    interval: Duration,
     next: Instant,
 }
 
@@ -149,21 +151,63 @@ enum Payload {
     TooLarge,
 }
 
+/// The [`AuthFailure`]s the session itself decides (kept small: records are queued).
+#[derive(Debug, Clone, Copy)]
+enum NoAnswer {
+    Closed,
+    Timeout,
+    UnexpectedFrame,
+}
+
 #[derive(Debug, Clone, Copy)]
 enum Record {
     Connected,
-    AuthRefused { code: Option<u64>, payload: Payload },
-    AuthFailed(AuthFailure<'static>),
+    AuthRefused {
+        code: Option<u64>,
+        payload: Payload,
+    },
+    AuthFailed(NoAnswer),
     Disconnected(DisconnectReason),
-    Reply { id: u16, ok: bool, code: Option<u64>, payload: Payload },
-    CallFailed { id: u16, error: CallError<'static> },
-    SubscriptionError { sub: u8, error: CallError<'static> },
-    Subscribed { sub: u8, payload: Payload },
-    SubscriptionFailed { sub: u8, code: Option<u64>, payload: Payload },
-    SubscriptionData { sub: u8, payload: Payload },
-    Deferred { stream_id: u16, resource: usize },
-    StreamStarted { stream_id: u16, resource: usize },
-    StreamStopped { stream_id: u16 },
+    Reply {
+        id: u16,
+        ok: bool,
+        code: Option<u64>,
+        payload: Payload,
+    },
+    /// A call that got no reply: it timed out (`true`) or the connection ended.
+    CallFailed {
+        id: u16,
+        timeout: bool,
+    },
+    /// A subscription that got no reply, like `CallFailed`.
+    SubscriptionError {
+        sub: u8,
+        timeout: bool,
+    },
+    Subscribed {
+        sub: u8,
+        payload: Payload,
+    },
+    SubscriptionFailed {
+        sub: u8,
+        code: Option<u64>,
+        payload: Payload,
+    },
+    SubscriptionData {
+        sub: u8,
+        payload: Payload,
+    },
+    Deferred {
+        stream_id: u16,
+        resource: usize,
+    },
+    StreamStarted {
+        stream_id: u16,
+        resource: usize,
+    },
+    StreamStopped {
+        stream_id: u16,
+    },
     Dropped(Dropped),
 }
 
@@ -187,7 +231,7 @@ impl Fifo {
     /// Moves the content to the front of `region` and returns the free tail.
     fn compact<'r>(&mut self, region: &'r mut [u8]) -> &'r mut [u8] {
         if self.start > 0 {
-            region.copy_within(self.start..self.end, 0);
+            pson::copy_down(region, self.start, self.end, 0);
             self.end -= self.start;
             self.start = 0;
         }
@@ -346,6 +390,7 @@ where
     /// Feeds bytes received from the transport and processes complete frames. Returns how
     /// many bytes were taken: fewer than given when frames are waiting for room (drain
     /// [`Session::poll_transmit`] and [`Session::poll_event`], then offer the rest again).
+    #[inline(never)]
     pub fn handle_input(&mut self, now: Instant, data: &[u8]) -> usize {
         self.state.now = now;
         let mut taken = 0;
@@ -434,7 +479,7 @@ where
         self.rx.clear();
         match self.state.phase {
             Phase::Connecting => {
-                self.state.push(Record::AuthFailed(AuthFailure::Closed));
+                self.state.push(Record::AuthFailed(NoAnswer::Closed));
                 self.state.end(Phase::Closed);
             }
             Phase::Connected => {
@@ -502,6 +547,7 @@ where
     }
 
     /// The next event, if any. Its payload is valid until the next call.
+    #[inline(never)]
     pub fn poll_event(&mut self) -> Option<Event<'_>> {
         let release = core::mem::take(&mut self.state.release_on_poll);
         self.state.inbox.consume(release);
@@ -510,64 +556,61 @@ where
         }
         let record = self.state.events.pop_front()?;
         let inbox_start = self.state.inbox.start;
-        let mut payload_len = 0;
-        let mut take = |p: Payload| -> Result<Option<usize>, ()> {
-            match p {
-                Payload::None => Ok(None),
-                Payload::Inbox(n) => {
-                    payload_len = n;
-                    Ok(Some(n))
-                }
-                Payload::TooLarge => Err(()),
-            }
-        };
-        // Resolve payload lengths first, then borrow the inbox.
-        let (record, len) = match record {
+        let payload = match record {
             Record::AuthRefused { payload, .. }
             | Record::Reply { payload, .. }
             | Record::Subscribed { payload, .. }
             | Record::SubscriptionFailed { payload, .. }
-            | Record::SubscriptionData { payload, .. } => (record, take(payload)),
-            other => (other, Ok(None)),
+            | Record::SubscriptionData { payload, .. } => payload,
+            _ => Payload::None,
         };
-        self.state.release_on_poll = payload_len;
+        self.state.release_on_poll = if let Payload::Inbox(n) = payload { n } else { 0 };
         let (_, _, inbox) = split_regions(self.buf.as_mut(), self.rx_len, self.tx_len);
-        let decode = |n: Option<usize>| -> Option<PsonRef<'_>> {
-            let bytes = inbox.get(inbox_start..inbox_start + n?)?;
-            PsonRef::decode(bytes).ok()
+        // The payload, decoded once: `Err` when it did not fit the event buffer.
+        let data: Result<Option<PsonRef<'_>>, ()> = match payload {
+            Payload::None => Ok(None),
+            Payload::Inbox(n) => Ok(inbox.get(inbox_start..inbox_start + n).and_then(|b| PsonRef::decode(b).ok())),
+            Payload::TooLarge => Err(()),
         };
+        let failed = |timeout: bool| if timeout { CallError::Timeout } else { CallError::Disconnected };
         Some(match record {
             Record::Connected => Event::Connected,
             Record::AuthRefused { code, .. } => {
-                Event::AuthFailed(AuthFailure::Refused { code, payload: len.ok().and_then(decode) })
+                Event::AuthFailed(AuthFailure::Refused { code, payload: data.ok().flatten() })
             }
-            Record::AuthFailed(f) => Event::AuthFailed(f),
+            Record::AuthFailed(f) => Event::AuthFailed(match f {
+                NoAnswer::Closed => AuthFailure::Closed,
+                NoAnswer::Timeout => AuthFailure::Timeout,
+                NoAnswer::UnexpectedFrame => AuthFailure::UnexpectedFrame,
+            }),
             Record::Disconnected(r) => Event::Disconnected(r),
             Record::Reply { id, ok, code, .. } => {
                 let request = RequestId(id);
-                let result = match (ok, len) {
+                let result = match (ok, data) {
                     (_, Err(())) => Err(CallError::PayloadTooLarge),
-                    (true, Ok(n)) => Ok(decode(n)),
-                    (false, Ok(n)) => Err(CallError::Server { code, payload: decode(n) }),
+                    (true, Ok(d)) => Ok(d),
+                    (false, Ok(d)) => Err(CallError::Server { code, payload: d }),
                 };
                 Event::CallCompleted { request, result }
             }
-            Record::CallFailed { id, error } => Event::CallCompleted { request: RequestId(id), result: Err(error) },
-            Record::SubscriptionError { sub, error } => {
-                Event::SubscriptionFailed { subscription: SubscriptionId(sub), error }
+            Record::CallFailed { id, timeout } => {
+                Event::CallCompleted { request: RequestId(id), result: Err(failed(timeout)) }
+            }
+            Record::SubscriptionError { sub, timeout } => {
+                Event::SubscriptionFailed { subscription: SubscriptionId(sub), error: failed(timeout) }
             }
             Record::Subscribed { sub, .. } => {
-                Event::Subscribed { subscription: SubscriptionId(sub), initial: len.ok().and_then(decode) }
+                Event::Subscribed { subscription: SubscriptionId(sub), initial: data.ok().flatten() }
             }
             Record::SubscriptionFailed { sub, code, .. } => Event::SubscriptionFailed {
                 subscription: SubscriptionId(sub),
-                error: match len {
+                error: match data {
                     Err(()) => CallError::PayloadTooLarge,
-                    Ok(n) => CallError::Server { code, payload: decode(n) },
+                    Ok(d) => CallError::Server { code, payload: d },
                 },
             },
             Record::SubscriptionData { sub, .. } => {
-                Event::SubscriptionData { subscription: SubscriptionId(sub), data: len.ok().and_then(decode) }
+                Event::SubscriptionData { subscription: SubscriptionId(sub), data: data.ok().flatten() }
             }
             Record::Deferred { stream_id, resource } => Event::Deferred { stream_id, resource },
             Record::StreamStarted { stream_id, resource } => Event::StreamStarted { stream_id, resource },
@@ -586,6 +629,7 @@ where
 
     /// Sends a cloud call: `RUN F4=code F2=target F3=payload`. With `confirm` false the
     /// reply is not reported (it is still consumed).
+    #[inline(never)]
     pub fn cloud_call(
         &mut self,
         now: Instant,
@@ -715,7 +759,7 @@ where
         self.state.now = now;
         let entry = self.state.subs.get_mut(usize::from(id.0)).and_then(Option::take).ok_or(Error::UnknownId)?;
         if entry.id != 0 && self.state.phase == Phase::Connected {
-            self.state.pending.retain(|p| !(p.id == entry.id && matches!(p.kind, PendingKind::Subscribe(_))));
+            keep_where(&mut self.state.pending, |p| !(p.id == entry.id && matches!(p.kind, PendingKind::Subscribe(_))));
             let (_, tx, _) = split_regions(self.buf.as_mut(), self.rx_len, self.tx_len);
             self.state.queue(tx, &OutgoingMessage::new(MessageType::StopStream, entry.id))?;
         }
@@ -742,6 +786,7 @@ where
     /// Sends a sample of resource `path` on every stream the server has open on it (matched
     /// by the stream's path, or by the resource's pattern). Returns whether anyone listened
     /// and got a sample.
+    #[inline(never)]
     pub fn stream(&mut self, now: Instant, path: &str) -> bool {
         self.state.now = now;
         if self.state.phase != Phase::Connected {
@@ -791,9 +836,47 @@ where
             }
             Err(e) => st.queue_handler_error(tx, stream_id, e)?,
         }
-        st.pending.swap_remove(position);
+        let _ = take_at(&mut st.pending, position);
         Ok(())
     }
+}
+
+/// `⌊ka × 115 / 100⌋` truncated to 64 bits, as [`Duration::mul_ratio`] computes it:
+/// with `ka = 20q + r`, that is `ka + 3q + ⌊3r / 20⌋`.
+fn watchdog_millis(ka: u64) -> u64 {
+    let q = crate::time::div_u64_u32(ka, 20);
+    let r = (ka - q * 20) as u32; // < 20
+    ka.wrapping_add(q.wrapping_mul(3)).wrapping_add(u64::from(r * 3 / 20))
+}
+
+/// `Vec::swap_remove` without `ptr::copy` (which links the 1.5 KB `memmove`): the last
+/// element takes slot `i`. `None` when `i` is out of range.
+fn take_at<T: Copy, const N: usize>(v: &mut Vec<T, N>, i: usize) -> Option<T> {
+    if i >= v.len() {
+        return None;
+    }
+    let last = v.pop()?;
+    Some(match v.get_mut(i) {
+        Some(slot) => core::mem::replace(slot, last),
+        None => last,
+    })
+}
+
+/// `Vec::retain` (order kept) without `ptr::copy`, like [`take_at`].
+fn keep_where<T: Clone, const N: usize>(v: &mut Vec<T, N>, mut keep: impl FnMut(&T) -> bool) {
+    let mut kept = 0;
+    for i in 0..v.len() {
+        // Disjoint borrows, so the move is a plain copy.
+        let Some((front, back)) = v.split_at_mut_checked(i) else { break };
+        let Some(item) = back.first() else { break };
+        if keep(item) {
+            if let Some(slot) = front.get_mut(kept) {
+                slot.clone_from(item);
+            }
+            kept += 1;
+        }
+    }
+    v.truncate(kept);
 }
 
 /// Splits the session buffer into its receive, transmit and event regions.
@@ -828,6 +911,7 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
     /// Records an event. Input is taken only while `EVENT_RESERVE` slots are free, so the
     /// few events timers add always fit; should the queue still be full, the new record is
     /// dropped (never an older one: payloads in the event buffer follow queue order).
+    #[inline(never)]
     fn push(&mut self, record: Record) {
         if self.events.push_back(record).is_err() {
             warn!("event queue full: event dropped");
@@ -869,7 +953,7 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
             sub.id = 0;
             sub.open = false;
         }
-        self.pending.retain(|p| matches!(p.kind, PendingKind::Call { silent: false }));
+        keep_where(&mut self.pending, |p| matches!(p.kind, PendingKind::Call { silent: false }));
         for p in self.pending.iter_mut() {
             if p.state == PendingState::Waiting {
                 p.state = PendingState::Disconnected;
@@ -890,9 +974,9 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
         }
         match self.phase {
             Phase::Connecting => self.push(Record::AuthFailed(match reason {
-                DisconnectReason::Timeout => AuthFailure::Timeout,
-                DisconnectReason::TransportClosed | DisconnectReason::ServerDisconnect(_) => AuthFailure::Closed,
-                _ => AuthFailure::UnexpectedFrame,
+                DisconnectReason::Timeout => NoAnswer::Timeout,
+                DisconnectReason::TransportClosed | DisconnectReason::ServerDisconnect(_) => NoAnswer::Closed,
+                _ => NoAnswer::UnexpectedFrame,
             })),
             _ => self.push(Record::Disconnected(reason)),
         }
@@ -904,8 +988,11 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
         self.close(DisconnectReason::Protocol(e), Some(tx));
     }
 
+    /// 1.15 × the keep-alive interval: `keep_alive.mul_ratio(115, 100)`, computed without
+    /// 128-bit arithmetic (which costs about 1.5 KB of flash per use on 32-bit targets).
+    #[inline(never)]
     fn watchdog(&self) -> Duration {
-        self.config.keep_alive.mul_ratio(115, 100)
+        Duration::from_millis(watchdog_millis(self.config.keep_alive.as_millis()))
     }
 
     /// A KEEP_ALIVE goes out when either side has been quiet for the interval (so the
@@ -933,7 +1020,7 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
                 };
                 consider_send(self.keep_alive_due());
                 for s in &self.streams {
-                    if s.interval.is_some() {
+                    if s.interval != Duration::ZERO {
                         consider_send(s.next);
                     }
                 }
@@ -958,11 +1045,11 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
                         if self.phase == Phase::Connected {
                             let _ = self.queue_handler_error(tx, p.id, HandlerError::new(504, "handler timed out"));
                         }
-                        self.pending.swap_remove(i);
+                        let _ = take_at(&mut self.pending, i);
                         continue;
                     }
                     PendingKind::Call { silent: true } => {
-                        self.pending.swap_remove(i);
+                        let _ = take_at(&mut self.pending, i);
                         continue;
                     }
                     _ => {
@@ -992,7 +1079,8 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
                     }
                 }
                 for i in 0..self.streams.len() {
-                    let due = self.streams.get(i).and_then(|s| s.interval.map(|iv| (s.next, iv)));
+                    let due =
+                        self.streams.get(i).filter(|s| s.interval != Duration::ZERO).map(|s| (s.next, s.interval));
                     let Some((next, interval)) = due else { continue };
                     if now < next {
                         continue;
@@ -1017,12 +1105,59 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
     /// Reports one completion synthesized from the pending table (timeouts, disconnects).
     fn synthesize_completion(&mut self) {
         let Some(i) = self.pending.iter().position(|p| p.state != PendingState::Waiting) else { return };
-        let p = self.pending.swap_remove(i);
-        let error = if p.state == PendingState::TimedOut { CallError::Timeout } else { CallError::Disconnected };
+        let Some(p) = take_at(&mut self.pending, i) else { return };
+        let timeout = p.state == PendingState::TimedOut;
         match p.kind {
-            PendingKind::Call { silent: false } => self.push(Record::CallFailed { id: p.id, error }),
-            PendingKind::Subscribe(sub) => self.push(Record::SubscriptionError { sub, error }),
+            PendingKind::Call { silent: false } => self.push(Record::CallFailed { id: p.id, timeout }),
+            PendingKind::Subscribe(sub) => self.push(Record::SubscriptionError { sub, timeout }),
             _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{keep_where, take_at, watchdog_millis};
+    use crate::time::Duration;
+    use proptest::prelude::*;
+
+    #[test]
+    fn watchdog_is_mul_ratio_115_100() {
+        for ka in [0, 1, 19, 20, 21, 99, 100, 1000, 60_000, 1_800_000, u64::MAX / 115 * 100, u64::MAX - 1, u64::MAX] {
+            assert_eq!(watchdog_millis(ka), Duration::from_millis(ka).mul_ratio(115, 100).as_millis(), "{ka}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn watchdog_matches_mul_ratio(ka in any::<u64>()) {
+            prop_assert_eq!(watchdog_millis(ka), Duration::from_millis(ka).mul_ratio(115, 100).as_millis());
+            prop_assert_eq!(watchdog_millis(ka >> 24), Duration::from_millis(ka >> 24).mul_ratio(115, 100).as_millis());
+        }
+    }
+
+    #[test]
+    fn take_at_is_swap_remove() {
+        let mut ours: heapless::Vec<u8, 8> = heapless::Vec::from_slice(&[1, 2, 3, 4, 5]).unwrap();
+        let mut std_vec = std::vec![1u8, 2, 3, 4, 5];
+        for i in [1, 3, 0, 1, 0] {
+            assert_eq!(take_at(&mut ours, i), Some(std_vec.swap_remove(i)));
+            assert_eq!(ours.as_slice(), std_vec.as_slice());
+        }
+        assert_eq!(take_at(&mut ours, 0), None);
+        let mut one: heapless::Vec<u8, 2> = heapless::Vec::from_slice(&[9]).unwrap();
+        assert_eq!(take_at(&mut one, 1), None);
+        assert_eq!(one.as_slice(), &[9]);
+    }
+
+    proptest! {
+        #[test]
+        fn keep_where_is_retain(items in proptest::collection::vec(any::<u8>(), 0..8), modulus in 1u8..5) {
+            let mut ours: heapless::Vec<u8, 8> = heapless::Vec::from_slice(&items).unwrap();
+            let mut std_vec = items.clone();
+            keep_where(&mut ours, |x| x % modulus == 0);
+            std_vec.retain(|x| x % modulus == 0);
+            prop_assert_eq!(ours.as_slice(), std_vec.as_slice());
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Frames from the server: requests on resources, replies to cloud calls, stream data.
 
-use super::{DisconnectReason, Dropped, Error, SUBSCRIBE_CODE};
+use super::{DisconnectReason, Dropped, Error, SUBSCRIBE_CODE, keep_where, take_at};
 use super::{
     Flow, OUT_OFFSET, OpenStream, Payload, Pending, PendingKind, PendingState, Phase, Record, State, SubEntry,
     Subscription,
@@ -193,14 +193,14 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
         };
         let Some(pending) = self.pending.get(i).copied() else { return Flow::Consumed };
         if pending.kind == (PendingKind::Call { silent: true }) {
-            self.pending.swap_remove(i);
+            let _ = take_at(&mut self.pending, i);
             return Flow::Consumed;
         }
         let payload = self.store_payload(m, inbox);
         if payload == Payload::None && has_payload(m) {
             return Flow::Blocked;
         }
-        self.pending.swap_remove(i);
+        let _ = take_at(&mut self.pending, i);
         let code = m.parameters.and_then(|p| p.as_u64());
         match pending.kind {
             PendingKind::Subscribe(sub) => {
@@ -255,7 +255,7 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
                     state: PendingState::Waiting,
                 };
                 // Replace a deferred request the server reused the id of.
-                self.pending.retain(|p| !(p.id == id && matches!(p.kind, PendingKind::Deferred { .. })));
+                keep_where(&mut self.pending, |p| !(p.id == id && matches!(p.kind, PendingKind::Deferred { .. })));
                 if self.pending.push(entry).is_err() {
                     let _ = self.queue_handler_error(tx, id, HandlerError::new(503, "too many pending requests"));
                 } else {
@@ -378,7 +378,7 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
                 }
                 rest.copy_from_slice(prefix.get(..body_prefix).unwrap_or(&[]));
             }
-            free.copy_within(start..OUT_OFFSET + len, 0);
+            pson::copy_down(free, start, OUT_OFFSET + len, 0);
         } else {
             let Some(dst) = free.get_mut(..total) else { return false };
             let (h, rest) = dst.split_at_mut(header_len);
@@ -526,7 +526,7 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
         let Some(path) = Self::resource_path(m) else { return error(self, tx) };
         let mut params = Params::new();
         let Some(index) = self.thing.lookup(path, &mut params) else { return error(self, tx) };
-        let Ok(stored) = heapless::String::<{ super::MAX_STREAM_PATH }>::try_from(path) else {
+        let Ok(stored) = heapless::String::<{ super::MAX_STREAM_PATH }, u8>::try_from(path) else {
             let _ = self.queue_handler_error(tx, id, HandlerError::new(414, "resource path too long"));
             return Flow::Consumed;
         };
@@ -535,11 +535,10 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
             FieldValue::Varint(v) => Some(v),
             FieldValue::Pson(v) => v.as_u64().or_else(|| v.get("interval").and_then(|i| i.as_u64())),
         });
-        let interval = interval.filter(|&ms| ms > 0).map(Duration::from_millis);
+        let interval = Duration::from_millis(interval.unwrap_or(0));
         // The same id, or the same resource path, replaces the earlier stream.
-        self.streams.retain(|s| s.id != id && s.path.as_str() != path);
-        let stream =
-            OpenStream { id, resource: index, path: stored, interval, next: self.now + interval.unwrap_or_default() };
+        keep_where(&mut self.streams, |s| s.id != id && s.path.as_str() != path);
+        let stream = OpenStream { id, resource: index, path: stored, interval, next: self.now + interval };
         if self.streams.push(stream).is_err() {
             let _ = self.queue_handler_error(tx, id, HandlerError::new(503, "too many streams"));
             return Flow::Consumed;
@@ -556,7 +555,7 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
     fn on_stop_stream(&mut self, m: &Message<'_>, tx: &mut [u8]) -> Flow {
         let id = m.stream_id;
         let before = self.streams.len();
-        self.streams.retain(|s| s.id != id);
+        keep_where(&mut self.streams, |s| s.id != id);
         let mut known = before != self.streams.len();
         for sub in self.subs.iter_mut().flatten() {
             if sub.id == id {

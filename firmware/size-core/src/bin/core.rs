@@ -75,7 +75,14 @@ static MILLIS: StaticCell<OutputValue<fn() -> u64>> = StaticCell::new();
 static SPEED: StaticCell<Cell<u8>> = StaticCell::new();
 static SPEED_RES: StaticCell<InputValue<'static, u8>> = StaticCell::new();
 static WEATHER: StaticCell<OutputFn<WeatherFn>> = StaticCell::new();
-static SESSION: StaticCell<Session<'static, &'static mut [u8], 4>> = StaticCell::new();
+/// The default configuration (8 streams, 8 pending requests), or with feature `small`
+/// 4 streams and subscriptions and 4 pending requests.
+#[cfg(not(feature = "small"))]
+type ProbeSession = Session<'static, &'static mut [u8], 4>;
+#[cfg(feature = "small")]
+type ProbeSession = Session<'static, &'static mut [u8], 4, 4, 4>;
+
+static SESSION: StaticCell<ProbeSession> = StaticCell::new();
 
 /// Not a real RNG (there is no TRNG on this pretend part); only its code size matters here.
 struct Rng(u32);

@@ -1,0 +1,263 @@
+//! Float classification with integer arithmetic only.
+//!
+//! The targets this crate is for often have no double-precision FPU (Cortex-M4F) or no FPU
+//! at all: there every `f64` comparison or conversion is a call into the soft-float
+//! library (about 1.5 KB of it for the few operations the PSON rules need). These helpers
+//! look at the IEEE 754 bits instead and give exactly the answers of the float expressions
+//! they replace (the tests compare them on special values and random bit patterns).
+
+/// A finite, non-zero float as `±m × 2^e` (`m` has the implicit bit, if any), or a class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Parts {
+    Zero,
+    /// Infinity or NaN.
+    NonFinite,
+    Finite {
+        m: u64,
+        e: i32,
+    },
+}
+
+/// Splits IEEE bits with `mant_bits` fraction bits and `exp_bits` exponent bits.
+#[inline]
+fn split(bits: u64, mant_bits: u32, exp_bits: u32) -> (bool, Parts) {
+    let neg = (bits >> (mant_bits + exp_bits)) & 1 == 1;
+    let exp_max = (1u64 << exp_bits) - 1;
+    let exp = (bits >> mant_bits) & exp_max;
+    let mant = bits & ((1u64 << mant_bits) - 1);
+    // Exponent bias plus the fraction bits: value = m × 2^(exp - shift).
+    let shift = (exp_max >> 1) as i32 + mant_bits as i32;
+    let parts = match exp {
+        0 if mant == 0 => Parts::Zero,
+        0 => Parts::Finite { m: mant, e: 1 - shift },
+        e if e == exp_max => Parts::NonFinite,
+        e => Parts::Finite { m: mant | 1u64 << mant_bits, e: e as i32 - shift },
+    };
+    (neg, parts)
+}
+
+#[inline]
+fn split_f64(value: f64) -> (bool, Parts) {
+    split(value.to_bits(), 52, 11)
+}
+
+#[inline]
+fn split_f32(value: f32) -> (bool, Parts) {
+    split(u64::from(value.to_bits()), 23, 8)
+}
+
+/// The magnitude of a whole number below 2^64 (`None` for fractions, infinities, NaN and
+/// magnitudes of 2^64 and more).
+#[inline(never)]
+fn whole_magnitude(parts: Parts) -> Option<u64> {
+    match parts {
+        Parts::Zero => Some(0),
+        Parts::NonFinite => None,
+        Parts::Finite { m, e } if e >= 0 => {
+            let e = e.unsigned_abs();
+            if e >= 64 || m.leading_zeros() < e { None } else { Some(m << e) }
+        }
+        Parts::Finite { m, e } => {
+            let right = e.unsigned_abs();
+            // m < 2^53, so shifting right by 53 or more leaves a fraction only.
+            if right >= 64 || m & ((1u64 << right) - 1) != 0 { None } else { Some(m >> right) }
+        }
+    }
+}
+
+#[inline]
+fn to_i64(neg: bool, magnitude: u64) -> Option<i64> {
+    if neg {
+        if magnitude == 1u64 << 63 { Some(i64::MIN) } else { i64::try_from(magnitude).ok().map(|m| -m) }
+    } else {
+        i64::try_from(magnitude).ok()
+    }
+}
+
+/// `Some(f as i64)` when `f` is a whole number in `[-2^63, 2^63)`.
+pub(crate) fn f64_whole_i64(f: f64) -> Option<i64> {
+    let (neg, parts) = split_f64(f);
+    to_i64(neg, whole_magnitude(parts)?)
+}
+
+/// `Some(f as i64)` when `f` is a whole number in `[-2^63, 2^63)`.
+pub(crate) fn f32_whole_i64(f: f32) -> Option<i64> {
+    let (neg, parts) = split_f32(f);
+    to_i64(neg, whole_magnitude(parts)?)
+}
+
+/// `Some(f as u64)` when `f` is a whole number in `[0, 2^64)` (`-0.0` included).
+pub(crate) fn f64_whole_u64(f: f64) -> Option<u64> {
+    let (neg, parts) = split_f64(f);
+    whole_magnitude(parts).filter(|&m| !neg || m == 0)
+}
+
+/// `Some(f as u64)` when `f` is a whole number in `[0, 2^64)` (`-0.0` included).
+pub(crate) fn f32_whole_u64(f: f32) -> Option<u64> {
+    let (neg, parts) = split_f32(f);
+    whole_magnitude(parts).filter(|&m| !neg || m == 0)
+}
+
+/// `f != 0.0`, or `None` for NaN.
+pub(crate) fn f64_nonzero(f: f64) -> Option<bool> {
+    match split_f64(f).1 {
+        Parts::Zero => Some(false),
+        Parts::NonFinite if f.to_bits() & ((1u64 << 52) - 1) != 0 => None,
+        _ => Some(true),
+    }
+}
+
+/// `f != 0.0`, or `None` for NaN.
+pub(crate) fn f32_nonzero(f: f32) -> Option<bool> {
+    let magnitude = f.to_bits() & 0x7fff_ffff;
+    if magnitude > 0x7f80_0000 { None } else { Some(magnitude != 0) }
+}
+
+/// `f as f32` when that conversion is exact (`f64::from(f as f32) == f`); `None` for NaN
+/// and for values `f32` cannot hold exactly.
+#[inline(never)]
+pub(crate) fn f64_exact_f32(f: f64) -> Option<f32> {
+    let bits = f.to_bits();
+    let sign = ((bits >> 63) as u32) << 31;
+    match split_f64(f).1 {
+        Parts::Zero => Some(f32::from_bits(sign)),
+        Parts::NonFinite if bits & ((1u64 << 52) - 1) != 0 => None,
+        Parts::NonFinite => Some(f32::from_bits(sign | 0x7f80_0000)),
+        Parts::Finite { m, e } => {
+            let tz = m.trailing_zeros();
+            let m = m >> tz;
+            let low = e + tz as i32; // exponent of the lowest set bit
+            let width = 64 - m.leading_zeros() as i32; // significant bits
+            let top = low + width - 1; // value in [2^top, 2^(top + 1))
+            if width > 24 || top > 127 || low < -149 {
+                return None;
+            }
+            let m = m as u32; // fits: width <= 24
+            let magnitude = if top >= -126 {
+                // Normal: 24 bits with the implicit one at bit 23.
+                let biased = (top + 127) as u32;
+                (biased << 23) | ((m << (24 - width)) & 0x007f_ffff)
+            } else {
+                // Subnormal: value = fraction × 2^-149.
+                m << (low + 149)
+            };
+            Some(f32::from_bits(sign | magnitude))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn ref_whole_i64(f: f64) -> Option<i64> {
+        if (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&f) && (f as i64) as f64 == f {
+            Some(f as i64)
+        } else {
+            None
+        }
+    }
+
+    fn ref_whole_u64(f: f64) -> Option<u64> {
+        if (0.0..18_446_744_073_709_551_616.0).contains(&f) && (f as u64) as f64 == f { Some(f as u64) } else { None }
+    }
+
+    fn ref_exact_f32(f: f64) -> Option<f32> {
+        let narrow = f as f32;
+        (f64::from(narrow) == f).then_some(narrow)
+    }
+
+    fn specials64() -> std::vec::Vec<f64> {
+        let mut v = std::vec![
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            0.5,
+            -0.5,
+            1.5,
+            3.0,
+            21.5,
+            f64::MIN_POSITIVE,
+            -f64::MIN_POSITIVE,
+            f64::from_bits(1),
+            f64::MAX,
+            f64::MIN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+            -f64::NAN,
+            f64::EPSILON,
+            9_223_372_036_854_775_808.0,
+            -9_223_372_036_854_775_808.0,
+            9_223_372_036_854_774_784.0,
+            18_446_744_073_709_551_616.0,
+            18_446_744_073_709_549_568.0,
+            4_503_599_627_370_496.5,
+            9_007_199_254_740_993.0,
+            f64::from(f32::MAX),
+            f64::from(f32::MIN_POSITIVE),
+            f64::from(f32::from_bits(1)),
+            f64::from(f32::from_bits(1)) / 2.0,
+            f64::from(f32::from_bits(3)) * 1.5,
+            f64::from(f32::MAX) * 2.0,
+            16_777_217.0,
+            16_777_216.0,
+            0.1,
+        ];
+        for exp in -1100..1100 {
+            let p = 2f64.powi(exp);
+            v.extend([p, -p, p * 1.5, p * (1.0 + f64::EPSILON)]);
+        }
+        v
+    }
+
+    fn check64(f: f64) {
+        assert_eq!(f64_whole_i64(f), ref_whole_i64(f), "{f:e} {:#x}", f.to_bits());
+        assert_eq!(f64_whole_u64(f), ref_whole_u64(f), "{f:e} {:#x}", f.to_bits());
+        let exact = f64_exact_f32(f).map(f32::to_bits);
+        assert_eq!(exact, ref_exact_f32(f).map(f32::to_bits), "{f:e} {:#x}", f.to_bits());
+        let nonzero = if f.is_nan() { None } else { Some(f != 0.0) };
+        assert_eq!(f64_nonzero(f), nonzero, "{f:e}");
+    }
+
+    fn check32(f: f32) {
+        let nonzero = if f.is_nan() { None } else { Some(f != 0.0) };
+        assert_eq!(f32_nonzero(f), nonzero, "{f:e}");
+        assert_eq!(f32_whole_i64(f), ref_whole_i64(f64::from(f)), "{f:e} {:#x}", f.to_bits());
+        assert_eq!(f32_whole_u64(f), ref_whole_u64(f64::from(f)), "{f:e} {:#x}", f.to_bits());
+    }
+
+    #[test]
+    fn special_values_match_float_arithmetic() {
+        for f in specials64() {
+            check64(f);
+            check32(f as f32);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(20_000))]
+        #[test]
+        fn random_f64_bits_match_float_arithmetic(bits in any::<u64>()) {
+            check64(f64::from_bits(bits));
+        }
+
+        #[test]
+        fn random_f32_bits_match_float_arithmetic(bits in any::<u32>()) {
+            check32(f32::from_bits(bits));
+            let wide = f64::from(f32::from_bits(bits));
+            check64(wide);
+            // Neighbours of an exact value: never exact as f32 (except across zero).
+            check64(f64::from_bits(wide.to_bits().wrapping_add(1)));
+            check64(f64::from_bits(wide.to_bits().wrapping_sub(1)));
+        }
+
+        #[test]
+        fn random_whole_numbers_match(v in any::<i64>(), shift in 0u32..64) {
+            check64((v >> shift) as f64);
+            check32((v >> shift) as f32);
+        }
+    }
+}
