@@ -58,6 +58,36 @@ impl<'c> Call<'c> {
     pub fn output(&mut self) -> &mut Output<'c> {
         &mut self.output
     }
+    /// Sets the whole output (shorthand for `call.output().set(value)`).
+    ///
+    /// Being a method of `Call`, it can take values read from the same call:
+    ///
+    /// ```
+    /// use thinger_core::resource::{Call, CallMode, Input, Output, Params};
+    /// let mut buf = [0u8; 16];
+    /// let params = Params::new();
+    /// let input = Input::from_pson(&[0x05]).unwrap();
+    /// let mut call = Call::new(CallMode::Run, input, Output::new(&mut buf), &params);
+    /// call.set(&call.input().value()).unwrap(); // echo the input
+    /// assert_eq!(call.into_output().finish(), Ok(1));
+    /// ```
+    pub fn set<T: crate::pson::EncodePson + ?Sized>(&mut self, value: &T) -> Result<(), crate::pson::Error> {
+        self.output.set(value)
+    }
+    /// Adds `key: value` to a map output (shorthand for `call.output().field(key, value)`).
+    ///
+    /// ```
+    /// use thinger_core::resource::{Call, CallMode, Input, Output, Params, match_path};
+    /// let mut buf = [0u8; 32];
+    /// let mut params = Params::new();
+    /// assert!(match_path("sensors/:id", "sensors/7", &mut params));
+    /// let mut call = Call::new(CallMode::Run, Input::empty(), Output::new(&mut buf), &params);
+    /// call.field("id", call.param("id").unwrap()).unwrap();
+    /// assert_eq!(call.into_output().finish(), Ok(6));
+    /// ```
+    pub fn field<T: crate::pson::EncodePson + ?Sized>(&mut self, key: &str, value: &T) -> Result<(), crate::pson::Error> {
+        self.output.field(key, value)
+    }
     /// The value captured by `:name` / `*name` in the resource's path.
     pub fn param(&self, name: &str) -> Option<&'c str> {
         self.params.get(name)
