@@ -624,3 +624,48 @@ proptest! {
         let _ = PsonRef::decode(&[]);
     }
 }
+
+#[test]
+fn deferred_calls_know_their_stream_id_and_stream_data_cannot_defer() {
+    let seen = Cell::new(None);
+    let deferrals = Cell::new(0);
+    let mut slow = handler(ResourceKind::Input, |call| {
+        seen.set(call.stream_id());
+        if call.defer() {
+            deferrals.set(deferrals.get() + 1);
+        }
+        Ok(call.output().set(&true)?)
+    });
+    let mut thing: Thing<'_, 16> = Thing::new();
+    thing["slow"] <<= &mut slow;
+    let mut h = Harness::new(config(), thing);
+    h.connect();
+    h.feed(&run(80, "slow", Some(&[0x61])));
+    assert_eq!((seen.get(), deferrals.get()), (Some(80), 1));
+    assert_eq!(h.session.poll_event(), Some(Event::Deferred { stream_id: 80, resource: 0 }));
+    // Data on a stream the server opened into the input: applied, never deferred.
+    h.feed(&bytes(&frame(MessageType::StartStream, 81).resource(OutField::Pson(&"slow"))));
+    h.drain_events();
+    seen.set(Some(0));
+    let echo = h.feed(&[0x0a, 0x04, 0x08, 0x51, 0x1a, 0x60]);
+    assert_eq!((seen.get(), deferrals.get()), (None, 1));
+    assert_eq!(message(&echo).kind, MessageType::StreamData);
+}
+
+#[test]
+fn subscribe_without_room_opens_when_room_comes() {
+    let mut h = Harness::with_buffer(config().buffers(256, 48), Thing::new(), 512);
+    h.connect();
+    // Fill the transmit queue.
+    h.session.write_bucket(h.now, "bucket", &1u8).unwrap();
+    let sub = h.session.subscribe(h.now, Subscription::Event { name: "device_state_change" }).unwrap();
+    let first = frames(&h.sent());
+    assert_eq!(first.len(), 1, "only the bucket write fitted");
+    assert_eq!(h.session.poll_timeout(), Some(h.now));
+    h.session.handle_timeout(h.now);
+    let start = h.sent();
+    let m = message(&start);
+    assert_eq!((m.kind, m.resource.unwrap().as_u64()), (MessageType::StartStream, Some(8)));
+    h.feed(&reply(MessageType::Ok, m.stream_id, None));
+    assert!(matches!(h.session.poll_event(), Some(Event::Subscribed { subscription, .. }) if subscription == sub));
+}

@@ -1,1 +1,98 @@
-//! Tokio client for Thinger.io (work in progress).
+//! # thinger-std
+//!
+//! A tokio client for [Thinger.io](https://thinger.io) over the sans-IO session of
+//! `thinger-core`: TCP, TLS (rustls, certificates checked by default, custom CA, pinning)
+//! or WebSocket; reconnects with exponential backoff and jitter; re-subscribes after every
+//! reconnect; async cloud calls with serde types and typed errors; an offline queue (bounded,
+//! optionally persisted) so bucket writes and endpoint calls survive outages and restarts;
+//! resources with the same DSL and handlers as the core, sync or async.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use thinger_std::dsl::{input, output};
+//! use thinger_std::resources::{async_input_output, Resources};
+//! use thinger_std::{Client, ClientEvent};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut thing = Resources::new();
+//! thing["led"] <<= input(|on: bool| println!("led {on}"));
+//! thing["temperature"] >>= output(|| 21.5f32);
+//! thing["double"] >>= async_input_output(|x: i64| async move { Ok(x * 2) });
+//!
+//! let client = Client::builder("user", "device", "credential").resources(thing).spawn()?;
+//! let mut events = client.events();
+//! while let Some(event) = events.next().await {
+//!     println!("{event}");
+//!     if event == ClientEvent::Connected {
+//!         client.write_bucket("readings", &serde_json::json!({"t": 21.5})).await?;
+//!         break;
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! ## Running the client
+//! [`ClientBuilder::spawn`] runs the connection on a thread of its own and returns the
+//! [`Client`] handle. [`ClientBuilder::build`] returns the handle and a [`Runner`] whose
+//! `run()` future you await yourself: from `main`, or many of them in one
+//! `tokio::task::LocalSet` (a gateway of virtual devices). That future is not `Send`,
+//! because the core's resource table holds `dyn Resource` handlers.
+//!
+//! ## What the client guarantees
+//! * Protocol behaviour (keep-alives, dead-peer detection, request timeouts, streams,
+//!   describe) is the core session's; this crate only moves bytes and time.
+//! * Bucket writes and endpoint calls are delivered in order, at least once: an entry leaves
+//!   the queue only when the server answered it.
+//! * Connection state changes are reported as [`ClientEvent`]s with their reasons.
+#![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+mod backoff;
+#[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+mod error;
+mod event;
+#[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+pub mod queue;
+pub mod tls;
+
+#[cfg(feature = "tokio")]
+mod client;
+#[cfg(feature = "tokio")]
+mod pson_util;
+#[cfg(feature = "tokio")]
+pub mod resources;
+#[cfg(feature = "tokio")]
+mod runner;
+#[cfg(feature = "tokio")]
+mod transport;
+
+pub use backoff::Backoff;
+pub use error::{BuildError, ConnectError, Error};
+pub use event::{ClientEvent, Status};
+pub use queue::{Overflow, QueueConfig};
+
+#[cfg(feature = "tokio")]
+pub use client::{Client, ClientBuilder, DEFAULT_HOST, Events, MqttMessage, Stats, Subscription};
+#[cfg(feature = "tokio")]
+pub use runner::Runner;
+#[cfg(feature = "tokio")]
+pub use transport::Transport;
+
+/// The core crate, for its PSON, session and resource types.
+pub use thinger_core as core;
+
+/// The resource DSL of `thinger-core` (handlers, `Resource`, `HandlerError`, ...), for
+/// binding resources with `thing["path"] <<= …` on [`resources::Resources`].
+pub mod dsl {
+    pub use thinger_core::dsl::*;
+}
+
+/// `docs/getting-started.md`, included so that its Rust examples compile as doc tests.
+#[cfg(all(doctest, feature = "tokio"))]
+#[doc = include_str!("../../docs/getting-started.md")]
+mod getting_started_doc {}
+
+/// `docs/security.md`, included so that its Rust examples run as doc tests.
+#[cfg(all(doctest, feature = "tokio"))]
+#[doc = include_str!("../../docs/security.md")]
+mod security_doc {}

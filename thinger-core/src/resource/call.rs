@@ -35,12 +35,13 @@ pub struct Call<'c> {
     params: &'c Params<'c>,
     code: Option<u16>,
     deferred: bool,
+    request: Option<u16>,
 }
 
 impl<'c> Call<'c> {
     /// A call (the session builds these; public for tests of handlers).
     pub fn new(mode: CallMode, input: Input<'c>, output: Output<'c>, params: &'c Params<'c>) -> Self {
-        Call { mode, input, output, params, code: None, deferred: false }
+        Call { mode, input, output, params, code: None, deferred: false, request: None }
     }
     /// Why the handler runs.
     pub fn mode(&self) -> CallMode {
@@ -104,11 +105,32 @@ impl<'c> Call<'c> {
     pub fn code(&self) -> Option<u16> {
         self.code
     }
-    /// Answers later: the session hands the request out as an event and waits for
-    /// `Session::reply` (only for [`CallMode::Run`]; returns `false`, and nothing is
-    /// deferred, in other modes).
+    /// Marks the call as the server request with stream id `id` (the session does this for
+    /// RUN requests; only such calls can be deferred).
+    ///
+    /// ```
+    /// use thinger_core::resource::{Call, CallMode, Input, Output, Params};
+    /// let mut buf = [0u8; 4];
+    /// let params = Params::new();
+    /// let mut call = Call::new(CallMode::Run, Input::empty(), Output::new(&mut buf), &params).with_request(70);
+    /// assert_eq!(call.stream_id(), Some(70));
+    /// assert!(call.defer());
+    /// ```
+    pub fn with_request(mut self, id: u16) -> Self {
+        self.request = Some(id);
+        self
+    }
+    /// The stream id of the server request being answered, when the call answers one (a
+    /// RUN); `None` for stream samples, stream data and describes.
+    pub fn stream_id(&self) -> Option<u16> {
+        self.request
+    }
+    /// Answers later: the session hands the request out as `Event::Deferred` with this
+    /// call's [`Call::stream_id`] and waits for `Session::reply`. Only a RUN request can be
+    /// deferred: elsewhere (stream samples and data, describes) this returns `false` and
+    /// nothing is deferred.
     pub fn defer(&mut self) -> bool {
-        self.deferred = self.mode == CallMode::Run;
+        self.deferred = self.mode == CallMode::Run && self.request.is_some();
         self.deferred
     }
     /// Whether [`Call::defer`] took effect.

@@ -728,8 +728,9 @@ where
         self.cloud_call(now, CloudCall::UnlockSync, &sync, Some(&request), true)
     }
 
-    /// Registers a subscription; it is opened now if connected, and again after every
-    /// reconnect. Events arrive as [`Event::SubscriptionData`].
+    /// Registers a subscription; it is opened now if connected (or as soon as the transmit
+    /// queue and request table have room), and again after every reconnect. Events arrive
+    /// as [`Event::SubscriptionData`]. Fails only when all `S` subscription slots are taken.
     pub fn subscribe(&mut self, now: Instant, def: Subscription<'a>) -> Result<SubscriptionId, Error> {
         self.state.now = now;
         let entry = SubEntry { def, id: 0, open: false };
@@ -749,7 +750,10 @@ where
         let sub = u8::try_from(index).map_err(|_| Error::TooManyPending)?;
         if st.phase == Phase::Connected {
             let (_, tx, _) = split_regions(self.buf.as_mut(), self.rx_len, self.tx_len);
-            self.state.open_subscription(tx, sub)?;
+            // No room now: it opens as soon as the transmit queue or request table allows.
+            if self.state.open_subscription(tx, sub).is_err() {
+                self.state.resubscribe = true;
+            }
         }
         Ok(SubscriptionId(sub))
     }

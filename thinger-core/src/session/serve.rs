@@ -240,7 +240,7 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
         let kind = self.kind_of(index);
         let input = Input::new(m.payload.map(|p| p.as_pson()), m.payload_pson());
         let had_input = !input.is_empty();
-        match self.invoke(index, CallMode::Run, input, &params, tx) {
+        match self.invoke(index, CallMode::Run, input, &params, tx, Some(id)) {
             Outcome::Failed(e) => {
                 let _ = self.queue_handler_error(tx, id, e);
             }
@@ -291,10 +291,11 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
         input: Input<'_>,
         params: &Params<'_>,
         tx: &mut [u8],
+        request: Option<u16>,
     ) -> Outcome {
         let free = self.tx.compact(tx);
         let out_buf = free.get_mut(OUT_OFFSET..).unwrap_or(&mut []);
-        self.invoke_into(index, mode, input, params, out_buf)
+        self.invoke_into(index, mode, input, params, out_buf, request)
     }
 
     fn invoke_into(
@@ -304,11 +305,15 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
         input: Input<'_>,
         params: &Params<'_>,
         out_buf: &mut [u8],
+        request: Option<u16>,
     ) -> Outcome {
         let Some(resource) = self.thing.entry_mut(index).and_then(|e| e.resource()) else {
             return Outcome::Failed(HandlerError::new(404, "no handler"));
         };
         let mut call = Call::new(mode, input, Output::new(out_buf), params);
+        if let Some(id) = request {
+            call = call.with_request(id);
+        }
         let result = resource.handle(&mut call);
         if let Err(e) = result {
             return Outcome::Failed(e);
@@ -416,7 +421,7 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
         let path = stream.path.clone();
         let mut params = Params::new();
         let _ = self.thing.lookup(path.as_str(), &mut params);
-        match self.invoke(index, CallMode::Sample, Input::empty(), &params, tx) {
+        match self.invoke(index, CallMode::Sample, Input::empty(), &params, tx, None) {
             Outcome::Done { len, .. } if len > 0 => self.emit_output(tx, MessageType::StreamData, id, None, len),
             Outcome::Failed(HandlerError { code: 413, .. }) => {
                 if self.tx.is_empty() && self.events.len() + super::EVENT_RESERVE < super::EVENT_QUEUE {
@@ -503,7 +508,7 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
             enc.str(key)?;
             pos += enc.into_sink().written();
             let rest = out.get_mut(pos..).unwrap_or(&mut []);
-            match self.invoke_into(index, mode, Input::empty(), params, rest) {
+            match self.invoke_into(index, mode, Input::empty(), params, rest, None) {
                 Outcome::Done { len, .. } if len > 0 => pos += len,
                 Outcome::Failed(e) => return Err(e),
                 _ => {
@@ -598,7 +603,7 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
             return Flow::Consumed;
         }
         let input = Input::new(m.payload.map(|p| p.as_pson()), m.payload_pson());
-        match self.invoke(index, CallMode::Run, input, &params, tx) {
+        match self.invoke(index, CallMode::Run, input, &params, tx, None) {
             Outcome::Done { .. } => {
                 // Echo the new state on this stream (and any other on the same resource).
                 self.echo(tx, index, Some(id));

@@ -1,0 +1,104 @@
+//! A gateway: many virtual devices from one process, each with its own connection, resources
+//! and offline queue, all driven from one thread.
+//!
+//! ```text
+//! cargo run --example gateway                       # 50 devices on a local server, 10 s
+//! GATEWAY_DEVICES=500 GATEWAY_SECONDS=30 cargo run --release --example gateway
+//! ```
+//!
+//! Every device is a [`Client`](thinger_std::Client) whose [`Runner`](thinger_std::Runner)
+//! is spawned on one `LocalSet`: the runners' futures are not `Send`, and need no thread of
+//! their own. With `THINGER_USER` and `THINGER_CREDENTIAL` set, the devices are
+//! `gw-0`, `gw-1`, … of that account on Thinger.io, all with that credential.
+
+use std::time::Duration;
+
+use thinger_examples::{LOCAL_USER, Target, init_logging, run_limit, wait_for_stop};
+use thinger_std::dsl::{input, output};
+use thinger_std::{Client, ClientBuilder, Status};
+
+fn sensor_value(id: usize) -> f64 {
+    20.0 + (id % 10) as f64 / 2.0
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    init_logging();
+    let count: usize = std::env::var("GATEWAY_DEVICES").ok().and_then(|v| v.parse().ok()).unwrap_or(50);
+    let limit = run_limit("GATEWAY_SECONDS").unwrap_or(Duration::from_secs(10));
+
+    let cloud = std::env::var("THINGER_USER").ok().zip(std::env::var("THINGER_CREDENTIAL").ok());
+    let local = match cloud {
+        Some(_) => None,
+        None => Target::local("gw-0").await?.local,
+    };
+    let builder_for = |i: usize| -> Result<ClientBuilder, Box<dyn std::error::Error>> {
+        let name = format!("gw-{i}");
+        Ok(match (&cloud, &local) {
+            (Some((user, credential)), _) => Client::builder(user.clone(), name, credential.clone()),
+            (None, Some(local)) => local.builder(&name)?,
+            (None, None) => return Err("no target".into()),
+        })
+    };
+
+    let set = tokio::task::LocalSet::new();
+    let mut clients = Vec::with_capacity(count);
+    for i in 0..count {
+        let (client, runner) = builder_for(i)?
+            .buffer_size(4096)
+            .resource("temperature", output(move || sensor_value(i)))
+            .resource("relay", input(move |on: bool| println!("gw-{i}: relay {on}")))
+            .build()?;
+        set.spawn_local(runner.run());
+        clients.push(client);
+    }
+
+    set.run_until(async {
+        // Wait for everyone, then report readings once a second until time is up.
+        let started = std::time::Instant::now();
+        loop {
+            let up = clients.iter().filter(|c| c.status() == Status::Connected).count();
+            if up == count || started.elapsed() > Duration::from_secs(30) {
+                println!("{up} of {count} devices connected in {:?}", started.elapsed());
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if let Some(local) = &local {
+            println!(
+                "try: curl {}/v3/users/{LOCAL_USER}/devices/gw-{}/resources/temperature",
+                local.http,
+                count.saturating_sub(1)
+            );
+        }
+        let writer = async {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                for (i, client) in clients.iter().enumerate() {
+                    let _ = client
+                        .queue_bucket_write("gateway", &serde_json::json!({"device": i, "t": sensor_value(i)}))
+                        .await;
+                }
+            }
+        };
+        tokio::select! {
+            _ = wait_for_stop(Some(limit)) => {}
+            _ = writer => {}
+        }
+        for client in &clients {
+            let _ = client.with_timeout(Duration::from_secs(5)).flush().await;
+        }
+        for client in &clients {
+            client.shutdown().await;
+        }
+    })
+    .await;
+
+    if let Some(local) = local {
+        let stored = local.server.bucket_data(LOCAL_USER, "gateway").await.len();
+        println!("the server stored {stored} readings from {count} devices");
+        local.server.shutdown().await;
+    }
+    Ok(())
+}

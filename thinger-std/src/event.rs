@@ -1,0 +1,126 @@
+//! What the client reports about its connection.
+
+use std::fmt;
+use std::time::Duration;
+
+use thinger_core::session::DisconnectReason;
+
+use crate::error::ConnectError;
+
+/// Where the client's connection is.
+///
+/// ```
+/// use thinger_std::Status;
+/// assert_eq!(Status::Connected.to_string(), "connected");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Opening the transport or waiting for the server to accept the credentials.
+    Connecting,
+    /// Authenticated: resources are served, calls go out.
+    Connected,
+    /// Waiting before the next attempt.
+    Disconnected,
+    /// Stopped for good.
+    Stopped,
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Status::Connecting => "connecting",
+            Status::Connected => "connected",
+            Status::Disconnected => "disconnected",
+            Status::Stopped => "stopped",
+        })
+    }
+}
+
+/// A change in the client's connection, with its reason.
+///
+/// ```
+/// use std::time::Duration;
+/// use thinger_std::ClientEvent;
+/// let e = ClientEvent::Backoff { attempt: 2, delay: Duration::from_millis(1500) };
+/// assert_eq!(e.to_string(), "reconnecting in 1.5s (attempt 2)");
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum ClientEvent {
+    /// Connecting to `address` (host:port), attempt number `attempt` since the last success.
+    Connecting {
+        /// `host:port`.
+        address: String,
+        /// Attempts since the last successful authentication, from 0.
+        attempt: u32,
+    },
+    /// The transport could not be opened.
+    ConnectFailed(ConnectError),
+    /// The server accepted the credentials.
+    Connected,
+    /// The server refused the credentials (`code` is its ERROR code, usually 2 for bad
+    /// credentials). The client backs off and tries again.
+    AuthFailed {
+        /// F2 of the ERROR.
+        code: Option<u64>,
+        /// The server's message, when it sent one.
+        message: Option<String>,
+    },
+    /// The connection ended.
+    Disconnected {
+        /// Why (keep-alive timeout = dead peer, transport closed, server DISCONNECT, ...).
+        reason: DisconnectReason,
+        /// The transport error behind it, if any.
+        detail: Option<String>,
+    },
+    /// Waiting `delay` before attempt `attempt`.
+    Backoff {
+        /// The attempt that follows.
+        attempt: u32,
+        /// How long the client waits.
+        delay: Duration,
+    },
+    /// The server opened a stream on a resource.
+    StreamStarted {
+        /// The resource path.
+        resource: String,
+    },
+    /// The server closed a stream.
+    StreamStopped {
+        /// The stream's id.
+        stream_id: u16,
+    },
+    /// The client stopped (shutdown, or all handles dropped).
+    Stopped,
+}
+
+impl fmt::Display for ClientEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientEvent::Connecting { address, attempt } => write!(f, "connecting to {address} (attempt {attempt})"),
+            ClientEvent::ConnectFailed(e) => write!(f, "connect failed: {e}"),
+            ClientEvent::Connected => f.write_str("connected"),
+            ClientEvent::AuthFailed { code, message } => {
+                f.write_str("authentication failed")?;
+                if let Some(code) = code {
+                    write!(f, " (code {code})")?;
+                }
+                if let Some(m) = message {
+                    write!(f, ": {m}")?;
+                }
+                Ok(())
+            }
+            ClientEvent::Disconnected { reason, detail } => {
+                write!(f, "disconnected: {reason}")?;
+                if let Some(d) = detail {
+                    write!(f, " ({d})")?;
+                }
+                Ok(())
+            }
+            ClientEvent::Backoff { attempt, delay } => write!(f, "reconnecting in {delay:?} (attempt {attempt})"),
+            ClientEvent::StreamStarted { resource } => write!(f, "stream started on {resource}"),
+            ClientEvent::StreamStopped { stream_id } => write!(f, "stream {stream_id} stopped"),
+            ClientEvent::Stopped => f.write_str("stopped"),
+        }
+    }
+}
