@@ -434,6 +434,8 @@ impl IndexMut<&str> for Resources {
 pub(crate) struct Captured {
     pub(crate) index: usize,
     pub(crate) future: HandlerFuture,
+    /// The server request to answer; `None` for stream data (applied, never answered).
+    pub(crate) stream_id: Option<u16>,
 }
 
 /// What the session's table holds for an async handler: it starts the future and defers.
@@ -466,9 +468,10 @@ impl Resource for AsyncProxy<'_> {
                     return self.write_last(call);
                 }
                 let future = (self.handler.start)(call.input())?;
-                if call.defer() {
-                    self.captured.borrow_mut().push(Captured { index: self.index, future });
-                }
+                // A RUN is deferred and answered when the future ends; stream data into an
+                // async input cannot be deferred, but its future still runs (unanswered).
+                let stream_id = if call.defer() { call.stream_id() } else { None };
+                self.captured.borrow_mut().push(Captured { index: self.index, future, stream_id });
                 Ok(())
             }
             CallMode::Sample | CallMode::DescribeOutput => self.write_last(call),
@@ -494,6 +497,10 @@ mod tests {
         let params = Params::new();
         let input = if input.is_empty() { Input::empty() } else { Input::from_pson(input).unwrap() };
         let mut call = Call::new(mode, input, Output::new(&mut out), &params);
+        if mode == CallMode::Run {
+            // As the session does for a RUN request.
+            call = call.with_request(1);
+        }
         let result = r.handle(&mut call);
         let deferred = call.is_deferred();
         let n = call.into_output().finish().unwrap_or(0);

@@ -728,15 +728,35 @@ fn call_error(e: CallError<'_>) -> Error {
 /// An event, copied out of the session's buffer.
 enum Ev {
     Connected,
-    AuthRefused { code: Option<u64>, message: Option<String> },
+    AuthRefused {
+        code: Option<u64>,
+        message: Option<String>,
+    },
     Ended(DisconnectReason),
-    Call { id: u16, result: Result<Option<Vec<u8>>, Error> },
-    Subscribed { id: SubscriptionId, initial: Option<Vec<u8>> },
-    SubscriptionFailed { id: SubscriptionId, error: Error },
-    SubscriptionData { id: SubscriptionId, data: Option<Vec<u8>> },
-    Deferred { stream_id: u16, resource: usize },
-    StreamStarted { resource: usize },
-    StreamStopped { stream_id: u16 },
+    Call {
+        id: u16,
+        result: Result<Option<Vec<u8>>, Error>,
+    },
+    Subscribed {
+        id: SubscriptionId,
+        initial: Option<Vec<u8>>,
+    },
+    SubscriptionFailed {
+        id: SubscriptionId,
+        error: Error,
+    },
+    SubscriptionData {
+        id: SubscriptionId,
+        data: Option<Vec<u8>>,
+    },
+    /// A handler deferred its reply; its future carries the stream id (see `start_async_handlers`).
+    Deferred,
+    StreamStarted {
+        resource: usize,
+    },
+    StreamStopped {
+        stream_id: u16,
+    },
     Dropped(Dropped),
 }
 
@@ -761,7 +781,7 @@ fn own(event: Event<'_>) -> Ev {
         Event::SubscriptionData { subscription, data } => {
             Ev::SubscriptionData { id: subscription, data: data.map(owned) }
         }
-        Event::Deferred { stream_id, resource } => Ev::Deferred { stream_id, resource },
+        Event::Deferred { .. } => Ev::Deferred,
         Event::StreamStarted { resource, .. } => Ev::StreamStarted { resource },
         Event::StreamStopped { stream_id } => Ev::StreamStopped { stream_id },
         Event::Dropped(d) => Ev::Dropped(d),
@@ -878,7 +898,7 @@ async fn serve(
             batch.push(own(event));
         }
         let progressed = !batch.is_empty();
-        pair_deferred(&mut link, &captured, &batch, &mut running);
+        start_async_handlers(&captured, &mut running);
         for event in batch {
             match event {
                 Ev::Connected => {
@@ -938,7 +958,7 @@ async fn serve(
                         driver.deliver(&mut link, key, Ok(data));
                     }
                 }
-                Ev::Deferred { .. } => {}
+                Ev::Deferred => {}
                 Ev::StreamStarted { resource } => {
                     let path = paths.get(resource).cloned().unwrap_or_default();
                     driver.emit(ClientEvent::StreamStarted { resource: path });
@@ -1046,7 +1066,10 @@ async fn serve(
                 if let (Some(state), Some(Some(last))) = (state, lasts.get(index)) {
                     *last.lock().unwrap_or_else(|e| e.into_inner()) = Some(state);
                 }
-                link.replies.push_back((stream_id, answer));
+                // Stream id 0: stream data into an async input, which has no reply.
+                if stream_id != 0 {
+                    link.replies.push_back((stream_id, answer));
+                }
             }
             () = sleep(sleep_until) => {
                 link.session.handle_timeout(clock.now());
@@ -1063,46 +1086,12 @@ async fn sleep(until: Option<tokio::time::Instant>) {
     }
 }
 
-/// Pairs the futures started by async handlers since the last batch with the session's
-/// `Deferred` events of that batch (in order, per resource). When the counts differ (the
-/// session refused to defer a call, e.g. stream data into an async input), the pairing of
-/// that resource is ambiguous: its deferred requests are answered 503 and its futures
-/// dropped before they ran.
-fn pair_deferred(
-    link: &mut Link<'_>,
-    captured: &RefCell<Vec<Captured>>,
-    batch: &[Ev],
-    running: &mut FuturesUnordered<Running>,
-) {
-    let started: Vec<Captured> = std::mem::take(&mut *captured.borrow_mut());
-    if started.is_empty() && !batch.iter().any(|e| matches!(e, Ev::Deferred { .. })) {
-        return;
+/// Starts the futures of async handlers called since the last batch. Each knows the
+/// server request it answers (`Call::stream_id`), so replies can never be crossed; a future
+/// started by stream data is run for its effect and answers nothing.
+fn start_async_handlers(captured: &RefCell<Vec<Captured>>, running: &mut FuturesUnordered<Running>) {
+    for c in std::mem::take(&mut *captured.borrow_mut()) {
+        let (id, resource, future) = (c.stream_id.unwrap_or(0), c.index, c.future);
+        running.push(Box::pin(async move { (id, resource, future.await) }));
     }
-    let mut futures: HashMap<usize, VecDeque<Captured>> = HashMap::new();
-    for c in started {
-        futures.entry(c.index).or_default().push_back(c);
-    }
-    let mut deferred: HashMap<usize, Vec<u16>> = HashMap::new();
-    for e in batch {
-        if let Ev::Deferred { stream_id, resource } = e {
-            deferred.entry(*resource).or_default().push(*stream_id);
-        }
-    }
-    for (resource, ids) in deferred {
-        let mut queue = futures.remove(&resource).unwrap_or_default();
-        if queue.len() == ids.len() {
-            for id in ids {
-                if let Some(c) = queue.pop_front() {
-                    let future = c.future;
-                    running.push(Box::pin(async move { (id, resource, future.await) }));
-                }
-            }
-        } else {
-            tracing::warn!("async resource {resource}: cannot pair deferred calls; answering 503");
-            for id in ids {
-                link.replies.push_back((id, Err(HandlerError::new(503, "busy, try again"))));
-            }
-        }
-    }
-    // Futures whose call was not deferred never run.
 }
