@@ -86,7 +86,11 @@ impl<'c> Call<'c> {
     /// call.field("id", call.param("id").unwrap()).unwrap();
     /// assert_eq!(call.into_output().finish(), Ok(6));
     /// ```
-    pub fn field<T: crate::pson::EncodePson + ?Sized>(&mut self, key: &str, value: &T) -> Result<(), crate::pson::Error> {
+    pub fn field<T: crate::pson::EncodePson + ?Sized>(
+        &mut self,
+        key: &str,
+        value: &T,
+    ) -> Result<(), crate::pson::Error> {
         self.output.field(key, value)
     }
     /// The value captured by `:name` / `*name` in the resource's path.
