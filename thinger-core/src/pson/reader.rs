@@ -174,6 +174,21 @@ impl<'a> Cursor<'a> {
                 let len = self.checked_count(tag.value, 1)?;
                 PsonRef::Bytes(self.take(len)?)
             }
+            WireType::Map if !validate => {
+                // Already validated: find the end without rebuilding every value.
+                let len = self.map_len(tag)?;
+                let start = self.pos;
+                self.skip_trusted(2 * len as u64)?;
+                let body = self.input.get(start..self.pos).ok_or(Error::Truncated)?;
+                PsonRef::Map(MapRef { body, len })
+            }
+            WireType::Array if !validate => {
+                let len = self.array_len(tag)?;
+                let start = self.pos;
+                self.skip_trusted(len as u64)?;
+                let body = self.input.get(start..self.pos).ok_or(Error::Truncated)?;
+                PsonRef::Array(ArrayRef { body, len })
+            }
             WireType::Map => {
                 let len = self.map_len(tag)?;
                 let depth = depth_left.checked_sub(1).ok_or(Error::DepthLimitExceeded)?;
@@ -204,7 +219,32 @@ impl<'a> Cursor<'a> {
 
     /// Skips one value, checking it when `validate`.
     pub(crate) fn skip(&mut self, depth_left: usize, validate: bool) -> Result<(), Error> {
-        self.value(depth_left, validate).map(|_| ())
+        if validate {
+            self.value(depth_left, true).map(|_| ())
+        } else {
+            self.skip_trusted(1)
+        }
+    }
+
+    /// Skips `pending` values of input that was validated before: no recursion, no UTF-8
+    /// check, no values built; lengths are still bounds-checked, so it cannot panic.
+    pub(crate) fn skip_trusted(&mut self, mut pending: u64) -> Result<(), Error> {
+        while pending > 0 {
+            pending -= 1;
+            let tag = self.tag()?;
+            match tag.wire {
+                WireType::PositiveInt | WireType::NegativeInt | WireType::Discrete => {}
+                WireType::Float => {
+                    self.take(if tag.small == 0 { 4 } else { 8 })?;
+                }
+                WireType::String | WireType::Bytes => {
+                    self.take(usize::try_from(tag.value).map_err(|_| Error::LengthExceedsInput)?)?;
+                }
+                WireType::Map => pending = pending.saturating_add(tag.value.saturating_mul(2)),
+                WireType::Array => pending = pending.saturating_add(tag.value),
+            }
+        }
+        Ok(())
     }
 }
 
@@ -525,7 +565,7 @@ impl<'a> MapRef<'a> {
             if k == key.as_bytes() {
                 return cursor.value(usize::MAX, false).ok();
             }
-            cursor.skip(usize::MAX, false).ok()?;
+            cursor.skip_trusted(1).ok()?;
         }
         None
     }
