@@ -219,11 +219,7 @@ impl<'a> Cursor<'a> {
 
     /// Skips one value, checking it when `validate`.
     pub(crate) fn skip(&mut self, depth_left: usize, validate: bool) -> Result<(), Error> {
-        if validate {
-            self.value(depth_left, true).map(|_| ())
-        } else {
-            self.skip_trusted(1)
-        }
+        if validate { self.value(depth_left, true).map(|_| ()) } else { self.skip_trusted(1) }
     }
 
     /// Skips `pending` values of input that was validated before: no recursion, no UTF-8
