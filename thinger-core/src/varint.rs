@@ -66,7 +66,7 @@ pub fn encode_u64(mut value: u64, out: &mut [u8]) -> Option<usize> {
 /// let (bytes, len) = thinger_core::varint::to_array(1);
 /// assert_eq!(&bytes[..len], &[1]);
 /// ```
-#[inline(never)]
+#[cfg_attr(target_os = "none", inline(never))]
 pub fn to_array(value: u64) -> ([u8; MAX_LEN_U64], usize) {
     let mut bytes = [0u8; MAX_LEN_U64];
     let len = encode_u64(value, &mut bytes).unwrap_or(0);

@@ -4,6 +4,18 @@ use crate::varint;
 /// `buf.copy_within(from..to, dest)` for `dest <= from`, one byte at a time: moving data
 /// towards the front is all this crate needs, and a forward copy avoids linking the
 /// general `memmove` (1.5 KB of flash on Cortex-M). Out-of-range parts are not copied.
+/// On hosts, where flash does not matter, the library's `copy_within` is used instead.
+#[cfg(not(target_os = "none"))]
+pub(crate) fn copy_down(buf: &mut [u8], from: usize, to: usize, dest: usize) {
+    let to = to.min(buf.len());
+    let dest = dest.min(from);
+    if from < to {
+        buf.copy_within(from..to, dest);
+    }
+}
+
+/// See the host version above.
+#[cfg(target_os = "none")]
 #[inline(never)]
 pub(crate) fn copy_down(buf: &mut [u8], from: usize, to: usize, dest: usize) {
     let mut src = from;
@@ -202,9 +214,9 @@ impl<S: Sink> Encoder<S> {
     }
 
     /// Writes a tag for `wire` with value `value` (inline below 31, else a varint follows).
-    // Not inlined: every value written goes through here, and a copy per call site costs
-    // more flash than the call.
-    #[inline(never)]
+    // Not inlined on microcontrollers: every value written goes through here, and a copy per
+    // call site costs more flash than the call. Hosts keep the speed.
+    #[cfg_attr(target_os = "none", inline(never))]
     pub fn tag(&mut self, wire: WireType, value: u64) -> Result<(), Error> {
         let base = (wire as u8) << 5;
         if value < u64::from(EXTENDED) {
@@ -285,7 +297,7 @@ impl<S: Sink> Encoder<S> {
     }
 
     /// Writes a UTF-8 string.
-    #[inline(never)]
+    #[cfg_attr(target_os = "none", inline(never))]
     pub fn str(&mut self, value: &str) -> Result<(), Error> {
         self.tag(WireType::String, value.len() as u64)?;
         self.sink.write(value.as_bytes())
