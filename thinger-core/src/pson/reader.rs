@@ -397,6 +397,8 @@ impl<'a> PsonRef<'a> {
     pub fn as_u64(&self) -> Option<u64> {
         match *self {
             PsonRef::Uint(v) => Some(v),
+            // A "negative" integer of magnitude 0 (tag 0x20) is zero.
+            PsonRef::Int(0) => Some(0),
             PsonRef::F32(f) => float::f32_whole_u64(f),
             PsonRef::F64(f) => float::f64_whole_u64(f),
             _ => None,
@@ -739,6 +741,12 @@ mod tests {
             PsonRef::decode(&[0x1f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]),
             Err(Error::VarintOverflow)
         );
+    }
+
+    #[test]
+    fn negative_zero_is_zero() {
+        assert_eq!(PsonRef::decode(&[0x20]).unwrap().as_u64(), Some(0));
+        assert_eq!(PsonRef::decode(&[0x20]).unwrap().as_i64(), Some(0));
     }
 
     #[test]
