@@ -334,8 +334,13 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
     fn emit_output(&mut self, tx: &mut [u8], kind: MessageType, id: u16, code: Option<u64>, len: usize) -> bool {
         let free = self.tx.compact(tx);
         let output = free.get(OUT_OFFSET..OUT_OFFSET + len).unwrap_or(&[]);
-        let as_varint = match PsonRef::decode_prefix(output) {
-            Ok((PsonRef::Uint(v), used)) if used == len => Some(v),
+        // Only an unsigned integer (tag type 0) changes form; looking at the tag first avoids
+        // validating every map or array output a second time.
+        let as_varint = match output.first() {
+            Some(&tag) if tag >> 5 == 0 => match PsonRef::decode_prefix(output) {
+                Ok((PsonRef::Uint(v), used)) if used == len => Some(v),
+                _ => None,
+            },
             _ => None,
         };
         let mut prefix = [0u8; OUT_OFFSET + varint::MAX_LEN_U64 + 1];
