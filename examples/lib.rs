@@ -11,6 +11,39 @@
 //! });
 //! ```
 
+// The repository's README and docs/, included so that their Rust examples run as doc tests
+// (here, in a crate that is never published, since they live outside every package).
+
+/// `README.md`.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+mod repo_readme {}
+
+/// `docs/protocol.md`.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/protocol.md")]
+mod protocol_doc {}
+
+/// `docs/dsl.md`.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/dsl.md")]
+mod dsl_doc {}
+
+/// `docs/getting-started.md`.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/getting-started.md")]
+mod getting_started_doc {}
+
+/// `docs/security.md`.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/security.md")]
+mod security_doc {}
+
+/// `docs/embedded.md`.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/embedded.md")]
+mod embedded_doc {}
+
 use std::time::Duration;
 
 use thinger_server::{Server, ServerConfig};
@@ -70,7 +103,8 @@ impl Target {
     }
 }
 
-/// Logs at `info` (or what `RUST_LOG` says) to stderr.
+/// Logs at `info` (or what `RUST_LOG` says) to stderr, in colour only when stderr is a
+/// terminal (so a log piped to a file or a CI log has no escape codes).
 ///
 /// ```
 /// thinger_examples::init_logging();
@@ -78,7 +112,13 @@ impl Target {
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,thinger_server=warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .with_ansi(colour)
+        .try_init();
 }
 
 /// How long to run: the seconds in environment variable `var` when set (for CI), else until

@@ -1,4 +1,5 @@
-//! Quickstart: a device with an LED input, a temperature output, an RPC and an event stream.
+//! Quickstart: a device with an LED input, a `millis` and a temperature output, an RPC and an
+//! event stream (the resources docs/server.md and the Arduino sketch use).
 //!
 //! ```text
 //! cargo run --example quickstart
@@ -56,6 +57,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         led_state.store(on, Ordering::SeqCst);
         println!("💡 led is now {}", if on { "ON" } else { "off" });
     });
+    // Milliseconds since start, like the Arduino sketch's `millis()`.
+    thing["millis"] >>= output(move || u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX));
     thing["temperature"] >>= output(move || Reading { celsius: temperature(start), humidity: 48 });
     thing["add"] >>= input_output(|v: Add| Sum { sum: v.a + v.b });
     let counter = presses.clone();
@@ -86,6 +89,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("Try these while it runs (Ctrl-C to stop):");
         println!("  curl {}/v1/users/{LOCAL_USER}/devices", local.http);
         println!("  curl {base}");
+        println!("  curl {base}/millis");
         println!("  curl {base}/temperature");
         println!("  curl -X POST -H 'Content-Type: application/json' -d '{{\"in\": true}}' {base}/led");
         println!("  curl -X POST -H 'Content-Type: application/json' -d '{{\"a\": 2, \"b\": 40}}' {base}/add");

@@ -36,7 +36,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // 1. The pin: given, or fetched now (trust on first use).
     let pin: Pin = match std::env::var("THINGER_PIN") {
-        Ok(text) => text.parse()?,
+        // Display, not Debug: a bad pin says what a pin looks like.
+        Ok(text) => text.parse().map_err(|e| format!("THINGER_PIN={text:?} is not a pin: {e}"))?,
         Err(_) => {
             let der = fetch_server_certificate(&host, port, &ca_tls).await?;
             Pin::spki_of_certificate(&der).ok_or("cannot read the certificate's key")?

@@ -16,6 +16,18 @@
 //! The crate is `#![no_std]`, never allocates unless the `alloc` feature is enabled, and
 //! never touches a socket or a clock.
 //!
+//! ## Cargo features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `serde` | yes | serde serializer and deserializer for PSON ([`pson::to_slice`], [`pson::from_slice`]) |
+//! | `alloc` | no | owned `pson::Value`, the `pson!` macro, boxed handlers |
+//! | `std` | no | `std::error::Error` impls (implies `alloc`) |
+//! | `log` | no | log lines through the `log` crate |
+//! | `defmt` | no | log lines through `defmt`, and `defmt::Format` on public types |
+//!
+//! Items that need a feature carry its badge in the rendered documentation.
+//!
 //! ```
 //! use thinger_core::pson;
 //!
@@ -36,6 +48,11 @@ extern crate alloc;
 #[cfg(any(feature = "std", test))]
 extern crate std;
 
+/// The crate's README.md, included so that its examples run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+mod readme_doc {}
+
 pub mod dsl;
 pub mod iotmp;
 mod log;
@@ -44,18 +61,3 @@ pub mod resource;
 pub mod session;
 pub mod time;
 pub mod varint;
-
-/// `docs/protocol.md`, included so that its examples run as doc tests.
-#[cfg(doctest)]
-#[doc = include_str!("../../docs/protocol.md")]
-mod protocol_doc {}
-
-/// `README.md`, included so that its examples run as doc tests.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-mod readme {}
-
-/// `docs/dsl.md`, included so that its examples run as doc tests.
-#[cfg(doctest)]
-#[doc = include_str!("../../docs/dsl.md")]
-mod dsl_doc {}

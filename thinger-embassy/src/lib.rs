@@ -51,6 +51,13 @@
 //! # fn main() {}
 //! ```
 //!
+//! # Cargo features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `tls` | yes | TLS 1.3 through embedded-tls (about 60 KB of flash); without it only plain TCP |
+//! | `defmt` | no | `defmt::Format` on public types |
+//!
 //! # TLS on a microcontroller: what is verified
 //!
 //! With [`Config::new`] (TLS, the default) the handshake is TLS 1.3 with
@@ -81,15 +88,16 @@
 //! TCP set both TLS sizes to 0. See `docs/embedded.md`.
 #![no_std]
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![cfg_attr(not(test), deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 #[cfg(test)]
 extern crate std;
 
-/// `docs/embedded.md`, included so that its examples run as doc tests.
+/// The crate's README.md, included so that its examples run as doc tests.
 #[cfg(doctest)]
-#[doc = include_str!("../../docs/embedded.md")]
-mod embedded_doc {}
+#[doc = include_str!("../README.md")]
+mod readme_doc {}
 
 mod client;
 mod config;

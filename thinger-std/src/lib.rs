@@ -31,6 +31,12 @@
 //! # Ok(()) }
 //! ```
 //!
+//! ## Cargo features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `tokio` | yes | the tokio client ([`Client`], [`Runner`], transports); without it only the TLS settings and the offline queue are built |
+//!
 //! ## Running the client
 //! [`ClientBuilder::spawn`] runs the connection on a thread of its own and returns the
 //! [`Client`] handle. [`ClientBuilder::build`] returns the handle and a [`Runner`] whose
@@ -45,7 +51,13 @@
 //!   the queue only when the server answered it.
 //! * Connection state changes are reported as [`ClientEvent`]s with their reasons.
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![cfg_attr(not(test), deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+/// The crate's README.md, included so that its examples run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+mod readme_doc {}
 
 mod backoff;
 #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
@@ -86,13 +98,3 @@ pub use thinger_core as core;
 pub mod dsl {
     pub use thinger_core::dsl::*;
 }
-
-/// `docs/getting-started.md`, included so that its Rust examples compile as doc tests.
-#[cfg(all(doctest, feature = "tokio"))]
-#[doc = include_str!("../../docs/getting-started.md")]
-mod getting_started_doc {}
-
-/// `docs/security.md`, included so that its Rust examples run as doc tests.
-#[cfg(all(doctest, feature = "tokio"))]
-#[doc = include_str!("../../docs/security.md")]
-mod security_doc {}

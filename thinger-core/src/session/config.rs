@@ -12,7 +12,15 @@ pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(60);
 /// let config = Config::new("user1", "dev1", "secret").keep_alive(Duration::from_secs(120));
 /// assert_eq!(config.keep_alive.as_millis(), 120_000);
 /// ```
-#[derive(Debug, Clone, Copy)]
+///
+/// `Debug` never prints the credential:
+///
+/// ```
+/// # use thinger_core::session::Config;
+/// let shown = format!("{:?}", Config::new("user1", "dev1", "secret"));
+/// assert!(shown.contains("dev1") && !shown.contains("secret"));
+/// ```
+#[derive(Clone, Copy)]
 pub struct Config<'a> {
     /// Account user name.
     pub user: &'a str,
@@ -42,6 +50,26 @@ pub struct Config<'a> {
     /// Bytes of the session buffer used to queue outgoing frames (default 3/8 of it); the
     /// rest holds event payloads.
     pub tx_buffer: Option<usize>,
+}
+
+impl core::fmt::Debug for Config<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Config")
+            .field("user", &self.user)
+            .field("device", &self.device)
+            .field("credential", &"<redacted>")
+            .field("keep_alive", &self.keep_alive)
+            .field("protocol_version", &self.protocol_version)
+            .field("client_type", &self.client_type)
+            .field("firmware", &self.firmware)
+            .field("request_timeout", &self.request_timeout)
+            .field("deferred_timeout", &self.deferred_timeout)
+            .field("max_frame_size", &self.max_frame_size)
+            .field("pson", &self.pson)
+            .field("rx_buffer", &self.rx_buffer)
+            .field("tx_buffer", &self.tx_buffer)
+            .finish()
+    }
 }
 
 impl<'a> Config<'a> {
