@@ -83,11 +83,16 @@ impl Local {
 
 impl Target {
     /// `THINGER_USER`, `THINGER_DEVICE` and `THINGER_CREDENTIAL` (and optionally
-    /// `THINGER_HOST`, `THINGER_PORT`, `THINGER_TRANSPORT`) when set; otherwise a local server
-    /// and device `device` of user [`LOCAL_USER`], over TLS with the server's generated CA.
+    /// `THINGER_HOST`, `THINGER_PORT`, `THINGER_TRANSPORT` and `THINGER_CA`) when set;
+    /// otherwise a local server and device `device` of user [`LOCAL_USER`], over TLS with the
+    /// server's generated CA.
+    ///
+    /// `THINGER_CA` is the path of a PEM file with the CA to trust instead of the public roots:
+    /// the `thinger-server-ca.pem` a standalone `thinger-server` writes, for example.
+    /// `THINGER_TRANSPORT=tcp` (with `THINGER_PORT=25204`) connects without TLS.
     pub async fn from_env_or_local(device: &str) -> Result<Target, Box<dyn std::error::Error>> {
         match ClientBuilder::from_env() {
-            Some(builder) => Ok(Target { builder, local: None }),
+            Some(builder) => Ok(Target { builder: with_env_ca(builder)?, local: None }),
             None => Target::local(device).await,
         }
     }
@@ -101,6 +106,19 @@ impl Target {
         let builder = local.builder(device)?;
         Ok(Target { builder, local: Some(local) })
     }
+}
+
+/// Trusts the CA in the PEM file named by `THINGER_CA`, when that variable is set.
+fn with_env_ca(builder: ClientBuilder) -> Result<ClientBuilder, Box<dyn std::error::Error>> {
+    let Some(path) = std::env::var_os("THINGER_CA").filter(|p| !p.is_empty()) else {
+        return Ok(builder);
+    };
+    let pem = std::fs::read_to_string(&path)
+        .map_err(|e| format!("THINGER_CA={}: cannot read it: {e}", std::path::Path::new(&path).display()))?;
+    let tls = TlsConfig::new()
+        .with_ca_pem(&pem)
+        .map_err(|e| format!("THINGER_CA={}: {e}", std::path::Path::new(&path).display()))?;
+    Ok(builder.tls(tls))
 }
 
 /// Logs at `info` (or what `RUST_LOG` says) to stderr, in colour only when stderr is a
