@@ -11,39 +11,6 @@
 //! });
 //! ```
 
-// The repository's README and docs/, included so that their Rust examples run as doc tests
-// (here, in a crate that is never published, since they live outside every package).
-
-/// `README.md`.
-#[cfg(doctest)]
-#[doc = include_str!("../README.md")]
-mod repo_readme {}
-
-/// `docs/protocol.md`.
-#[cfg(doctest)]
-#[doc = include_str!("../docs/protocol.md")]
-mod protocol_doc {}
-
-/// `docs/dsl.md`.
-#[cfg(doctest)]
-#[doc = include_str!("../docs/dsl.md")]
-mod dsl_doc {}
-
-/// `docs/getting-started.md`.
-#[cfg(doctest)]
-#[doc = include_str!("../docs/getting-started.md")]
-mod getting_started_doc {}
-
-/// `docs/security.md`.
-#[cfg(doctest)]
-#[doc = include_str!("../docs/security.md")]
-mod security_doc {}
-
-/// `docs/embedded.md`.
-#[cfg(doctest)]
-#[doc = include_str!("../docs/embedded.md")]
-mod embedded_doc {}
-
 use std::time::Duration;
 
 use thinger_server::{Server, ServerConfig};
