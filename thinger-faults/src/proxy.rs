@@ -425,7 +425,12 @@ async fn pump(src: OwnedReadHalf, dst: OwnedWriteHalf, dir: Direction, shared: A
     tokio::join!(read_side(src, tx, dir, &shared), write_side(dst, rx, dir, &shared));
 }
 
-async fn read_side(mut src: OwnedReadHalf, tx: mpsc::UnboundedSender<(Instant, Vec<u8>)>, dir: Direction, shared: &Shared) {
+async fn read_side(
+    mut src: OwnedReadHalf,
+    tx: mpsc::UnboundedSender<(Instant, Vec<u8>)>,
+    dir: Direction,
+    shared: &Shared,
+) {
     let mut faults = shared.faults.subscribe();
     let mut buf = vec![0u8; 16 * 1024];
     let mut last_release = Instant::now();

@@ -20,7 +20,12 @@ fn client(addr: SocketAddr, device: &str, path: &Path) -> Client {
         .host(addr.ip().to_string())
         .port(addr.port())
         .transport(Transport::Tcp)
-        .backoff(Backoff { initial: Duration::from_millis(20), max: Duration::from_millis(100), multiplier: 2.0, jitter: 0.0 })
+        .backoff(Backoff {
+            initial: Duration::from_millis(20),
+            max: Duration::from_millis(100),
+            multiplier: 2.0,
+            jitter: 0.0,
+        })
         .connect_timeout(Duration::from_secs(1))
         .queue(QueueConfig::new().persist(path))
         .spawn()
@@ -56,12 +61,24 @@ fn nowhere() -> SocketAddr {
 
 /// Ids stored by `device` in the `ids` bucket, in arrival order.
 async fn stored_by(server: &Server, device: &str) -> Vec<u64> {
-    server.bucket_data(USER, "ids").await.iter().filter(|r| r.device == device).map(|r| r.value.as_u64().unwrap()).collect()
+    server
+        .bucket_data(USER, "ids")
+        .await
+        .iter()
+        .filter(|r| r.device == device)
+        .map(|r| r.value.as_u64().unwrap())
+        .collect()
 }
 
 /// Restarts a device on `file` cut to `cut` bytes: returns what it had queued on opening,
 /// what the server stored from it, and what a second restart still had queued.
-async fn restart_on_cut(server: &Server, dir: &Path, file: &[u8], cut: usize, device: &str) -> (usize, Vec<u64>, usize) {
+async fn restart_on_cut(
+    server: &Server,
+    dir: &Path,
+    file: &[u8],
+    cut: usize,
+    device: &str,
+) -> (usize, Vec<u64>, usize) {
     let path = dir.join(format!("{device}.log"));
     std::fs::write(&path, &file[..cut]).unwrap();
     // Opened offline first, to read what the replay found.

@@ -38,12 +38,17 @@ struct Rig {
 
 impl Rig {
     async fn start(device: &str, tls: bool) -> Rig {
-        let config = ServerConfig::local().tls(if tls { TlsMode::Generate { names: Vec::new() } } else { TlsMode::Off });
+        let config =
+            ServerConfig::local().tls(if tls { TlsMode::Generate { names: Vec::new() } } else { TlsMode::Off });
         let server = Server::start(config).await.unwrap();
         let upstream: SocketAddr = if tls { server.tls_addr().unwrap() } else { server.tcp_addr() };
         let proxy = Proxy::start(upstream).await.unwrap();
-        let backoff =
-            Backoff { initial: Duration::from_millis(50), max: Duration::from_millis(300), multiplier: 2.0, jitter: 0.2 };
+        let backoff = Backoff {
+            initial: Duration::from_millis(50),
+            max: Duration::from_millis(300),
+            multiplier: 2.0,
+            jitter: 0.2,
+        };
         let mut builder = Client::builder(USER, device, "secret")
             .host(if tls { "localhost".to_owned() } else { proxy.addr().ip().to_string() })
             .port(proxy.addr().port())
@@ -62,7 +67,8 @@ impl Rig {
         client.with_timeout(Duration::from_secs(10)).connected().await.unwrap();
         let mode = client.subscribe_property::<u64>("mode", false).await.unwrap();
         let faults = proxy.handle();
-        let mut rig = Rig { server, proxy, faults, client, device: device.to_owned(), mode, next_id: 0, property_round: 0 };
+        let mut rig =
+            Rig { server, proxy, faults, client, device: device.to_owned(), mode, next_id: 0, property_round: 0 };
         rig.property_reaches_the_device(Duration::from_secs(5)).await;
         rig
     }
