@@ -36,6 +36,11 @@
 //! ```
 #![forbid(unsafe_code)]
 
+/// `docs/reliability.md`, included so that its examples run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/reliability.md")]
+mod reliability_doc {}
+
 mod proxy;
 mod rng;
 
