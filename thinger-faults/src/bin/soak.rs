@@ -190,7 +190,7 @@ async fn soak(o: Options) {
                 break;
             }
         }
-        if kills % 100 == 0 {
+        if kills.is_multiple_of(100) {
             eprintln!("{kills} kills, {} writes, {:?}", written.load(Ordering::Relaxed), started.elapsed());
         }
     }
