@@ -231,6 +231,7 @@ struct Summary {
     duplicates: u64,
     resends: u64,
     network_duplicates: u64,
+    late_frames: u64,
     connections: u32,
     drops: u64,
     jumps: u64,
@@ -359,9 +360,14 @@ fn simulate(seed: u64) -> Result<Summary, String> {
         }
 
         // Network → server, late frames of cut connections included.
+        let current = link.as_ref().map(|l| l.id);
         for l in late.iter_mut().chain(link.iter_mut()) {
             while l.to_server.front().is_some_and(|(at, _)| *at <= now) {
                 let (_, frame) = l.to_server.pop_front().unwrap();
+                if current.is_some_and(|c| c > l.id) {
+                    // A dead connection's frame, after the device reconnected.
+                    summary.late_frames += 1;
+                }
                 for answer in server.handle(l.id, &frame)? {
                     let at = (now + rng.range(0, faults.latency)).max(l.last_down);
                     l.last_down = at;
@@ -517,6 +523,7 @@ fn seeded_faults_lose_nothing_and_every_duplicate_is_explained() {
         total.duplicates += s.duplicates;
         total.resends += s.resends;
         total.network_duplicates += s.network_duplicates;
+        total.late_frames += s.late_frames;
         total.connections += s.connections;
         total.drops += s.drops;
         total.jumps += s.jumps;
