@@ -7,6 +7,7 @@
 //! stored (0 lost), duplicates stay within what the device had in flight when a connection
 //! died, first arrivals keep the write order, and after the fault the device is connected
 //! again, answers RUN calls and receives property changes.
+//! A last scenario resets the link five times in two seconds (a flapping link).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -296,4 +297,21 @@ async fn corrupted_bytes_over_tls_are_detected_and_retried() {
     .await;
     outcome.check("corrupt", 2..=4);
     assert_eq!(outcome.proxy.corrupted, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flapping_link_reset_five_times() {
+    let mut rig = Rig::start("flapping", false).await;
+    rig.write_for(Duration::from_millis(300)).await;
+    let faults = rig.faults.clone();
+    let flaps = async move {
+        for _ in 0..5 {
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            faults.reset();
+        }
+    };
+    tokio::join!(write_for(&rig.client, &mut rig.next_id, Duration::from_millis(2200)), flaps);
+    let outcome = rig.recover_and_count("flapping").await;
+    // A reset between two connections finds nothing to cut: most of the five must hit.
+    outcome.check("flapping", 4..=6);
 }
