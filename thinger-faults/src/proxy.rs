@@ -146,7 +146,7 @@ impl Faults {
 pub struct ProxyStats {
     /// Connections accepted.
     pub connections: u64,
-    /// Bytes delivered, per direction (`[to server, to client]`).
+    /// Bytes handed to the receiving socket, per direction (`[to server, to client]`).
     pub forwarded: [u64; 2],
     /// Bytes thrown away by the black hole, per direction.
     pub dropped: [u64; 2],
@@ -482,11 +482,12 @@ async fn write_side(
                 take = take.min((rate / 100).max(1) as usize);
             }
             let (piece, after) = rest.split_at(take);
+            // Counted before the write, so a peer that has read the bytes sees them counted.
+            counters.forwarded[dir.index()].fetch_add(take as u64, Ordering::Relaxed);
+            counters.segments[dir.index()].fetch_add(1, Ordering::Relaxed);
             if dst.write_all(piece).await.is_err() {
                 return;
             }
-            counters.forwarded[dir.index()].fetch_add(take as u64, Ordering::Relaxed);
-            counters.segments[dir.index()].fetch_add(1, Ordering::Relaxed);
             rest = after;
             if let Some(rate) = f.bandwidth {
                 tokio::time::sleep(Duration::from_secs_f64(take as f64 / rate as f64)).await;

@@ -146,7 +146,7 @@ async fn half_close_ends_one_direction_only() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reset_sends_rst_to_both_peers() {
-    let (proxy, mut client, mut server, _l) = pair().await;
+    let (proxy, mut client, mut server, upstream) = pair().await;
     client.write_all(b"a").await.unwrap();
     read_n(&mut server, 1, Duration::from_secs(5)).await.unwrap();
     proxy.handle().reset();
@@ -159,7 +159,9 @@ async fn reset_sends_rst_to_both_peers() {
     assert_eq!(proxy.handle().stats().resets, 1);
     // New connections go through again.
     let mut again = TcpStream::connect(proxy.addr()).await.unwrap();
+    let (mut second, _) = upstream.accept().await.unwrap();
     again.write_all(b"z").await.unwrap();
+    assert_eq!(read_n(&mut second, 1, Duration::from_secs(5)).await.unwrap(), b"z");
     assert_eq!(proxy.handle().stats().connections, 2);
 }
 
