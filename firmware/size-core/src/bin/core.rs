@@ -13,8 +13,11 @@ use core::cell::Cell;
 use core::convert::Infallible;
 use core::hint::black_box;
 
-use cortex_m_rt::entry;
+#[cfg(target_arch = "arm")]
+use cortex_m as _; // its critical-section implementation
 use panic_halt as _;
+#[cfg(target_arch = "riscv32")]
+use riscv as _; // its critical-section implementation
 use static_cell::{ConstStaticCell, StaticCell};
 use thinger_core::dsl::{
     DigitalPin, InputValue, Output, OutputFn, OutputValue, Thing, digital_pin, input_value, output_fn, output_value,
@@ -106,7 +109,8 @@ impl rand_core::RngCore for Rng {
 }
 impl rand_core::CryptoRng for Rng {}
 
-#[entry]
+#[cfg_attr(target_arch = "arm", cortex_m_rt::entry)]
+#[cfg_attr(target_arch = "riscv32", riscv_rt::entry)]
 fn main() -> ! {
     let led = LED.init(digital_pin(Led(false)));
     let millis = MILLIS.init(output_value(millis as fn() -> u64));
