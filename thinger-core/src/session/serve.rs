@@ -1,6 +1,6 @@
 //! Frames from the server: requests on resources, replies to cloud calls, stream data.
 
-use super::{DisconnectReason, Dropped, Error, SUBSCRIBE_CODE, keep_where, take_at};
+use super::{CLOUD, DisconnectReason, Dropped, Error, SUBSCRIBE_CODE, SUBSCRIPTIONS, keep_where, take_at};
 use super::{
     Flow, OUT_OFFSET, OpenStream, Payload, Pending, PendingKind, PendingState, Phase, Record, State, SubEntry,
     Subscription,
@@ -183,8 +183,10 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
 
     fn on_reply(&mut self, m: &Message<'_>, inbox: &mut [u8]) -> Flow {
         let ok = m.kind == MessageType::Ok;
+        // Without cloud calls and subscriptions nothing waits for a reply.
         let Some(i) = self.pending.iter().position(|p| {
-            p.id == m.stream_id
+            (CLOUD || SUBSCRIPTIONS)
+                && p.id == m.stream_id
                 && p.state == PendingState::Waiting
                 && matches!(p.kind, PendingKind::Call { .. } | PendingKind::Subscribe(_))
         }) else {
@@ -203,6 +205,7 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
         let _ = take_at(&mut self.pending, i);
         let code = m.parameters.and_then(|p| p.as_u64());
         match pending.kind {
+            #[cfg(feature = "subscriptions")]
             PendingKind::Subscribe(sub) => {
                 if ok {
                     if let Some(Some(e)) = self.subs.get_mut(usize::from(sub)) {
@@ -216,7 +219,12 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
                     self.push(Record::SubscriptionFailed { sub, code, payload });
                 }
             }
+            #[cfg(feature = "cloud")]
             _ => self.push(Record::Reply { id: m.stream_id, ok, code, payload }),
+            #[cfg(not(feature = "cloud"))]
+            _ => {
+                let _ = (ok, code, payload);
+            }
         }
         Flow::Consumed
     }
@@ -567,7 +575,7 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
         let before = self.streams.len();
         keep_where(&mut self.streams, |s| s.id != id);
         let mut known = before != self.streams.len();
-        for sub in self.subs.iter_mut().flatten() {
+        for sub in self.subs.iter_mut().flatten().filter(|_| SUBSCRIPTIONS) {
             if sub.id == id {
                 // The server ended a subscription: reopen it after the next reconnect.
                 sub.id = 0;
@@ -587,6 +595,7 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
     fn on_stream_data(&mut self, m: &Message<'_>, tx: &mut [u8], inbox: &mut [u8]) -> Flow {
         let id = m.stream_id;
         // A device subscription first, then a server-opened stream into an input.
+        #[cfg(feature = "subscriptions")]
         if let Some(sub) = self.subs.iter().position(|s| s.is_some_and(|s| s.id == id && s.open)) {
             let payload = self.store_payload(m, inbox);
             if payload == Payload::None && has_payload(m) {
@@ -596,6 +605,8 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
             self.push(Record::SubscriptionData { sub, payload });
             return Flow::Consumed;
         }
+        #[cfg(not(feature = "subscriptions"))]
+        let _ = inbox;
         let Some(stream) = self.streams.iter().find(|s| s.id == id) else {
             self.push(Record::Dropped(Dropped::UnknownStream { stream_id: id }));
             return Flow::Consumed;
