@@ -16,6 +16,12 @@
 //! The crate is `#![no_std]`, never allocates unless the `alloc` feature is enabled, and
 //! never touches a socket or a clock.
 //!
+//! Cargo features: `serde`, `cloud` and `subscriptions` are on by default. `cloud` compiles
+//! in the device's cloud calls (`Session::write_bucket`, properties, endpoints, other
+//! devices, sync locks) and `subscriptions` the server subscriptions (`Session::subscribe`,
+//! `publish`); a firmware that uses neither builds with `default-features = false` and saves
+//! their flash (see docs/footprint.md). `alloc`, `std`, `log` and `defmt` are opt-in.
+//!
 //! ```
 //! use thinger_core::pson;
 //!
