@@ -940,6 +940,17 @@ fn split_regions(buf: &mut [u8], rx_len: usize, tx_len: usize) -> (&mut [u8], &m
     (rx, tx, inbox)
 }
 
+/// `{"error": message}`, the body of a handler error, written without the generic map
+/// encoder (one fixed key).
+struct ErrorBody<'m>(&'m str);
+
+impl pson::EncodePson for ErrorBody<'_> {
+    fn encode_pson<S: pson::Sink>(&self, enc: &mut pson::Encoder<S>) -> Result<(), pson::Error> {
+        enc.raw(&[0xc1, 0x85, b'e', b'r', b'r', b'o', b'r'])?;
+        enc.str(self.0)
+    }
+}
+
 /// Whether a frame was used or must wait for room.
 enum Flow {
     Consumed,
@@ -993,7 +1004,7 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
     }
 
     fn queue_handler_error(&mut self, tx: &mut [u8], id: u16, e: HandlerError) -> Result<(), Error> {
-        let body = pson::Map(&[("error", e.message)]);
+        let body = ErrorBody(e.message);
         let msg = OutgoingMessage::new(MessageType::Error, id)
             .parameters(OutField::Varint(u64::from(e.code)))
             .payload(OutField::Pson(&body));
