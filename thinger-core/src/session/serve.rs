@@ -26,6 +26,8 @@ enum Outcome {
 }
 
 impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
+    // Out of line: measured −208 B on thumbv7em "z" (docs/footprint.md).
+    #[inline(never)]
     pub(super) fn on_frame(&mut self, frame: RawFrame<'_>, tx: &mut [u8], inbox: &mut [u8]) -> Flow {
         self.last_rx = self.now;
         let message = match frame.message_with(&self.config.pson) {
