@@ -353,35 +353,33 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
             },
             _ => None,
         };
+        // The fields in front of the output: F1 id, F2 code, F3 as a varint or its PSON key.
         let mut prefix = [0u8; OUT_OFFSET + varint::MAX_LEN_U64 + 1];
-        let mut body = SliceSink::new(&mut prefix[..]);
-        let mut put = |bytes: &[u8]| {
-            let _ = pson::Sink::write(&mut body, bytes);
+        let mut body_prefix = 0;
+        let mut field = |key: u8, value: Option<u64>| {
+            if let Some(slot) = prefix.get_mut(body_prefix) {
+                *slot = key;
+                body_prefix += 1;
+            }
+            if let Some(v) = value {
+                body_prefix += prefix.get_mut(body_prefix..).and_then(|d| varint::encode_u64(v, d)).unwrap_or(0);
+            }
         };
-        let (idb, idn) = varint::to_array(u64::from(id));
         if id != 0 {
-            put(&[0x08]);
-            put(idb.get(..idn).unwrap_or(&[]));
+            field(0x08, Some(u64::from(id)));
         }
         if let Some(c) = code {
-            let (cb, cn) = varint::to_array(c);
-            put(&[0x10]);
-            put(cb.get(..cn).unwrap_or(&[]));
+            field(0x10, Some(c));
         }
         let mut pson_len = 0;
         match as_varint {
-            Some(v) => {
-                let (vb, vn) = varint::to_array(v);
-                put(&[0x18]);
-                put(vb.get(..vn).unwrap_or(&[]));
-            }
+            Some(v) => field(0x18, Some(v)),
             None if len > 0 => {
-                put(&[0x1a]);
+                field(0x1a, None);
                 pson_len = len;
             }
             None => {}
         }
-        let body_prefix = body.written();
         let body_len = body_prefix + pson_len;
         let (sb, sn) = varint::to_array(body_len as u64);
         let header_len = 1 + sn;
