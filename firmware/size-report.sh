@@ -99,7 +99,8 @@ echo "Budget (size-budget.txt, fails above +$slack %):"
 over=0
 while read -r target level budget_flash budget_ram; do
     [[ -z "$target" || "$target" == \#* ]] && continue
-    read -r flash ram < <(awk -v t="$target" -v l="$level" '$1 == t && $2 == l { print $3, $4 }' "$shares")
+    flash='' ram=''
+    read -r flash ram < <(awk -v t="$target" -v l="$level" '$1 == t && $2 == l { print $3, $4 }' "$shares") || true
     [[ -n "${flash:-}" ]] || { echo "  $target $level: not measured" >&2; over=1; continue; }
     verdict=ok
     if ((flash * 100 > budget_flash * (100 + slack))) || ((ram * 100 > budget_ram * (100 + slack))); then
