@@ -1,29 +1,38 @@
 #!/usr/bin/env bash
-# Builds the firmware size probes and prints their flash and static RAM as a Markdown table.
+# Builds the firmware size probes, prints their flash and static RAM as a Markdown table and
+# checks the core's share against the committed budget (size-budget.txt).
 #
 #   firmware/size-core: `core` (thinger-core + 4 resources) and `baseline` (same runtime,
 #   buffers and loop without the SDK), for opt-level "s" (profile release) and "z"
-#   (profile release-z); the core's share is core - baseline.
+#   (profile release-z), on thumbv7em-none-eabihf (Cortex-M4F), thumbv6m-none-eabi
+#   (Cortex-M0+, Pico W class, no FPU) and riscv32imc-unknown-none-elf (ESP32-C3 class);
+#   the core's share is core - baseline.
 #   firmware/pico-w: the example firmware (skipped with --core-only).
 #
-# flash = .boot2 + .vector_table + .text + .rodata + .data (initial values live in flash);
+# flash = vectors/boot2/init + .text + .rodata + .data (initial values live in flash);
 # static RAM = .data + .bss. Sections are read with `size -A` (Debian binutils; llvm-size
 # works the same way).
+#
+# Budget: every line of size-budget.txt names a target, an opt level and the flash and
+# static RAM the core share may use; the script exits 1 when a measured share is more than
+# 2% above its line (BUDGET_SLACK_PERCENT overrides the 2).
 set -euo pipefail
 cd "$(dirname "$0")"
 
 core_only=false
 [[ "${1:-}" == "--core-only" ]] && core_only=true
+slack=${BUDGET_SLACK_PERCENT:-2}
+TARGETS=(thumbv7em-none-eabihf thumbv6m-none-eabi riscv32imc-unknown-none-elf)
 
 SIZE=${SIZE:-}
 if [[ -z "$SIZE" ]]; then
-    for candidate in arm-none-eabi-size size llvm-size; do
+    for candidate in size llvm-size arm-none-eabi-size; do
         if command -v "$candidate" >/dev/null; then SIZE=$candidate; break; fi
     done
 fi
 [[ -n "$SIZE" ]] || { echo "no size tool found (install binutils or llvm)" >&2; exit 1; }
 
-rustup target add thumbv7em-none-eabihf >/dev/null 2>&1 || true
+rustup target add "${TARGETS[@]}" >/dev/null 2>&1 || true
 
 # section NAME FILE -> size in bytes (0 when absent)
 section() {
@@ -32,46 +41,72 @@ section() {
 
 # measure FILE -> "text rodata data bss flash ram"
 measure() {
-    local vt text ro data bss boot2
-    boot2=$(section .boot2 "$1")
-    vt=$(( $(section .vector_table "$1") + boot2 ))
-    text=$(section .text "$1")
+    local text=0 name ro data bss
+    # Code-like sections in flash: Cortex-M vectors and RP2040 boot2, riscv-rt init and
+    # trap code, unwind tables if any.
+    for name in .boot2 .vector_table .init .init.rust .trap .text .eh_frame; do
+        text=$((text + $(section "$name" "$1")))
+    done
     ro=$(section .rodata "$1")
     data=$(section .data "$1")
     bss=$(section .bss "$1")
-    echo "$((vt + text)) $ro $data $bss $((vt + text + ro + data)) $((data + bss))"
+    echo "$text $ro $data $bss $((text + ro + data)) $((data + bss))"
 }
 
-echo "| binary | opt-level | text (+vectors, boot2) | rodata | data | bss | flash | static RAM |"
-echo "|---|---|---:|---:|---:|---:|---:|---:|"
+# Measured core shares, "target opt flash ram" per line, for the budget check.
+shares=$(mktemp)
+trap 'rm -f "$shares"' EXIT
 
-(
-    cd size-core
+echo "| target | binary | opt-level | text (+vectors, init) | rodata | data | bss | flash | static RAM |"
+echo "|---|---|---|---:|---:|---:|---:|---:|---:|"
+
+for target in "${TARGETS[@]}"; do
+    (
+        cd size-core
+        for profile in release release-z; do
+            cargo build --quiet --profile "$profile" --bins --target "$target"
+        done
+    )
     for profile in release release-z; do
-        cargo build --quiet --profile "$profile" --bins
+        level=s; [[ $profile == release-z ]] && level=z
+        dir=size-core/target/$target/$profile
+        read -r ct cr cd cb cf cram <<<"$(measure "$dir/core")"
+        read -r bt br bd bb bf bram <<<"$(measure "$dir/baseline")"
+        echo "| $target | size-core \`core\` (thinger-core + 4 resources) | $level | $ct | $cr | $cd | $cb | $cf | $cram |"
+        echo "| $target | size-core \`baseline\` (no SDK) | $level | $bt | $br | $bd | $bb | $bf | $bram |"
+        echo "| $target | **core share** (core − baseline) | $level | $((ct - bt)) | $((cr - br)) | $((cd - bd)) | $((cb - bb)) | **$((cf - bf))** | **$((cram - bram))** |"
+        echo "$target $level $((cf - bf)) $((cram - bram))" >>"$shares"
     done
-)
-for profile in release release-z; do
-    level=s; [[ $profile == release-z ]] && level=z
-    dir=size-core/target/thumbv7em-none-eabihf/$profile
-    read -r ct cr cd cb cf cram <<<"$(measure "$dir/core")"
-    read -r bt br bd bb bf bram <<<"$(measure "$dir/baseline")"
-    echo "| size-core \`core\` (thinger-core + 4 resources) | $level | $ct | $cr | $cd | $cb | $cf | $cram |"
-    echo "| size-core \`baseline\` (no SDK) | $level | $bt | $br | $bd | $bb | $bf | $bram |"
-    echo "| **core share** (core − baseline) | $level | $((ct - bt)) | $((cr - br)) | $((cd - bd)) | $((cb - bb)) | **$((cf - bf))** | **$((cram - bram))** |"
 done
 
 if ! $core_only && [[ -d pico-w ]]; then
-    rustup target add thumbv6m-none-eabi >/dev/null 2>&1 || true
     elf=pico-w/target/thumbv6m-none-eabi/release/pico-w
     (cd pico-w && cargo build --quiet --release --no-default-features --features plain-tcp)
     read -r qt qr qd qb qf qram <<<"$(measure "$elf")"
     (cd pico-w && cargo build --quiet --release)
     read -r pt pr pd pb pf pram <<<"$(measure "$elf")"
-    echo "| pico-w example, TLS (default) | z | $pt | $pr | $pd | $pb | $pf | $pram |"
-    echo "| pico-w example, plain TCP (\`--no-default-features --features plain-tcp\`) | z | $qt | $qr | $qd | $qb | $qf | $qram |"
-    echo "| **TLS share** (TLS − plain TCP) | z | $((pt - qt)) | $((pr - qr)) | $((pd - qd)) | $((pb - qb)) | **$((pf - qf))** | **$((pram - qram))** |"
+    echo "| thumbv6m-none-eabi | pico-w example, TLS (default) | z | $pt | $pr | $pd | $pb | $pf | $pram |"
+    echo "| thumbv6m-none-eabi | pico-w example, plain TCP (\`--no-default-features --features plain-tcp\`) | z | $qt | $qr | $qd | $qb | $qf | $qram |"
+    echo "| thumbv6m-none-eabi | **TLS share** (TLS − plain TCP) | z | $((pt - qt)) | $((pr - qr)) | $((pd - qd)) | $((pb - qb)) | **$((pf - qf))** | **$((pram - qram))** |"
     blob=$(find "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/cyw43-firmware-0.1.0/dist/cyw43-firmware -name '43439A0*.bin' ! -name '*btfw*' -printf '%s\n' 2>/dev/null | awk '{ s += $1 } END { print s + 0 }')
     echo
     echo "The pico-w rodata includes the CYW43439 radio firmware and CLM blobs ($blob bytes)."
 fi
+
+# Budget check: measured share vs. size-budget.txt, with $slack % of slack.
+echo
+echo "Budget (size-budget.txt, fails above +$slack %):"
+over=0
+while read -r target level budget_flash budget_ram; do
+    [[ -z "$target" || "$target" == \#* ]] && continue
+    flash='' ram=''
+    read -r flash ram < <(awk -v t="$target" -v l="$level" '$1 == t && $2 == l { print $3, $4 }' "$shares") || true
+    [[ -n "${flash:-}" ]] || { echo "  $target $level: not measured" >&2; over=1; continue; }
+    verdict=ok
+    if ((flash * 100 > budget_flash * (100 + slack))) || ((ram * 100 > budget_ram * (100 + slack))); then
+        verdict="OVER BUDGET"
+        over=1
+    fi
+    echo "  $target $level: flash $flash / $budget_flash B, static RAM $ram / $budget_ram B: $verdict"
+done <size-budget.txt
+exit "$over"

@@ -61,39 +61,98 @@ impl<'p> Params<'p> {
 /// ```
 pub fn match_path<'p>(pattern: &'p str, path: &'p str, params: &mut Params<'p>) -> bool {
     params.clear();
-    let mut segments = pattern.split('/').peekable();
-    // Byte offset of the current path segment; None once the path is used up.
-    let mut pos = Some(0usize);
-    while let Some(seg) = segments.next() {
-        let Some(start) = pos else { return false };
-        let rest = path.get(start..).unwrap_or("");
-        if let Some(name) = seg.strip_prefix('*') {
-            return !rest.is_empty() && segments.peek().is_none() && params.items.push((name, rest)).is_ok();
+    // Byte-wise segment walk: `str::split`/`find` would link the generic char searcher.
+    let mut segments = Some(pattern);
+    // The path not matched yet; None once it is used up.
+    let mut rest = Some(path);
+    while let Some(pattern_rest) = segments {
+        let (seg, after) = next_segment(pattern_rest);
+        segments = after;
+        let Some(path_rest) = rest else { return false };
+        if let Some(name) = placeholder(seg, b'*') {
+            return !path_rest.is_empty() && after.is_none() && params.items.push((name, path_rest)).is_ok();
         }
-        let (head, next) = match rest.find('/') {
-            Some(i) => (rest.get(..i).unwrap_or(""), Some(start + i + 1)),
-            None => (rest, None),
-        };
-        let ok = match seg.strip_prefix(':') {
+        let (head, next) = next_segment(path_rest);
+        let ok = match placeholder(seg, b':') {
             Some(name) => !head.is_empty() && params.items.push((name, head)).is_ok(),
             None => seg == head,
         };
         if !ok {
             return false;
         }
-        pos = next;
+        rest = next;
     }
-    pos.is_none()
+    rest.is_none()
 }
 
-/// Whether a pattern contains placeholders.
+/// `s` up to its first `/`, and what follows the `/` (None when there is none).
+fn next_segment(s: &str) -> (&str, Option<&str>) {
+    match s.bytes().position(|b| b == b'/') {
+        Some(i) => (s.get(..i).unwrap_or(""), s.get(i + 1..)),
+        None => (s, None),
+    }
+}
+
+/// The name of a `<marker>name` segment.
+fn placeholder(seg: &str, marker: u8) -> Option<&str> {
+    if seg.as_bytes().first() == Some(&marker) { seg.get(1..) } else { None }
+}
+
+/// Whether a pattern contains placeholders (a segment starting with `:` or `*`).
 pub(crate) fn is_pattern(pattern: &str) -> bool {
-    pattern.split('/').any(|s| s.starts_with(':') || s.starts_with('*'))
+    let mut segment_start = true;
+    pattern.bytes().any(|b| {
+        let hit = segment_start && (b == b':' || b == b'*');
+        segment_start = b == b'/';
+        hit
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// The earlier `str::split` matcher, as the oracle for the byte-wise one.
+    fn reference_match<'p>(pattern: &'p str, path: &'p str, params: &mut Params<'p>) -> bool {
+        params.clear();
+        let mut segments = pattern.split('/').peekable();
+        let mut pos = Some(0usize);
+        while let Some(seg) = segments.next() {
+            let Some(start) = pos else { return false };
+            let rest = path.get(start..).unwrap_or("");
+            if let Some(name) = seg.strip_prefix('*') {
+                return !rest.is_empty() && segments.peek().is_none() && params.items.push((name, rest)).is_ok();
+            }
+            let (head, next) = match rest.find('/') {
+                Some(i) => (rest.get(..i).unwrap_or(""), Some(start + i + 1)),
+                None => (rest, None),
+            };
+            let ok = match seg.strip_prefix(':') {
+                Some(name) => !head.is_empty() && params.items.push((name, head)).is_ok(),
+                None => seg == head,
+            };
+            if !ok {
+                return false;
+            }
+            pos = next;
+        }
+        pos.is_none()
+    }
+
+    proptest! {
+        #[test]
+        fn byte_wise_matcher_agrees_with_split(pattern in "[ab:*/]{0,10}", path in "[ab/]{0,10}") {
+            let (mut ours, mut theirs) = (Params::new(), Params::new());
+            let matched = match_path(&pattern, &path, &mut ours);
+            prop_assert_eq!(matched, reference_match(&pattern, &path, &mut theirs));
+            if matched {
+                prop_assert_eq!(ours, theirs);
+            }
+            let reference_pattern = pattern.split('/').any(|s| s.starts_with(':') || s.starts_with('*'));
+            prop_assert_eq!(is_pattern(&pattern), reference_pattern);
+        }
+    }
 
     fn m<'a>(pattern: &'a str, path: &'a str) -> Option<Params<'a>> {
         let mut p = Params::new();

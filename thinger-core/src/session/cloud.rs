@@ -126,6 +126,7 @@ impl EncodePson for Subscription<'_> {
 }
 
 /// The payload of a lock-sync call: `{"lock": id, "slots": n (if > 1), "timeout": s (if > 0)}`.
+#[cfg_attr(not(feature = "cloud"), allow(dead_code))]
 pub(crate) struct LockRequest<'a> {
     pub(crate) lock: &'a str,
     pub(crate) slots: u32,

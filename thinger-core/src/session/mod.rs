@@ -75,7 +75,9 @@ use crate::log::{debug, trace, warn};
 use crate::pson::{self, PsonRef};
 use crate::resource::{HandlerError, ResourceKind, Thing};
 use crate::time::{Duration, Instant};
-use cloud::{LockRequest, SUBSCRIBE_CODE};
+#[cfg(feature = "cloud")]
+use cloud::LockRequest;
+use cloud::SUBSCRIBE_CODE;
 use ids::IdGenerator;
 
 /// Longest resource path a stream can be opened on.
@@ -84,6 +86,10 @@ pub const MAX_STREAM_PATH: usize = 64;
 pub const EVENT_QUEUE: usize = 16;
 /// Event slots kept free for what timers report (timeouts, disconnects).
 const EVENT_RESERVE: usize = 4;
+/// Cloud calls are compiled in (feature `cloud`): replies and call timeouts are handled.
+const CLOUD: bool = cfg!(feature = "cloud");
+/// Subscriptions are compiled in (feature `subscriptions`).
+const SUBSCRIPTIONS: bool = cfg!(feature = "subscriptions");
 
 /// Where the session is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,8 +115,10 @@ enum PendingState {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum PendingKind {
     /// A cloud call; `silent` ones report nothing (confirm = false).
+    #[cfg_attr(not(feature = "cloud"), allow(dead_code))]
     Call { silent: bool },
     /// Opening subscription `n`.
+    #[cfg_attr(not(feature = "subscriptions"), allow(dead_code))]
     Subscribe(u8),
     /// A server request a handler deferred.
     Deferred { resource: usize, kind: ResourceKind, report_state: bool },
@@ -136,6 +144,7 @@ struct OpenStream {
 }
 
 #[derive(Debug, Clone, Copy)]
+#[cfg_attr(not(feature = "subscriptions"), allow(dead_code))]
 struct SubEntry<'a> {
     def: Subscription<'a>,
     /// Stream id of the current connection's subscription, 0 when not open.
@@ -168,6 +177,7 @@ enum Record {
     },
     AuthFailed(NoAnswer),
     Disconnected(DisconnectReason),
+    #[cfg(feature = "cloud")]
     Reply {
         id: u16,
         ok: bool,
@@ -175,24 +185,29 @@ enum Record {
         payload: Payload,
     },
     /// A call that got no reply: it timed out (`true`) or the connection ended.
+    #[cfg(feature = "cloud")]
     CallFailed {
         id: u16,
         timeout: bool,
     },
     /// A subscription that got no reply, like `CallFailed`.
+    #[cfg(feature = "subscriptions")]
     SubscriptionError {
         sub: u8,
         timeout: bool,
     },
+    #[cfg(feature = "subscriptions")]
     Subscribed {
         sub: u8,
         payload: Payload,
     },
+    #[cfg(feature = "subscriptions")]
     SubscriptionFailed {
         sub: u8,
         code: Option<u64>,
         payload: Payload,
     },
+    #[cfg(feature = "subscriptions")]
     SubscriptionData {
         sub: u8,
         payload: Payload,
@@ -438,7 +453,7 @@ where
             }
             let rx = self.rx;
             let (rx_region, tx, inbox) = split_regions(self.buf.as_mut(), self.rx_len, self.tx_len);
-            if self.state.resubscribe {
+            if SUBSCRIPTIONS && self.state.resubscribe {
                 // Subscriptions go out right after authentication, before anything else.
                 self.state.resubscribe_pending(tx);
                 if !self.state.tx.is_empty() {
@@ -468,7 +483,9 @@ where
         self.state.now = now;
         self.process_buffered();
         let (_, tx, _) = split_regions(self.buf.as_mut(), self.rx_len, self.tx_len);
-        self.state.resubscribe_pending(tx);
+        if SUBSCRIPTIONS {
+            self.state.resubscribe_pending(tx);
+        }
         self.state.on_timeout(now, tx);
     }
 
@@ -539,7 +556,7 @@ where
         let st = &self.state;
         if matches!(st.phase, Phase::Connecting | Phase::Connected)
             && st.can_take_frame()
-            && (self.has_buffered_frame() || (st.resubscribe && !st.pending.is_full()))
+            && (self.has_buffered_frame() || (SUBSCRIPTIONS && st.resubscribe && !st.pending.is_full()))
         {
             return Some(st.now);
         }
@@ -557,9 +574,11 @@ where
         let record = self.state.events.pop_front()?;
         let inbox_start = self.state.inbox.start;
         let payload = match record {
-            Record::AuthRefused { payload, .. }
-            | Record::Reply { payload, .. }
-            | Record::Subscribed { payload, .. }
+            Record::AuthRefused { payload, .. } => payload,
+            #[cfg(feature = "cloud")]
+            Record::Reply { payload, .. } => payload,
+            #[cfg(feature = "subscriptions")]
+            Record::Subscribed { payload, .. }
             | Record::SubscriptionFailed { payload, .. }
             | Record::SubscriptionData { payload, .. } => payload,
             _ => Payload::None,
@@ -572,6 +591,7 @@ where
             Payload::Inbox(n) => Ok(inbox.get(inbox_start..inbox_start + n).and_then(|b| PsonRef::decode(b).ok())),
             Payload::TooLarge => Err(()),
         };
+        #[cfg(any(feature = "cloud", feature = "subscriptions"))]
         let failed = |timeout: bool| if timeout { CallError::Timeout } else { CallError::Disconnected };
         Some(match record {
             Record::Connected => Event::Connected,
@@ -584,6 +604,7 @@ where
                 NoAnswer::UnexpectedFrame => AuthFailure::UnexpectedFrame,
             }),
             Record::Disconnected(r) => Event::Disconnected(r),
+            #[cfg(feature = "cloud")]
             Record::Reply { id, ok, code, .. } => {
                 let request = RequestId(id);
                 let result = match (ok, data) {
@@ -593,15 +614,19 @@ where
                 };
                 Event::CallCompleted { request, result }
             }
+            #[cfg(feature = "cloud")]
             Record::CallFailed { id, timeout } => {
                 Event::CallCompleted { request: RequestId(id), result: Err(failed(timeout)) }
             }
+            #[cfg(feature = "subscriptions")]
             Record::SubscriptionError { sub, timeout } => {
                 Event::SubscriptionFailed { subscription: SubscriptionId(sub), error: failed(timeout) }
             }
+            #[cfg(feature = "subscriptions")]
             Record::Subscribed { sub, .. } => {
                 Event::Subscribed { subscription: SubscriptionId(sub), initial: data.ok().flatten() }
             }
+            #[cfg(feature = "subscriptions")]
             Record::SubscriptionFailed { sub, code, .. } => Event::SubscriptionFailed {
                 subscription: SubscriptionId(sub),
                 error: match data {
@@ -609,6 +634,7 @@ where
                     Ok(d) => CallError::Server { code, payload: d },
                 },
             },
+            #[cfg(feature = "subscriptions")]
             Record::SubscriptionData { sub, .. } => {
                 Event::SubscriptionData { subscription: SubscriptionId(sub), data: data.ok().flatten() }
             }
@@ -619,6 +645,7 @@ where
         })
     }
 
+    #[cfg(any(feature = "cloud", feature = "subscriptions"))]
     fn api(&mut self, now: Instant) -> Result<(), Error> {
         self.state.now = now;
         if self.state.phase != Phase::Connected {
@@ -629,6 +656,8 @@ where
 
     /// Sends a cloud call: `RUN F4=code F2=target F3=payload`. With `confirm` false the
     /// reply is not reported (it is still consumed).
+    #[cfg(feature = "cloud")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "cloud")))]
     #[inline(never)]
     pub fn cloud_call(
         &mut self,
@@ -662,11 +691,15 @@ where
     }
 
     /// Reads a property; the reply event carries its value (or `CallError::Server` 404).
+    #[cfg(feature = "cloud")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "cloud")))]
     pub fn read_property(&mut self, now: Instant, property: &str) -> Result<RequestId, Error> {
         self.cloud_call(now, CloudCall::ReadProperty, &property, None, true)
     }
 
     /// Sets a property; with `confirm` false no completion event is reported.
+    #[cfg(feature = "cloud")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "cloud")))]
     pub fn set_property(
         &mut self,
         now: Instant,
@@ -678,6 +711,8 @@ where
     }
 
     /// Appends a record to a data bucket; the OK comes once the server stored it.
+    #[cfg(feature = "cloud")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "cloud")))]
     pub fn write_bucket(
         &mut self,
         now: Instant,
@@ -688,6 +723,8 @@ where
     }
 
     /// Calls an endpoint, with or without data.
+    #[cfg(feature = "cloud")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "cloud")))]
     pub fn call_endpoint(
         &mut self,
         now: Instant,
@@ -698,6 +735,8 @@ where
     }
 
     /// Runs a resource of another device of the same account.
+    #[cfg(feature = "cloud")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "cloud")))]
     pub fn call_device(
         &mut self,
         now: Instant,
@@ -710,6 +749,8 @@ where
 
     /// Takes a sync lock named `sync` for holder `lock`, with `slots` holders allowed and a
     /// server-side wait of `timeout_s` seconds (0 = wait as long as needed).
+    #[cfg(feature = "cloud")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "cloud")))]
     pub fn lock_sync(
         &mut self,
         now: Instant,
@@ -723,6 +764,8 @@ where
     }
 
     /// Releases a sync lock.
+    #[cfg(feature = "cloud")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "cloud")))]
     pub fn unlock_sync(&mut self, now: Instant, sync: &str, lock: &str) -> Result<RequestId, Error> {
         let request = LockRequest { lock, slots: 1, timeout_s: 0 };
         self.cloud_call(now, CloudCall::UnlockSync, &sync, Some(&request), true)
@@ -731,6 +774,8 @@ where
     /// Registers a subscription; it is opened now if connected (or as soon as the transmit
     /// queue and request table have room), and again after every reconnect. Events arrive
     /// as [`Event::SubscriptionData`]. Fails only when all `S` subscription slots are taken.
+    #[cfg(feature = "subscriptions")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "subscriptions")))]
     pub fn subscribe(&mut self, now: Instant, def: Subscription<'a>) -> Result<SubscriptionId, Error> {
         self.state.now = now;
         let entry = SubEntry { def, id: 0, open: false };
@@ -759,6 +804,8 @@ where
     }
 
     /// Removes a subscription (STOP_STREAM if it is open).
+    #[cfg(feature = "subscriptions")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "subscriptions")))]
     pub fn unsubscribe(&mut self, now: Instant, id: SubscriptionId) -> Result<(), Error> {
         self.state.now = now;
         let entry = self.state.subs.get_mut(usize::from(id.0)).and_then(Option::take).ok_or(Error::UnknownId)?;
@@ -771,6 +818,8 @@ where
     }
 
     /// Publishes `payload` on a [`Subscription::TopicPublish`] stream.
+    #[cfg(feature = "subscriptions")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "subscriptions")))]
     pub fn publish(
         &mut self,
         now: Instant,
@@ -891,6 +940,17 @@ fn split_regions(buf: &mut [u8], rx_len: usize, tx_len: usize) -> (&mut [u8], &m
     (rx, tx, inbox)
 }
 
+/// `{"error": message}`, the body of a handler error, written without the generic map
+/// encoder (one fixed key).
+struct ErrorBody<'m>(&'m str);
+
+impl pson::EncodePson for ErrorBody<'_> {
+    fn encode_pson<S: pson::Sink>(&self, enc: &mut pson::Encoder<S>) -> Result<(), pson::Error> {
+        enc.raw(&[0xc1, 0x85, b'e', b'r', b'r', b'o', b'r'])?;
+        enc.str(self.0)
+    }
+}
+
 /// Whether a frame was used or must wait for room.
 enum Flow {
     Consumed,
@@ -902,7 +962,7 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
         id == self.connect_id
             || self.pending.iter().any(|p| p.id == id)
             || self.streams.iter().any(|s| s.id == id)
-            || self.subs.iter().flatten().any(|s| s.id == id)
+            || (SUBSCRIPTIONS && self.subs.iter().flatten().any(|s| s.id == id))
     }
 
     fn fresh_id(&mut self) -> u16 {
@@ -944,7 +1004,7 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
     }
 
     fn queue_handler_error(&mut self, tx: &mut [u8], id: u16, e: HandlerError) -> Result<(), Error> {
-        let body = pson::Map(&[("error", e.message)]);
+        let body = ErrorBody(e.message);
         let msg = OutgoingMessage::new(MessageType::Error, id)
             .parameters(OutField::Varint(u64::from(e.code)))
             .payload(OutField::Pson(&body));
@@ -953,9 +1013,11 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
 
     fn end_connection_state(&mut self) {
         self.streams.clear();
-        for sub in self.subs.iter_mut().flatten() {
-            sub.id = 0;
-            sub.open = false;
+        if SUBSCRIPTIONS {
+            for sub in self.subs.iter_mut().flatten() {
+                sub.id = 0;
+                sub.open = false;
+            }
         }
         keep_where(&mut self.pending, |p| matches!(p.kind, PendingKind::Call { silent: false }));
         for p in self.pending.iter_mut() {
@@ -1107,12 +1169,18 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
     }
 
     /// Reports one completion synthesized from the pending table (timeouts, disconnects).
+    #[cfg_attr(not(any(feature = "cloud", feature = "subscriptions")), allow(unused_variables))]
     fn synthesize_completion(&mut self) {
+        if !CLOUD && !SUBSCRIPTIONS {
+            return; // only calls and subscriptions complete this way
+        }
         let Some(i) = self.pending.iter().position(|p| p.state != PendingState::Waiting) else { return };
         let Some(p) = take_at(&mut self.pending, i) else { return };
         let timeout = p.state == PendingState::TimedOut;
         match p.kind {
+            #[cfg(feature = "cloud")]
             PendingKind::Call { silent: false } => self.push(Record::CallFailed { id: p.id, timeout }),
+            #[cfg(feature = "subscriptions")]
             PendingKind::Subscribe(sub) => self.push(Record::SubscriptionError { sub, timeout }),
             _ => {}
         }

@@ -5,8 +5,11 @@
 
 use core::hint::black_box;
 
-use cortex_m_rt::entry;
+#[cfg(target_arch = "arm")]
+use cortex_m as _; // its critical-section implementation
 use panic_halt as _;
+#[cfg(target_arch = "riscv32")]
+use riscv as _; // its critical-section implementation
 use static_cell::ConstStaticCell;
 
 const SESSION_BUFFER: usize = 1024;
@@ -17,7 +20,8 @@ static WIRE_IN: ConstStaticCell<[u8; WIRE]> = ConstStaticCell::new([0; WIRE]);
 static WIRE_OUT: ConstStaticCell<[u8; WIRE]> = ConstStaticCell::new([0; WIRE]);
 static TICKS: ConstStaticCell<u64> = ConstStaticCell::new(0);
 
-#[entry]
+#[cfg_attr(target_arch = "arm", cortex_m_rt::entry)]
+#[cfg_attr(target_arch = "riscv32", riscv_rt::entry)]
 fn main() -> ! {
     let buf = SESSION_BUF.take();
     let wire_in = WIRE_IN.take();

@@ -3,8 +3,8 @@
 //! The session, its buffer and the handlers live in statics (so their RAM shows in
 //! `.bss`), and every byte fed in or sent out passes through `black_box`, so the optimizer
 //! cannot drop any code path the session has: CONNECT, frame decoding, RUN / DESCRIBE /
-//! streams of the 4 resources, keep-alives and timeouts, one cloud call (`write_bucket`)
-//! and `stream()`. Compare with `baseline.rs`, which has the same buffers and loop without
+//! streams of the 4 resources, keep-alives and timeouts and `stream()`; with feature
+//! `cloud` also one cloud call (`write_bucket`) and one subscription. Compare with `baseline.rs`, which has the same buffers and loop without
 //! the SDK.
 #![no_std]
 #![no_main]
@@ -13,8 +13,11 @@ use core::cell::Cell;
 use core::convert::Infallible;
 use core::hint::black_box;
 
-use cortex_m_rt::entry;
+#[cfg(target_arch = "arm")]
+use cortex_m as _; // its critical-section implementation
 use panic_halt as _;
+#[cfg(target_arch = "riscv32")]
+use riscv as _; // its critical-section implementation
 use static_cell::{ConstStaticCell, StaticCell};
 use thinger_core::dsl::{
     DigitalPin, InputValue, Output, OutputFn, OutputValue, Thing, digital_pin, input_value, output_fn, output_value,
@@ -106,7 +109,8 @@ impl rand_core::RngCore for Rng {
 }
 impl rand_core::CryptoRng for Rng {}
 
-#[entry]
+#[cfg_attr(target_arch = "arm", cortex_m_rt::entry)]
+#[cfg_attr(target_arch = "riscv32", riscv_rt::entry)]
 fn main() -> ! {
     let led = LED.init(digital_pin(Led(false)));
     let millis = MILLIS.init(output_value(millis as fn() -> u64));
@@ -147,8 +151,10 @@ fn main() -> ! {
         if session.poll_timeout().is_some_and(|t| t <= now) {
             session.handle_timeout(now);
         }
+        #[cfg(feature = "cloud")]
         if black_box(false) {
             let _ = black_box(session.write_bucket(now, "bucket", &black_box(21.5f32)));
+            let _ = black_box(session.subscribe(now, thinger_core::session::Subscription::Event { name: "e" }));
         }
         if black_box(false) {
             black_box(session.stream(now, "millis"));
