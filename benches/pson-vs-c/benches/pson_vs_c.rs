@@ -26,6 +26,7 @@ fn check(map_sizes: &[usize]) {
     assert_eq!(&ours[..n], &theirs[..n], "serde and hand-written bytes differ");
     assert_eq!(n, 55);
     assert_eq!(decode_map_walk(&ours[..n]).unwrap(), c::decode_map_walk(&ours[..n]).unwrap());
+    assert_eq!(read_map(&ours[..n]).unwrap(), c::decode_map_walk(&ours[..n]).unwrap());
     for &size in map_sizes {
         let data = MapData::new(size);
         let keys = c::CKeys::new(&data);
@@ -33,10 +34,12 @@ fn check(map_sizes: &[usize]) {
         let m = c::encode_map(&data, &keys, &mut theirs).unwrap();
         assert_eq!(&ours[..n], &theirs[..m], "map of {size}: bytes differ");
         assert_eq!(decode_map_walk(&ours[..n]).unwrap(), c::decode_map_walk(&ours[..n]).unwrap());
+        assert_eq!(read_map(&ours[..n]).unwrap(), c::decode_map_walk(&ours[..n]).unwrap());
         let n = encode_array(&data.values, &mut ours).unwrap();
         let m = c::encode_array(&data.values, &mut theirs).unwrap();
         assert_eq!(&ours[..n], &theirs[..m], "array of {size}: bytes differ");
         assert_eq!(decode_array_walk(&ours[..n]).unwrap(), c::decode_array_walk(&ours[..n]).unwrap());
+        assert_eq!(read_array(&ours[..n]).unwrap(), c::decode_array_walk(&ours[..n]).unwrap());
     }
     println!("pson-vs-c: both codecs write the same bytes and read the same values");
 }
@@ -55,6 +58,7 @@ fn benches(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("payload/decode");
     g.bench_function("c", |b| b.iter(|| c::decode_map_walk(black_box(&bytes)).unwrap()));
+    g.bench_function("reader", |b| b.iter(|| read_map(black_box(&bytes)).unwrap()));
     g.bench_function("walk", |b| b.iter(|| decode_map_walk(black_box(&bytes)).unwrap()));
     g.bench_function("serde", |b| b.iter(|| decode_serde(black_box(&bytes)).unwrap()));
     g.bench_function("validate", |b| b.iter(|| decode_validate(black_box(&bytes)).unwrap()));
@@ -93,14 +97,20 @@ fn benches(c: &mut Criterion) {
                 dec.bench_with_input(BenchmarkId::new("c", size), &bytes, |b, d| {
                     b.iter(|| c::decode_map_walk(black_box(d)).unwrap())
                 });
-                dec.bench_with_input(BenchmarkId::new("rust", size), &bytes, |b, d| {
+                dec.bench_with_input(BenchmarkId::new("reader", size), &bytes, |b, d| {
+                    b.iter(|| read_map(black_box(d)).unwrap())
+                });
+                dec.bench_with_input(BenchmarkId::new("walk", size), &bytes, |b, d| {
                     b.iter(|| decode_map_walk(black_box(d)).unwrap())
                 });
             } else {
                 dec.bench_with_input(BenchmarkId::new("c", size), &bytes, |b, d| {
                     b.iter(|| c::decode_array_walk(black_box(d)).unwrap())
                 });
-                dec.bench_with_input(BenchmarkId::new("rust", size), &bytes, |b, d| {
+                dec.bench_with_input(BenchmarkId::new("reader", size), &bytes, |b, d| {
+                    b.iter(|| read_array(black_box(d)).unwrap())
+                });
+                dec.bench_with_input(BenchmarkId::new("walk", size), &bytes, |b, d| {
                     b.iter(|| decode_array_walk(black_box(d)).unwrap())
                 });
             }

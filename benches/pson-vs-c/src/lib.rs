@@ -88,6 +88,27 @@ pub fn decode_array_walk(bytes: &[u8]) -> Result<u64, Error> {
     Ok(array.iter().fold(0u64, |acc, value| acc.wrapping_add(fold(value))))
 }
 
+/// Reads a flat map in one pass with [`pson::MapReader`] and folds every key and value.
+#[inline]
+pub fn read_map(bytes: &[u8]) -> Result<u64, Error> {
+    let mut acc = 0u64;
+    for pair in pson::MapReader::new(bytes)? {
+        let (key, value) = pair?;
+        acc = acc.wrapping_add(key.len() as u64).wrapping_add(fold(value));
+    }
+    Ok(acc)
+}
+
+/// Reads a flat array in one pass with [`pson::ArrayReader`] and folds every element.
+#[inline]
+pub fn read_array(bytes: &[u8]) -> Result<u64, Error> {
+    let mut acc = 0u64;
+    for value in pson::ArrayReader::new(bytes)? {
+        acc = acc.wrapping_add(fold(value?));
+    }
+    Ok(acc)
+}
+
 /// Decodes the payload through serde, label borrowed, and folds it like the walk.
 #[inline]
 pub fn decode_serde(bytes: &[u8]) -> Result<u64, Error> {
