@@ -126,11 +126,14 @@ impl Sink for SliceSink<'_> {
     fn write_prefixed(&mut self, prefix: u8, bytes: &[u8]) -> Result<(), Error> {
         // One room check for tag and body; the body copy has the caller's length, which
         // is a constant for literal keys once this is inlined.
-        let end = self.pos.checked_add(bytes.len()).and_then(|e| e.checked_add(1)).ok_or(Error::BufferFull)?;
-        let (first, rest) = self.buf.get_mut(self.pos..end).and_then(|d| d.split_first_mut()).ok_or(Error::BufferFull)?;
+        let free = self.buf.get_mut(self.pos..).ok_or(Error::BufferFull)?;
+        if bytes.len() >= free.len() {
+            return Err(Error::BufferFull);
+        }
+        let (first, rest) = free.split_first_mut().ok_or(Error::BufferFull)?;
         *first = prefix;
-        rest.copy_from_slice(bytes);
-        self.pos = end;
+        rest.get_mut(..bytes.len()).ok_or(Error::BufferFull)?.copy_from_slice(bytes);
+        self.pos += bytes.len() + 1;
         Ok(())
     }
 }
@@ -245,8 +248,8 @@ impl<S: Sink> Encoder<S> {
 
     /// Writes a tag for `wire` with value `value` (inline below 31, else a varint follows).
     ///
-    /// On hosts the one-, two- and three-byte forms (values below 2^14) are written as
-    /// fixed-size pieces, inlined at each call site.
+    /// On hosts the forms up to four bytes (values below 2^21) are written as fixed-size
+    /// pieces, inlined at each call site.
     #[cfg(not(target_os = "none"))]
     #[inline(always)]
     pub fn tag(&mut self, wire: WireType, value: u64) -> Result<(), Error> {
@@ -257,6 +260,8 @@ impl<S: Sink> Encoder<S> {
             self.sink.write(&[base | EXTENDED, value as u8])
         } else if value < 0x4000 {
             self.sink.write(&[base | EXTENDED, value as u8 | 0x80, (value >> 7) as u8])
+        } else if value < 0x20_0000 {
+            self.sink.write(&[base | EXTENDED, value as u8 | 0x80, (value >> 7) as u8 | 0x80, (value >> 14) as u8])
         } else {
             self.tag_varint(base, value)
         }
@@ -277,13 +282,10 @@ impl<S: Sink> Encoder<S> {
     }
 
     /// The tag byte `base | 31` and `value` as a varint, of any length.
-    #[cfg_attr(not(target_os = "none"), inline(never))]
-    #[cfg_attr(target_os = "none", inline)]
+    #[inline]
     fn tag_varint(&mut self, base: u8, value: u64) -> Result<(), Error> {
-        let mut bytes = [0u8; 1 + varint::MAX_LEN_U64];
-        bytes[0] = base | EXTENDED;
-        let n = varint::encode_u64(value, &mut bytes[1..]).ok_or(Error::BufferFull)?;
-        self.sink.write(bytes.get(..=n).ok_or(Error::BufferFull)?)
+        let (bytes, n) = extended_tag(base, value);
+        self.sink.write(bytes.get(..n).ok_or(Error::BufferFull)?)
     }
 
     /// Writes an unsigned integer.
@@ -415,6 +417,22 @@ impl<S: Sink> Encoder<S> {
     pub fn value<T: EncodePson + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
         value.encode_pson(self)
     }
+}
+
+/// The tag byte `base | 31` followed by `value` as a varint, and its length. Out of line
+/// on hosts (long varints are rare) without taking the sink's address, so the sink of an
+/// inlined encoder stays in registers.
+#[cfg_attr(not(target_os = "none"), inline(never))]
+#[cfg_attr(target_os = "none", inline)]
+fn extended_tag(base: u8, value: u64) -> ([u8; 1 + varint::MAX_LEN_U64], usize) {
+    let mut bytes = [0u8; 1 + varint::MAX_LEN_U64];
+    let (first, rest) = bytes.split_at_mut(1);
+    if let Some(tag) = first.first_mut() {
+        *tag = base | EXTENDED;
+    }
+    // 10 bytes always hold a u64.
+    let n = varint::encode_u64(value, rest).unwrap_or(0);
+    (bytes, 1 + n)
 }
 
 /// A type that can write itself as one PSON value.

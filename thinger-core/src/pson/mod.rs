@@ -51,9 +51,9 @@ pub(crate) use encode::copy_down;
 pub use encode::{Bytes, EncodePson, Encoder, IoSink, Map, Sink, SizeCounter, SliceSink, encode_to_slice, encoded_len};
 pub use error::Error;
 pub use reader::{ArrayIter, ArrayRef, DEFAULT_MAX_DEPTH, DecodeOptions, MapIter, MapRef, PsonRef};
-pub use single_pass::{ArrayReader, MapReader};
 #[cfg(feature = "serde")]
 pub use ser::{Serde, Serializer, serialized_len, to_slice};
+pub use single_pass::{ArrayReader, MapReader};
 #[cfg(feature = "alloc")]
 pub use value::Value;
 

@@ -95,8 +95,8 @@ impl<'a> Cursor<'a> {
         Ok(Tag { wire, small, value })
     }
 
-    /// The varint after an extended tag: one- and two-byte forms inline (every count and
-    /// length below 2^14), longer ones through `varint::decode_u64`.
+    /// The varint after an extended tag: the forms up to three bytes inline (every count
+    /// and length below 2^21), longer ones through `varint::decode_u64`.
     #[cfg_attr(not(target_os = "none"), inline(always))]
     #[cfg_attr(target_os = "none", inline)]
     fn tag_varint(&mut self) -> Result<u64, Error> {
@@ -109,6 +109,10 @@ impl<'a> Cursor<'a> {
             [b0, b1, ..] if b1 < 0x80 => {
                 self.pos += 2;
                 Ok(u64::from(b0 & 0x7f) | (u64::from(b1) << 7))
+            }
+            [b0, b1, b2, ..] if b2 < 0x80 => {
+                self.pos += 3;
+                Ok(u64::from(b0 & 0x7f) | (u64::from(b1 & 0x7f) << 7) | (u64::from(b2) << 14))
             }
             _ => self.tag_varint_long(),
         }
@@ -207,12 +211,7 @@ impl<'a> Cursor<'a> {
     }
 
     #[cfg_attr(not(target_os = "none"), inline(never))]
-    fn value_other(
-        &mut self,
-        tag: Tag,
-        depth_left: usize,
-        validate: bool,
-    ) -> Result<PsonRef<'a>, Error> {
+    fn value_other(&mut self, tag: Tag, depth_left: usize, validate: bool) -> Result<PsonRef<'a>, Error> {
         Ok(match tag.wire {
             WireType::PositiveInt => PsonRef::Uint(tag.value),
             WireType::NegativeInt => PsonRef::Int(negate(tag.value)?),

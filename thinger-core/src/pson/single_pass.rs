@@ -247,13 +247,13 @@ mod tests {
     #[test]
     fn errors_match_the_validating_decode() {
         let cases: &[&[u8]] = &[
-            &[0xc1, 0x81, b'a', 0x01, 0x00],         // trailing byte
-            &[0xc1, 0x01, 0x01],                     // non-string key
-            &[0xc1, 0x82, 0xff, 0xfe, 0x01],         // bad UTF-8 key
-            &[0xc1, 0x81, b'a', 0x82, 0xc3, 0x28],   // bad UTF-8 value
-            &[0xc2, 0x81, b'a', 0x01],               // truncated
-            &[0xc1, 0x81, b'a', 0x42],               // bad float tag
-            &[0xc1, 0x81, b'a', 0xe1, 0xe1, 0xe0],   // nested, fine
+            &[0xc1, 0x81, b'a', 0x01, 0x00],       // trailing byte
+            &[0xc1, 0x01, 0x01],                   // non-string key
+            &[0xc1, 0x82, 0xff, 0xfe, 0x01],       // bad UTF-8 key
+            &[0xc1, 0x81, b'a', 0x82, 0xc3, 0x28], // bad UTF-8 value
+            &[0xc2, 0x81, b'a', 0x01],             // truncated
+            &[0xc1, 0x81, b'a', 0x42],             // bad float tag
+            &[0xc1, 0x81, b'a', 0xe1, 0xe1, 0xe0], // nested, fine
         ];
         for bytes in cases {
             assert_eq!(pairs_one_pass(bytes), pairs_two_pass(bytes), "{bytes:02x?}");

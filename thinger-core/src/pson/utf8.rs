@@ -88,8 +88,10 @@ mod tests {
         #[test]
         fn agrees_on_mostly_ascii(s in "[a-z_0-9]{0,40}", high in proptest::option::of((0usize..40, 0x80u8..=0xff))) {
             let mut bytes = s.into_bytes();
-            if let Some((at, b)) = high {
-                if at < bytes.len() { bytes[at] = b; }
+            if let Some((at, b)) = high
+                && at < bytes.len()
+            {
+                bytes[at] = b;
             }
             prop_assert_eq!(to_str(&bytes), core::str::from_utf8(&bytes).map_err(|_| Error::InvalidUtf8));
         }
