@@ -47,8 +47,12 @@ pub trait Sink {
     }
     /// Appends `prefix` then `bytes` (a one-byte tag and its body). Sinks that can check
     /// room for both at once override it; the default writes them one after the other.
+    /// (Not part of `dyn Sink`, so trait objects carry no extra method.)
     #[inline]
-    fn write_prefixed(&mut self, prefix: u8, bytes: &[u8]) -> Result<(), Error> {
+    fn write_prefixed(&mut self, prefix: u8, bytes: &[u8]) -> Result<(), Error>
+    where
+        Self: Sized,
+    {
         self.write_byte(prefix)?;
         self.write(bytes)
     }
@@ -62,10 +66,6 @@ impl<S: Sink + ?Sized> Sink for &mut S {
     #[inline]
     fn write_byte(&mut self, byte: u8) -> Result<(), Error> {
         (**self).write_byte(byte)
-    }
-    #[inline]
-    fn write_prefixed(&mut self, prefix: u8, bytes: &[u8]) -> Result<(), Error> {
-        (**self).write_prefixed(prefix, bytes)
     }
 }
 
@@ -123,7 +123,10 @@ impl Sink for SliceSink<'_> {
     }
     #[cfg_attr(not(target_os = "none"), inline(always))]
     #[cfg_attr(target_os = "none", inline)]
-    fn write_prefixed(&mut self, prefix: u8, bytes: &[u8]) -> Result<(), Error> {
+    fn write_prefixed(&mut self, prefix: u8, bytes: &[u8]) -> Result<(), Error>
+    where
+        Self: Sized,
+    {
         // One room check for tag and body; the body copy has the caller's length, which
         // is a constant for literal keys once this is inlined.
         let free = self.buf.get_mut(self.pos..).ok_or(Error::BufferFull)?;
@@ -174,7 +177,10 @@ impl Sink for SizeCounter {
         Ok(())
     }
     #[inline]
-    fn write_prefixed(&mut self, _: u8, bytes: &[u8]) -> Result<(), Error> {
+    fn write_prefixed(&mut self, _: u8, bytes: &[u8]) -> Result<(), Error>
+    where
+        Self: Sized,
+    {
         self.0 = self.0.saturating_add(bytes.len()).saturating_add(1);
         Ok(())
     }
@@ -277,11 +283,15 @@ impl<S: Sink> Encoder<S> {
         if value < u64::from(EXTENDED) {
             self.sink.write_byte(base | value as u8)
         } else {
-            self.tag_varint(base, value)
+            let mut bytes = [0u8; 1 + varint::MAX_LEN_U64];
+            bytes[0] = base | EXTENDED;
+            let n = varint::encode_u64(value, &mut bytes[1..]).ok_or(Error::BufferFull)?;
+            self.sink.write(bytes.get(..=n).ok_or(Error::BufferFull)?)
         }
     }
 
     /// The tag byte `base | 31` and `value` as a varint, of any length.
+    #[cfg(not(target_os = "none"))]
     #[inline]
     fn tag_varint(&mut self, base: u8, value: u64) -> Result<(), Error> {
         let (bytes, n) = extended_tag(base, value);
@@ -422,8 +432,8 @@ impl<S: Sink> Encoder<S> {
 /// The tag byte `base | 31` followed by `value` as a varint, and its length. Out of line
 /// on hosts (long varints are rare) without taking the sink's address, so the sink of an
 /// inlined encoder stays in registers.
-#[cfg_attr(not(target_os = "none"), inline(never))]
-#[cfg_attr(target_os = "none", inline)]
+#[cfg(not(target_os = "none"))]
+#[inline(never)]
 fn extended_tag(base: u8, value: u64) -> ([u8; 1 + varint::MAX_LEN_U64], usize) {
     let mut bytes = [0u8; 1 + varint::MAX_LEN_U64];
     let (first, rest) = bytes.split_at_mut(1);

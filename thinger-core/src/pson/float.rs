@@ -76,11 +76,8 @@ fn to_i64(neg: bool, magnitude: u64) -> Option<i64> {
     }
 }
 
-/// `Some(f as i64)` when `f` is a whole number in `[-2^63, 2^63)`.
 #[cfg(target_os = "none")]
-pub(crate) fn f64_whole_i64(f: f64) -> Option<i64> {
-    f64_whole_i64_general(f)
-}
+pub(crate) use self::f64_whole_i64_general as f64_whole_i64;
 
 /// `Some(f as i64)` when `f` is a whole number in `[-2^63, 2^63)`.
 ///
@@ -113,8 +110,8 @@ pub(crate) fn f64_whole_i64(f: f64) -> Option<i64> {
     Some(if bits >> 63 == 0 { v } else { -v })
 }
 
-/// [`f64_whole_i64`] for every input, with integer arithmetic only.
-#[cfg_attr(target_os = "none", inline)]
+/// `Some(f as i64)` when `f` is a whole number in `[-2^63, 2^63)`, for every input, with
+/// integer arithmetic only (microcontrollers use it as `f64_whole_i64`).
 pub(crate) fn f64_whole_i64_general(f: f64) -> Option<i64> {
     let (neg, parts) = split_f64(f);
     to_i64(neg, whole_magnitude(parts)?)
@@ -153,12 +150,8 @@ pub(crate) fn f32_nonzero(f: f32) -> Option<bool> {
     if magnitude > 0x7f80_0000 { None } else { Some(magnitude != 0) }
 }
 
-/// `f as f32` when that conversion is exact (`f64::from(f as f32) == f`); `None` for NaN
-/// and for values `f32` cannot hold exactly.
 #[cfg(target_os = "none")]
-pub(crate) fn f64_exact_f32(f: f64) -> Option<f32> {
-    f64_exact_f32_general(f)
-}
+pub(crate) use self::f64_exact_f32_general as f64_exact_f32;
 
 /// `f as f32` when that conversion is exact (`f64::from(f as f32) == f`); `None` for NaN
 /// and for values `f32` cannot hold exactly.
@@ -183,7 +176,8 @@ pub(crate) fn f64_exact_f32(f: f64) -> Option<f32> {
     f64_exact_f32_general(f)
 }
 
-/// [`f64_exact_f32`] for every input, with integer arithmetic only.
+/// `f as f32` when that conversion is exact, for every input, with integer arithmetic only
+/// (microcontrollers use it as `f64_exact_f32`).
 #[cfg_attr(target_os = "none", inline(never))]
 pub(crate) fn f64_exact_f32_general(f: f64) -> Option<f32> {
     let bits = f.to_bits();

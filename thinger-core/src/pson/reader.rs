@@ -55,15 +55,15 @@ pub(crate) struct Tag {
 }
 
 impl<'a> Cursor<'a> {
-    #[inline]
+    #[cfg_attr(not(target_os = "none"), inline)]
     pub(crate) fn new(input: &'a [u8]) -> Self {
         Cursor { input, pos: 0 }
     }
-    #[inline]
+    #[cfg_attr(not(target_os = "none"), inline)]
     pub(crate) fn position(&self) -> usize {
         self.pos
     }
-    #[inline]
+    #[cfg_attr(not(target_os = "none"), inline)]
     pub(crate) fn remaining(&self) -> usize {
         self.input.len().saturating_sub(self.pos)
     }
@@ -73,7 +73,6 @@ impl<'a> Cursor<'a> {
     }
 
     #[cfg_attr(not(target_os = "none"), inline(always))]
-    #[cfg_attr(target_os = "none", inline)]
     pub(crate) fn take(&mut self, len: usize) -> Result<&'a [u8], Error> {
         if len > self.remaining() {
             return Err(if self.remaining() == 0 { Error::Truncated } else { Error::LengthExceedsInput });
@@ -97,8 +96,8 @@ impl<'a> Cursor<'a> {
 
     /// The varint after an extended tag: the forms up to three bytes inline (every count
     /// and length below 2^21), longer ones through `varint::decode_u64`.
-    #[cfg_attr(not(target_os = "none"), inline(always))]
-    #[cfg_attr(target_os = "none", inline)]
+    #[cfg(not(target_os = "none"))]
+    #[inline(always)]
     fn tag_varint(&mut self) -> Result<u64, Error> {
         let rest = self.input.get(self.pos..).unwrap_or(&[]);
         match *rest {
@@ -118,7 +117,22 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    #[cfg_attr(not(target_os = "none"), inline(never))]
+    /// The varint after an extended tag (microcontrollers: no inline fast paths, less code).
+    #[cfg(target_os = "none")]
+    #[inline]
+    fn tag_varint(&mut self) -> Result<u64, Error> {
+        let rest = self.input.get(self.pos..).unwrap_or(&[]);
+        match varint::decode_u64(rest)? {
+            Some((v, n)) => {
+                self.pos += n;
+                Ok(v)
+            }
+            None => Err(Error::Truncated),
+        }
+    }
+
+    #[cfg(not(target_os = "none"))]
+    #[inline(never)]
     fn tag_varint_long(&mut self) -> Result<u64, Error> {
         let rest = self.input.get(self.pos..).unwrap_or(&[]);
         match varint::decode_u64(rest)? {
@@ -132,7 +146,6 @@ impl<'a> Cursor<'a> {
 
     /// A length or count that must fit in the remaining input, `min_bytes_each` per unit.
     #[cfg_attr(not(target_os = "none"), inline(always))]
-    #[cfg_attr(target_os = "none", inline)]
     fn checked_count(&self, count: u64, min_bytes_each: u64) -> Result<usize, Error> {
         let needed = count.checked_mul(min_bytes_each).ok_or(Error::LengthExceedsInput)?;
         if needed > self.remaining() as u64 {
@@ -142,7 +155,6 @@ impl<'a> Cursor<'a> {
     }
 
     #[cfg_attr(not(target_os = "none"), inline(always))]
-    #[cfg_attr(target_os = "none", inline)]
     pub(crate) fn str_body(&mut self, len: u64, validate: bool) -> Result<&'a str, Error> {
         let len = self.checked_count(len, 1)?;
         let bytes = self.take(len)?;
@@ -153,7 +165,6 @@ impl<'a> Cursor<'a> {
     }
 
     #[cfg_attr(not(target_os = "none"), inline(always))]
-    #[cfg_attr(target_os = "none", inline)]
     pub(crate) fn float(&mut self, tag: Tag) -> Result<PsonRef<'a>, Error> {
         match tag.small {
             0 => {
@@ -172,13 +183,13 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    #[inline]
+    #[cfg_attr(not(target_os = "none"), inline)]
     pub(crate) fn map_len(&self, tag: Tag) -> Result<usize, Error> {
         // A pair needs at least a key tag and a value tag.
         self.checked_count(tag.value, 2)
     }
 
-    #[inline]
+    #[cfg_attr(not(target_os = "none"), inline)]
     pub(crate) fn array_len(&self, tag: Tag) -> Result<usize, Error> {
         self.checked_count(tag.value, 1)
     }
@@ -186,16 +197,26 @@ impl<'a> Cursor<'a> {
     /// Reads one value. Containers are skipped over (validated when `validate`) and returned
     /// as lazy views. `depth_left` is how many more containers may be entered.
     #[cfg_attr(not(target_os = "none"), inline(always))]
-    #[cfg_attr(target_os = "none", inline)]
     pub(crate) fn value(&mut self, depth_left: usize, validate: bool) -> Result<PsonRef<'a>, Error> {
         let tag = self.tag()?;
         self.value_after_tag(tag, depth_left, validate)
     }
 
+    /// The value whose tag was just read (microcontrollers: one function for every type).
+    #[cfg(target_os = "none")]
+    pub(crate) fn value_after_tag(
+        &mut self,
+        tag: Tag,
+        depth_left: usize,
+        validate: bool,
+    ) -> Result<PsonRef<'a>, Error> {
+        self.value_other(tag, depth_left, validate)
+    }
+
     /// The value whose tag was just read. The common scalars here, inlined into the loops
     /// that read pairs and elements; the rest (containers recurse) out of line.
-    #[cfg_attr(not(target_os = "none"), inline(always))]
-    #[cfg_attr(target_os = "none", inline)]
+    #[cfg(not(target_os = "none"))]
+    #[inline(always)]
     pub(crate) fn value_after_tag(
         &mut self,
         tag: Tag,
