@@ -45,6 +45,17 @@ pub trait Sink {
     fn write_byte(&mut self, byte: u8) -> Result<(), Error> {
         self.write(&[byte])
     }
+    /// Appends `prefix` then `bytes` (a one-byte tag and its body). Sinks that can check
+    /// room for both at once override it; the default writes them one after the other.
+    /// (Not part of `dyn Sink`, so trait objects carry no extra method.)
+    #[inline]
+    fn write_prefixed(&mut self, prefix: u8, bytes: &[u8]) -> Result<(), Error>
+    where
+        Self: Sized,
+    {
+        self.write_byte(prefix)?;
+        self.write(bytes)
+    }
 }
 
 impl<S: Sink + ?Sized> Sink for &mut S {
@@ -93,7 +104,8 @@ impl<'a> SliceSink<'a> {
 }
 
 impl Sink for SliceSink<'_> {
-    #[inline]
+    #[cfg_attr(not(target_os = "none"), inline(always))]
+    #[cfg_attr(target_os = "none", inline)]
     fn write(&mut self, bytes: &[u8]) -> Result<(), Error> {
         let end = self.pos.checked_add(bytes.len()).ok_or(Error::BufferFull)?;
         let dst = self.buf.get_mut(self.pos..end).ok_or(Error::BufferFull)?;
@@ -101,11 +113,30 @@ impl Sink for SliceSink<'_> {
         self.pos = end;
         Ok(())
     }
-    #[inline]
+    #[cfg_attr(not(target_os = "none"), inline(always))]
+    #[cfg_attr(target_os = "none", inline)]
     fn write_byte(&mut self, byte: u8) -> Result<(), Error> {
         let slot = self.buf.get_mut(self.pos).ok_or(Error::BufferFull)?;
         *slot = byte;
         self.pos += 1;
+        Ok(())
+    }
+    #[cfg_attr(not(target_os = "none"), inline(always))]
+    #[cfg_attr(target_os = "none", inline)]
+    fn write_prefixed(&mut self, prefix: u8, bytes: &[u8]) -> Result<(), Error>
+    where
+        Self: Sized,
+    {
+        // One room check for tag and body; the body copy has the caller's length, which
+        // is a constant for literal keys once this is inlined.
+        let free = self.buf.get_mut(self.pos..).ok_or(Error::BufferFull)?;
+        if bytes.len() >= free.len() {
+            return Err(Error::BufferFull);
+        }
+        let (first, rest) = free.split_first_mut().ok_or(Error::BufferFull)?;
+        *first = prefix;
+        rest.get_mut(..bytes.len()).ok_or(Error::BufferFull)?.copy_from_slice(bytes);
+        self.pos += bytes.len() + 1;
         Ok(())
     }
 }
@@ -143,6 +174,14 @@ impl Sink for SizeCounter {
     #[inline]
     fn write_byte(&mut self, _: u8) -> Result<(), Error> {
         self.0 = self.0.saturating_add(1);
+        Ok(())
+    }
+    #[inline]
+    fn write_prefixed(&mut self, _: u8, bytes: &[u8]) -> Result<(), Error>
+    where
+        Self: Sized,
+    {
+        self.0 = self.0.saturating_add(bytes.len()).saturating_add(1);
         Ok(())
     }
 }
@@ -214,9 +253,31 @@ impl<S: Sink> Encoder<S> {
     }
 
     /// Writes a tag for `wire` with value `value` (inline below 31, else a varint follows).
+    ///
+    /// On hosts the forms up to four bytes (values below 2^21) are written as fixed-size
+    /// pieces, inlined at each call site.
+    #[cfg(not(target_os = "none"))]
+    #[inline(always)]
+    pub fn tag(&mut self, wire: WireType, value: u64) -> Result<(), Error> {
+        let base = (wire as u8) << 5;
+        if value < u64::from(EXTENDED) {
+            self.sink.write_byte(base | value as u8)
+        } else if value < 0x80 {
+            self.sink.write(&[base | EXTENDED, value as u8])
+        } else if value < 0x4000 {
+            self.sink.write(&[base | EXTENDED, value as u8 | 0x80, (value >> 7) as u8])
+        } else if value < 0x20_0000 {
+            self.sink.write(&[base | EXTENDED, value as u8 | 0x80, (value >> 7) as u8 | 0x80, (value >> 14) as u8])
+        } else {
+            self.tag_varint(base, value)
+        }
+    }
+
+    /// Writes a tag for `wire` with value `value` (inline below 31, else a varint follows).
     // Not inlined on microcontrollers: every value written goes through here, and a copy per
-    // call site costs more flash than the call. Hosts keep the speed.
-    #[cfg_attr(target_os = "none", inline(never))]
+    // call site costs more flash than the call.
+    #[cfg(target_os = "none")]
+    #[inline(never)]
     pub fn tag(&mut self, wire: WireType, value: u64) -> Result<(), Error> {
         let base = (wire as u8) << 5;
         if value < u64::from(EXTENDED) {
@@ -229,14 +290,24 @@ impl<S: Sink> Encoder<S> {
         }
     }
 
-    /// Writes an unsigned integer.
+    /// The tag byte `base | 31` and `value` as a varint, of any length.
+    #[cfg(not(target_os = "none"))]
     #[inline]
+    fn tag_varint(&mut self, base: u8, value: u64) -> Result<(), Error> {
+        let (bytes, n) = extended_tag(base, value);
+        self.sink.write(bytes.get(..n).ok_or(Error::BufferFull)?)
+    }
+
+    /// Writes an unsigned integer.
+    #[cfg_attr(not(target_os = "none"), inline(always))]
+    #[cfg_attr(target_os = "none", inline)]
     pub fn u64(&mut self, value: u64) -> Result<(), Error> {
         self.tag(WireType::PositiveInt, value)
     }
 
     /// Writes a signed integer (type 0 when non-negative, type 1 with the magnitude otherwise).
-    #[inline]
+    #[cfg_attr(not(target_os = "none"), inline(always))]
+    #[cfg_attr(target_os = "none", inline)]
     pub fn i64(&mut self, value: i64) -> Result<(), Error> {
         if value >= 0 {
             self.tag(WireType::PositiveInt, value as u64)
@@ -246,7 +317,8 @@ impl<S: Sink> Encoder<S> {
     }
 
     /// Writes a double with the official rules (integer, else f32 when exact, else f64).
-    #[inline]
+    #[cfg_attr(not(target_os = "none"), inline(always))]
+    #[cfg_attr(target_os = "none", inline)]
     pub fn f64(&mut self, value: f64) -> Result<(), Error> {
         // Decided on the bits (no soft-float calls on FPU-less or single-precision targets):
         // a whole number in [-2^63, 2^63) is an integer; else f32 if `value as f32` is exact.
@@ -271,33 +343,52 @@ impl<S: Sink> Encoder<S> {
     }
 
     /// Writes an f32 as is (tag `0x40` + 4 bytes little-endian), with no conversion.
-    #[inline]
+    #[cfg_attr(not(target_os = "none"), inline(always))]
+    #[cfg_attr(target_os = "none", inline)]
     pub fn f32_raw(&mut self, value: f32) -> Result<(), Error> {
         let b = value.to_le_bytes();
         self.sink.write(&[0x40, b[0], b[1], b[2], b[3]])
     }
 
     /// Writes an f64 as is (tag `0x41` + 8 bytes little-endian), with no conversion.
-    #[inline]
+    #[cfg_attr(not(target_os = "none"), inline(always))]
+    #[cfg_attr(target_os = "none", inline)]
     pub fn f64_raw(&mut self, value: f64) -> Result<(), Error> {
         let b = value.to_le_bytes();
         self.sink.write(&[0x41, b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
     }
 
     /// Writes `true` or `false`.
-    #[inline]
+    #[cfg_attr(not(target_os = "none"), inline(always))]
+    #[cfg_attr(target_os = "none", inline)]
     pub fn bool(&mut self, value: bool) -> Result<(), Error> {
         self.sink.write_byte(if value { 0x61 } else { 0x60 })
     }
 
     /// Writes `null`.
-    #[inline]
+    #[cfg_attr(not(target_os = "none"), inline(always))]
+    #[cfg_attr(target_os = "none", inline)]
     pub fn null(&mut self) -> Result<(), Error> {
         self.sink.write_byte(0x62)
     }
 
     /// Writes a UTF-8 string.
-    #[cfg_attr(target_os = "none", inline(never))]
+    #[cfg(not(target_os = "none"))]
+    #[inline(always)]
+    pub fn str(&mut self, value: &str) -> Result<(), Error> {
+        let len = value.len();
+        if len < usize::from(EXTENDED) {
+            // Tag and body with one room check (the common short key or label).
+            self.sink.write_prefixed(((WireType::String as u8) << 5) | len as u8, value.as_bytes())
+        } else {
+            self.tag(WireType::String, len as u64)?;
+            self.sink.write(value.as_bytes())
+        }
+    }
+
+    /// Writes a UTF-8 string.
+    #[cfg(target_os = "none")]
+    #[inline(never)]
     pub fn str(&mut self, value: &str) -> Result<(), Error> {
         self.tag(WireType::String, value.len() as u64)?;
         self.sink.write(value.as_bytes())
@@ -312,13 +403,15 @@ impl<S: Sink> Encoder<S> {
 
     /// Starts a map of `pairs` key/value pairs; write each key with [`Encoder::str`], then its
     /// value.
-    #[inline]
+    #[cfg_attr(not(target_os = "none"), inline(always))]
+    #[cfg_attr(target_os = "none", inline)]
     pub fn map_header(&mut self, pairs: usize) -> Result<(), Error> {
         self.tag(WireType::Map, pairs as u64)
     }
 
     /// Starts an array of `len` elements.
-    #[inline]
+    #[cfg_attr(not(target_os = "none"), inline(always))]
+    #[cfg_attr(target_os = "none", inline)]
     pub fn array_header(&mut self, len: usize) -> Result<(), Error> {
         self.tag(WireType::Array, len as u64)
     }
@@ -334,6 +427,22 @@ impl<S: Sink> Encoder<S> {
     pub fn value<T: EncodePson + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
         value.encode_pson(self)
     }
+}
+
+/// The tag byte `base | 31` followed by `value` as a varint, and its length. Out of line
+/// on hosts (long varints are rare) without taking the sink's address, so the sink of an
+/// inlined encoder stays in registers.
+#[cfg(not(target_os = "none"))]
+#[inline(never)]
+fn extended_tag(base: u8, value: u64) -> ([u8; 1 + varint::MAX_LEN_U64], usize) {
+    let mut bytes = [0u8; 1 + varint::MAX_LEN_U64];
+    let (first, rest) = bytes.split_at_mut(1);
+    if let Some(tag) = first.first_mut() {
+        *tag = base | EXTENDED;
+    }
+    // 10 bytes always hold a u64.
+    let n = varint::encode_u64(value, rest).unwrap_or(0);
+    (bytes, 1 + n)
 }
 
 /// A type that can write itself as one PSON value.

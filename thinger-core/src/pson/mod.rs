@@ -8,6 +8,9 @@
 //!   [`EncodePson`] trait and [`encode_to_slice`] / [`encoded_len`].
 //! * Decoding: [`PsonRef::decode`] validates a value once and returns a borrowed view with
 //!   lazy map/array iteration and lookup by key; nothing is copied or allocated.
+//!   [`MapReader`] / [`ArrayReader`] read a top-level map or array in a single pass,
+//!   validating each pair or element as it is handed out (the fastest way to read every
+//!   field once).
 //! * With the `serde` feature: `to_slice` and `from_slice`.
 //! * With the `alloc` feature: the owned `Value` and the `pson!` macro.
 //!
@@ -37,6 +40,8 @@ pub(crate) mod float;
 mod reader;
 #[cfg(feature = "serde")]
 mod ser;
+mod single_pass;
+mod utf8;
 #[cfg(feature = "alloc")]
 mod value;
 
@@ -48,6 +53,7 @@ pub use error::Error;
 pub use reader::{ArrayIter, ArrayRef, DEFAULT_MAX_DEPTH, DecodeOptions, MapIter, MapRef, PsonRef};
 #[cfg(feature = "serde")]
 pub use ser::{Serde, Serializer, serialized_len, to_slice};
+pub use single_pass::{ArrayReader, MapReader};
 #[cfg(feature = "alloc")]
 pub use value::Value;
 

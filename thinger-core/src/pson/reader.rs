@@ -55,12 +55,15 @@ pub(crate) struct Tag {
 }
 
 impl<'a> Cursor<'a> {
+    #[cfg_attr(not(target_os = "none"), inline)]
     pub(crate) fn new(input: &'a [u8]) -> Self {
         Cursor { input, pos: 0 }
     }
+    #[cfg_attr(not(target_os = "none"), inline)]
     pub(crate) fn position(&self) -> usize {
         self.pos
     }
+    #[cfg_attr(not(target_os = "none"), inline)]
     pub(crate) fn remaining(&self) -> usize {
         self.input.len().saturating_sub(self.pos)
     }
@@ -69,6 +72,7 @@ impl<'a> Cursor<'a> {
         self.input.get(self.pos).copied()
     }
 
+    #[cfg_attr(not(target_os = "none"), inline(always))]
     pub(crate) fn take(&mut self, len: usize) -> Result<&'a [u8], Error> {
         if len > self.remaining() {
             return Err(if self.remaining() == 0 { Error::Truncated } else { Error::LengthExceedsInput });
@@ -79,29 +83,69 @@ impl<'a> Cursor<'a> {
         Ok(bytes)
     }
 
-    #[inline]
+    #[cfg_attr(not(target_os = "none"), inline(always))]
+    #[cfg_attr(target_os = "none", inline)]
     pub(crate) fn tag(&mut self) -> Result<Tag, Error> {
         let byte = *self.input.get(self.pos).ok_or(Error::Truncated)?;
         self.pos += 1;
         let small = byte & EXTENDED;
         let wire = WireType::from_tag(byte);
-        let value = if small == EXTENDED {
-            let rest = self.input.get(self.pos..).unwrap_or(&[]);
-            match varint::decode_u64(rest)? {
-                Some((v, n)) => {
-                    self.pos += n;
-                    v
-                }
-                None => return Err(Error::Truncated),
-            }
-        } else {
-            u64::from(small)
-        };
+        let value = if small == EXTENDED { self.tag_varint()? } else { u64::from(small) };
         Ok(Tag { wire, small, value })
     }
 
-    /// A length or count that must fit in the remaining input, `min_bytes_each` per unit.
+    /// The varint after an extended tag: the forms up to three bytes inline (every count
+    /// and length below 2^21), longer ones through `varint::decode_u64`.
+    #[cfg(not(target_os = "none"))]
+    #[inline(always)]
+    fn tag_varint(&mut self) -> Result<u64, Error> {
+        let rest = self.input.get(self.pos..).unwrap_or(&[]);
+        match *rest {
+            [b0, ..] if b0 < 0x80 => {
+                self.pos += 1;
+                Ok(u64::from(b0))
+            }
+            [b0, b1, ..] if b1 < 0x80 => {
+                self.pos += 2;
+                Ok(u64::from(b0 & 0x7f) | (u64::from(b1) << 7))
+            }
+            [b0, b1, b2, ..] if b2 < 0x80 => {
+                self.pos += 3;
+                Ok(u64::from(b0 & 0x7f) | (u64::from(b1 & 0x7f) << 7) | (u64::from(b2) << 14))
+            }
+            _ => self.tag_varint_long(),
+        }
+    }
+
+    /// The varint after an extended tag (microcontrollers: no inline fast paths, less code).
+    #[cfg(target_os = "none")]
     #[inline]
+    fn tag_varint(&mut self) -> Result<u64, Error> {
+        let rest = self.input.get(self.pos..).unwrap_or(&[]);
+        match varint::decode_u64(rest)? {
+            Some((v, n)) => {
+                self.pos += n;
+                Ok(v)
+            }
+            None => Err(Error::Truncated),
+        }
+    }
+
+    #[cfg(not(target_os = "none"))]
+    #[inline(never)]
+    fn tag_varint_long(&mut self) -> Result<u64, Error> {
+        let rest = self.input.get(self.pos..).unwrap_or(&[]);
+        match varint::decode_u64(rest)? {
+            Some((v, n)) => {
+                self.pos += n;
+                Ok(v)
+            }
+            None => Err(Error::Truncated),
+        }
+    }
+
+    /// A length or count that must fit in the remaining input, `min_bytes_each` per unit.
+    #[cfg_attr(not(target_os = "none"), inline(always))]
     fn checked_count(&self, count: u64, min_bytes_each: u64) -> Result<usize, Error> {
         let needed = count.checked_mul(min_bytes_each).ok_or(Error::LengthExceedsInput)?;
         if needed > self.remaining() as u64 {
@@ -110,15 +154,17 @@ impl<'a> Cursor<'a> {
         usize::try_from(count).map_err(|_| Error::LengthExceedsInput)
     }
 
+    #[cfg_attr(not(target_os = "none"), inline(always))]
     pub(crate) fn str_body(&mut self, len: u64, validate: bool) -> Result<&'a str, Error> {
         let len = self.checked_count(len, 1)?;
         let bytes = self.take(len)?;
-        // Without `unsafe` every conversion re-checks UTF-8; `validate` only matters for
-        // callers that skip a string without looking at it.
+        // Every conversion checks UTF-8 (cheaply for ASCII, see `utf8`); `validate` only
+        // matters for callers that skip a string without looking at it.
         let _ = validate;
-        core::str::from_utf8(bytes).map_err(|_| Error::InvalidUtf8)
+        super::utf8::to_str(bytes)
     }
 
+    #[cfg_attr(not(target_os = "none"), inline(always))]
     pub(crate) fn float(&mut self, tag: Tag) -> Result<PsonRef<'a>, Error> {
         match tag.small {
             0 => {
@@ -137,28 +183,56 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    #[cfg_attr(not(target_os = "none"), inline)]
     pub(crate) fn map_len(&self, tag: Tag) -> Result<usize, Error> {
         // A pair needs at least a key tag and a value tag.
         self.checked_count(tag.value, 2)
     }
 
+    #[cfg_attr(not(target_os = "none"), inline)]
     pub(crate) fn array_len(&self, tag: Tag) -> Result<usize, Error> {
         self.checked_count(tag.value, 1)
     }
 
     /// Reads one value. Containers are skipped over (validated when `validate`) and returned
     /// as lazy views. `depth_left` is how many more containers may be entered.
+    #[cfg_attr(not(target_os = "none"), inline(always))]
     pub(crate) fn value(&mut self, depth_left: usize, validate: bool) -> Result<PsonRef<'a>, Error> {
         let tag = self.tag()?;
         self.value_after_tag(tag, depth_left, validate)
     }
 
+    /// The value whose tag was just read (microcontrollers: one function for every type).
+    #[cfg(target_os = "none")]
     pub(crate) fn value_after_tag(
         &mut self,
         tag: Tag,
         depth_left: usize,
         validate: bool,
     ) -> Result<PsonRef<'a>, Error> {
+        self.value_other(tag, depth_left, validate)
+    }
+
+    /// The value whose tag was just read. The common scalars here, inlined into the loops
+    /// that read pairs and elements; the rest (containers recurse) out of line.
+    #[cfg(not(target_os = "none"))]
+    #[inline(always)]
+    pub(crate) fn value_after_tag(
+        &mut self,
+        tag: Tag,
+        depth_left: usize,
+        validate: bool,
+    ) -> Result<PsonRef<'a>, Error> {
+        match tag.wire {
+            WireType::PositiveInt => Ok(PsonRef::Uint(tag.value)),
+            WireType::String => Ok(PsonRef::Str(self.str_body(tag.value, validate)?)),
+            WireType::Float => self.float(tag),
+            _ => self.value_other(tag, depth_left, validate),
+        }
+    }
+
+    #[cfg_attr(not(target_os = "none"), inline(never))]
+    fn value_other(&mut self, tag: Tag, depth_left: usize, validate: bool) -> Result<PsonRef<'a>, Error> {
         Ok(match tag.wire {
             WireType::PositiveInt => PsonRef::Uint(tag.value),
             WireType::NegativeInt => PsonRef::Int(negate(tag.value)?),

@@ -1,0 +1,296 @@
+//! Single-pass readers of a top-level map or array: validate while reading.
+//!
+//! [`PsonRef::decode`] validates the whole value before handing out a view, and iterating
+//! the view reads the input a second time. When every field is read once anyway (the common
+//! case for a request body or a stream sample), [`MapReader`] and [`ArrayReader`] read it
+//! once: each pair or element is checked (tags, lengths, UTF-8, depth) as it is returned,
+//! and after the last one the reader checks that nothing follows. A nested map or array is
+//! validated in full when its pair or element is read, and returned as a lazy view.
+//!
+//! The price of one pass: the pairs before a bad one have already been handed out when the
+//! error comes. Code that must not act on any part of an invalid document should use
+//! [`PsonRef::decode`] first.
+
+use super::reader::{Cursor, DecodeOptions, PsonRef};
+use super::{Error, WireType};
+
+/// Reads the pairs of a top-level PSON map in one pass.
+///
+/// Yields `Ok((key, value))` for each pair, then, if bytes follow the map,
+/// `Err(Error::TrailingBytes)`; after any error it yields nothing more.
+///
+/// ```
+/// use thinger_core::pson::{Error, MapReader, PsonRef};
+/// // {"humidity": 60, "label": "outdoor"}
+/// let bytes = [0xc2, 0x88, b'h', b'u', b'm', b'i', b'd', b'i', b't', b'y', 0x1f, 0x3c,
+///              0x85, b'l', b'a', b'b', b'e', b'l', 0x87, b'o', b'u', b't', b'd', b'o', b'o', b'r'];
+/// let mut humidity = None;
+/// for pair in MapReader::new(&bytes)? {
+///     let (key, value) = pair?;
+///     if key == "humidity" {
+///         humidity = value.as_u64();
+///     }
+/// }
+/// assert_eq!(humidity, Some(60));
+/// assert_eq!(MapReader::new(&[0x01]).unwrap_err(), Error::UnexpectedType);
+/// # Ok::<(), Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct MapReader<'a> {
+    cursor: Cursor<'a>,
+    left: usize,
+    /// Depth left for the values (the map itself took one level).
+    depth: usize,
+    done: bool,
+}
+
+impl<'a> MapReader<'a> {
+    /// Reads the map header at the start of `input`, with the default limits.
+    ///
+    /// Errors: [`Error::UnexpectedType`] when `input` does not start with a map, or the
+    /// header's own errors (truncation, a count the input cannot hold).
+    #[inline]
+    pub fn new(input: &'a [u8]) -> Result<Self, Error> {
+        Self::with_options(input, &DecodeOptions::new())
+    }
+
+    /// Reads the map header at the start of `input`, with the given limits (the map
+    /// counts as one level of depth).
+    ///
+    /// ```
+    /// use thinger_core::pson::{DecodeOptions, Error, MapReader};
+    /// assert_eq!(MapReader::with_options(&[0xc0], &DecodeOptions::new().max_depth(0)).unwrap_err(),
+    ///            Error::DepthLimitExceeded);
+    /// ```
+    #[inline]
+    pub fn with_options(input: &'a [u8], options: &DecodeOptions) -> Result<Self, Error> {
+        let mut cursor = Cursor::new(input);
+        let tag = cursor.tag()?;
+        if tag.wire != WireType::Map {
+            return Err(Error::UnexpectedType);
+        }
+        let depth = options.max_depth.checked_sub(1).ok_or(Error::DepthLimitExceeded)?;
+        let left = cursor.map_len(tag)?;
+        Ok(MapReader { cursor, left, depth, done: false })
+    }
+
+    /// Pairs not read yet.
+    ///
+    /// ```
+    /// let reader = thinger_core::pson::MapReader::new(&[0xc1, 0x81, b'a', 0x01]).unwrap();
+    /// assert_eq!(reader.len(), 1);
+    /// ```
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.left
+    }
+
+    /// Whether every pair was read.
+    ///
+    /// ```
+    /// assert!(thinger_core::pson::MapReader::new(&[0xc0]).unwrap().is_empty());
+    /// ```
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.left == 0
+    }
+
+    #[inline]
+    fn pair(&mut self) -> Result<(&'a str, PsonRef<'a>), Error> {
+        let key = self.cursor.tag()?;
+        if key.wire != WireType::String {
+            return Err(Error::NonStringKey);
+        }
+        let key = self.cursor.str_body(key.value, true)?;
+        let value = self.cursor.value(self.depth, true)?;
+        Ok((key, value))
+    }
+}
+
+impl<'a> Iterator for MapReader<'a> {
+    type Item = Result<(&'a str, PsonRef<'a>), Error>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 {
+            return end(&mut self.done, &self.cursor);
+        }
+        self.left -= 1;
+        let pair = self.pair();
+        if pair.is_err() {
+            self.left = 0;
+            self.done = true;
+        }
+        Some(pair)
+    }
+
+    #[inline]
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left + usize::from(!self.done)))
+    }
+}
+
+/// Reads the elements of a top-level PSON array in one pass; see [`MapReader`].
+///
+/// ```
+/// use thinger_core::pson::{ArrayReader, Error};
+/// let sum = ArrayReader::new(&[0xe3, 0x01, 0x02, 0x03])?
+///     .map(|e| e.map(|v| v.as_u64().unwrap_or(0)))
+///     .sum::<Result<u64, Error>>()?;
+/// assert_eq!(sum, 6);
+/// let trailing: Vec<_> = ArrayReader::new(&[0xe0, 0x00])?.collect();
+/// assert_eq!(trailing, [Err(Error::TrailingBytes)]);
+/// # Ok::<(), Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct ArrayReader<'a> {
+    cursor: Cursor<'a>,
+    left: usize,
+    depth: usize,
+    done: bool,
+}
+
+impl<'a> ArrayReader<'a> {
+    /// Reads the array header at the start of `input`, with the default limits.
+    ///
+    /// Errors: [`Error::UnexpectedType`] when `input` does not start with an array, or the
+    /// header's own errors.
+    #[inline]
+    pub fn new(input: &'a [u8]) -> Result<Self, Error> {
+        Self::with_options(input, &DecodeOptions::new())
+    }
+
+    /// Reads the array header at the start of `input`, with the given limits.
+    ///
+    /// ```
+    /// use thinger_core::pson::{ArrayReader, DecodeOptions};
+    /// assert!(ArrayReader::with_options(&[0xe0], &DecodeOptions::new().max_depth(1)).is_ok());
+    /// ```
+    #[inline]
+    pub fn with_options(input: &'a [u8], options: &DecodeOptions) -> Result<Self, Error> {
+        let mut cursor = Cursor::new(input);
+        let tag = cursor.tag()?;
+        if tag.wire != WireType::Array {
+            return Err(Error::UnexpectedType);
+        }
+        let depth = options.max_depth.checked_sub(1).ok_or(Error::DepthLimitExceeded)?;
+        let left = cursor.array_len(tag)?;
+        Ok(ArrayReader { cursor, left, depth, done: false })
+    }
+
+    /// Elements not read yet.
+    ///
+    /// ```
+    /// assert_eq!(thinger_core::pson::ArrayReader::new(&[0xe1, 0x01]).unwrap().len(), 1);
+    /// ```
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.left
+    }
+
+    /// Whether every element was read.
+    ///
+    /// ```
+    /// assert!(thinger_core::pson::ArrayReader::new(&[0xe0]).unwrap().is_empty());
+    /// ```
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.left == 0
+    }
+}
+
+impl<'a> Iterator for ArrayReader<'a> {
+    type Item = Result<PsonRef<'a>, Error>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 {
+            return end(&mut self.done, &self.cursor);
+        }
+        self.left -= 1;
+        let value = self.cursor.value(self.depth, true);
+        if value.is_err() {
+            self.left = 0;
+            self.done = true;
+        }
+        Some(value)
+    }
+
+    #[inline]
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left + usize::from(!self.done)))
+    }
+}
+
+/// After the last pair or element: `TrailingBytes` once if input is left, then nothing.
+#[inline]
+fn end<T>(done: &mut bool, cursor: &Cursor<'_>) -> Option<Result<T, Error>> {
+    if core::mem::replace(done, true) || cursor.remaining() == 0 { None } else { Some(Err(Error::TrailingBytes)) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// What the one-pass readers give, as the two-pass decode would: the pairs, or the
+    /// first error.
+    fn pairs_one_pass(bytes: &[u8]) -> Result<std::vec::Vec<(&str, PsonRef<'_>)>, Error> {
+        MapReader::new(bytes)?.collect()
+    }
+
+    fn pairs_two_pass(bytes: &[u8]) -> Result<std::vec::Vec<(&str, PsonRef<'_>)>, Error> {
+        let map = PsonRef::decode(bytes)?.as_map().ok_or(Error::UnexpectedType)?;
+        Ok(map.iter().collect())
+    }
+
+    #[test]
+    fn errors_match_the_validating_decode() {
+        let cases: &[&[u8]] = &[
+            &[0xc1, 0x81, b'a', 0x01, 0x00],       // trailing byte
+            &[0xc1, 0x01, 0x01],                   // non-string key
+            &[0xc1, 0x82, 0xff, 0xfe, 0x01],       // bad UTF-8 key
+            &[0xc1, 0x81, b'a', 0x82, 0xc3, 0x28], // bad UTF-8 value
+            &[0xc2, 0x81, b'a', 0x01],             // truncated
+            &[0xc1, 0x81, b'a', 0x42],             // bad float tag
+            &[0xc1, 0x81, b'a', 0xe1, 0xe1, 0xe0], // nested, fine
+        ];
+        for bytes in cases {
+            assert_eq!(pairs_one_pass(bytes), pairs_two_pass(bytes), "{bytes:02x?}");
+        }
+        let mut deep = std::vec![0xc1, 0x81, b'k'];
+        deep.extend(std::iter::repeat_n(0xe1, crate::pson::DEFAULT_MAX_DEPTH - 1));
+        deep.push(0xe0);
+        assert_eq!(pairs_one_pass(&deep), Err(Error::DepthLimitExceeded));
+        assert_eq!(pairs_two_pass(&deep), Err(Error::DepthLimitExceeded));
+    }
+
+    #[test]
+    fn nothing_after_an_error() {
+        let mut reader = MapReader::new(&[0xc2, 0x01, 0x01, 0x81, b'a', 0x01]).unwrap();
+        assert_eq!(reader.next(), Some(Err(Error::NonStringKey)));
+        assert_eq!(reader.next(), None);
+        let mut array = ArrayReader::new(&[0xe2, 0x42, 0x01]).unwrap();
+        assert_eq!(array.next(), Some(Err(Error::InvalidTag(0x42))));
+        assert_eq!(array.next(), None);
+    }
+
+    proptest! {
+        #[test]
+        fn one_pass_agrees_with_two_passes(mut bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            // Mostly maps and arrays at the top, so the readers get past their header.
+            if let Some(first) = bytes.first_mut() {
+                *first = if *first & 1 == 0 { 0xc0 | (*first >> 4) } else { 0xe0 | (*first >> 4) };
+            }
+            if bytes.first().is_some_and(|b| b >> 5 == 6) {
+                prop_assert_eq!(pairs_one_pass(&bytes), pairs_two_pass(&bytes));
+            } else {
+                let one: Result<std::vec::Vec<_>, Error> = ArrayReader::new(&bytes).and_then(|r| r.collect());
+                let two = PsonRef::decode(&bytes)
+                    .and_then(|v| v.as_array().ok_or(Error::UnexpectedType))
+                    .map(|a| a.iter().collect::<std::vec::Vec<_>>());
+                prop_assert_eq!(one, two);
+            }
+        }
+    }
+}

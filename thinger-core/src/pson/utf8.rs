@@ -1,0 +1,99 @@
+//! `&[u8]` → `&str` for the short keys and strings of PSON documents.
+//!
+//! `core::str::from_utf8` walks a slice shorter than 16 bytes one byte at a time: about 105
+//! instructions for an 11-byte key (callgrind, x86-64), twice the cost of reading the whole
+//! rest of a small map pair. On hosts an ASCII test on whole words comes first (about 10
+//! instructions for the same key); anything that is not all ASCII still goes through
+//! `from_utf8`. `simdutf8` was measured too: for inputs this short it calls `from_utf8`
+//! itself and is no faster. Microcontrollers keep plain `from_utf8` (no extra code).
+
+use super::Error;
+
+/// The bytes as `&str`, or [`Error::InvalidUtf8`].
+#[cfg(target_os = "none")]
+#[inline]
+pub(crate) fn to_str(bytes: &[u8]) -> Result<&str, Error> {
+    core::str::from_utf8(bytes).map_err(|_| Error::InvalidUtf8)
+}
+
+/// The bytes as `&str`, or [`Error::InvalidUtf8`].
+#[cfg(not(target_os = "none"))]
+#[inline(always)]
+pub(crate) fn to_str(bytes: &[u8]) -> Result<&str, Error> {
+    if is_ascii(bytes) {
+        #[allow(unsafe_code)]
+        // SAFETY: every byte is below 0x80 (checked just above), and a sequence of ASCII
+        // bytes is valid UTF-8. This is the crate's only `unsafe`: safe code has no way to
+        // get a `&str` without running `from_utf8` again (see the module docs for the cost).
+        let s = unsafe { core::str::from_utf8_unchecked(bytes) };
+        Ok(s)
+    } else {
+        core::str::from_utf8(bytes).map_err(|_| Error::InvalidUtf8)
+    }
+}
+
+/// Whether every byte is below 0x80, testing 8 (or 4) bytes at a time with overlapping
+/// loads instead of a byte loop.
+#[cfg(not(target_os = "none"))]
+#[inline(always)]
+fn is_ascii(bytes: &[u8]) -> bool {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    if let (Some(first), Some(last)) = (bytes.first_chunk::<8>(), bytes.last_chunk::<8>()) {
+        if bytes.len() > 16 {
+            return bytes.is_ascii();
+        }
+        // 8..=16 bytes: the first and last eight cover all of them.
+        return (u64::from_le_bytes(*first) | u64::from_le_bytes(*last)) & HIGH == 0;
+    }
+    if let (Some(first), Some(last)) = (bytes.first_chunk::<4>(), bytes.last_chunk::<4>()) {
+        return (u32::from_le_bytes(*first) | u32::from_le_bytes(*last)) & (HIGH as u32) == 0;
+    }
+    bytes.iter().fold(0u8, |acc, &b| acc | b) < 0x80
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn every_length_and_position_of_a_high_byte() {
+        for len in 0..40usize {
+            let ascii: std::vec::Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+            assert_eq!(to_str(&ascii).map(str::len), Ok(len));
+            for at in 0..len {
+                let mut bad = ascii.clone();
+                bad[at] = 0xff;
+                assert_eq!(to_str(&bad), Err(Error::InvalidUtf8), "{len} {at}");
+                let mut two = ascii.clone();
+                two[at] = 0xc3; // "é" needs a second byte
+                if at + 1 < len {
+                    two[at + 1] = 0xa9;
+                    assert_eq!(to_str(&two), Ok(core::str::from_utf8(&two).unwrap()), "{len} {at}");
+                } else {
+                    assert_eq!(to_str(&two), Err(Error::InvalidUtf8));
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn agrees_with_from_utf8(bytes in proptest::collection::vec(any::<u8>(), 0..48)) {
+            let ours = to_str(&bytes);
+            let core = core::str::from_utf8(&bytes).map_err(|_| Error::InvalidUtf8);
+            prop_assert_eq!(ours, core);
+        }
+
+        #[test]
+        fn agrees_on_mostly_ascii(s in "[a-z_0-9]{0,40}", high in proptest::option::of((0usize..40, 0x80u8..=0xff))) {
+            let mut bytes = s.into_bytes();
+            if let Some((at, b)) = high
+                && at < bytes.len()
+            {
+                bytes[at] = b;
+            }
+            prop_assert_eq!(to_str(&bytes), core::str::from_utf8(&bytes).map_err(|_| Error::InvalidUtf8));
+        }
+    }
+}
