@@ -96,7 +96,7 @@ mod config;
 mod runner;
 mod shared;
 #[cfg(feature = "tls")]
-mod tls;
+pub mod tls;
 
 use core::fmt;
 

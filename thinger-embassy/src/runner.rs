@@ -125,7 +125,7 @@ impl<'d, G: RngCore + CryptoRng, const R: usize> Runner<'d, G, R> {
                 let mut connection: TlsConnection<'_, SplitSocket<'_, '_>, Aes128GcmSha256> =
                     TlsConnection::new(io, tls_read, tls_write);
                 let tls_config = TlsConfig::new().with_server_name(tls.server_name);
-                let provider = VerifyingProvider::new(rng, tls.ca_der);
+                let provider = VerifyingProvider::new(rng, tls);
                 with_deadline(deadline, connection.open(TlsContext::new(&tls_config, provider)))
                     .await
                     .map_err(|_| ConnectError::Timeout)?
