@@ -7,8 +7,8 @@ use embedded_tls::{
     TlsVerifier,
 };
 
-use super::cert::{CertInfo, split_bundle};
 use super::MAX_CERTIFICATE;
+use super::cert::{CertInfo, split_bundle};
 use crate::Tls;
 
 /// Checks the server's certificate chain as [`Tls`] says (see the crate documentation for
@@ -124,10 +124,8 @@ impl TlsVerifier<Aes128GcmSha256> for Verifier<'_> {
         #[cfg(feature = "tls-rsa")]
         {
             use embedded_tls::SignatureScheme as S;
-            let rsa_scheme = matches!(
-                verify.signature_scheme,
-                S::RsaPssRsaeSha256 | S::RsaPssRsaeSha384 | S::RsaPssRsaeSha512
-            );
+            let rsa_scheme =
+                matches!(verify.signature_scheme, S::RsaPssRsaeSha256 | S::RsaPssRsaeSha384 | S::RsaPssRsaeSha512);
             if rsa_scheme && !self.leaf_rsa {
                 return Err(TlsError::InvalidSignature);
             }
