@@ -93,6 +93,7 @@ mod embedded_doc {}
 
 mod client;
 mod config;
+pub mod offload;
 mod runner;
 mod shared;
 #[cfg(feature = "tls")]
@@ -311,6 +312,9 @@ pub enum ConnectError {
     Dns,
     /// The TCP connection was refused or reset.
     Tcp,
+    /// An [`offload::Transport`] could not open the connection (for a TLS module this
+    /// includes a failed handshake or certificate check: the module's own error says which).
+    Transport,
     /// DNS, TCP connect and TLS handshake took longer than [`Config::connect_timeout`].
     Timeout,
     /// The TLS handshake failed; `InvalidCertificate` / `InvalidSignature` mean the server
@@ -341,7 +345,11 @@ impl ConnectError {
         matches!(
             self,
             ConnectError::Tls(
-                T::InvalidCertificate | T::InvalidCertificateEntry | T::InvalidSignature | T::DecodeError
+                T::InvalidCertificate
+                    | T::InvalidCertificateEntry
+                    | T::InvalidSignature
+                    | T::InvalidSignatureScheme
+                    | T::DecodeError
             )
         )
     }
@@ -352,6 +360,7 @@ impl fmt::Display for ConnectError {
         match self {
             ConnectError::Dns => f.write_str("DNS lookup failed"),
             ConnectError::Tcp => f.write_str("TCP connect failed"),
+            ConnectError::Transport => f.write_str("the transport could not open the connection"),
             ConnectError::Timeout => f.write_str("connect timed out"),
             #[cfg(feature = "tls")]
             ConnectError::Tls(e) => write!(f, "TLS handshake failed: {e:?}"),
