@@ -24,7 +24,10 @@
 //! # impl ErrorType for Rx { type Error = core::convert::Infallible; }
 //! # impl ErrorType for Tx { type Error = core::convert::Infallible; }
 //! # impl Read for Rx { async fn read(&mut self, _: &mut [u8]) -> Result<usize, Self::Error> { Ok(0) } }
-//! # impl Write for Tx { async fn write(&mut self, b: &[u8]) -> Result<usize, Self::Error> { Ok(b.len()) } }
+//! # impl Write for Tx {
+//! #     async fn write(&mut self, b: &[u8]) -> Result<usize, Self::Error> { Ok(b.len()) }
+//! #     async fn flush(&mut self) -> Result<(), Self::Error> { Ok(()) }
+//! # }
 //! impl Transport for Module {
 //!     type Error = ();
 //!     type Reader<'a> = Rx;
