@@ -2,7 +2,7 @@
 //! dates), the shipped root certificates, time sources, and the socket plumbing of a split
 //! TLS connection.
 //!
-//! The runner uses all of this through [`Tls`](crate::Tls); [`VerifyingProvider`] is public
+//! The runner uses all of this through [`crate::Tls`]; [`VerifyingProvider`] is public
 //! so that embedded-tls can be run with the same checks over another transport.
 
 use core::cell::RefCell;

@@ -15,7 +15,8 @@
 //! Settings come from the environment at build time (see `docs/embedded.md`): `WIFI_SSID`,
 //! `WIFI_PASSWORD`, `THINGER_USER`, `THINGER_DEVICE`, `THINGER_CREDENTIAL`, `THINGER_HOST`
 //! (default `iot.thinger.io`), `THINGER_SERVER_NAME` (DNS name in the server certificate,
-//! default the host), `THINGER_PORT` is the IOTMP TLS port 25206 unless set.
+//! default `iot.thinger.io`), `NTP_SERVER` (default `pool.ntp.org`). The port is the IOTMP
+//! TLS port, 25206.
 #![no_std]
 #![no_main]
 
