@@ -20,6 +20,9 @@ use crate::Tls;
 /// certificate must be within its validity dates when the time is known, one of them (or
 /// the anchor) must match a pin when pins are given, and the leaf must carry the server
 /// name and sign the handshake.
+///
+/// Anchors are matched by name: if several anchors of a bundle share a subject name, the
+/// first one is used.
 pub struct Verifier<'a> {
     tls: Tls<'a>,
     host: Option<heapless::String<64>>,
