@@ -186,6 +186,15 @@ mod tests {
         assert_eq!(&pin[..4], &[0xc7, 0x84, 0x33, 0x3d]);
     }
 
+    #[cfg(feature = "tls-rsa")]
+    #[test]
+    fn tells_rsa_keys_from_others() {
+        assert!(CertInfo::parse(roots::USERTRUST_RSA).unwrap().has_rsa_key());
+        let ecdsa = rcgen::generate_simple_self_signed(std::vec!["x.test".into()]).unwrap();
+        let info = CertInfo::parse(ecdsa.cert.der()).unwrap();
+        assert!(!info.has_rsa_key() && !info.is_ca);
+    }
+
     #[test]
     fn splits_a_bundle() {
         let certs: std::vec::Vec<&[u8]> = split_bundle(roots::THINGER_CLOUD).collect();
