@@ -4,11 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-rustup target add thumbv7em-none-eabihf thumbv6m-none-eabi
+rustup target add thumbv7em-none-eabihf thumbv6m-none-eabi riscv32imc-unknown-none-elf
 
 # The adapter library itself, for a Cortex-M4F and the RP2040's Cortex-M0+ (with and without TLS).
 (cd .. && cargo build -p thinger-embassy --target thumbv7em-none-eabihf)
 (cd .. && cargo build -p thinger-embassy --target thumbv7em-none-eabihf --no-default-features)
+(cd .. && cargo build -p thinger-embassy --target thumbv7em-none-eabihf --features tls-rsa)
 (cd .. && cargo build -p thinger-embassy --target thumbv6m-none-eabi)
 
 echo "== size-core (thumbv7em-none-eabihf)"
@@ -16,5 +17,8 @@ echo "== size-core (thumbv7em-none-eabihf)"
 
 echo "== pico-w (thumbv6m-none-eabi)"
 (cd pico-w && cargo build --release && cargo build --release --no-default-features --features plain-tcp)
+
+echo "== esp32c3 (riscv32imc-unknown-none-elf: Wi-Fi, TLS with RSA chains to the cloud)"
+(cd esp32c3 && cargo build --release)
 
 echo "firmware: all crates built"

@@ -9,36 +9,73 @@ pub const PLAIN_PORT: u16 = 25204;
 pub const TLS_PORT: u16 = 25206;
 
 #[cfg(feature = "tls")]
-/// How the server's certificate is checked: against one CA certificate the firmware carries,
-/// and for a DNS name.
+/// How the server's certificate is checked: against the trust anchors the firmware
+/// carries, for a DNS name, optionally with SPKI pins and validity dates.
 ///
 /// `server_name` is sent as SNI and must match a DNS name (SAN, or CN when there is no SAN)
 /// of the server certificate; IP addresses are not matched, so connect by IP address if you
-/// must but keep a DNS name here. `ca_der` is the CA certificate in DER form
-/// (`include_bytes!("ca.der")`; convert a PEM file with
-/// `openssl x509 -in ca.pem -outform der -out ca.der`). See the crate documentation for
-/// what is verified on a microcontroller.
+/// must but keep a DNS name here. `ca_der` holds one or more CA certificates in DER form,
+/// one after the other (a bundle: `include_bytes!("ca.der")`, or
+/// [`tls::roots::THINGER_CLOUD`](crate::tls::roots::THINGER_CLOUD); convert a PEM file with
+/// `openssl x509 -in ca.pem -outform der -out ca.der`, join several with `cat`). See the
+/// crate documentation for what is verified on a microcontroller.
 ///
 /// ```
 /// use thinger_embassy::Tls;
-/// static CA: &[u8] = &[0x30, 0x82]; // your CA certificate, DER
-/// let tls = Tls::new("iot.example.com", CA);
-/// assert_eq!(tls.server_name, "iot.example.com");
+/// use thinger_embassy::tls::{SyncedClock, roots};
+/// static CLOCK: SyncedClock = SyncedClock::new(); // set from SNTP
+/// // SHA-256 of the server key's SubjectPublicKeyInfo (see `Tls::pins`).
+/// static PINS: [[u8; 32]; 1] = [[0x1f; 32]];
+/// let tls = Tls::new("iot.thinger.io", roots::THINGER_CLOUD).pins(&PINS).time_source(&CLOCK);
+/// assert_eq!(tls.server_name, "iot.thinger.io");
+/// assert_eq!(tls.pins.len(), 1);
 /// ```
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 #[cfg(feature = "tls")]
 pub struct Tls<'d> {
     /// DNS name to verify the certificate for (and to send as SNI).
     pub server_name: &'d str,
-    /// The trusted CA certificate, DER encoded (ECDSA P-256).
+    /// The trust anchors: one or more CA certificates, DER, concatenated. The chain the
+    /// server sends must lead to one of them.
     pub ca_der: &'d [u8],
+    /// SPKI pins: SHA-256 digests of DER `SubjectPublicKeyInfo`s. When not empty, one
+    /// certificate of the verified chain (leaf, intermediate or anchor) must carry one of
+    /// these keys. Compute one with
+    /// `openssl x509 -in cert.pem -noout -pubkey | openssl pkey -pubin -outform der | openssl dgst -sha256`.
+    pub pins: &'d [[u8; 32]],
+    /// Where the current time comes from, to check validity dates (`None`: not checked).
+    pub time: Option<&'d dyn crate::tls::TimeSource>,
 }
 
 #[cfg(feature = "tls")]
 impl<'d> Tls<'d> {
-    /// Verify the server as `server_name` against the CA certificate `ca_der`.
+    /// Verify the server as `server_name` against the CA certificate(s) `ca_der`.
     pub const fn new(server_name: &'d str, ca_der: &'d [u8]) -> Self {
-        Tls { server_name, ca_der }
+        Tls { server_name, ca_der, pins: &[], time: None }
+    }
+
+    /// Also require one of these SPKI pins in the chain (see [`Tls::pins`]).
+    pub const fn pins(mut self, pins: &'d [[u8; 32]]) -> Self {
+        self.pins = pins;
+        self
+    }
+
+    /// Check validity dates against this time source.
+    pub const fn time_source(mut self, time: &'d dyn crate::tls::TimeSource) -> Self {
+        self.time = Some(time);
+        self
+    }
+}
+
+#[cfg(feature = "tls")]
+impl core::fmt::Debug for Tls<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Tls")
+            .field("server_name", &self.server_name)
+            .field("ca_der", &self.ca_der.len())
+            .field("pins", &self.pins.len())
+            .field("time", &self.time.map(|t| t.unix_time()))
+            .finish()
     }
 }
 

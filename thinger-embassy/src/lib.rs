@@ -1,7 +1,7 @@
 //! # thinger-embassy
 //!
 //! The Thinger.io device client for [embassy](https://embassy.dev): the sans-IO session of
-//! [`thinger_core`] driven over an embassy-net TCP socket, with TLS 1.3 from embedded-tls,
+//! [`thinger_core`] driven over an embassy-net TCP socket (or any [`offload::Transport`]), with TLS 1.3 from embedded-tls,
 //! DNS through the embassy-net stack, keep-alives and stream intervals on embassy-time,
 //! and reconnects with exponential backoff and jitter. `#![no_std]`, no heap: every
 //! buffer is in [`Buffers`], which the firmware places in a static.
@@ -61,21 +61,30 @@
 //! # TLS on a microcontroller: what is verified
 //!
 //! With [`Config::new`] (TLS, the default) the handshake is TLS 1.3 with
-//! `TLS_AES_128_GCM_SHA256` and ECDHE on P-256, and the server is authenticated:
+//! `TLS_AES_128_GCM_SHA256` and ECDHE on P-256 (embedded-tls speaks no TLS 1.2), and the
+//! server is authenticated:
 //!
-//! * the certificate chain the server sends must lead to the **one CA certificate** given in
-//!   [`Tls::ca_der`], every link's signature checked (ECDSA P-256/SHA-256; P-384 and
-//!   Ed25519 need embedded-tls features, RSA needs a heap and is not supported here);
-//! * the server certificate must carry the **DNS name** [`Tls::server_name`] (SAN, or CN
-//!   without SANs; `*.` wildcards as usual). IP addresses are not matched: connect to an
-//!   address with [`Config::host`] and keep a DNS name here;
-//! * the server must prove it holds the certificate's key (CertificateVerify signature over
-//!   the handshake transcript).
+//! * the chain the server sends must lead to one of the **trust anchors** in
+//!   [`Tls::ca_der`] (one or more DER CA certificates, concatenated; the Thinger.io cloud's
+//!   roots are in [`tls::roots`]), every link's signature checked: ECDSA P-256/SHA-256, and
+//!   with the `tls-rsa` feature RSA-2048..4096 with PKCS#1 v1.5 (chain) and PSS
+//!   (handshake) over SHA-256/384/512 (needs a global allocator);
+//! * every certificate above the leaf must be a CA (basicConstraints);
+//! * the leaf must carry the **DNS name** [`Tls::server_name`] (SAN, or CN without SANs;
+//!   `*.` wildcards as usual). IP addresses are not matched: connect to an address with
+//!   [`Config::host`] and keep a DNS name here;
+//! * the server must prove it holds the leaf's key (CertificateVerify);
+//! * with [`Tls::pins`], one certificate of the chain (or the anchor) must carry a pinned
+//!   key (SHA-256 of its SubjectPublicKeyInfo);
+//! * with [`Tls::time_source`], every certificate must be within its **validity dates**
+//!   whenever the source knows the time ([`tls::SyncedClock`] set from SNTP, or an RTC).
 //!
-//! Not checked: **validity dates** (no trusted wall-clock time at boot; the verifier runs
-//! without a clock, so an expired or not-yet-valid certificate is accepted), **revocation**
-//! (no CRL/OCSP), key usage and path-length constraints. Pin a CA that only signs your
-//! servers and rotate it rather than rely on expiry.
+//! Not checked: validity dates without a time source (a microcontroller has no trusted
+//! wall-clock time at boot), **revocation** (no CRL/OCSP), key usage, name and path-length
+//! constraints.
+//!
+//! [`offload`] runs the client over a connection a Wi-Fi or cellular module secures itself;
+//! then the module's certificate check is the only one.
 //!
 //! [`Config::plain`] turns TLS off (port 25204): credentials travel in clear text.
 //!
@@ -101,10 +110,11 @@ mod readme_doc {}
 
 mod client;
 mod config;
+pub mod offload;
 mod runner;
 mod shared;
 #[cfg(feature = "tls")]
-mod tls;
+pub mod tls;
 
 use core::fmt;
 
@@ -319,6 +329,9 @@ pub enum ConnectError {
     Dns,
     /// The TCP connection was refused or reset.
     Tcp,
+    /// An [`offload::Transport`] could not open the connection (for a TLS module this
+    /// includes a failed handshake or certificate check: the module's own error says which).
+    Transport,
     /// DNS, TCP connect and TLS handshake took longer than [`Config::connect_timeout`].
     Timeout,
     /// The TLS handshake failed; `InvalidCertificate` / `InvalidSignature` mean the server
@@ -349,7 +362,11 @@ impl ConnectError {
         matches!(
             self,
             ConnectError::Tls(
-                T::InvalidCertificate | T::InvalidCertificateEntry | T::InvalidSignature | T::DecodeError
+                T::InvalidCertificate
+                    | T::InvalidCertificateEntry
+                    | T::InvalidSignature
+                    | T::InvalidSignatureScheme
+                    | T::DecodeError
             )
         )
     }
@@ -360,6 +377,7 @@ impl fmt::Display for ConnectError {
         match self {
             ConnectError::Dns => f.write_str("DNS lookup failed"),
             ConnectError::Tcp => f.write_str("TCP connect failed"),
+            ConnectError::Transport => f.write_str("the transport could not open the connection"),
             ConnectError::Timeout => f.write_str("connect timed out"),
             #[cfg(feature = "tls")]
             ConnectError::Tls(e) => write!(f, "TLS handshake failed: {e:?}"),

@@ -125,7 +125,7 @@ impl<'d, G: RngCore + CryptoRng, const R: usize> Runner<'d, G, R> {
                 let mut connection: TlsConnection<'_, SplitSocket<'_, '_>, Aes128GcmSha256> =
                     TlsConnection::new(io, tls_read, tls_write);
                 let tls_config = TlsConfig::new().with_server_name(tls.server_name);
-                let provider = VerifyingProvider::new(rng, tls.ca_der);
+                let provider = VerifyingProvider::new(rng, tls);
                 with_deadline(deadline, connection.open(TlsContext::new(&tls_config, provider)))
                     .await
                     .map_err(|_| ConnectError::Timeout)?
@@ -144,7 +144,7 @@ impl<'d, G: RngCore + CryptoRng, const R: usize> Runner<'d, G, R> {
 
 /// Where received bytes come from: hands buffered bytes to `f`, which returns how many it
 /// took; the rest stays buffered for the next call. Returns (offered, taken).
-trait Input {
+pub(crate) trait Input {
     async fn feed(&mut self, f: impl FnOnce(&[u8]) -> usize) -> Result<(usize, usize), ConnectError>;
 }
 
@@ -176,7 +176,7 @@ impl<'a, 'h: 'a, 's: 'a> Input for TlsReader<'a, SplitSocket<'h, 's>, Aes128GcmS
 /// Reading and writing run side by side (a TLS record read cannot be interrupted without
 /// losing bytes, so it is never raced against a timer): the reader feeds the session, the
 /// writer sends what the session queued, routes its events and wakes it at its deadlines.
-async fn serve<const R: usize>(
+pub(crate) async fn serve<const R: usize>(
     shared: &Shared<'_, R>,
     mut input: impl Input,
     mut output: impl Write,

@@ -1,30 +1,62 @@
-//! TLS plumbing: the verifying crypto provider and a cloneable socket for a split TLS
-//! connection.
+//! TLS on the device: the certificate verifier (trust-anchor bundle, SPKI pins, validity
+//! dates), the shipped root certificates, time sources, and the socket plumbing of a split
+//! TLS connection.
+//!
+//! The runner uses all of this through [`crate::Tls`]; [`VerifyingProvider`] is public
+//! so that embedded-tls can be run with the same checks over another transport.
 
 use core::cell::RefCell;
 
 use embassy_net::tcp::{TcpReader, TcpWriter};
 use embedded_io_async::{ErrorKind, ErrorType, Read, Write};
-use embedded_tls::pki::CertVerifier;
-use embedded_tls::{Aes128GcmSha256, Certificate, CryptoProvider, NoClock, TlsError, TlsVerifier};
+use embedded_tls::{Aes128GcmSha256, CryptoProvider, TlsError, TlsVerifier};
 use rand_core::{CryptoRng, RngCore};
 
-/// Largest server certificate (DER) the verifier keeps while it checks the handshake
-/// signature.
-pub const MAX_CERTIFICATE: usize = 4096;
+mod cert;
+pub mod roots;
+mod time;
+mod verify;
 
-/// A crypto provider that checks the server certificate against one trusted CA.
+pub use time::{FixedTime, SyncedClock, TimeSource};
+pub use verify::Verifier;
+
+use crate::Tls;
+
+/// Largest certificate chain (DER bytes, as the server sends it) the verifier keeps while
+/// it checks the handshake signature. RSA chains are larger (a Sectigo leaf, intermediate
+/// and cross-signed root take about 5 KB).
+#[cfg(not(feature = "tls-rsa"))]
+pub const MAX_CERTIFICATE: usize = 4096;
+/// Largest certificate chain (DER bytes, as the server sends it) the verifier keeps while
+/// it checks the handshake signature. RSA chains are larger (a Sectigo leaf, intermediate
+/// and cross-signed root take about 5 KB).
+#[cfg(feature = "tls-rsa")]
+pub const MAX_CERTIFICATE: usize = 6144;
+
+/// An embedded-tls crypto provider that checks the server as [`Tls`] says, with the
+/// device's RNG.
 ///
-/// The clock is [`NoClock`]: a microcontroller has no trusted wall-clock time at boot, so
-/// validity periods are not checked (see the crate documentation).
-pub(crate) struct VerifyingProvider<'a, G> {
-    pub(crate) rng: &'a mut G,
-    pub(crate) verifier: CertVerifier<'a, Aes128GcmSha256, NoClock, MAX_CERTIFICATE>,
+/// ```
+/// # fn check(rng: &mut rand_core::OsRng) {
+/// use embedded_tls::{TlsConfig, TlsContext};
+/// use thinger_embassy::Tls;
+/// use thinger_embassy::tls::{VerifyingProvider, roots};
+/// let tls = Tls::new("iot.thinger.io", roots::THINGER_CLOUD);
+/// let config = TlsConfig::new().with_server_name(tls.server_name);
+/// let context = TlsContext::new(&config, VerifyingProvider::new(rng, tls));
+/// // connection.open(context).await? on a TlsConnection over any transport
+/// # drop(context);
+/// # }
+/// ```
+pub struct VerifyingProvider<'a, G> {
+    rng: &'a mut G,
+    verifier: Verifier<'a>,
 }
 
 impl<'a, G: RngCore + CryptoRng> VerifyingProvider<'a, G> {
-    pub(crate) fn new(rng: &'a mut G, ca_der: &'a [u8]) -> Self {
-        VerifyingProvider { rng, verifier: CertVerifier::new(Certificate::X509(ca_der)) }
+    /// A provider for one handshake.
+    pub fn new(rng: &'a mut G, tls: Tls<'a>) -> Self {
+        VerifyingProvider { rng, verifier: Verifier::new(tls) }
     }
 }
 
