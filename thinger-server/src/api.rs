@@ -19,10 +19,11 @@ use thinger_core::pson::Value;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::DeviceError;
-use crate::hub::{Command, DeviceInfo, DeviceRequest, Hub, Lookup, RawReply};
+use crate::hub::{DeviceInfo, Hub, Lookup};
 use crate::store::{BucketQuery, Op};
 use crate::transport::split_ws;
 use crate::util::{constant_time_eq, error_message};
+use crate::vocab::{Command, DeviceRequest, RawReply};
 
 type Shared = State<Arc<Hub>>;
 

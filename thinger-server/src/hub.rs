@@ -12,67 +12,7 @@ use crate::config::ServerConfig;
 use crate::error::DeviceError;
 use crate::store::Store;
 use crate::util::{constant_time_eq, now_ms};
-
-/// Something devices may be subscribed to. Delivered to every connected device of `user`;
-/// each connection matches it against its own subscriptions.
-#[derive(Debug, Clone)]
-pub(crate) enum HubEvent {
-    /// A property was stored (by a device or the REST API).
-    Property { user: String, device: String, property: String, value: Value },
-    /// A device published on an MQTT topic.
-    Topic { user: String, topic: String, payload: Value },
-    /// A device connected or disconnected.
-    State { user: String, device: String, connected: bool },
-}
-
-impl HubEvent {
-    fn user(&self) -> &str {
-        match self {
-            HubEvent::Property { user, .. } | HubEvent::Topic { user, .. } | HubEvent::State { user, .. } => user,
-        }
-    }
-}
-
-/// A device's reply to a server request.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct RawReply {
-    pub ok: bool,
-    pub code: Option<u64>,
-    pub payload: Option<Value>,
-}
-
-/// A request the server sends to a device.
-#[derive(Debug, Clone)]
-pub(crate) enum DeviceRequest {
-    Run { resource: String, input: Option<Value> },
-    Describe { resource: Option<String> },
-}
-
-pub(crate) type ReplyTx = oneshot::Sender<Result<RawReply, DeviceError>>;
-
-/// What other parts of the server ask of one connection.
-pub(crate) enum Command {
-    Request {
-        request: DeviceRequest,
-        reply: ReplyTx,
-    },
-    StartStream {
-        resource: String,
-        interval: Option<u64>,
-        sink_id: u64,
-        sink: mpsc::Sender<Value>,
-        reply: oneshot::Sender<Result<(), DeviceError>>,
-    },
-    StopStream {
-        resource: String,
-        sink_id: u64,
-    },
-    Event(Arc<HubEvent>),
-    Disconnect {
-        code: u64,
-        reason: &'static str,
-    },
-}
+use crate::vocab::{Command, DeviceRequest, HubEvent, REASON_REPLACED, RawReply};
 
 /// A live connection of a device.
 pub(crate) struct Live {
@@ -226,10 +166,8 @@ impl Hub {
             replaced
         };
         if let Some(old) = replaced {
-            let _ = old.tx.send(Command::Disconnect {
-                code: crate::conn::REASON_REPLACED,
-                reason: "replaced by a newer connection",
-            });
+            let _ =
+                old.tx.send(Command::Disconnect { code: REASON_REPLACED, reason: "replaced by a newer connection" });
         }
         self.dispatch(HubEvent::State { user: user.to_owned(), device: device.to_owned(), connected: true });
         Ok(())

@@ -41,6 +41,7 @@ mod store;
 mod tls;
 mod transport;
 mod util;
+mod vocab;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -59,7 +60,8 @@ pub use config::{
 pub use error::{DeviceError, ServerError};
 pub use tls::GeneratedPki;
 
-use crate::hub::{Command, DeviceRequest, Hub, Lookup};
+use crate::hub::{Hub, Lookup};
+use crate::vocab::{Command, DeviceRequest};
 
 /// `docs/server.md`, included so that its examples run as doc tests.
 #[cfg(doctest)]
@@ -220,10 +222,18 @@ impl Server {
                 }
             }
         }));
-        tasks.push(tokio::spawn(transport::accept_tcp(Arc::clone(&hub), tcp)));
+        let handler: transport::Handler = {
+            let hub = Arc::clone(&hub);
+            Arc::new(move |reader, writer, peer, name| {
+                Box::pin(conn::serve(Arc::clone(&hub), reader, writer, peer, name))
+            })
+        };
+        tasks.push(tokio::spawn(transport::accept_tcp(tcp, Arc::clone(&handler), hub.shutdown.clone())));
         if let (Some(listener), Some(setup)) = (tls_listener, tls) {
             let acceptor = TlsAcceptor::from(setup.config);
-            tasks.push(tokio::spawn(transport::accept_tls(Arc::clone(&hub), listener, acceptor)));
+            let timeout = hub.config.auth_timeout;
+            let accept = transport::accept_tls(listener, acceptor, timeout, Arc::clone(&handler), hub.shutdown.clone());
+            tasks.push(tokio::spawn(accept));
         }
         let app = api::router(Arc::clone(&hub)).into_make_service_with_connect_info::<SocketAddr>();
         let mut http_shutdown = hub.shutdown.clone();
@@ -484,7 +494,7 @@ impl Server {
     }
 }
 
-fn into_reply(r: Result<hub::RawReply, DeviceError>) -> Result<DeviceReply, DeviceError> {
+fn into_reply(r: Result<vocab::RawReply, DeviceError>) -> Result<DeviceReply, DeviceError> {
     let r = r?;
     if r.ok {
         Ok(DeviceReply { code: r.code, payload: r.payload })

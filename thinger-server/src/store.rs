@@ -16,8 +16,8 @@ use thinger_core::pson::Value;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::ServerError;
-use crate::hub::HubEvent;
 use crate::util::now_ms;
+use crate::vocab::HubEvent;
 
 const PROPS: TableDefinition<(&str, &str, &str), &[u8]> = TableDefinition::new("properties");
 const BUCKET_META: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("bucket_meta");

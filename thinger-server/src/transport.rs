@@ -14,7 +14,12 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 
-use crate::hub::Hub;
+use futures_util::future::BoxFuture;
+use tokio::sync::watch;
+
+/// What runs a device connection once its transport is up: given the two halves, the peer
+/// address and the transport's name. The listeners are handed one instead of knowing it.
+pub(crate) type Handler = Arc<dyn Fn(Reader, Writer, SocketAddr, &'static str) -> BoxFuture<'static, ()> + Send + Sync>;
 
 /// A byte stream (TCP or TLS over TCP).
 pub(crate) trait ByteStream: AsyncRead + AsyncWrite + Send + Unpin {}
@@ -195,8 +200,7 @@ pub(crate) fn split_ws(ws: WebSocket) -> (Reader, Writer) {
 }
 
 /// Accepts plain TCP devices until shutdown.
-pub(crate) async fn accept_tcp(hub: Arc<Hub>, listener: TcpListener) {
-    let mut shutdown = hub.shutdown.clone();
+pub(crate) async fn accept_tcp(listener: TcpListener, handler: Handler, mut shutdown: watch::Receiver<bool>) {
     loop {
         tokio::select! {
             _ = shutdown.changed() => break,
@@ -204,7 +208,7 @@ pub(crate) async fn accept_tcp(hub: Arc<Hub>, listener: TcpListener) {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
                     let (reader, writer) = split_stream(Box::new(stream));
-                    tokio::spawn(crate::conn::serve(Arc::clone(&hub), reader, writer, peer, "tcp"));
+                    tokio::spawn(handler(reader, writer, peer, "tcp"));
                 }
                 Err(e) => accept_error(e).await,
             },
@@ -212,22 +216,27 @@ pub(crate) async fn accept_tcp(hub: Arc<Hub>, listener: TcpListener) {
     }
 }
 
-/// Accepts TLS devices until shutdown.
-pub(crate) async fn accept_tls(hub: Arc<Hub>, listener: TcpListener, acceptor: TlsAcceptor) {
-    let mut shutdown = hub.shutdown.clone();
+/// Accepts TLS devices until shutdown; a handshake must finish within `handshake_timeout`.
+pub(crate) async fn accept_tls(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    handshake_timeout: Duration,
+    handler: Handler,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         tokio::select! {
             _ = shutdown.changed() => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    let hub = Arc::clone(&hub);
+                    let handler = Arc::clone(&handler);
                     let acceptor = acceptor.clone();
                     tokio::spawn(async move {
-                        match tokio::time::timeout(hub.config.auth_timeout, acceptor.accept(stream)).await {
+                        match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
                             Ok(Ok(tls)) => {
                                 let (reader, writer) = split_stream(Box::new(tls));
-                                crate::conn::serve(hub, reader, writer, peer, "tls").await;
+                                handler(reader, writer, peer, "tls").await;
                             }
                             Ok(Err(e)) => tracing::info!(%peer, error = %e, "TLS handshake failed"),
                             Err(_) => tracing::info!(%peer, "TLS handshake timed out"),
