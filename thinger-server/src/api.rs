@@ -5,7 +5,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -93,7 +93,8 @@ async fn not_found() -> ApiError {
 }
 
 async fn health(State(hub): Shared) -> Json<serde_json::Value> {
-    Json(json!({ "status": "ok", "devices": hub.connected() }))
+    Json(json!({ "status": "ok", "devices": hub.connected(), "dropped_events": hub.dropped_events(),
+                "refused_connections": hub.guard.refused() }))
 }
 
 async fn websocket(State(hub): Shared, ConnectInfo(peer): ConnectInfo<SocketAddr>, ws: WebSocketUpgrade) -> Response {
@@ -168,6 +169,43 @@ async fn read_resource(
     reply_response(hub.request(&user, &device, DeviceRequest::Run { resource, input: None }).await)
 }
 
+/// Reads a request body, at most `max_body_size` bytes (chunked included) within the body
+/// timeout; 413 beyond the size, 408 past the time.
+async fn read_body(hub: &Hub, body: Body) -> Result<Bytes, ApiError> {
+    let limits = &hub.config.limits;
+    match tokio::time::timeout(limits.http_body_timeout, axum::body::to_bytes(body, limits.max_body_size)).await {
+        Err(_) => Err(ApiError::new(408, "request body not received in time")),
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(e)) => {
+            let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+            let mut too_large = false;
+            while let Some(s) = source {
+                too_large |= s.is::<http_body_util::LengthLimitError>();
+                source = s.source();
+            }
+            if too_large {
+                Err(ApiError::new(413, format!("request body larger than {} bytes", limits.max_body_size)))
+            } else {
+                Err(ApiError::new(400, format!("cannot read the request body: {e}")))
+            }
+        }
+    }
+}
+
+/// Refuses (413) a property value that, delivered as an event, would not fit the device's
+/// frame limit: it is checked before it is stored, so no subscriber is ever sent it.
+fn check_property_size(hub: &Hub, device: &str, property: &str, value: &Value) -> Result<(), ApiError> {
+    let limit = hub.config.limits.device_frame_limit;
+    let size = crate::util::event_size(device, property, value);
+    if size > limit {
+        return Err(ApiError::new(
+            413,
+            format!("property value of {size} bytes as a frame does not fit the device's frame limit of {limit} bytes"),
+        ));
+    }
+    Ok(())
+}
+
 /// Parses a JSON request body into a PSON value (`None` for an empty body).
 fn json_body(body: &Bytes) -> Result<Option<Value>, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
@@ -179,8 +217,9 @@ fn json_body(body: &Bytes) -> Result<Option<Value>, ApiError> {
 async fn write_resource(
     State(hub): Shared,
     Path((user, device, resource)): Path<(String, String, String)>,
-    body: Bytes,
+    body: Body,
 ) -> ApiResult {
+    let body = read_body(&hub, body).await?;
     let input = json_body(&body)?.map(|v| match v {
         // {"in": value} is the cloud's form; anything else is the value itself.
         Value::Map(mut pairs) if pairs.len() == 1 && pairs.first().is_some_and(|(k, _)| k == "in") => {
@@ -273,14 +312,16 @@ async fn get_property(State(hub): Shared, Path((user, device, property)): Path<(
 async fn put_property(
     State(hub): Shared,
     Path((user, device, property)): Path<(String, String, String)>,
-    body: Bytes,
+    body: Body,
 ) -> ApiResult {
+    let body = read_body(&hub, body).await?;
     let body = json_body(&body)?.ok_or_else(|| ApiError::new(400, "missing property value"))?;
     // The cloud's form is {"value": ...}; a body without "value" is the value itself.
     let value = match body.get("value") {
         Some(v) if body.as_map().is_some() => v.clone(),
         _ => body,
     };
+    check_property_size(&hub, &device, &property, &value)?;
     let (u, d, p) = (user.clone(), device.clone(), property.clone());
     hub.store
         .ask(|reply| Op::SetProperty { user: u, device: d, property: p, value, reply })

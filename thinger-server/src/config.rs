@@ -8,6 +8,7 @@ use serde::Deserialize;
 use thinger_core::pson::Value;
 
 use crate::error::ServerError;
+use crate::limits::Limits;
 
 /// Default port of plain IOTMP over TCP (the Thinger.io port).
 pub const DEFAULT_TCP_PORT: u16 = 25204;
@@ -218,6 +219,9 @@ pub struct ServerConfig {
     pub keepalive: Duration,
     /// How long a new connection may take to send its CONNECT (and finish TLS).
     pub auth_timeout: Duration,
+    /// Sizes, timeouts and caps that protect the server and its devices from hostile or
+    /// careless clients (see `docs/server.md`, "Security").
+    pub limits: Limits,
     /// Endpoints devices may call. Empty: every endpoint name is accepted (and recorded);
     /// otherwise unknown ones get ERROR 404.
     pub endpoints: Vec<EndpointConfig>,
@@ -239,6 +243,7 @@ impl Default for ServerConfig {
             ca_out: None,
             data_dir: None,
             max_frame_size: DEFAULT_MAX_FRAME_SIZE,
+            limits: Limits::default(),
             max_devices: 10_000,
             api_token: None,
             device_timeout: Duration::from_secs(10),
@@ -412,6 +417,18 @@ impl ServerConfig {
     /// ```
     pub fn keepalive(mut self, interval: Duration) -> Self {
         self.keepalive = interval;
+        self
+    }
+
+    /// Sets the limits (sizes, timeouts, caps).
+    ///
+    /// ```
+    /// use thinger_server::{Limits, ServerConfig};
+    /// let c = ServerConfig::local().limits(Limits { device_frame_limit: 4096, ..Limits::default() });
+    /// assert_eq!(c.limits.device_frame_limit, 4096);
+    /// ```
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
         self
     }
 

@@ -10,9 +10,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::ServerConfig;
 use crate::error::DeviceError;
+use crate::guard::Guard;
 use crate::store::Store;
 use crate::util::{constant_time_eq, now_ms};
-use crate::vocab::{Command, DeviceRequest, HubEvent, REASON_REPLACED, RawReply};
+use crate::vocab::{Command, DeviceRequest, EventTx, HubEvent, REASON_REPLACED, RawReply};
 
 /// A live connection of a device.
 pub(crate) struct Live {
@@ -100,11 +101,17 @@ struct Devices {
 pub(crate) struct Hub {
     pub config: ServerConfig,
     pub store: Store,
+    /// Admission before authentication and credential throttling.
+    pub guard: Guard,
     credentials: HashMap<(String, String), String>,
     devices: Mutex<Devices>,
+    /// Connections that subscribed to something, by user: the only ones events go to.
+    subscribers: Mutex<HashMap<String, HashMap<u64, EventTx>>>,
     syncs: Mutex<HashMap<(String, String), SyncState>>,
     retained: Mutex<HashMap<String, BTreeMap<String, Value>>>,
     ids: AtomicU64,
+    /// Events not delivered: too large for a device, or its event queue was full.
+    dropped_events: AtomicU64,
     pub shutdown: watch::Receiver<bool>,
 }
 
@@ -123,13 +130,16 @@ impl Hub {
             devices.users.entry(c.user.clone()).or_default().entry(c.device.clone()).or_default();
         }
         Hub {
+            guard: Guard::new(config.limits.clone()),
             config,
             store,
             credentials,
             devices: Mutex::new(devices),
+            subscribers: Mutex::new(HashMap::new()),
             syncs: Mutex::new(HashMap::new()),
             retained: Mutex::new(HashMap::new()),
             ids: AtomicU64::new(1),
+            dropped_events: AtomicU64::new(0),
             shutdown,
         }
     }
@@ -137,6 +147,16 @@ impl Hub {
     /// A process-unique id (connections, stream sinks, lock waiters).
     pub(crate) fn next_id(&self) -> u64 {
         self.ids.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Counts an event that was not delivered to a connection.
+    pub(crate) fn count_dropped_event(&self) {
+        self.dropped_events.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Events not delivered so far (too large for a device, or its queue was full).
+    pub(crate) fn dropped_events(&self) -> u64 {
+        self.dropped_events.load(Ordering::Relaxed)
     }
 
     /// Whether these credentials may connect.
@@ -224,15 +244,35 @@ impl Hub {
         lock(&self.devices).users.get(user).and_then(|d| d.get(device)).map(|e| info(device, e))
     }
 
-    /// Delivers an event to every connected device of its user.
+    /// Delivers an event to the subscribed connections of its user, outside every lock and
+    /// without waiting: a connection whose queue is full misses it (counted).
     pub(crate) fn dispatch(&self, event: HubEvent) {
+        let targets: Vec<EventTx> =
+            lock(&self.subscribers).get(event.user()).map(|m| m.values().cloned().collect()).unwrap_or_default();
+        if targets.is_empty() {
+            return;
+        }
         let event = Arc::new(event);
-        let devices = lock(&self.devices);
-        if let Some(list) = devices.users.get(event.user()) {
-            for entry in list.values() {
-                if let Some(live) = &entry.live {
-                    let _ = live.tx.send(Command::Event(Arc::clone(&event)));
-                }
+        for tx in targets {
+            match tx.try_send(Arc::clone(&event)) {
+                Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
+                Err(mpsc::error::TrySendError::Full(_)) => self.count_dropped_event(),
+            }
+        }
+    }
+
+    /// Adds a connection to its user's subscribers (it opened a subscription).
+    pub(crate) fn subscribe(&self, user: &str, conn_id: u64, tx: EventTx) {
+        lock(&self.subscribers).entry(user.to_owned()).or_default().insert(conn_id, tx);
+    }
+
+    /// Removes a connection from its user's subscribers.
+    pub(crate) fn unsubscribe(&self, user: &str, conn_id: u64) {
+        let mut subs = lock(&self.subscribers);
+        if let Some(m) = subs.get_mut(user) {
+            m.remove(&conn_id);
+            if m.is_empty() {
+                subs.remove(user);
             }
         }
     }

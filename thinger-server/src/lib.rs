@@ -36,7 +36,10 @@ mod api;
 mod config;
 mod conn;
 mod error;
+mod guard;
+mod http;
 mod hub;
+mod limits;
 mod store;
 mod tls;
 mod transport;
@@ -58,6 +61,7 @@ pub use config::{
     ServerConfig, TlsMode, load_credentials, parse_credentials,
 };
 pub use error::{DeviceError, ServerError};
+pub use limits::{DEFAULT_DEVICE_FRAME_LIMIT, Limits};
 pub use tls::GeneratedPki;
 
 use crate::hub::{Hub, Lookup};
@@ -235,16 +239,11 @@ impl Server {
             let accept = transport::accept_tls(listener, acceptor, timeout, Arc::clone(&handler), hub.shutdown.clone());
             tasks.push(tokio::spawn(accept));
         }
-        let app = api::router(Arc::clone(&hub)).into_make_service_with_connect_info::<SocketAddr>();
-        let mut http_shutdown = hub.shutdown.clone();
-        tasks.push(tokio::spawn(async move {
-            let stop = async move {
-                let _ = http_shutdown.changed().await;
-            };
-            if let Err(e) = axum::serve(http, app).with_graceful_shutdown(stop).await {
-                tracing::error!(error = %e, "HTTP server failed");
-            }
-        }));
+        let settings = http::HttpSettings {
+            header_timeout: hub.config.limits.http_header_timeout,
+            max_connections: hub.config.limits.max_http_connections,
+        };
+        tasks.push(tokio::spawn(http::serve(http, api::router(Arc::clone(&hub)), settings, hub.shutdown.clone())));
         tracing::info!(%tcp_addr, tls_addr = ?tls_addr, %http_addr, "thinger-server listening");
         Ok(Server { hub, tcp_addr, tls_addr, http_addr, ca_pem, shutdown, tasks })
     }

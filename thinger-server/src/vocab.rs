@@ -20,6 +20,9 @@ pub(crate) const REFUSE_FULL: u64 = 503;
 
 /// DISCONNECT F2: protocol violation (bad framing, oversized frame, no CONNECT first).
 pub(crate) const REASON_PROTOCOL: u64 = 4;
+/// DISCONNECT F2: not let in now (too many connections waiting to authenticate, or too
+/// many wrong credentials from this address); retry later.
+pub(crate) const REASON_BUSY: u64 = 9;
 /// DISCONNECT F2: another connection of the same device replaced this one.
 pub(crate) const REASON_REPLACED: u64 = 6;
 /// DISCONNECT F2: the server is shutting down.
@@ -27,8 +30,8 @@ pub(crate) const REASON_SHUTDOWN: u64 = 7;
 /// DISCONNECT F2: nothing received for 1.15 × keep-alive.
 pub(crate) const REASON_TIMEOUT: u64 = 8;
 
-/// Something devices may be subscribed to. Delivered to every connected device of `user`;
-/// each connection matches it against its own subscriptions.
+/// Something devices may be subscribed to. Delivered to the connections of `user` that
+/// subscribed to anything; each matches it against its own subscriptions.
 #[derive(Debug, Clone)]
 pub(crate) enum HubEvent {
     /// A property was stored (by a device or the REST API).
@@ -46,6 +49,9 @@ impl HubEvent {
         }
     }
 }
+
+/// The bounded queue of events to one subscribed connection.
+pub(crate) type EventTx = mpsc::Sender<Arc<HubEvent>>;
 
 /// A device's reply to a server request.
 #[derive(Debug, Clone, PartialEq)]
@@ -81,7 +87,6 @@ pub(crate) enum Command {
         resource: String,
         sink_id: u64,
     },
-    Event(Arc<HubEvent>),
     Disconnect {
         code: u64,
         reason: &'static str,

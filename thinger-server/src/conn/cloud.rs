@@ -18,6 +18,15 @@ use crate::vocab::DeviceRequest;
 /// The cloud-call code of subscribe (subscriptions use START_STREAM with this `F4`).
 pub(super) const SUBSCRIBE_CODE: u64 = 8;
 
+/// The reply itself when it fits the device's frame limit, else ERROR 413 in its place.
+fn fit(frame: Vec<u8>, sid: u16, limit: usize) -> Vec<u8> {
+    if frame.len() <= limit {
+        frame
+    } else {
+        error(sid, 413, &format!("reply of {} bytes exceeds the device's frame limit of {limit} bytes", frame.len()))
+    }
+}
+
 impl Conn {
     pub(super) fn on_cloud_call(&mut self, msg: &Message<'_>) {
         let sid = msg.stream_id;
@@ -65,12 +74,13 @@ impl Conn {
             return;
         }
         let out = self.out.clone();
+        let limit = self.frame_limit;
         tokio::spawn(async move {
             let frame = match rx.await {
                 Ok(result) => answer(result),
                 Err(_) => error(sid, 500, "storage failure"),
             };
-            out.send(frame);
+            out.send(fit(frame, sid, limit));
         });
     }
 
@@ -146,6 +156,7 @@ impl Conn {
         let hub = Arc::clone(&self.hub);
         let out = self.out.clone();
         let user = self.user.clone();
+        let limit = self.frame_limit;
         tokio::spawn(async move {
             let frame = match hub.request(&user, &device, DeviceRequest::Run { resource, input }).await {
                 Ok(r) => {
@@ -153,9 +164,10 @@ impl Conn {
                     encode(kind, sid, r.code.map(F::U), r.payload.as_ref().map(F::V), None)
                 }
                 Err(DeviceError::Timeout) => error(sid, 504, "device did not answer in time"),
+                Err(DeviceError::TooLarge { .. }) => error(sid, 413, "request too large for the target device"),
                 Err(_) => error(sid, 503, "device offline"),
             };
-            out.send(frame);
+            out.send(fit(frame, sid, limit));
         });
     }
 

@@ -19,40 +19,55 @@ pub(super) struct Authenticated {
     pub(super) consumed: usize,
 }
 
-/// Reads the first frame, which must be a CONNECT with good credentials (refusals are answered here).
+/// Why a handshake failed.
+pub(super) enum Refused {
+    /// Answered (or not answerable) here; the text says why, for the log.
+    Other(String),
+    /// Wrong credentials: not answered yet, so that the answer can be delayed.
+    Credentials { sid: u16, user: String, device: String },
+}
+
+impl From<String> for Refused {
+    fn from(reason: String) -> Self {
+        Refused::Other(reason)
+    }
+}
+
+/// Reads the first frame, which must be a CONNECT with good credentials (refusals other
+/// than wrong credentials are answered here).
 pub(super) async fn authenticate(
     hub: &Hub,
     reader: &mut Reader,
     buf: &mut Vec<u8>,
     out: &Outbox,
-) -> Result<Authenticated, String> {
+) -> Result<Authenticated, Refused> {
     loop {
         match parse_frame(buf, hub.config.max_frame_size) {
             Err(e) => {
                 out.send(disconnect(REASON_PROTOCOL, &e.to_string()));
-                return Err(format!("protocol error: {e}"));
+                return Err(format!("protocol error: {e}").into());
             }
             Ok(Some((frame, consumed))) => return check_connect(hub, frame, consumed, out),
             Ok(None) => {}
         }
         match reader.read(buf).await {
-            Ok(0) => return Err("connection closed".into()),
+            Ok(0) => return Err(Refused::Other("connection closed".into())),
             Ok(_) => {}
-            Err(e) => return Err(format!("read error: {e}")),
+            Err(e) => return Err(format!("read error: {e}").into()),
         }
     }
 }
 
-fn check_connect(hub: &Hub, frame: RawFrame<'_>, consumed: usize, out: &Outbox) -> Result<Authenticated, String> {
+fn check_connect(hub: &Hub, frame: RawFrame<'_>, consumed: usize, out: &Outbox) -> Result<Authenticated, Refused> {
     if frame.msg_type != MessageType::Connect as u32 {
         out.send(disconnect(REASON_PROTOCOL, "the first frame must be CONNECT"));
-        return Err(format!("first frame was of type {}, not CONNECT", frame.msg_type));
+        return Err(format!("first frame was of type {}, not CONNECT", frame.msg_type).into());
     }
     let msg = match frame.message() {
         Ok(m) => m,
         Err(e) => {
             out.send(error(e.stream_id, REFUSE_ENCODING, &e.to_string()));
-            return Err(format!("bad CONNECT: {e}"));
+            return Err(format!("bad CONNECT: {e}").into());
         }
     };
     let sid = msg.stream_id;
@@ -63,7 +78,7 @@ fn check_connect(hub: &Hub, frame: RawFrame<'_>, consumed: usize, out: &Outbox) 
     let Some([user, device, credential]) = creds.as_deref().map(|c| <[&str; 3]>::try_from(c).ok()).unwrap_or(None)
     else {
         out.send(error(sid, REFUSE_CREDENTIALS, "CONNECT payload must be [user, device, credential]"));
-        return Err("malformed CONNECT credentials".into());
+        return Err(Refused::Other("malformed CONNECT credentials".into()));
     };
     let mut keepalive = hub.config.keepalive;
     if let Some(PsonRef::Map(params)) = msg.parameters.map(|p| p.as_pson()) {
@@ -72,7 +87,7 @@ fn check_connect(hub: &Hub, frame: RawFrame<'_>, consumed: usize, out: &Outbox) 
                 Some(s @ 1..=1800) => keepalive = Duration::from_secs(s),
                 _ => {
                     out.send(error(sid, REFUSE_KEEPALIVE, "keep-alive must be 1..=1800 seconds"));
-                    return Err(format!("bad keep-alive from {user}/{device}"));
+                    return Err(format!("bad keep-alive from {user}/{device}").into());
                 }
             }
         }
@@ -80,12 +95,11 @@ fn check_connect(hub: &Hub, frame: RawFrame<'_>, consumed: usize, out: &Outbox) 
             && pv.as_u64() != Some(1)
         {
             out.send(error(sid, REFUSE_ENCODING, "only protocol version 1 (PSON) is supported"));
-            return Err(format!("unsupported protocol version from {user}/{device}"));
+            return Err(format!("unsupported protocol version from {user}/{device}").into());
         }
     }
     if !hub.authenticate(user, device, credential) {
-        out.send(error(sid, REFUSE_CREDENTIALS, "bad credentials"));
-        return Err(format!("authentication refused for {user}/{device}"));
+        return Err(Refused::Credentials { sid, user: user.to_owned(), device: device.to_owned() });
     }
     Ok(Authenticated { sid, user: user.to_owned(), device: device.to_owned(), keepalive, consumed })
 }

@@ -20,11 +20,14 @@ use thinger_core::iotmp::{FrameError, MessageErrorKind, MessageType, RawFrame, p
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use crate::guard::Refusal;
 use crate::hub::{Hub, Live, RegisterError};
 use crate::transport::{Reader, Writer, peer_string, spawn_writer};
 use crate::util::{KEEP_ALIVE, disconnect, error, now_ms, ok, random_u64};
-use crate::vocab::{Command, REASON_PROTOCOL, REASON_SHUTDOWN, REASON_TIMEOUT, REFUSE_FULL};
-use handshake::{Authenticated, authenticate};
+use crate::vocab::{
+    Command, HubEvent, REASON_BUSY, REASON_PROTOCOL, REASON_SHUTDOWN, REASON_TIMEOUT, REFUSE_CREDENTIALS, REFUSE_FULL,
+};
+use handshake::{Authenticated, Refused, authenticate};
 use state::{Conn, Flow};
 
 /// Most bytes queued to a device before it is considered stuck.
@@ -39,24 +42,50 @@ pub(crate) async fn serve(
     transport: &'static str,
 ) {
     let address = peer_string(peer);
-    tracing::info!(peer = %address, transport, "connection opened");
     let out = spawn_writer(writer, MIN_OUTBOX_LIMIT.max(hub.config.max_frame_size.saturating_mul(16)));
+    // Until it authenticates, a connection holds one of the few places for strangers.
+    let permit = match hub.guard.admit(peer.ip()) {
+        Ok(p) => p,
+        Err(refusal) => {
+            let reason = match refusal {
+                Refusal::Busy => "too many connections waiting to authenticate".to_owned(),
+                Refusal::LockedOut(d) => format!("too many failed authentications: retry in {} ms", d.as_millis()),
+            };
+            tracing::debug!(peer = %address, transport, "refused: {reason}");
+            out.send(disconnect(REASON_BUSY, &reason));
+            out.close();
+            return;
+        }
+    };
+    tracing::debug!(peer = %address, transport, "connection opened");
     let mut buf = Vec::new();
     let auth = tokio::time::timeout(hub.config.auth_timeout, authenticate(&hub, &mut reader, &mut buf, &out)).await;
     let session = match auth {
         Err(_) => {
-            tracing::info!(peer = %address, transport, "closed: no CONNECT in time");
+            tracing::debug!(peer = %address, transport, "closed: no CONNECT in time");
+            out.send(disconnect(REASON_TIMEOUT, "no CONNECT in time"));
             out.close();
             return;
         }
-        Ok(Err(reason)) => {
-            tracing::info!(peer = %address, transport, "closed before authentication: {reason}");
+        Ok(Err(Refused::Credentials { sid, user, device })) => {
+            // Wrong credentials: answered late when they keep coming for this device; the
+            // attempt is logged in aggregate by the guard.
+            let delay = hub.guard.failed(peer.ip(), &user, &device);
+            tokio::time::sleep(delay.min(hub.config.auth_timeout)).await;
+            out.send(error(sid, REFUSE_CREDENTIALS, "bad credentials"));
+            out.close();
+            return;
+        }
+        Ok(Err(Refused::Other(reason))) => {
+            tracing::debug!(peer = %address, transport, "closed before authentication: {reason}");
             out.close();
             return;
         }
         Ok(Ok(s)) => s,
     };
+    drop(permit);
     let Authenticated { sid, user, device, keepalive, consumed } = session;
+    hub.guard.succeeded(&user, &device);
     buf.drain(..consumed.min(buf.len()));
 
     let conn_id = hub.next_id();
@@ -71,6 +100,7 @@ pub(crate) async fn serve(
     out.send(ok(sid, None));
     tracing::info!(peer = %address, transport, %user, %device, keepalive_ms = keepalive.as_millis() as u64, "authenticated");
 
+    let (event_tx, event_rx) = mpsc::channel(hub.config.limits.event_queue.max(1));
     let mut conn = Conn {
         hub: Arc::clone(&hub),
         conn_id,
@@ -82,10 +112,16 @@ pub(crate) async fn serve(
         stream_by_sid: HashMap::new(),
         subs: HashMap::new(),
         next_sid: (random_u64() & 0xffff) as u16,
+        frame_limit: hub.config.limits.device_frame_limit,
+        events: event_tx,
+        subscribed: false,
     };
-    let reason = conn.run(reader, buf, cmd_rx, keepalive).await;
+    let reason = conn.run(reader, buf, cmd_rx, event_rx, keepalive).await;
     tracing::info!(peer = %address, transport, user = %conn.user, device = %conn.device, "disconnected: {reason}");
     conn.out.close();
+    if conn.subscribed {
+        hub.unsubscribe(&conn.user, conn_id);
+    }
     hub.unregister(&conn.user, &conn.device, conn_id);
 }
 
@@ -95,6 +131,7 @@ impl Conn {
         mut reader: Reader,
         mut buf: Vec<u8>,
         mut cmd_rx: mpsc::UnboundedReceiver<Command>,
+        mut event_rx: mpsc::Receiver<Arc<HubEvent>>,
         keepalive: Duration,
     ) -> String {
         let silence = keepalive.mul_f64(1.15);
@@ -122,6 +159,7 @@ impl Conn {
                         return reason;
                     }
                 }
+                Some(event) = event_rx.recv() => self.on_event(&event),
                 read = reader.read(&mut buf) => match read {
                     Ok(0) => {
                         if buf.is_empty() {

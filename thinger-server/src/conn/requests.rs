@@ -50,6 +50,10 @@ impl Conn {
                         encode(MessageType::Describe, sid, None, None, resource.as_deref().map(F::S))
                     }
                 };
+                if frame.len() > self.frame_limit {
+                    let _ = reply.send(Err(DeviceError::TooLarge { size: frame.len(), limit: self.frame_limit }));
+                    return Flow::Continue;
+                }
                 let deadline = self.deadline();
                 self.pending.insert(sid, Pending::Request { reply, deadline });
                 self.out.send(frame);
@@ -63,7 +67,6 @@ impl Conn {
                 }
                 self.close_idle_stream(&resource);
             }
-            Command::Event(event) => self.on_event(&event),
             Command::Disconnect { code, reason } => {
                 self.out.send(disconnect(code, reason));
                 return Flow::Close(reason.to_owned());
@@ -117,7 +120,12 @@ impl Conn {
             let _ = reply.send(Err(DeviceError::Unavailable));
             return;
         };
-        self.out.send(Self::start_frame(sid, &resource, interval));
+        let frame = Self::start_frame(sid, &resource, interval);
+        if frame.len() > self.frame_limit {
+            let _ = reply.send(Err(DeviceError::TooLarge { size: frame.len(), limit: self.frame_limit }));
+            return;
+        }
+        self.out.send(frame);
         self.stream_by_sid.insert(sid, resource.clone());
         self.streams.insert(
             resource.clone(),

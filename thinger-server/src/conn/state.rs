@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use crate::error::DeviceError;
 use crate::hub::Hub;
 use crate::transport::Outbox;
-use crate::vocab::ReplyTx;
+use crate::vocab::{EventTx, ReplyTx};
 
 /// A request the server sent to the device, waiting for its OK/ERROR.
 pub(super) enum Pending {
@@ -57,6 +57,11 @@ pub(super) struct Conn {
     pub(super) stream_by_sid: HashMap<u16, String>,
     pub(super) subs: HashMap<u16, Subscription>,
     pub(super) next_sid: u16,
+    /// This connection's event queue, handed to the hub once it subscribes to something.
+    pub(super) events: EventTx,
+    pub(super) subscribed: bool,
+    /// Largest frame sent to this device.
+    pub(super) frame_limit: usize,
 }
 
 pub(super) enum Flow {

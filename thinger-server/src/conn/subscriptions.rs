@@ -40,9 +40,10 @@ impl Conn {
                 } else {
                     let retained = self.hub.retained_matching(&self.user, &topic);
                     self.subs.insert(sid, Subscription::Topic { filter: topic });
+                    self.listen();
                     self.out.send(ok(sid, None));
                     for (topic, payload) in retained {
-                        self.out.send(topic_frame(sid, &topic, &payload));
+                        self.send_event(topic_frame(sid, &topic, &payload));
                     }
                 }
             }
@@ -53,6 +54,7 @@ impl Conn {
                 let device = filter("device").unwrap_or_else(|| self.device.clone());
                 let current = params.get("current").and_then(Value::as_bool).unwrap_or(false);
                 self.subs.insert(sid, Subscription::Property { device: device.clone(), property: property.clone() });
+                self.listen();
                 match property {
                     Some(property) if current => {
                         let user = self.user.clone();
@@ -70,6 +72,7 @@ impl Conn {
             name => {
                 let filters = params.get("filters").cloned();
                 self.subs.insert(sid, Subscription::Event { name: name.to_owned(), filters });
+                self.listen();
                 self.out.send(ok(sid, None));
             }
         }
@@ -123,8 +126,27 @@ impl Conn {
             frames.push(encode(MessageType::StreamData, *sid, None, Some(F::V(&payload)), None));
         }
         for f in frames {
-            self.out.send(f);
+            self.send_event(f);
         }
+    }
+
+    /// Joins the hub's subscribers of this user (once): only then are events sent here.
+    fn listen(&mut self) {
+        if !self.subscribed {
+            self.subscribed = true;
+            self.hub.subscribe(&self.user, self.conn_id, self.events.clone());
+        }
+    }
+
+    /// Sends an event frame unless it would not fit the device's frame limit (then it is
+    /// dropped and counted: the device would otherwise drop its session over it).
+    fn send_event(&self, frame: Vec<u8>) {
+        if frame.len() > self.frame_limit {
+            self.hub.count_dropped_event();
+            tracing::warn!(device = %self.device, size = frame.len(), limit = self.frame_limit, "event larger than the device's frame limit dropped");
+            return;
+        }
+        self.out.send(frame);
     }
 }
 
