@@ -18,7 +18,6 @@ pub const DEFAULT_DEVICE_FRAME_LIMIT: usize = 32 * 1024;
 /// assert_eq!(l.device_frame_limit, thinger_server::DEFAULT_DEVICE_FRAME_LIMIT);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct Limits {
     /// Largest frame the server sends to a device. A REST request, a property value or a
     /// reply that would not fit is refused (HTTP 413, or ERROR 413 to the device) instead of

@@ -32,6 +32,12 @@ pub fn enc(msg: OutgoingMessage<'_>) -> Vec<u8> {
     buf
 }
 
+/// `CONNECT F1=1 F3=[user, device, credential]`.
+pub fn connect_frame(user: &str, device: &str, credential: &str) -> Vec<u8> {
+    let creds = [user, device, credential];
+    enc(OutgoingMessage::new(MessageType::Connect, 1).payload(OutField::Pson(&creds)))
+}
+
 /// A decoded frame with owned values.
 #[derive(Debug, Clone)]
 pub struct Frame {
@@ -58,6 +64,11 @@ pub struct Device {
 impl Device {
     pub async fn tcp(addr: SocketAddr) -> Device {
         let s = TcpStream::connect(addr).await.unwrap();
+        s.set_nodelay(true).unwrap();
+        Device { io: Io::Bytes(Box::new(s)), buf: Vec::new() }
+    }
+
+    pub fn from_stream(s: TcpStream) -> Device {
         s.set_nodelay(true).unwrap();
         Device { io: Io::Bytes(Box::new(s)), buf: Vec::new() }
     }
@@ -174,8 +185,7 @@ impl Device {
 
     /// Sends CONNECT (stream 1) and returns the server's answer.
     pub async fn connect(&mut self, user: &str, device: &str, credential: &str) -> Frame {
-        let creds = [user, device, credential];
-        let f = enc(OutgoingMessage::new(MessageType::Connect, 1).payload(OutField::Pson(&creds)));
+        let f = connect_frame(user, device, credential);
         self.send(f).await;
         self.frame().await
     }

@@ -1,0 +1,165 @@
+//! Hostile and careless clients: oversized REST requests, idle HTTP sockets, endless
+//! chunked bodies, crowds of unauthenticated connections and wrong credentials.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::{Device, http, online};
+use serde_json::json;
+use thinger_core::iotmp::MessageType;
+use thinger_core::pson::Value;
+use thinger_server::{Limits, Server, ServerConfig, TlsMode};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+async fn start(config: ServerConfig) -> Server {
+    Server::start(config.tls(TlsMode::Off)).await.unwrap()
+}
+
+/// Sends raw bytes over HTTP and returns the status and the JSON body.
+async fn raw_http(addr: SocketAddr, request: &[u8]) -> (u16, serde_json::Value) {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(request).await.unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut raw)).await.expect("HTTP timeout").unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").expect("no header end");
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, serde_json::from_str(body.trim()).unwrap_or(serde_json::Value::Null))
+}
+
+#[tokio::test]
+async fn oversized_rest_requests_get_413_and_the_device_keeps_its_session() {
+    let limits = Limits { http_body_timeout: Duration::from_millis(500), ..Limits::default() };
+    let server = start(ServerConfig::local().limits(limits)).await;
+    let mut d = online(server.tcp_addr(), "user1", "dev1").await;
+    let addr = server.http_addr();
+    let base = "/v3/users/user1/devices/dev1";
+
+    // A 200 kB body: fits the HTTP body limit, not the device's 32 KiB frame.
+    let big = format!("\"{}\"", "x".repeat(200_000));
+    let (status, body) = http(addr, "POST", &format!("{base}/resources/echo"), Some(&big), None).await;
+    assert_eq!(status, 413);
+    assert!(body["error"].as_str().unwrap().contains("frame limit"), "{body}");
+    // A 60,000-character resource path.
+    let path = format!("{base}/resources/{}", "p".repeat(60_000));
+    let (status, body) = http(addr, "GET", &path, None, None).await;
+    assert_eq!((status, body["error"].is_string()), (413, true));
+    // A 20,000-character property the device may be subscribed to: refused before it is stored.
+    let value = format!("{{\"value\": \"{}\"}}", "v".repeat(40_000));
+    let (status, _) = http(addr, "PUT", &format!("{base}/properties/cfg"), Some(&value), None).await;
+    assert_eq!(status, 413);
+    assert_eq!(server.property("user1", "dev1", "cfg").await, None);
+    // A body over the HTTP limit (1 MiB): 413 with a JSON error, not read whole.
+    let huge = format!("\"{}\"", "y".repeat(1_100_000));
+    let (status, body) = http(addr, "POST", &format!("{base}/resources/echo"), Some(&huge), None).await;
+    assert_eq!((status, body["error"].is_string()), (413, true), "{body}");
+    // A chunked body announcing 2^64-1 bytes and sending none: answered, not hung.
+    let chunked = format!(
+        "POST {base}/resources/echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\
+         Content-Type: application/json\r\n\r\nffffffffffffffff\r\nabc"
+    );
+    let (status, body) = raw_http(addr, chunked.as_bytes()).await;
+    assert!([400, 408, 413].contains(&status), "status {status}");
+    assert!(body["error"].is_string());
+
+    // The device saw none of it: the same session answers the next request.
+    assert!(server.is_connected("user1", "dev1"));
+    let device = tokio::spawn(async move {
+        let req = d.answer_run(Some(&Value::Uint(7))).await;
+        assert_eq!(req.resource, Some(Value::from("small")));
+        d
+    });
+    assert_eq!(http(addr, "GET", &format!("{base}/resources/small"), None, None).await, (200, json!(7)));
+    let _d = device.await.unwrap();
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn idle_http_connections_are_closed_while_devices_still_connect() {
+    let limits = Limits { http_header_timeout: Duration::from_millis(700), ..Limits::default() };
+    let server = start(ServerConfig::local().limits(limits)).await;
+    let mut idle = Vec::new();
+    for _ in 0..1000 {
+        idle.push(TcpStream::connect(server.http_addr()).await.unwrap());
+    }
+    // While they are open, a device connects and /health answers.
+    let _d = online(server.tcp_addr(), "user1", "dev1").await;
+    let (status, health) = http(server.http_addr(), "GET", "/health", None, None).await;
+    assert_eq!((status, health["devices"].as_u64()), (200, Some(1)));
+    // Every idle one is closed by the server (read returns end of stream or a reset).
+    let mut buf = [0u8; 64];
+    for mut s in idle {
+        let r =
+            tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await.expect("idle connection kept open");
+        assert!(!matches!(r, Ok(n) if n > 0));
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn unauthenticated_connections_are_capped_per_address_and_closed_with_a_reason() {
+    let limits = Limits { max_unauthenticated_per_address: 3, ..Limits::default() };
+    let config = ServerConfig::local().limits(limits).auth_timeout(Duration::from_millis(400));
+    let server = start(config).await;
+    let mut waiting = Vec::new();
+    for _ in 0..3 {
+        waiting.push(Device::tcp(server.tcp_addr()).await);
+    }
+    // The fourth is refused at once with DISCONNECT "busy".
+    let mut fourth = Device::tcp(server.tcp_addr()).await;
+    let f = fourth.recv_within(Duration::from_secs(2)).await.unwrap().expect("DISCONNECT");
+    assert!(f.is(MessageType::Disconnect));
+    assert_eq!(f.params, Some(Value::Uint(9)));
+    // The three that never send CONNECT are closed by the auth timeout, with DISCONNECT 8.
+    for mut d in waiting {
+        let f = d.recv_within(Duration::from_secs(3)).await.unwrap().expect("DISCONNECT");
+        assert!(f.is(MessageType::Disconnect));
+        assert_eq!(f.params, Some(Value::Uint(8)));
+    }
+    // Places are given back: a device authenticates again.
+    let _d = online(server.tcp_addr(), "user1", "dev1").await;
+    server.shutdown().await;
+}
+
+/// A TCP device whose connection comes from another loopback address.
+async fn device_from(local: [u8; 4], server: SocketAddr) -> Device {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::from((local, 0))).unwrap();
+    let stream = socket.connect(server).await.unwrap();
+    Device::from_stream(stream)
+}
+
+#[tokio::test]
+async fn wrong_credentials_are_throttled_and_other_addresses_still_connect() {
+    let config = ServerConfig::local().allow_any(false).credential("user1", "good", "secret");
+    let server = start(config).await;
+    let addr = server.tcp_addr();
+    let attack = tokio::spawn(async move {
+        let (mut answered, mut refused) = (0u32, 0u32);
+        for _ in 0..10_000 {
+            let mut d = Device::tcp(addr).await;
+            if !d.try_send_raw(&common::connect_frame("user1", "good", "wrong")).await {
+                refused += 1;
+                continue;
+            }
+            match d.recv_within(Duration::from_secs(5)).await.unwrap() {
+                Some(f) if f.is(MessageType::Error) => answered += 1,
+                _ => refused += 1,
+            }
+        }
+        (answered, refused)
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // During the attack, the good device from another address is let in within a second.
+    let mut good = device_from([127, 0, 0, 2], addr).await;
+    let reply = tokio::time::timeout(Duration::from_secs(1), good.connect("user1", "good", "secret")).await;
+    assert!(reply.expect("good device not answered within 1 s").is(MessageType::Ok));
+    let (answered, refused) = attack.await.unwrap();
+    println!("10,000 wrong CONNECTs: {answered} answered with ERROR, {refused} refused while locked out");
+    assert_eq!(answered + refused, 10_000);
+    assert!(answered < 100, "{answered} wrong CONNECTs were checked");
+    server.shutdown().await;
+}
