@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
-use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -21,7 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::error::DeviceError;
 use crate::hub::{DeviceInfo, Hub, Lookup};
 use crate::store::{BucketQuery, Op};
-use crate::transport::split_ws;
+use crate::transport::ws_halves;
 use crate::util::{constant_time_eq, error_message};
 use crate::vocab::{Command, DeviceRequest, RawReply};
 
@@ -97,12 +96,29 @@ async fn health(State(hub): Shared) -> Json<serde_json::Value> {
                 "refused_connections": hub.guard.refused() }))
 }
 
-async fn websocket(State(hub): Shared, ConnectInfo(peer): ConnectInfo<SocketAddr>, ws: WebSocketUpgrade) -> Response {
-    let max = hub.config.max_frame_size.saturating_mul(4).max(64 * 1024);
-    ws.protocols(["iotmp"]).max_message_size(max).on_upgrade(move |socket| async move {
-        let (reader, writer) = split_ws(socket);
-        crate::conn::serve(hub, reader, writer, peer, "ws").await;
-    })
+/// `GET /iotmp`: WebSocket IOTMP (TEXT or BINARY frames, see [`crate::ws`]).
+async fn websocket(State(hub): Shared, ConnectInfo(peer): ConnectInfo<SocketAddr>, mut request: Request) -> Response {
+    let response = match crate::ws::handshake(request.headers()) {
+        Ok(r) => r,
+        Err(e) => return ApiError::new(400, e).into_response(),
+    };
+    let Some(on_upgrade) = request.extensions_mut().remove::<hyper::upgrade::OnUpgrade>() else {
+        return ApiError::new(400, "connection cannot be upgraded").into_response();
+    };
+    // An IOTMP frame plus the WebSocket framing; a bigger WebSocket frame closes the socket.
+    let max = hub.config.max_frame_size.saturating_add(64);
+    let secure = request.extensions().get::<crate::http::Secure>().is_some_and(|s| s.0);
+    let transport = if secure { "wss" } else { "ws" };
+    tokio::spawn(async move {
+        match crate::ws::upgraded(on_upgrade, max).await {
+            Ok((r, w)) => {
+                let (reader, writer) = ws_halves(r, w);
+                crate::conn::serve(hub, reader, writer, peer, transport).await;
+            }
+            Err(e) => tracing::debug!(%peer, error = %e, "WebSocket upgrade failed"),
+        }
+    });
+    response
 }
 
 fn device_json(d: &DeviceInfo) -> serde_json::Value {

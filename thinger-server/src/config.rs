@@ -16,6 +16,18 @@ pub const DEFAULT_TCP_PORT: u16 = 25204;
 pub const DEFAULT_TLS_PORT: u16 = 25206;
 /// Default port of the REST API and of WebSocket IOTMP (`ws://HOST:8080/iotmp`).
 pub const DEFAULT_HTTP_PORT: u16 = 8080;
+/// Default port of HTTPS (REST and `wss://HOST/iotmp`) when not run as root; as root it is
+/// 443, the port the official clients' WebSocket transport always uses.
+pub const DEFAULT_HTTPS_PORT: u16 = 8443;
+
+/// 443 when the process runs as root (it may bind it), else [`DEFAULT_HTTPS_PORT`].
+fn default_https_port() -> u16 {
+    let root = std::fs::read_to_string("/proc/self/status").ok().is_some_and(|s| {
+        s.lines().find_map(|l| l.strip_prefix("Uid:")).and_then(|l| l.split_whitespace().nth(1)) == Some("0")
+    });
+    if root { 443 } else { DEFAULT_HTTPS_PORT }
+}
+
 /// Default largest IOTMP frame accepted from a device (256 KiB, as the official Linux client).
 pub const DEFAULT_MAX_FRAME_SIZE: usize = 256 * 1024;
 
@@ -194,6 +206,9 @@ pub struct ServerConfig {
     pub tls_port: u16,
     /// Port of the REST API and of WebSocket IOTMP at `/iotmp` (0 = ephemeral).
     pub http_port: u16,
+    /// Port of HTTPS: the REST API and WebSocket IOTMP (`wss://HOST/iotmp`) with the TLS
+    /// certificate (0 = ephemeral); unused when [`ServerConfig::tls`] is `Off`.
+    pub https_port: u16,
     /// Devices allowed to connect.
     pub credentials: Vec<Credential>,
     /// A TOML credentials file read at start (added to [`ServerConfig::credentials`]).
@@ -236,6 +251,7 @@ impl Default for ServerConfig {
             tcp_port: DEFAULT_TCP_PORT,
             tls_port: DEFAULT_TLS_PORT,
             http_port: DEFAULT_HTTP_PORT,
+            https_port: default_https_port(),
             credentials: Vec::new(),
             credentials_file: None,
             allow_any: false,
@@ -270,10 +286,10 @@ impl ServerConfig {
     /// ```
     /// let c = thinger_server::ServerConfig::local();
     /// assert!(c.allow_any);
-    /// assert_eq!((c.tcp_port, c.tls_port, c.http_port), (0, 0, 0));
+    /// assert_eq!((c.tcp_port, c.tls_port, c.http_port, c.https_port), (0, 0, 0, 0));
     /// ```
     pub fn local() -> Self {
-        ServerConfig { tcp_port: 0, tls_port: 0, http_port: 0, allow_any: true, ..Self::default() }
+        ServerConfig { tcp_port: 0, tls_port: 0, http_port: 0, https_port: 0, allow_any: true, ..Self::default() }
     }
 
     /// Sets the bind address.
@@ -297,6 +313,16 @@ impl ServerConfig {
         self.tcp_port = tcp;
         self.tls_port = tls;
         self.http_port = http;
+        self
+    }
+
+    /// Sets the HTTPS port (REST and `wss://HOST/iotmp`; 0 = ephemeral).
+    ///
+    /// ```
+    /// assert_eq!(thinger_server::ServerConfig::local().https_port(443).https_port, 443);
+    /// ```
+    pub fn https_port(mut self, port: u16) -> Self {
+        self.https_port = port;
         self
     }
 

@@ -33,6 +33,10 @@ struct Args {
     /// Port of the REST API and of WebSocket IOTMP at /iotmp (0 = any free port).
     #[arg(long, default_value_t = thinger_server::DEFAULT_HTTP_PORT)]
     http_port: u16,
+    /// Port of HTTPS: the REST API and wss://HOST/iotmp, with the TLS certificate
+    /// [default: 443 as root, else 8443; 0 = any free port].
+    #[arg(long)]
+    https_port: Option<u16>,
     /// Accept any user/device/credential.
     #[arg(long)]
     allow_any: bool,
@@ -103,6 +107,7 @@ fn config(args: Args) -> Result<ServerConfig, String> {
         tcp_port: args.tcp_port,
         tls_port: args.tls_port,
         http_port: args.http_port,
+        https_port: args.https_port.unwrap_or(ServerConfig::default().https_port),
         credentials: Vec::new(),
         credentials_file: args.credentials,
         allow_any: args.allow_any,
@@ -148,6 +153,10 @@ async fn main() -> ExitCode {
     }
     println!("WebSocket IOTMP {}", server.ws_url());
     println!("REST API        http://{}", server.http_addr());
+    if let (Some(addr), Some(wss)) = (server.https_addr(), server.wss_url()) {
+        println!("HTTPS REST API  https://{addr}");
+        println!("WebSocket (TLS) {wss}");
+    }
     if let (Some(path), Some(_)) = (ca_out, server.ca_cert_pem()) {
         println!("CA certificate  {}", path.display());
     }

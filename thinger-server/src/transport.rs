@@ -6,13 +6,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use axum::extract::ws::{Message as WsMessage, WebSocket};
-use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
+
+use crate::ws::{WsReader, WsWriter};
 
 use futures_util::future::BoxFuture;
 use tokio::sync::watch;
@@ -33,7 +32,7 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// The receiving half of a device connection.
 pub(crate) enum Reader {
     Io(ReadHalf<BoxedStream>),
-    Ws(SplitStream<WebSocket>),
+    Ws(WsReader),
 }
 
 impl Reader {
@@ -44,26 +43,7 @@ impl Reader {
                 buf.reserve(8192);
                 r.read_buf(buf).await
             }
-            Reader::Ws(s) => loop {
-                match s.next().await {
-                    None | Some(Ok(WsMessage::Close(_))) => return Ok(0),
-                    Some(Err(e)) => return Err(io::Error::other(e)),
-                    Some(Ok(WsMessage::Binary(b))) => {
-                        if b.is_empty() {
-                            continue;
-                        }
-                        buf.extend_from_slice(&b);
-                        return Ok(b.len());
-                    }
-                    Some(Ok(WsMessage::Text(_))) => {
-                        return Err(io::Error::new(
-                            io::ErrorKind::InvalidData,
-                            "text WebSocket message (IOTMP is binary)",
-                        ));
-                    }
-                    Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => {}
-                }
-            },
+            Reader::Ws(s) => s.read(buf).await,
         }
     }
 }
@@ -71,7 +51,7 @@ impl Reader {
 /// The sending half of a device connection.
 pub(crate) enum Writer {
     Io(WriteHalf<BoxedStream>),
-    Ws(SplitSink<WebSocket, WsMessage>),
+    Ws(WsWriter),
 }
 
 enum Out {
@@ -152,10 +132,7 @@ async fn write_loop(mut writer: Writer, mut rx: mpsc::UnboundedReceiver<Out>, qu
             }
             Writer::Ws(s) => {
                 let len = batch.len();
-                let r = tokio::time::timeout(WRITE_TIMEOUT, async {
-                    s.send(WsMessage::Binary(batch.into())).await.map_err(io::Error::other)
-                })
-                .await;
+                let r = tokio::time::timeout(WRITE_TIMEOUT, s.send(&batch)).await;
                 queued.fetch_sub(len, Ordering::Relaxed);
                 r
             }
@@ -178,10 +155,7 @@ async fn write_loop(mut writer: Writer, mut rx: mpsc::UnboundedReceiver<Out>, qu
             Writer::Io(w) => {
                 let _ = w.shutdown().await;
             }
-            Writer::Ws(s) => {
-                let _ = s.send(WsMessage::Close(None)).await;
-                let _ = s.close().await;
-            }
+            Writer::Ws(s) => s.close().await,
         }
     })
     .await;
@@ -193,10 +167,9 @@ pub(crate) fn split_stream(stream: BoxedStream) -> (Reader, Writer) {
     (Reader::Io(r), Writer::Io(w))
 }
 
-/// Splits an upgraded WebSocket.
-pub(crate) fn split_ws(ws: WebSocket) -> (Reader, Writer) {
-    let (w, r) = ws.split();
-    (Reader::Ws(r), Writer::Ws(w))
+/// The halves of an upgraded WebSocket.
+pub(crate) fn ws_halves(reader: WsReader, writer: WsWriter) -> (Reader, Writer) {
+    (Reader::Ws(reader), Writer::Ws(writer))
 }
 
 /// Accepts plain TCP devices until shutdown.
