@@ -60,11 +60,51 @@ impl Credential {
     }
 }
 
+/// A REST API token that sees only its own user's devices and data.
+///
+/// ```
+/// let t = thinger_server::UserToken::new("user1", "s3cret-token");
+/// assert_eq!(t.user, "user1");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct UserToken {
+    /// The user whose routes (`/v*/users/{user}/…`) the token opens.
+    pub user: String,
+    /// The bearer token.
+    pub token: String,
+}
+
+impl UserToken {
+    /// A token for one user.
+    ///
+    /// ```
+    /// assert_eq!(thinger_server::UserToken::new("u", "t").token, "t");
+    /// ```
+    pub fn new(user: impl Into<String>, token: impl Into<String>) -> Self {
+        UserToken { user: user.into(), token: token.into() }
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CredentialsFile {
     #[serde(default)]
     device: Vec<Credential>,
+    #[serde(default)]
+    token: Vec<UserToken>,
+}
+
+/// Parses the `[[token]]` tables (user, token) of a credentials file: per-user REST tokens.
+///
+/// ```
+/// let text = "[[token]]\nuser = 'user1'\ntoken = 'abc'\n";
+/// let list = thinger_server::parse_user_tokens(text).unwrap();
+/// assert_eq!(list, vec![thinger_server::UserToken::new("user1", "abc")]);
+/// ```
+pub fn parse_user_tokens(text: &str) -> Result<Vec<UserToken>, ServerError> {
+    let file: CredentialsFile =
+        toml::from_str(text).map_err(|e| ServerError::Config(format!("credentials file: {e}")))?;
+    Ok(file.token)
 }
 
 /// Parses a credentials file: a TOML document with one `[[device]]` table per device.
@@ -225,7 +265,10 @@ pub struct ServerConfig {
     pub max_frame_size: usize,
     /// Most devices connected at once; more are refused at CONNECT.
     pub max_devices: usize,
-    /// Bearer token the REST API requires; `None` leaves it open.
+    /// Per-user REST tokens (also read from the credentials file's `[[token]]` tables).
+    pub user_tokens: Vec<UserToken>,
+    /// Admin bearer token the REST API requires (it opens every user's routes); `None` and no
+    /// [`ServerConfig::user_tokens`] leave the API open.
     pub api_token: Option<String>,
     /// How long a REST request or a device-to-device call waits for a device's reply.
     pub device_timeout: Duration,
@@ -262,6 +305,7 @@ impl Default for ServerConfig {
             limits: Limits::default(),
             max_devices: 10_000,
             api_token: None,
+            user_tokens: Vec::new(),
             device_timeout: Duration::from_secs(10),
             keepalive: Duration::from_secs(60),
             auth_timeout: Duration::from_secs(10),
@@ -419,6 +463,17 @@ impl ServerConfig {
     /// ```
     pub fn api_token(mut self, token: impl Into<String>) -> Self {
         self.api_token = Some(token.into());
+        self
+    }
+
+    /// Adds a per-user REST token: it opens only `user`'s routes.
+    ///
+    /// ```
+    /// let c = thinger_server::ServerConfig::local().user_token("user1", "t1");
+    /// assert_eq!(c.user_tokens[0].user, "user1");
+    /// ```
+    pub fn user_token(mut self, user: &str, token: &str) -> Self {
+        self.user_tokens.push(UserToken::new(user, token));
         self
     }
 

@@ -59,7 +59,7 @@ use tokio_rustls::TlsAcceptor;
 
 pub use config::{
     Credential, DEFAULT_HTTP_PORT, DEFAULT_HTTPS_PORT, DEFAULT_MAX_FRAME_SIZE, DEFAULT_TCP_PORT, DEFAULT_TLS_PORT,
-    EndpointConfig, ServerConfig, TlsMode, load_credentials, parse_credentials,
+    EndpointConfig, ServerConfig, TlsMode, UserToken, load_credentials, parse_credentials, parse_user_tokens,
 };
 pub use error::{DeviceError, ServerError};
 pub use limits::{DEFAULT_DEVICE_FRAME_LIMIT, Limits};
@@ -188,11 +188,14 @@ impl Server {
         if let Some(path) = &config.credentials_file {
             let list = load_credentials(path)?;
             config.credentials.extend(list);
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| ServerError::Config(format!("cannot read credentials file {}: {e}", path.display())))?;
+            config.user_tokens.extend(parse_user_tokens(&text)?);
         }
         if config.max_frame_size < 16 {
             return Err(ServerError::Config("max_frame_size must be at least 16 bytes".into()));
         }
-        if config.api_token.is_none() && !config.bind.is_loopback() {
+        if config.api_token.is_none() && config.user_tokens.is_empty() && !config.bind.is_loopback() {
             tracing::warn!(
                 bind = %config.bind,
                 "THE REST API IS OPEN: anyone who reaches {} can run every device's resources and read \

@@ -75,8 +75,9 @@ impl Device {
 
     pub async fn tls(addr: SocketAddr, ca_pem: &str, name: &str) -> io::Result<Device> {
         let mut roots = rustls::RootCertStore::empty();
-        for cert in rustls_pemfile::certs(&mut ca_pem.as_bytes()) {
-            roots.add(cert?).map_err(io::Error::other)?;
+        for cert in rustls_pki_types::pem::PemObject::pem_slice_iter(ca_pem.as_bytes()) {
+            let cert: rustls_pki_types::CertificateDer<'static> = cert.map_err(io::Error::other)?;
+            roots.add(cert).map_err(io::Error::other)?;
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = rustls::ClientConfig::builder_with_provider(provider)
