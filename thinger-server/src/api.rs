@@ -261,10 +261,7 @@ fn check_property_size(hub: &Hub, device: &str, property: &str, value: &Value) -
 
 /// Parses a JSON request body into a PSON value (`None` for an empty body).
 fn json_body(body: &Bytes) -> Result<Option<Value>, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(None);
-    }
-    serde_json::from_slice::<Value>(body).map(Some).map_err(|e| ApiError::new(400, format!("invalid JSON body: {e}")))
+    crate::wire::json_to_pson(body).map_err(|e| ApiError::new(400, e))
 }
 
 async fn write_resource(
@@ -273,13 +270,7 @@ async fn write_resource(
     body: Body,
 ) -> ApiResult {
     let body = read_body(&hub, body).await?;
-    let input = json_body(&body)?.map(|v| match v {
-        // {"in": value} is the cloud's form; anything else is the value itself.
-        Value::Map(mut pairs) if pairs.len() == 1 && pairs.first().is_some_and(|(k, _)| k == "in") => {
-            pairs.pop().map(|(_, v)| v).unwrap_or_default()
-        }
-        other => other,
-    });
+    let input = json_body(&body)?.map(crate::wire::resource_input);
     reply_response(hub.request(&user, &device, DeviceRequest::Run { resource, input }).await)
 }
 

@@ -45,6 +45,7 @@ mod tls;
 mod transport;
 mod util;
 mod vocab;
+mod wire;
 mod ws;
 
 use std::net::SocketAddr;

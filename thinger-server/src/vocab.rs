@@ -1,6 +1,7 @@
 //! The words every part of the server shares: refusal and disconnect codes, requests to a
 //! device and its replies, hub events, and the commands a connection obeys. A leaf: it
-//! imports nothing of the crate but the error types.
+//! imports nothing of the crate but the error types
+//! and the refusal codes of [`crate::wire`].
 
 use std::sync::Arc;
 
@@ -9,12 +10,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::error::DeviceError;
 
-/// ERROR to CONNECT, F2: bad credentials.
-pub(crate) const REFUSE_CREDENTIALS: u64 = 2;
-/// ERROR to CONNECT, F2: keep-alive out of range (1..=1800 s).
-pub(crate) const REFUSE_KEEPALIVE: u64 = 3;
-/// ERROR to CONNECT, F2: unsupported encoding (legacy PSON, `pv` other than 1).
-pub(crate) const REFUSE_ENCODING: u64 = 4;
+pub(crate) use crate::wire::{REFUSE_CREDENTIALS, REFUSE_ENCODING};
+
 /// ERROR to CONNECT, F2: too many devices connected.
 pub(crate) const REFUSE_FULL: u64 = 503;
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use thinger_core::iotmp::{FieldValue, Message, MessageType};
-use thinger_core::pson::{PsonRef, Value};
+use thinger_core::pson::Value;
 use tokio::sync::oneshot;
 
 use super::state::Conn;
@@ -14,6 +14,7 @@ use crate::hub::LockOutcome;
 use crate::store::Op;
 use crate::util::{F, encode, error, ok, owned};
 use crate::vocab::DeviceRequest;
+use crate::wire::{call_target, cloud_call};
 
 /// The cloud-call code of subscribe (subscriptions use START_STREAM with this `F4`).
 pub(super) const SUBSCRIBE_CODE: u64 = 8;
@@ -30,14 +31,9 @@ fn fit(frame: Vec<u8>, sid: u16, limit: usize) -> Vec<u8> {
 impl Conn {
     pub(super) fn on_cloud_call(&mut self, msg: &Message<'_>) {
         let sid = msg.stream_id;
-        // Linux placement: F4 = code, F2 = id. Embedded placement: F2 = code, F4 = id.
-        let (code, id) = match (msg.resource.and_then(|r| r.as_u64()), msg.parameters.and_then(|p| p.as_u64())) {
-            (Some(code), _) => (code, msg.parameters),
-            (None, Some(code)) => (code, msg.resource),
-            (None, None) => {
-                self.out.send(error(sid, 400, "not a cloud call: no numeric call code in F4 or F2"));
-                return;
-            }
+        let Some((code, id)) = cloud_call(msg) else {
+            self.out.send(error(sid, 400, "not a cloud call: no numeric call code in F4 or F2"));
+            return;
         };
         let data = owned(msg.payload);
         let name = id.and_then(|f| f.as_str()).map(str::to_owned);
@@ -142,14 +138,7 @@ impl Conn {
     }
 
     pub(super) fn call_device(&self, sid: u16, target: Option<FieldValue<'_>>, input: Option<Value>) {
-        let pair: Option<(String, String)> = match target.map(|t| t.as_pson()) {
-            Some(PsonRef::Array(a)) => match (a.get(0).and_then(|v| v.as_str()), a.get(1).and_then(|v| v.as_str())) {
-                (Some(d), Some(r)) => Some((d.to_owned(), r.to_owned())),
-                _ => None,
-            },
-            _ => None,
-        };
-        let Some((device, resource)) = pair else {
+        let Some((device, resource)) = call_target(target) else {
             self.out.send(error(sid, 400, "call device needs [device, resource]"));
             return;
         };

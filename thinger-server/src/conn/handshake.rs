@@ -3,12 +3,12 @@
 use std::time::Duration;
 
 use thinger_core::iotmp::{MessageType, RawFrame, parse_frame};
-use thinger_core::pson::PsonRef;
 
 use crate::hub::Hub;
 use crate::transport::{Outbox, Reader};
 use crate::util::{disconnect, error};
-use crate::vocab::{REASON_PROTOCOL, REFUSE_CREDENTIALS, REFUSE_ENCODING, REFUSE_KEEPALIVE};
+use crate::vocab::{REASON_PROTOCOL, REFUSE_ENCODING};
+use crate::wire::{ConnectRequest, parse_connect};
 
 /// A CONNECT that was accepted.
 pub(super) struct Authenticated {
@@ -70,34 +70,15 @@ fn check_connect(hub: &Hub, frame: RawFrame<'_>, consumed: usize, out: &Outbox) 
             return Err(format!("bad CONNECT: {e}").into());
         }
     };
-    let sid = msg.stream_id;
-    let creds: Option<Vec<&str>> = match msg.payload.map(|p| p.as_pson()) {
-        Some(PsonRef::Array(a)) if a.len() == 3 => a.iter().map(|v| v.as_str()).collect(),
-        _ => None,
-    };
-    let Some([user, device, credential]) = creds.as_deref().map(|c| <[&str; 3]>::try_from(c).ok()).unwrap_or(None)
-    else {
-        out.send(error(sid, REFUSE_CREDENTIALS, "CONNECT payload must be [user, device, credential]"));
-        return Err(Refused::Other("malformed CONNECT credentials".into()));
-    };
-    let mut keepalive = hub.config.keepalive;
-    if let Some(PsonRef::Map(params)) = msg.parameters.map(|p| p.as_pson()) {
-        if let Some(ka) = params.get("ka") {
-            match ka.as_u64() {
-                Some(s @ 1..=1800) => keepalive = Duration::from_secs(s),
-                _ => {
-                    out.send(error(sid, REFUSE_KEEPALIVE, "keep-alive must be 1..=1800 seconds"));
-                    return Err(format!("bad keep-alive from {user}/{device}").into());
-                }
-            }
+    let request = match parse_connect(&msg) {
+        Ok(r) => r,
+        Err(refusal) => {
+            out.send(error(msg.stream_id, refusal.code, refusal.message));
+            return Err(Refused::Other(format!("bad CONNECT: {}", refusal.message)));
         }
-        if let Some(pv) = params.get("pv")
-            && pv.as_u64() != Some(1)
-        {
-            out.send(error(sid, REFUSE_ENCODING, "only protocol version 1 (PSON) is supported"));
-            return Err(format!("unsupported protocol version from {user}/{device}").into());
-        }
-    }
+    };
+    let ConnectRequest { sid, user, device, credential, keepalive_s } = request;
+    let keepalive = keepalive_s.map_or(hub.config.keepalive, Duration::from_secs);
     if !hub.authenticate(user, device, credential) {
         return Err(Refused::Credentials { sid, user: user.to_owned(), device: device.to_owned() });
     }
