@@ -24,8 +24,9 @@ fuzz_target!(|data: &[u8]| {
                     assert_eq!(c.sid, msg.stream_id);
                     let _ = (c.user.len(), c.device.len(), c.credential.len());
                 }
-                Err(r) => assert!([wire::REFUSE_CREDENTIALS, wire::REFUSE_KEEPALIVE, wire::REFUSE_ENCODING]
-                    .contains(&r.code)),
+                Err(r) => {
+                    assert!([wire::REFUSE_CREDENTIALS, wire::REFUSE_KEEPALIVE, wire::REFUSE_ENCODING].contains(&r.code))
+                }
             },
             MessageType::Run => {
                 if let Some((code, id)) = wire::cloud_call(&msg) {
