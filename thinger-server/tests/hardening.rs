@@ -163,3 +163,41 @@ async fn wrong_credentials_are_throttled_and_other_addresses_still_connect() {
     assert!(answered < 100, "{answered} wrong CONNECTs were checked");
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn state_events_go_only_to_subscribers_and_a_slow_one_loses_events_not_the_server() {
+    let limits = Limits { event_queue: 8, ..Limits::default() };
+    let server = start(ServerConfig::local().limits(limits)).await;
+    let tcp = server.tcp_addr();
+    let mut watcher = online(tcp, "fleet", "watcher").await;
+    let sub = watcher.subscribe(3, &thinger_core::pson!({"event": "device_state_change"})).await;
+    assert!(sub.is(MessageType::Ok));
+    let mut quiet = online(tcp, "fleet", "quiet").await;
+    // 50 devices of the same user connect (after "quiet"): the subscriber hears of all 51,
+    // the device that did not subscribe of none.
+    let mut fleet = Vec::new();
+    for i in 0..50 {
+        fleet.push(online(tcp, "fleet", &format!("d{i}")).await);
+    }
+    let mut heard = 0;
+    while let Ok(Some(f)) = watcher.recv_within(Duration::from_millis(300)).await {
+        assert!(f.is(MessageType::StreamData) && f.sid == 3);
+        assert_eq!(f.payload.as_ref().unwrap()["state"], "connected");
+        heard += 1;
+    }
+    assert!(quiet.recv_within(Duration::from_millis(100)).await.is_err(), "a non-subscriber got an event");
+    // The watcher read as they came, so it heard of (nearly) all; a queue of 8 may drop some
+    // under load, and those are counted.
+    let (_, health) = http(server.http_addr(), "GET", "/health", None, None).await;
+    let dropped = health["dropped_events"].as_u64().unwrap();
+    assert_eq!(heard + dropped, 51, "heard {heard}, dropped {dropped}");
+    // A subscriber that never reads: 50 more connect and it is not disconnected.
+    let mut later = Vec::new();
+    for i in 0..50 {
+        later.push(online(tcp, "fleet", &format!("e{i}")).await);
+    }
+    assert!(server.is_connected("fleet", "watcher"));
+    assert_eq!(server.connected_devices(), 102);
+    drop((fleet, later));
+    server.shutdown().await;
+}
