@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use thinger_server::{Server, ServerConfig, TlsMode};
+use thinger_server::{Limits, Server, ServerConfig, TlsMode};
 use tracing_subscriber::EnvFilter;
 
 /// Local IOTMP server (TCP, TLS, WebSocket) with a Thinger.io-style REST API.
@@ -68,6 +68,12 @@ struct Args {
     /// Largest IOTMP frame accepted from a device, in bytes.
     #[arg(long, default_value_t = thinger_server::DEFAULT_MAX_FRAME_SIZE)]
     max_frame_size: usize,
+    /// Largest frame sent to a device; bigger REST requests and property values get 413.
+    #[arg(long, default_value_t = thinger_server::DEFAULT_DEVICE_FRAME_LIMIT)]
+    device_frame_limit: usize,
+    /// Largest REST request body in bytes (413 beyond).
+    #[arg(long, default_value_t = Limits::default().max_body_size)]
+    max_body_size: usize,
     /// Most devices connected at once.
     #[arg(long, default_value_t = 10_000)]
     max_devices: usize,
@@ -119,6 +125,11 @@ fn config(args: Args) -> Result<ServerConfig, String> {
         api_token: args.token,
         device_timeout: seconds("device-timeout", args.device_timeout)?,
         keepalive: seconds("keepalive", args.keepalive)?,
+        limits: Limits {
+            device_frame_limit: args.device_frame_limit,
+            max_body_size: args.max_body_size,
+            ..Limits::default()
+        },
         ..ServerConfig::default()
     })
 }
