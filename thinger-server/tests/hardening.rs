@@ -201,3 +201,50 @@ async fn state_events_go_only_to_subscribers_and_a_slow_one_loses_events_not_the
     drop((fleet, later));
     server.shutdown().await;
 }
+
+/// Collects what the server logs (a current-thread test runtime runs every server task on the
+/// test's thread, where this subscriber is set).
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn failures_are_logged_in_aggregate_and_a_guessed_device_is_answered_late() {
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let config = ServerConfig::local().allow_any(false).credential("u", "target", "secret");
+    let server = start(config).await;
+    // Wrong credentials for one device from 8 addresses (each under the address limit).
+    let mut last = Duration::ZERO;
+    for i in 0..8u8 {
+        let mut d = device_from([127, 0, 0, 10 + i], server.tcp_addr()).await;
+        let started = std::time::Instant::now();
+        assert!(d.connect("u", "target", "guess").await.is(MessageType::Error));
+        last = started.elapsed();
+    }
+    // The device's own counter delays the answer once its failures pile up.
+    assert!(last >= Duration::from_millis(100), "the 8th wrong guess was answered in {last:?}");
+    // One warning per address (each failed once), never one per attempt plus an INFO line.
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert_eq!(text.matches("failed authentications from this address").count(), 8, "{text}");
+    let mut d = device_from([127, 0, 0, 10], server.tcp_addr()).await;
+    for _ in 0..3 {
+        assert!(d.connect("u", "other", "x").await.is(MessageType::Error));
+        d = device_from([127, 0, 0, 10], server.tcp_addr()).await;
+    }
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert_eq!(text.matches("failed authentications from this address").count(), 8, "aggregated within 10 s");
+    assert_eq!(text.matches("INFO").count(), text.matches("thinger-server listening").count());
+    server.shutdown().await;
+}
