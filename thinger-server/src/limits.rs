@@ -30,7 +30,8 @@ pub struct Limits {
     pub http_header_timeout: Duration,
     /// How long an HTTP client may take to send a request's body.
     pub http_body_timeout: Duration,
-    /// Most HTTP connections open at once (WebSockets included); more wait in the accept queue.
+    /// Most HTTP connections open at once; more wait in the accept queue. (An upgraded
+    /// WebSocket leaves this count: it is then an IOTMP connection, under the caps below.)
     pub max_http_connections: usize,
     /// Most IOTMP connections (any transport) that have not authenticated yet.
     pub max_unauthenticated: usize,

@@ -89,6 +89,12 @@ async fn idle_http_connections_are_closed_while_devices_still_connect() {
     let _d = online(server.tcp_addr(), "user1", "dev1").await;
     let (status, health) = http(server.http_addr(), "GET", "/health", None, None).await;
     assert_eq!((status, health["devices"].as_u64()), (200, Some(1)));
+    // A kept-alive connection that goes quiet after a request is closed too.
+    let mut kept = TcpStream::connect(server.http_addr()).await.unwrap();
+    kept.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let mut response = [0u8; 512];
+    assert!(kept.read(&mut response).await.unwrap() > 0);
+    idle.push(kept);
     // Every idle one is closed by the server (read returns end of stream or a reset).
     let mut buf = [0u8; 64];
     for mut s in idle {
