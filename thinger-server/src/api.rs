@@ -5,24 +5,24 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::ws::WebSocketUpgrade;
+use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 use thinger_core::pson::Value;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::DeviceError;
-use crate::hub::{Command, DeviceInfo, DeviceRequest, Hub, Lookup, RawReply};
+use crate::hub::{DeviceInfo, Hub, Lookup};
 use crate::store::{BucketQuery, Op};
-use crate::transport::split_ws;
+use crate::transport::ws_halves;
 use crate::util::{constant_time_eq, error_message};
+use crate::vocab::{Command, DeviceRequest, RawReply};
 
 type Shared = State<Arc<Hub>>;
 
@@ -33,11 +33,15 @@ pub(crate) fn router(hub: Arc<Hub>) -> Router {
         .route("/v1/users/{user}/devices/{device}", get(get_device))
         .route("/v3/users/{user}/devices/{device}/resources", get(describe))
         .route("/v3/users/{user}/devices/{device}/resources/{*resource}", get(read_resource).post(write_resource))
-        .route("/v3/users/{user}/devices/{device}/properties", get(list_properties))
-        .route("/v3/users/{user}/devices/{device}/properties/{property}", get(get_property).put(put_property))
+        .route("/v3/users/{user}/devices/{device}/properties", get(list_properties).post(create_property))
+        .route(
+            "/v3/users/{user}/devices/{device}/properties/{property}",
+            get(get_property).put(put_property).delete(delete_property),
+        )
         .route("/v1/users/{user}/buckets", get(list_buckets))
-        .route("/v1/users/{user}/buckets/{bucket}/data", get(read_bucket))
+        .route("/v1/users/{user}/buckets/{bucket}/data", get(read_bucket).post(write_bucket))
         .route("/v1/users/{user}/endpoints", get(list_endpoints))
+        .route("/v1/users/{user}/endpoints/{endpoint}/call", post(call_endpoint))
         .route("/v1/users/{user}/endpoints/{endpoint}/calls", get(endpoint_calls))
         .route_layer(middleware::from_fn_with_state(Arc::clone(&hub), require_token));
     Router::new()
@@ -45,6 +49,7 @@ pub(crate) fn router(hub: Arc<Hub>) -> Router {
         .route("/health", get(health))
         .route("/iotmp", get(websocket))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(hub)
 }
 
@@ -71,18 +76,41 @@ impl IntoResponse for ApiError {
 
 type ApiResult = Result<Response, ApiError>;
 
+/// The token of `Authorization: Bearer T` (scheme in any case) or `?authorization=T`.
+fn presented_token(request: &Request) -> Option<&str> {
+    let bearer = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| {
+        let (scheme, token) = v.trim().split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+    });
+    bearer.or_else(|| request.uri().query().and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("authorization="))))
+}
+
+/// The admin token opens every route; a user token only `/v*/users/{its user}/…`.
 async fn require_token(State(hub): Shared, request: Request, next: Next) -> Response {
-    if let Some(expected) = &hub.config.api_token {
-        let bearer = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
-        let query = request.uri().query().and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("authorization=")));
-        if !bearer.or(query).is_some_and(|t| constant_time_eq(t.as_bytes(), expected.as_bytes())) {
-            return ApiError::new(401, "missing or invalid access token").into_response();
+    let config = &hub.config;
+    if config.api_token.is_none() && config.user_tokens.is_empty() {
+        return next.run(request).await;
+    }
+    let Some(token) = presented_token(&request) else {
+        return ApiError::new(401, "missing or invalid access token").into_response();
+    };
+    let eq = |expected: &str| constant_time_eq(token.as_bytes(), expected.as_bytes());
+    if config.api_token.as_deref().is_some_and(eq) {
+        return next.run(request).await;
+    }
+    // Compare with every user token (no early exit on a match) so timing says nothing.
+    let mut owner = None;
+    for t in &config.user_tokens {
+        if eq(&t.token) {
+            owner = Some(t.user.as_str());
         }
+    }
+    let Some(owner) = owner else {
+        return ApiError::new(401, "missing or invalid access token").into_response();
+    };
+    let path_user = request.uri().path().split('/').nth(3);
+    if path_user != Some(owner) {
+        return ApiError::new(403, "this token is not valid for this user").into_response();
     }
     next.run(request).await
 }
@@ -91,16 +119,38 @@ async fn not_found() -> ApiError {
     ApiError::new(404, "no such route")
 }
 
-async fn health(State(hub): Shared) -> Json<serde_json::Value> {
-    Json(json!({ "status": "ok", "devices": hub.connected() }))
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(405, "method not allowed on this route")
 }
 
-async fn websocket(State(hub): Shared, ConnectInfo(peer): ConnectInfo<SocketAddr>, ws: WebSocketUpgrade) -> Response {
-    let max = hub.config.max_frame_size.saturating_mul(4).max(64 * 1024);
-    ws.protocols(["iotmp"]).max_message_size(max).on_upgrade(move |socket| async move {
-        let (reader, writer) = split_ws(socket);
-        crate::conn::serve(hub, reader, writer, peer, "ws").await;
-    })
+async fn health(State(hub): Shared) -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok", "devices": hub.connected(), "dropped_events": hub.dropped_events(),
+                "refused_connections": hub.guard.refused() }))
+}
+
+/// `GET /iotmp`: WebSocket IOTMP (TEXT or BINARY frames, see [`crate::ws`]).
+async fn websocket(State(hub): Shared, ConnectInfo(peer): ConnectInfo<SocketAddr>, mut request: Request) -> Response {
+    let response = match crate::ws::handshake(request.headers()) {
+        Ok(r) => r,
+        Err(e) => return ApiError::new(400, e).into_response(),
+    };
+    let Some(on_upgrade) = request.extensions_mut().remove::<hyper::upgrade::OnUpgrade>() else {
+        return ApiError::new(400, "connection cannot be upgraded").into_response();
+    };
+    // An IOTMP frame plus the WebSocket framing; a bigger WebSocket frame closes the socket.
+    let max = hub.config.max_frame_size.saturating_add(64);
+    let secure = request.extensions().get::<crate::http::Secure>().is_some_and(|s| s.0);
+    let transport = if secure { "wss" } else { "ws" };
+    tokio::spawn(async move {
+        match crate::ws::upgraded(on_upgrade, max).await {
+            Ok((r, w)) => {
+                let (reader, writer) = ws_halves(r, w);
+                crate::conn::serve(hub, reader, writer, peer, transport).await;
+            }
+            Err(e) => tracing::debug!(%peer, error = %e, "WebSocket upgrade failed"),
+        }
+    });
+    response
 }
 
 fn device_json(d: &DeviceInfo) -> serde_json::Value {
@@ -164,29 +214,63 @@ async fn read_resource(
         };
         return stream_resource(hub, user, device, resource, interval).await;
     }
+    // `…/resources/NAME/api` describes one resource, as on Thinger.io.
+    if let Some(name) = resource.strip_suffix("/api") {
+        let request = DeviceRequest::Describe { resource: Some(name.to_owned()) };
+        return reply_response(hub.request(&user, &device, request).await);
+    }
     reply_response(hub.request(&user, &device, DeviceRequest::Run { resource, input: None }).await)
+}
+
+/// Reads a request body, at most `max_body_size` bytes (chunked included) within the body
+/// timeout; 413 beyond the size, 408 past the time.
+async fn read_body(hub: &Hub, body: Body) -> Result<Bytes, ApiError> {
+    let limits = &hub.config.limits;
+    match tokio::time::timeout(limits.http_body_timeout, axum::body::to_bytes(body, limits.max_body_size)).await {
+        Err(_) => Err(ApiError::new(408, "request body not received in time")),
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(e)) => {
+            let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+            let mut too_large = false;
+            while let Some(s) = source {
+                too_large |= s.is::<http_body_util::LengthLimitError>();
+                source = s.source();
+            }
+            if too_large {
+                Err(ApiError::new(413, format!("request body larger than {} bytes", limits.max_body_size)))
+            } else {
+                Err(ApiError::new(400, format!("cannot read the request body: {e}")))
+            }
+        }
+    }
+}
+
+/// Refuses (413) a property value that, delivered as an event, would not fit the device's
+/// frame limit: it is checked before it is stored, so no subscriber is ever sent it.
+fn check_property_size(hub: &Hub, device: &str, property: &str, value: &Value) -> Result<(), ApiError> {
+    let limit = hub.config.limits.device_frame_limit;
+    let size = crate::util::event_size(device, property, value);
+    if size > limit {
+        return Err(ApiError::new(
+            413,
+            format!("property value of {size} bytes as a frame does not fit the device's frame limit of {limit} bytes"),
+        ));
+    }
+    Ok(())
 }
 
 /// Parses a JSON request body into a PSON value (`None` for an empty body).
 fn json_body(body: &Bytes) -> Result<Option<Value>, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(None);
-    }
-    serde_json::from_slice::<Value>(body).map(Some).map_err(|e| ApiError::new(400, format!("invalid JSON body: {e}")))
+    crate::wire::json_to_pson(body).map_err(|e| ApiError::new(400, e))
 }
 
 async fn write_resource(
     State(hub): Shared,
     Path((user, device, resource)): Path<(String, String, String)>,
-    body: Bytes,
+    body: Body,
 ) -> ApiResult {
-    let input = json_body(&body)?.map(|v| match v {
-        // {"in": value} is the cloud's form; anything else is the value itself.
-        Value::Map(mut pairs) if pairs.len() == 1 && pairs.first().is_some_and(|(k, _)| k == "in") => {
-            pairs.pop().map(|(_, v)| v).unwrap_or_default()
-        }
-        other => other,
-    });
+    let body = read_body(&hub, body).await?;
+    let input = json_body(&body)?.map(crate::wire::resource_input);
     reply_response(hub.request(&user, &device, DeviceRequest::Run { resource, input }).await)
 }
 
@@ -272,14 +356,22 @@ async fn get_property(State(hub): Shared, Path((user, device, property)): Path<(
 async fn put_property(
     State(hub): Shared,
     Path((user, device, property)): Path<(String, String, String)>,
-    body: Bytes,
+    body: Body,
 ) -> ApiResult {
+    let body = read_body(&hub, body).await?;
     let body = json_body(&body)?.ok_or_else(|| ApiError::new(400, "missing property value"))?;
     // The cloud's form is {"value": ...}; a body without "value" is the value itself.
     let value = match body.get("value") {
         Some(v) if body.as_map().is_some() => v.clone(),
         _ => body,
     };
+    store_property(hub, user, device, property, value).await
+}
+
+/// Stores a property (refused with 413 when it would not fit a device frame) and answers
+/// with its JSON.
+async fn store_property(hub: Arc<Hub>, user: String, device: String, property: String, value: Value) -> ApiResult {
+    check_property_size(&hub, &device, &property, &value)?;
     let (u, d, p) = (user.clone(), device.clone(), property.clone());
     hub.store
         .ask(|reply| Op::SetProperty { user: u, device: d, property: p, value, reply })
@@ -287,6 +379,73 @@ async fn put_property(
         .ok_or_else(|| ApiError::new(500, "storage unavailable"))?
         .map_err(|e| ApiError::new(500, e))?;
     get_property(State(hub), Path((user, device, property))).await
+}
+
+/// `POST …/properties` with `{"property": NAME, "value": V}`: creates (or replaces) it.
+async fn create_property(State(hub): Shared, Path((user, device)): Path<(String, String)>, body: Body) -> ApiResult {
+    let body = read_body(&hub, body).await?;
+    let body = json_body(&body)?.ok_or_else(|| ApiError::new(400, "missing property"))?;
+    let Some(property) = body.get("property").and_then(Value::as_str).map(str::to_owned) else {
+        return Err(ApiError::new(400, "the body needs a \"property\" name"));
+    };
+    let value = body.get("value").cloned().unwrap_or_default();
+    store_property(hub, user, device, property, value).await
+}
+
+async fn delete_property(
+    State(hub): Shared,
+    Path((user, device, property)): Path<(String, String, String)>,
+) -> ApiResult {
+    let name = property.clone();
+    let existed = hub
+        .store
+        .ask(|reply| Op::DeleteProperty { user, device, property, reply })
+        .await
+        .ok_or_else(|| ApiError::new(500, "storage unavailable"))?
+        .map_err(|e| ApiError::new(500, e))?;
+    if !existed {
+        return Err(ApiError::new(404, "unknown property"));
+    }
+    Ok(Json(json!({ "property": name, "deleted": true })).into_response())
+}
+
+/// `POST …/buckets/B/data`: appends the JSON body (an array: each element) as records.
+async fn write_bucket(State(hub): Shared, Path((user, bucket)): Path<(String, String)>, body: Body) -> ApiResult {
+    let body = read_body(&hub, body).await?;
+    let value = json_body(&body)?.ok_or_else(|| ApiError::new(400, "missing record"))?;
+    let values = match value {
+        Value::Array(items) => items,
+        one => vec![one],
+    };
+    let mut last = 0;
+    for value in values {
+        let (user, bucket) = (user.clone(), bucket.clone());
+        last = hub
+            .store
+            .ask(|reply| Op::AppendBucket { user, bucket, device: String::new(), value, reply })
+            .await
+            .ok_or_else(|| ApiError::new(500, "storage unavailable"))?
+            .map_err(|e| ApiError::new(500, e))?;
+    }
+    Ok(Json(json!({ "bucket": bucket, "ts": last })).into_response())
+}
+
+/// `POST …/endpoints/E/call`: records the call and answers with the endpoint's response.
+async fn call_endpoint(State(hub): Shared, Path((user, endpoint)): Path<(String, String)>, body: Body) -> ApiResult {
+    let body = read_body(&hub, body).await?;
+    let data = json_body(&body)?.unwrap_or_default();
+    let endpoints = &hub.config.endpoints;
+    let response = match endpoints.iter().find(|e| e.name == endpoint) {
+        Some(e) => e.response.clone(),
+        None if endpoints.is_empty() => None,
+        None => return Err(ApiError::new(404, "unknown endpoint")),
+    };
+    hub.store
+        .ask(|reply| Op::LogEndpoint { user, device: String::new(), endpoint, data, reply })
+        .await
+        .ok_or_else(|| ApiError::new(500, "storage unavailable"))?
+        .map_err(|e| ApiError::new(500, e))?;
+    Ok(Json(response.unwrap_or_else(|| Value::Map(Vec::new()))).into_response())
 }
 
 async fn list_buckets(State(hub): Shared, Path(user): Path<String>) -> ApiResult {

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use thinger_core::pson::Value;
 
 use crate::error::ServerError;
+use crate::limits::Limits;
 
 /// Default port of plain IOTMP over TCP (the Thinger.io port).
 pub const DEFAULT_TCP_PORT: u16 = 25204;
@@ -15,6 +16,18 @@ pub const DEFAULT_TCP_PORT: u16 = 25204;
 pub const DEFAULT_TLS_PORT: u16 = 25206;
 /// Default port of the REST API and of WebSocket IOTMP (`ws://HOST:8080/iotmp`).
 pub const DEFAULT_HTTP_PORT: u16 = 8080;
+/// Default port of HTTPS (REST and `wss://HOST/iotmp`) when not run as root; as root it is
+/// 443, the port the official clients' WebSocket transport always uses.
+pub const DEFAULT_HTTPS_PORT: u16 = 8443;
+
+/// 443 when the process runs as root (it may bind it), else [`DEFAULT_HTTPS_PORT`].
+fn default_https_port() -> u16 {
+    let root = std::fs::read_to_string("/proc/self/status").ok().is_some_and(|s| {
+        s.lines().find_map(|l| l.strip_prefix("Uid:")).and_then(|l| l.split_whitespace().nth(1)) == Some("0")
+    });
+    if root { 443 } else { DEFAULT_HTTPS_PORT }
+}
+
 /// Default largest IOTMP frame accepted from a device (256 KiB, as the official Linux client).
 pub const DEFAULT_MAX_FRAME_SIZE: usize = 256 * 1024;
 
@@ -47,11 +60,51 @@ impl Credential {
     }
 }
 
+/// A REST API token that sees only its own user's devices and data.
+///
+/// ```
+/// let t = thinger_server::UserToken::new("user1", "s3cret-token");
+/// assert_eq!(t.user, "user1");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct UserToken {
+    /// The user whose routes (`/v*/users/{user}/…`) the token opens.
+    pub user: String,
+    /// The bearer token.
+    pub token: String,
+}
+
+impl UserToken {
+    /// A token for one user.
+    ///
+    /// ```
+    /// assert_eq!(thinger_server::UserToken::new("u", "t").token, "t");
+    /// ```
+    pub fn new(user: impl Into<String>, token: impl Into<String>) -> Self {
+        UserToken { user: user.into(), token: token.into() }
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CredentialsFile {
     #[serde(default)]
     device: Vec<Credential>,
+    #[serde(default)]
+    token: Vec<UserToken>,
+}
+
+/// Parses the `[[token]]` tables (user, token) of a credentials file: per-user REST tokens.
+///
+/// ```
+/// let text = "[[token]]\nuser = 'user1'\ntoken = 'abc'\n";
+/// let list = thinger_server::parse_user_tokens(text).unwrap();
+/// assert_eq!(list, vec![thinger_server::UserToken::new("user1", "abc")]);
+/// ```
+pub fn parse_user_tokens(text: &str) -> Result<Vec<UserToken>, ServerError> {
+    let file: CredentialsFile =
+        toml::from_str(text).map_err(|e| ServerError::Config(format!("credentials file: {e}")))?;
+    Ok(file.token)
 }
 
 /// Parses a credentials file: a TOML document with one `[[device]]` table per device.
@@ -193,6 +246,9 @@ pub struct ServerConfig {
     pub tls_port: u16,
     /// Port of the REST API and of WebSocket IOTMP at `/iotmp` (0 = ephemeral).
     pub http_port: u16,
+    /// Port of HTTPS: the REST API and WebSocket IOTMP (`wss://HOST/iotmp`) with the TLS
+    /// certificate (0 = ephemeral); unused when [`ServerConfig::tls`] is `Off`.
+    pub https_port: u16,
     /// Devices allowed to connect.
     pub credentials: Vec<Credential>,
     /// A TOML credentials file read at start (added to [`ServerConfig::credentials`]).
@@ -209,7 +265,10 @@ pub struct ServerConfig {
     pub max_frame_size: usize,
     /// Most devices connected at once; more are refused at CONNECT.
     pub max_devices: usize,
-    /// Bearer token the REST API requires; `None` leaves it open.
+    /// Per-user REST tokens (also read from the credentials file's `[[token]]` tables).
+    pub user_tokens: Vec<UserToken>,
+    /// Admin bearer token the REST API requires (it opens every user's routes); `None` and no
+    /// [`ServerConfig::user_tokens`] leave the API open.
     pub api_token: Option<String>,
     /// How long a REST request or a device-to-device call waits for a device's reply.
     pub device_timeout: Duration,
@@ -218,6 +277,9 @@ pub struct ServerConfig {
     pub keepalive: Duration,
     /// How long a new connection may take to send its CONNECT (and finish TLS).
     pub auth_timeout: Duration,
+    /// Sizes, timeouts and caps that protect the server and its devices from hostile or
+    /// careless clients (see `docs/server.md`, "Security").
+    pub limits: Limits,
     /// Endpoints devices may call. Empty: every endpoint name is accepted (and recorded);
     /// otherwise unknown ones get ERROR 404.
     pub endpoints: Vec<EndpointConfig>,
@@ -232,6 +294,7 @@ impl Default for ServerConfig {
             tcp_port: DEFAULT_TCP_PORT,
             tls_port: DEFAULT_TLS_PORT,
             http_port: DEFAULT_HTTP_PORT,
+            https_port: default_https_port(),
             credentials: Vec::new(),
             credentials_file: None,
             allow_any: false,
@@ -239,8 +302,10 @@ impl Default for ServerConfig {
             ca_out: None,
             data_dir: None,
             max_frame_size: DEFAULT_MAX_FRAME_SIZE,
+            limits: Limits::default(),
             max_devices: 10_000,
             api_token: None,
+            user_tokens: Vec::new(),
             device_timeout: Duration::from_secs(10),
             keepalive: Duration::from_secs(60),
             auth_timeout: Duration::from_secs(10),
@@ -265,10 +330,10 @@ impl ServerConfig {
     /// ```
     /// let c = thinger_server::ServerConfig::local();
     /// assert!(c.allow_any);
-    /// assert_eq!((c.tcp_port, c.tls_port, c.http_port), (0, 0, 0));
+    /// assert_eq!((c.tcp_port, c.tls_port, c.http_port, c.https_port), (0, 0, 0, 0));
     /// ```
     pub fn local() -> Self {
-        ServerConfig { tcp_port: 0, tls_port: 0, http_port: 0, allow_any: true, ..Self::default() }
+        ServerConfig { tcp_port: 0, tls_port: 0, http_port: 0, https_port: 0, allow_any: true, ..Self::default() }
     }
 
     /// Sets the bind address.
@@ -292,6 +357,16 @@ impl ServerConfig {
         self.tcp_port = tcp;
         self.tls_port = tls;
         self.http_port = http;
+        self
+    }
+
+    /// Sets the HTTPS port (REST and `wss://HOST/iotmp`; 0 = ephemeral).
+    ///
+    /// ```
+    /// assert_eq!(thinger_server::ServerConfig::local().https_port(443).https_port, 443);
+    /// ```
+    pub fn https_port(mut self, port: u16) -> Self {
+        self.https_port = port;
         self
     }
 
@@ -391,6 +466,17 @@ impl ServerConfig {
         self
     }
 
+    /// Adds a per-user REST token: it opens only `user`'s routes.
+    ///
+    /// ```
+    /// let c = thinger_server::ServerConfig::local().user_token("user1", "t1");
+    /// assert_eq!(c.user_tokens[0].user, "user1");
+    /// ```
+    pub fn user_token(mut self, user: &str, token: &str) -> Self {
+        self.user_tokens.push(UserToken::new(user, token));
+        self
+    }
+
     /// Sets how long the server waits for a device's reply.
     ///
     /// ```
@@ -412,6 +498,18 @@ impl ServerConfig {
     /// ```
     pub fn keepalive(mut self, interval: Duration) -> Self {
         self.keepalive = interval;
+        self
+    }
+
+    /// Sets the limits (sizes, timeouts, caps).
+    ///
+    /// ```
+    /// use thinger_server::{Limits, ServerConfig};
+    /// let c = ServerConfig::local().limits(Limits { device_frame_limit: 4096, ..Limits::default() });
+    /// assert_eq!(c.limits.device_frame_limit, 4096);
+    /// ```
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
         self
     }
 

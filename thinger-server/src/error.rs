@@ -60,6 +60,7 @@ impl std::error::Error for ServerError {
 /// use thinger_server::DeviceError;
 /// assert_eq!(DeviceError::Offline.status(), 503);
 /// assert_eq!(DeviceError::Timeout.status(), 504);
+/// assert_eq!(DeviceError::TooLarge { size: 40_000, limit: 32_768 }.status(), 413);
 /// assert_eq!(DeviceError::Failed { code: None, message: None }.status(), 404);
 /// assert_eq!(DeviceError::Failed { code: Some(418), message: None }.status(), 418);
 /// assert_eq!(DeviceError::Failed { code: Some(7), message: None }.status(), 500);
@@ -82,6 +83,13 @@ pub enum DeviceError {
     },
     /// The request could not be sent (the connection is going away or is saturated).
     Unavailable,
+    /// The request, as a frame, would not fit the device's frame limit; it was not sent.
+    TooLarge {
+        /// The frame's size in bytes.
+        size: usize,
+        /// The device's frame limit in bytes.
+        limit: usize,
+    },
 }
 
 impl DeviceError {
@@ -96,6 +104,7 @@ impl DeviceError {
             DeviceError::UnknownDevice => 404,
             DeviceError::Offline | DeviceError::Unavailable => 503,
             DeviceError::Timeout => 504,
+            DeviceError::TooLarge { .. } => 413,
             DeviceError::Failed { code: None, .. } => 404,
             DeviceError::Failed { code: Some(c), .. } => {
                 u16::try_from(*c).ok().filter(|c| (400..=599).contains(c)).unwrap_or(500)
@@ -111,6 +120,9 @@ impl fmt::Display for DeviceError {
             DeviceError::Offline => f.write_str("device offline"),
             DeviceError::Timeout => f.write_str("device did not answer in time"),
             DeviceError::Unavailable => f.write_str("device connection unavailable"),
+            DeviceError::TooLarge { size, limit } => {
+                write!(f, "request of {size} bytes does not fit the device's frame limit of {limit} bytes")
+            }
             DeviceError::Failed { message: Some(m), .. } => f.write_str(m),
             DeviceError::Failed { code: None, message: None } => f.write_str("resource not found"),
             DeviceError::Failed { code: Some(c), message: None } => write!(f, "device error {c}"),

@@ -10,69 +10,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::ServerConfig;
 use crate::error::DeviceError;
+use crate::guard::Guard;
 use crate::store::Store;
 use crate::util::{constant_time_eq, now_ms};
-
-/// Something devices may be subscribed to. Delivered to every connected device of `user`;
-/// each connection matches it against its own subscriptions.
-#[derive(Debug, Clone)]
-pub(crate) enum HubEvent {
-    /// A property was stored (by a device or the REST API).
-    Property { user: String, device: String, property: String, value: Value },
-    /// A device published on an MQTT topic.
-    Topic { user: String, topic: String, payload: Value },
-    /// A device connected or disconnected.
-    State { user: String, device: String, connected: bool },
-}
-
-impl HubEvent {
-    fn user(&self) -> &str {
-        match self {
-            HubEvent::Property { user, .. } | HubEvent::Topic { user, .. } | HubEvent::State { user, .. } => user,
-        }
-    }
-}
-
-/// A device's reply to a server request.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct RawReply {
-    pub ok: bool,
-    pub code: Option<u64>,
-    pub payload: Option<Value>,
-}
-
-/// A request the server sends to a device.
-#[derive(Debug, Clone)]
-pub(crate) enum DeviceRequest {
-    Run { resource: String, input: Option<Value> },
-    Describe { resource: Option<String> },
-}
-
-pub(crate) type ReplyTx = oneshot::Sender<Result<RawReply, DeviceError>>;
-
-/// What other parts of the server ask of one connection.
-pub(crate) enum Command {
-    Request {
-        request: DeviceRequest,
-        reply: ReplyTx,
-    },
-    StartStream {
-        resource: String,
-        interval: Option<u64>,
-        sink_id: u64,
-        sink: mpsc::Sender<Value>,
-        reply: oneshot::Sender<Result<(), DeviceError>>,
-    },
-    StopStream {
-        resource: String,
-        sink_id: u64,
-    },
-    Event(Arc<HubEvent>),
-    Disconnect {
-        code: u64,
-        reason: &'static str,
-    },
-}
+use crate::vocab::{Command, DeviceRequest, EventTx, HubEvent, REASON_REPLACED, RawReply};
 
 /// A live connection of a device.
 pub(crate) struct Live {
@@ -160,11 +101,17 @@ struct Devices {
 pub(crate) struct Hub {
     pub config: ServerConfig,
     pub store: Store,
+    /// Admission before authentication and credential throttling.
+    pub guard: Guard,
     credentials: HashMap<(String, String), String>,
     devices: Mutex<Devices>,
+    /// Connections that subscribed to something, by user: the only ones events go to.
+    subscribers: Mutex<HashMap<String, HashMap<u64, EventTx>>>,
     syncs: Mutex<HashMap<(String, String), SyncState>>,
     retained: Mutex<HashMap<String, BTreeMap<String, Value>>>,
     ids: AtomicU64,
+    /// Events not delivered: too large for a device, or its event queue was full.
+    dropped_events: AtomicU64,
     pub shutdown: watch::Receiver<bool>,
 }
 
@@ -183,13 +130,16 @@ impl Hub {
             devices.users.entry(c.user.clone()).or_default().entry(c.device.clone()).or_default();
         }
         Hub {
+            guard: Guard::new(config.limits.clone()),
             config,
             store,
             credentials,
             devices: Mutex::new(devices),
+            subscribers: Mutex::new(HashMap::new()),
             syncs: Mutex::new(HashMap::new()),
             retained: Mutex::new(HashMap::new()),
             ids: AtomicU64::new(1),
+            dropped_events: AtomicU64::new(0),
             shutdown,
         }
     }
@@ -197,6 +147,16 @@ impl Hub {
     /// A process-unique id (connections, stream sinks, lock waiters).
     pub(crate) fn next_id(&self) -> u64 {
         self.ids.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Counts an event that was not delivered to a connection.
+    pub(crate) fn count_dropped_event(&self) {
+        self.dropped_events.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Events not delivered so far (too large for a device, or its queue was full).
+    pub(crate) fn dropped_events(&self) -> u64 {
+        self.dropped_events.load(Ordering::Relaxed)
     }
 
     /// Whether these credentials may connect.
@@ -226,10 +186,8 @@ impl Hub {
             replaced
         };
         if let Some(old) = replaced {
-            let _ = old.tx.send(Command::Disconnect {
-                code: crate::conn::REASON_REPLACED,
-                reason: "replaced by a newer connection",
-            });
+            let _ =
+                old.tx.send(Command::Disconnect { code: REASON_REPLACED, reason: "replaced by a newer connection" });
         }
         self.dispatch(HubEvent::State { user: user.to_owned(), device: device.to_owned(), connected: true });
         Ok(())
@@ -286,15 +244,35 @@ impl Hub {
         lock(&self.devices).users.get(user).and_then(|d| d.get(device)).map(|e| info(device, e))
     }
 
-    /// Delivers an event to every connected device of its user.
+    /// Delivers an event to the subscribed connections of its user, outside every lock and
+    /// without waiting: a connection whose queue is full misses it (counted).
     pub(crate) fn dispatch(&self, event: HubEvent) {
+        let targets: Vec<EventTx> =
+            lock(&self.subscribers).get(event.user()).map(|m| m.values().cloned().collect()).unwrap_or_default();
+        if targets.is_empty() {
+            return;
+        }
         let event = Arc::new(event);
-        let devices = lock(&self.devices);
-        if let Some(list) = devices.users.get(event.user()) {
-            for entry in list.values() {
-                if let Some(live) = &entry.live {
-                    let _ = live.tx.send(Command::Event(Arc::clone(&event)));
-                }
+        for tx in targets {
+            match tx.try_send(Arc::clone(&event)) {
+                Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
+                Err(mpsc::error::TrySendError::Full(_)) => self.count_dropped_event(),
+            }
+        }
+    }
+
+    /// Adds a connection to its user's subscribers (it opened a subscription).
+    pub(crate) fn subscribe(&self, user: &str, conn_id: u64, tx: EventTx) {
+        lock(&self.subscribers).entry(user.to_owned()).or_default().insert(conn_id, tx);
+    }
+
+    /// Removes a connection from its user's subscribers.
+    pub(crate) fn unsubscribe(&self, user: &str, conn_id: u64) {
+        let mut subs = lock(&self.subscribers);
+        if let Some(m) = subs.get_mut(user) {
+            m.remove(&conn_id);
+            if m.is_empty() {
+                subs.remove(user);
             }
         }
     }

@@ -36,11 +36,17 @@ mod api;
 mod config;
 mod conn;
 mod error;
+mod guard;
+mod http;
 mod hub;
+mod limits;
 mod store;
 mod tls;
 mod transport;
 mod util;
+mod vocab;
+mod wire;
+mod ws;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -53,13 +59,15 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 pub use config::{
-    Credential, DEFAULT_HTTP_PORT, DEFAULT_MAX_FRAME_SIZE, DEFAULT_TCP_PORT, DEFAULT_TLS_PORT, EndpointConfig,
-    ServerConfig, TlsMode, load_credentials, parse_credentials,
+    Credential, DEFAULT_HTTP_PORT, DEFAULT_HTTPS_PORT, DEFAULT_MAX_FRAME_SIZE, DEFAULT_TCP_PORT, DEFAULT_TLS_PORT,
+    EndpointConfig, ServerConfig, TlsMode, UserToken, load_credentials, parse_credentials, parse_user_tokens,
 };
 pub use error::{DeviceError, ServerError};
+pub use limits::{DEFAULT_DEVICE_FRAME_LIMIT, Limits};
 pub use tls::GeneratedPki;
 
-use crate::hub::{Command, DeviceRequest, Hub, Lookup};
+use crate::hub::{Hub, Lookup};
+use crate::vocab::{Command, DeviceRequest};
 
 /// `docs/server.md`, included so that its examples run as doc tests.
 #[cfg(doctest)]
@@ -136,6 +144,7 @@ pub struct Server {
     tcp_addr: SocketAddr,
     tls_addr: Option<SocketAddr>,
     http_addr: SocketAddr,
+    https_addr: Option<SocketAddr>,
     ca_pem: Option<String>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -180,14 +189,25 @@ impl Server {
         if let Some(path) = &config.credentials_file {
             let list = load_credentials(path)?;
             config.credentials.extend(list);
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| ServerError::Config(format!("cannot read credentials file {}: {e}", path.display())))?;
+            config.user_tokens.extend(parse_user_tokens(&text)?);
         }
         if config.max_frame_size < 16 {
             return Err(ServerError::Config("max_frame_size must be at least 16 bytes".into()));
         }
+        if config.api_token.is_none() && config.user_tokens.is_empty() && !config.bind.is_loopback() {
+            tracing::warn!(
+                bind = %config.bind,
+                "THE REST API IS OPEN: anyone who reaches {} can run every device's resources and read \
+                 and write its data; set a token (--token or THINGER_SERVER_TOKEN) or bind to 127.0.0.1",
+                config.bind
+            );
+        }
         if !config.allow_any && config.credentials.is_empty() {
             tracing::warn!("no credentials configured and allow_any is off: no device can connect");
         }
-        let tls = tls::setup(&config.tls)?;
+        let tls = tls::setup(&config.tls, config.data_dir.as_deref())?;
         let ca_pem = tls.as_ref().and_then(|t| t.ca_pem.clone());
         if let (Some(path), Some(pem)) = (&config.ca_out, &ca_pem) {
             std::fs::write(path, pem)
@@ -200,6 +220,11 @@ impl Server {
             None => None,
         };
         let http = bind(SocketAddr::new(config.bind, config.http_port), "HTTP")?;
+        let https = match &tls {
+            Some(_) => Some(bind(SocketAddr::new(config.bind, config.https_port), "HTTPS")?),
+            None => None,
+        };
+        let https_addr = https.as_ref().map(local_addr).transpose()?;
         let tcp_addr = local_addr(&tcp)?;
         let tls_addr = tls_listener.as_ref().map(local_addr).transpose()?;
         let http_addr = local_addr(&http)?;
@@ -220,23 +245,32 @@ impl Server {
                 }
             }
         }));
-        tasks.push(tokio::spawn(transport::accept_tcp(Arc::clone(&hub), tcp)));
+        let handler: transport::Handler = {
+            let hub = Arc::clone(&hub);
+            Arc::new(move |reader, writer, peer, name| {
+                Box::pin(conn::serve(Arc::clone(&hub), reader, writer, peer, name))
+            })
+        };
+        tasks.push(tokio::spawn(transport::accept_tcp(tcp, Arc::clone(&handler), hub.shutdown.clone())));
+        let router = api::router(Arc::clone(&hub));
+        let settings = http::HttpSettings {
+            header_timeout: hub.config.limits.http_header_timeout,
+            max_connections: hub.config.limits.max_http_connections,
+        };
+        if let (Some(listener), Some(setup)) = (https, &tls) {
+            let acceptor = Some(TlsAcceptor::from(Arc::clone(&setup.config)));
+            let serve = http::serve(listener, acceptor, router.clone(), settings, hub.shutdown.clone());
+            tasks.push(tokio::spawn(serve));
+        }
         if let (Some(listener), Some(setup)) = (tls_listener, tls) {
             let acceptor = TlsAcceptor::from(setup.config);
-            tasks.push(tokio::spawn(transport::accept_tls(Arc::clone(&hub), listener, acceptor)));
+            let timeout = hub.config.auth_timeout;
+            let accept = transport::accept_tls(listener, acceptor, timeout, Arc::clone(&handler), hub.shutdown.clone());
+            tasks.push(tokio::spawn(accept));
         }
-        let app = api::router(Arc::clone(&hub)).into_make_service_with_connect_info::<SocketAddr>();
-        let mut http_shutdown = hub.shutdown.clone();
-        tasks.push(tokio::spawn(async move {
-            let stop = async move {
-                let _ = http_shutdown.changed().await;
-            };
-            if let Err(e) = axum::serve(http, app).with_graceful_shutdown(stop).await {
-                tracing::error!(error = %e, "HTTP server failed");
-            }
-        }));
-        tracing::info!(%tcp_addr, tls_addr = ?tls_addr, %http_addr, "thinger-server listening");
-        Ok(Server { hub, tcp_addr, tls_addr, http_addr, ca_pem, shutdown, tasks })
+        tasks.push(tokio::spawn(http::serve(http, None, router, settings, hub.shutdown.clone())));
+        tracing::info!(%tcp_addr, tls_addr = ?tls_addr, %http_addr, https_addr = ?https_addr, "thinger-server listening");
+        Ok(Server { hub, tcp_addr, tls_addr, http_addr, https_addr, ca_pem, shutdown, tasks })
     }
 
     /// Address of plain IOTMP over TCP.
@@ -271,6 +305,28 @@ impl Server {
     /// ```
     pub fn http_addr(&self) -> SocketAddr {
         self.http_addr
+    }
+
+    /// Address of HTTPS: the REST API and `wss://…/iotmp` (`None` when TLS is off).
+    ///
+    /// ```no_run
+    /// # fn f(server: thinger_server::Server) {
+    /// let base = server.https_addr().map(|a| format!("https://localhost:{}", a.port()));
+    /// # }
+    /// ```
+    pub fn https_addr(&self) -> Option<SocketAddr> {
+        self.https_addr
+    }
+
+    /// The secure WebSocket IOTMP URL, `wss://localhost:{port}/iotmp` (`None` when TLS is off).
+    ///
+    /// ```no_run
+    /// # fn f(server: thinger_server::Server) {
+    /// assert!(server.wss_url().unwrap().starts_with("wss://localhost:"));
+    /// # }
+    /// ```
+    pub fn wss_url(&self) -> Option<String> {
+        self.https_addr.map(|a| format!("wss://localhost:{}/iotmp", a.port()))
     }
 
     /// The WebSocket IOTMP URL, `ws://{http_addr}/iotmp`.
@@ -484,7 +540,7 @@ impl Server {
     }
 }
 
-fn into_reply(r: Result<hub::RawReply, DeviceError>) -> Result<DeviceReply, DeviceError> {
+fn into_reply(r: Result<vocab::RawReply, DeviceError>) -> Result<DeviceReply, DeviceError> {
     let r = r?;
     if r.ok {
         Ok(DeviceReply { code: r.code, payload: r.payload })

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use thinger_server::{Server, ServerConfig, TlsMode};
+use thinger_server::{Limits, Server, ServerConfig, TlsMode};
 use tracing_subscriber::EnvFilter;
 
 /// Local IOTMP server (TCP, TLS, WebSocket) with a Thinger.io-style REST API.
@@ -33,6 +33,10 @@ struct Args {
     /// Port of the REST API and of WebSocket IOTMP at /iotmp (0 = any free port).
     #[arg(long, default_value_t = thinger_server::DEFAULT_HTTP_PORT)]
     http_port: u16,
+    /// Port of HTTPS: the REST API and wss://HOST/iotmp, with the TLS certificate
+    /// [default: 443 as root, else 8443; 0 = any free port].
+    #[arg(long)]
+    https_port: Option<u16>,
     /// Accept any user/device/credential.
     #[arg(long)]
     allow_any: bool,
@@ -64,6 +68,12 @@ struct Args {
     /// Largest IOTMP frame accepted from a device, in bytes.
     #[arg(long, default_value_t = thinger_server::DEFAULT_MAX_FRAME_SIZE)]
     max_frame_size: usize,
+    /// Largest frame sent to a device; bigger REST requests and property values get 413.
+    #[arg(long, default_value_t = thinger_server::DEFAULT_DEVICE_FRAME_LIMIT)]
+    device_frame_limit: usize,
+    /// Largest REST request body in bytes (413 beyond).
+    #[arg(long, default_value_t = Limits::default().max_body_size)]
+    max_body_size: usize,
     /// Most devices connected at once.
     #[arg(long, default_value_t = 10_000)]
     max_devices: usize,
@@ -103,6 +113,7 @@ fn config(args: Args) -> Result<ServerConfig, String> {
         tcp_port: args.tcp_port,
         tls_port: args.tls_port,
         http_port: args.http_port,
+        https_port: args.https_port.unwrap_or(ServerConfig::default().https_port),
         credentials: Vec::new(),
         credentials_file: args.credentials,
         allow_any: args.allow_any,
@@ -114,6 +125,11 @@ fn config(args: Args) -> Result<ServerConfig, String> {
         api_token: args.token,
         device_timeout: seconds("device-timeout", args.device_timeout)?,
         keepalive: seconds("keepalive", args.keepalive)?,
+        limits: Limits {
+            device_frame_limit: args.device_frame_limit,
+            max_body_size: args.max_body_size,
+            ..Limits::default()
+        },
         ..ServerConfig::default()
     })
 }
@@ -148,6 +164,10 @@ async fn main() -> ExitCode {
     }
     println!("WebSocket IOTMP {}", server.ws_url());
     println!("REST API        http://{}", server.http_addr());
+    if let (Some(addr), Some(wss)) = (server.https_addr(), server.wss_url()) {
+        println!("HTTPS REST API  https://{addr}");
+        println!("WebSocket (TLS) {wss}");
+    }
     if let (Some(path), Some(_)) = (ca_out, server.ca_cert_pem()) {
         println!("CA certificate  {}", path.display());
     }

@@ -16,8 +16,8 @@ use thinger_core::pson::Value;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::ServerError;
-use crate::hub::HubEvent;
 use crate::util::now_ms;
+use crate::vocab::HubEvent;
 
 const PROPS: TableDefinition<(&str, &str, &str), &[u8]> = TableDefinition::new("properties");
 const BUCKET_META: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("bucket_meta");
@@ -76,20 +76,70 @@ type Reply<T> = oneshot::Sender<T>;
 
 /// An operation for the storage thread.
 pub(crate) enum Op {
-    GetProperty { user: String, device: String, property: String, reply: Reply<Option<PropertyRecord>> },
-    ListProperties { user: String, device: String, reply: Reply<Vec<(String, PropertyRecord)>> },
-    SetProperty { user: String, device: String, property: String, value: Value, reply: Reply<Result<(), String>> },
-    AppendBucket { user: String, bucket: String, device: String, value: Value, reply: Reply<Result<u64, String>> },
-    ListBuckets { user: String, reply: Reply<Vec<BucketInfo>> },
-    ReadBucket { user: String, bucket: String, query: BucketQuery, reply: Reply<Option<Vec<BucketRecord>>> },
-    LogEndpoint { user: String, device: String, endpoint: String, data: Value, reply: Reply<Result<(), String>> },
-    ListEndpointCalls { user: String, reply: Reply<Vec<EndpointCall>> },
-    Shutdown { done: Reply<()> },
+    GetProperty {
+        user: String,
+        device: String,
+        property: String,
+        reply: Reply<Option<PropertyRecord>>,
+    },
+    ListProperties {
+        user: String,
+        device: String,
+        reply: Reply<Vec<(String, PropertyRecord)>>,
+    },
+    SetProperty {
+        user: String,
+        device: String,
+        property: String,
+        value: Value,
+        reply: Reply<Result<(), String>>,
+    },
+    /// Removes a property; `Ok(false)` when there was none.
+    DeleteProperty {
+        user: String,
+        device: String,
+        property: String,
+        reply: Reply<Result<bool, String>>,
+    },
+    AppendBucket {
+        user: String,
+        bucket: String,
+        device: String,
+        value: Value,
+        reply: Reply<Result<u64, String>>,
+    },
+    ListBuckets {
+        user: String,
+        reply: Reply<Vec<BucketInfo>>,
+    },
+    ReadBucket {
+        user: String,
+        bucket: String,
+        query: BucketQuery,
+        reply: Reply<Option<Vec<BucketRecord>>>,
+    },
+    LogEndpoint {
+        user: String,
+        device: String,
+        endpoint: String,
+        data: Value,
+        reply: Reply<Result<(), String>>,
+    },
+    ListEndpointCalls {
+        user: String,
+        reply: Reply<Vec<EndpointCall>>,
+    },
+    Shutdown {
+        done: Reply<()>,
+    },
 }
 
 impl Op {
     fn is_write(&self) -> bool {
-        matches!(self, Op::SetProperty { .. } | Op::AppendBucket { .. } | Op::LogEndpoint { .. })
+        matches!(
+            self,
+            Op::SetProperty { .. } | Op::DeleteProperty { .. } | Op::AppendBucket { .. } | Op::LogEndpoint { .. }
+        )
     }
 }
 
@@ -243,6 +293,7 @@ enum Written {
     Property { reply: Reply<Result<(), String>>, event: Option<HubEvent> },
     Bucket { reply: Reply<Result<u64, String>>, result: Result<u64, String> },
     Endpoint { reply: Reply<Result<(), String>>, result: Result<(), String> },
+    Deleted { reply: Reply<Result<bool, String>>, existed: bool },
 }
 
 impl Written {
@@ -259,6 +310,9 @@ impl Written {
             }
             Written::Endpoint { reply, result } => {
                 let _ = reply.send(commit.and(result));
+            }
+            Written::Deleted { reply, existed } => {
+                let _ = reply.send(commit.map(|()| existed));
             }
         }
     }
@@ -298,7 +352,11 @@ fn read_memory(m: &mut Memory, op: Op) {
         Op::ListEndpointCalls { user, reply } => {
             let _ = reply.send(m.endpoints.get(&user).cloned().unwrap_or_default());
         }
-        Op::SetProperty { .. } | Op::AppendBucket { .. } | Op::LogEndpoint { .. } | Op::Shutdown { .. } => {}
+        Op::SetProperty { .. }
+        | Op::DeleteProperty { .. }
+        | Op::AppendBucket { .. }
+        | Op::LogEndpoint { .. }
+        | Op::Shutdown { .. } => {}
     }
 }
 
@@ -311,6 +369,10 @@ fn write_memory(m: &mut Memory, clock: &mut Clock, op: Op) -> Option<Written> {
             let created = m.props.get(&key).map_or(now, |r| r.created);
             m.props.insert(key, PropertyRecord { value, created, modified: now });
             Some(Written::Property { reply, event: Some(event) })
+        }
+        Op::DeleteProperty { user, device, property, reply } => {
+            let existed = m.props.remove(&(user, device, property)).is_some();
+            Some(Written::Deleted { reply, existed })
         }
         Op::AppendBucket { user, bucket, device, value, reply } => {
             let ts = clock.now();
@@ -485,7 +547,11 @@ fn try_read_redb(db: &Database, op: Op) -> Result<(), redb::Error> {
             }
             let _ = reply.send(list);
         }
-        Op::SetProperty { .. } | Op::AppendBucket { .. } | Op::LogEndpoint { .. } | Op::Shutdown { .. } => {}
+        Op::SetProperty { .. }
+        | Op::DeleteProperty { .. }
+        | Op::AppendBucket { .. }
+        | Op::LogEndpoint { .. }
+        | Op::Shutdown { .. } => {}
     }
     Ok(())
 }
@@ -512,6 +578,10 @@ fn write_redb(db: &Database, clock: &mut Clock, batch: Vec<Op>) -> Result<Vec<Wr
                         let record = PropertyRecord { value, created, modified: now };
                         props.insert(key, encode_property(&record).as_slice())?;
                         done.push(Written::Property { reply, event: Some(event) });
+                    }
+                    Op::DeleteProperty { user, device, property, reply } => {
+                        let existed = props.remove((user.as_str(), device.as_str(), property.as_str()))?.is_some();
+                        done.push(Written::Deleted { reply, existed });
                     }
                     Op::AppendBucket { user, bucket, device, value, reply } => {
                         let ts = clock.now();

@@ -1,6 +1,5 @@
 //! TLS setup: a generated CA and server certificate (ECDSA P-256), or PEM files.
 
-use std::io::BufReader;
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -9,6 +8,7 @@ use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
     PKCS_ECDSA_P256_SHA256, SanType, date_time_ymd,
 };
+use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 use crate::config::TlsMode;
@@ -34,12 +34,28 @@ pub struct GeneratedPki {
     pub ca_pem: String,
     /// The CA certificate (DER).
     pub ca_der: Vec<u8>,
+    /// The CA's private key (PKCS#8 PEM): keep it secret.
+    pub ca_key_pem: String,
     /// The server certificate (PEM), for `localhost`, `127.0.0.1`, `::1` and the extra names.
     pub server_cert_pem: String,
     /// The server's private key (PKCS#8 PEM).
     pub server_key_pem: String,
     server_cert_der: CertificateDer<'static>,
     server_key_der: Vec<u8>,
+}
+
+/// The CA's subject, usages and validity (the same every time, so a stored CA key reissues
+/// certificates that chain to the stored CA certificate).
+fn ca_params() -> Result<CertificateParams, ServerError> {
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(tls_err)?;
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.distinguished_name.push(DnType::CommonName, "thinger-server local CA");
+    ca_params.distinguished_name.push(DnType::OrganizationName, "thinger-rs");
+    ca_params.key_usages =
+        vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    ca_params.not_before = date_time_ymd(2024, 1, 1);
+    ca_params.not_after = date_time_ymd(2049, 12, 31);
+    Ok(ca_params)
 }
 
 fn tls_err(e: impl std::fmt::Display) -> ServerError {
@@ -56,17 +72,55 @@ impl GeneratedPki {
     /// ```
     pub fn generate(extra_names: &[String]) -> Result<GeneratedPki, ServerError> {
         let ca_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(tls_err)?;
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(tls_err)?;
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params.distinguished_name.push(DnType::CommonName, "thinger-server local CA");
-        ca_params.distinguished_name.push(DnType::OrganizationName, "thinger-rs");
-        ca_params.key_usages =
-            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
-        ca_params.not_before = date_time_ymd(2024, 1, 1);
-        ca_params.not_after = date_time_ymd(2049, 12, 31);
+        let ca_params = ca_params()?;
         let ca_cert = ca_params.self_signed(&ca_key).map_err(tls_err)?;
-        let issuer = Issuer::new(ca_params, ca_key);
+        let ca_key_pem = ca_key.serialize_pem();
+        Self::issue(ca_cert.pem(), ca_cert.der().to_vec(), ca_key_pem, Issuer::new(ca_params, ca_key), extra_names)
+    }
 
+    /// Like [`GeneratedPki::generate`], but keeps the CA in `dir` (`ca.pem`, `ca-key.pem`):
+    /// an existing one is reused, so clients that trust it keep working across restarts;
+    /// the server certificate is issued anew each time.
+    ///
+    /// ```
+    /// let dir = std::env::temp_dir().join(format!("thinger-pki-doc-{}", std::process::id()));
+    /// let first = thinger_server::GeneratedPki::load_or_generate(&dir, &[]).unwrap();
+    /// let again = thinger_server::GeneratedPki::load_or_generate(&dir, &[]).unwrap();
+    /// assert_eq!(first.ca_pem, again.ca_pem);
+    /// std::fs::remove_dir_all(&dir).unwrap();
+    /// ```
+    pub fn load_or_generate(dir: &Path, extra_names: &[String]) -> Result<GeneratedPki, ServerError> {
+        let (cert_path, key_path) = (dir.join("ca.pem"), dir.join("ca-key.pem"));
+        if cert_path.exists() && key_path.exists() {
+            let ca_pem = String::from_utf8(read_file(&cert_path, "CA certificate")?)
+                .map_err(|e| ServerError::Tls(format!("{}: {e}", cert_path.display())))?;
+            let key_pem = String::from_utf8(read_file(&key_path, "CA key")?)
+                .map_err(|e| ServerError::Tls(format!("{}: {e}", key_path.display())))?;
+            let ca_der = CertificateDer::from_pem_slice(ca_pem.as_bytes())
+                .map_err(|e| ServerError::Tls(format!("{}: {e}", cert_path.display())))?
+                .to_vec();
+            let ca_key = KeyPair::from_pem(&key_pem).map_err(tls_err)?;
+            // The same key and subject as the stored certificate: what it signs chains to it.
+            let issuer = Issuer::new(ca_params()?, ca_key);
+            return Self::issue(ca_pem, ca_der, key_pem, issuer, extra_names);
+        }
+        let pki = Self::generate(extra_names)?;
+        std::fs::create_dir_all(dir).map_err(|e| ServerError::io(format!("cannot create {}", dir.display()), e))?;
+        let write = |path: &Path, text: &str| {
+            std::fs::write(path, text).map_err(|e| ServerError::io(format!("cannot write {}", path.display()), e))
+        };
+        write(&key_path, &pki.ca_key_pem)?;
+        write(&cert_path, &pki.ca_pem)?;
+        Ok(pki)
+    }
+
+    fn issue(
+        ca_pem: String,
+        ca_der: Vec<u8>,
+        ca_key_pem: String,
+        issuer: Issuer<'static, KeyPair>,
+        extra_names: &[String],
+    ) -> Result<GeneratedPki, ServerError> {
         let mut names = vec!["localhost".to_owned()];
         for n in extra_names {
             if !names.contains(n) {
@@ -87,8 +141,9 @@ impl GeneratedPki {
         let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(tls_err)?;
         let cert = params.signed_by(&key, &issuer).map_err(tls_err)?;
         Ok(GeneratedPki {
-            ca_pem: ca_cert.pem(),
-            ca_der: ca_cert.der().to_vec(),
+            ca_pem,
+            ca_der,
+            ca_key_pem,
             server_cert_pem: cert.pem(),
             server_key_pem: key.serialize_pem(),
             server_cert_der: cert.der().clone(),
@@ -116,27 +171,34 @@ fn read_file(path: &Path, what: &str) -> Result<Vec<u8>, ServerError> {
 }
 
 /// Builds the TLS configuration for `mode` (`None` when TLS is off).
-pub(crate) fn setup(mode: &TlsMode) -> Result<Option<TlsSetup>, ServerError> {
+/// With `data_dir`, a generated CA is kept there and reused.
+pub(crate) fn setup(mode: &TlsMode, data_dir: Option<&Path>) -> Result<Option<TlsSetup>, ServerError> {
     match mode {
         TlsMode::Off => Ok(None),
         TlsMode::Generate { names } => {
-            let pki = GeneratedPki::generate(names)?;
+            let pki = match data_dir {
+                Some(dir) => GeneratedPki::load_or_generate(dir, names)?,
+                None => GeneratedPki::generate(names)?,
+            };
             let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pki.server_key_der.clone()));
             let config = server_config(vec![pki.server_cert_der.clone()], key)?;
             Ok(Some(TlsSetup { config, ca_pem: Some(pki.ca_pem) }))
         }
         TlsMode::Files { cert, key } => {
             let cert_pem = read_file(cert, "certificate")?;
-            let chain = rustls_pemfile::certs(&mut BufReader::new(cert_pem.as_slice()))
+            let chain = CertificateDer::pem_slice_iter(&cert_pem)
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| ServerError::Tls(format!("{}: {e}", cert.display())))?;
             if chain.is_empty() {
                 return Err(ServerError::Tls(format!("no certificate in {}", cert.display())));
             }
             let key_pem = read_file(key, "key")?;
-            let key_der = rustls_pemfile::private_key(&mut BufReader::new(key_pem.as_slice()))
-                .map_err(|e| ServerError::Tls(format!("{}: {e}", key.display())))?
-                .ok_or_else(|| ServerError::Tls(format!("no private key in {}", key.display())))?;
+            let key_der = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| match e {
+                rustls_pki_types::pem::Error::NoItemsFound => {
+                    ServerError::Tls(format!("no private key in {}", key.display()))
+                }
+                e => ServerError::Tls(format!("{}: {e}", key.display())),
+            })?;
             Ok(Some(TlsSetup { config: server_config(chain, key_der)?, ca_pem: None }))
         }
     }

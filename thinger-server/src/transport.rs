@@ -6,15 +6,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use axum::extract::ws::{Message as WsMessage, WebSocket};
-use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 
-use crate::hub::Hub;
+use crate::ws::{WsReader, WsWriter};
+
+use futures_util::future::BoxFuture;
+use tokio::sync::watch;
+
+/// What runs a device connection once its transport is up: given the two halves, the peer
+/// address and the transport's name. The listeners are handed one instead of knowing it.
+pub(crate) type Handler = Arc<dyn Fn(Reader, Writer, SocketAddr, &'static str) -> BoxFuture<'static, ()> + Send + Sync>;
 
 /// A byte stream (TCP or TLS over TCP).
 pub(crate) trait ByteStream: AsyncRead + AsyncWrite + Send + Unpin {}
@@ -28,7 +32,7 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// The receiving half of a device connection.
 pub(crate) enum Reader {
     Io(ReadHalf<BoxedStream>),
-    Ws(SplitStream<WebSocket>),
+    Ws(WsReader),
 }
 
 impl Reader {
@@ -39,26 +43,7 @@ impl Reader {
                 buf.reserve(8192);
                 r.read_buf(buf).await
             }
-            Reader::Ws(s) => loop {
-                match s.next().await {
-                    None | Some(Ok(WsMessage::Close(_))) => return Ok(0),
-                    Some(Err(e)) => return Err(io::Error::other(e)),
-                    Some(Ok(WsMessage::Binary(b))) => {
-                        if b.is_empty() {
-                            continue;
-                        }
-                        buf.extend_from_slice(&b);
-                        return Ok(b.len());
-                    }
-                    Some(Ok(WsMessage::Text(_))) => {
-                        return Err(io::Error::new(
-                            io::ErrorKind::InvalidData,
-                            "text WebSocket message (IOTMP is binary)",
-                        ));
-                    }
-                    Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => {}
-                }
-            },
+            Reader::Ws(s) => s.read(buf).await,
         }
     }
 }
@@ -66,7 +51,7 @@ impl Reader {
 /// The sending half of a device connection.
 pub(crate) enum Writer {
     Io(WriteHalf<BoxedStream>),
-    Ws(SplitSink<WebSocket, WsMessage>),
+    Ws(WsWriter),
 }
 
 enum Out {
@@ -147,10 +132,7 @@ async fn write_loop(mut writer: Writer, mut rx: mpsc::UnboundedReceiver<Out>, qu
             }
             Writer::Ws(s) => {
                 let len = batch.len();
-                let r = tokio::time::timeout(WRITE_TIMEOUT, async {
-                    s.send(WsMessage::Binary(batch.into())).await.map_err(io::Error::other)
-                })
-                .await;
+                let r = tokio::time::timeout(WRITE_TIMEOUT, s.send(&batch)).await;
                 queued.fetch_sub(len, Ordering::Relaxed);
                 r
             }
@@ -173,10 +155,7 @@ async fn write_loop(mut writer: Writer, mut rx: mpsc::UnboundedReceiver<Out>, qu
             Writer::Io(w) => {
                 let _ = w.shutdown().await;
             }
-            Writer::Ws(s) => {
-                let _ = s.send(WsMessage::Close(None)).await;
-                let _ = s.close().await;
-            }
+            Writer::Ws(s) => s.close().await,
         }
     })
     .await;
@@ -188,15 +167,13 @@ pub(crate) fn split_stream(stream: BoxedStream) -> (Reader, Writer) {
     (Reader::Io(r), Writer::Io(w))
 }
 
-/// Splits an upgraded WebSocket.
-pub(crate) fn split_ws(ws: WebSocket) -> (Reader, Writer) {
-    let (w, r) = ws.split();
-    (Reader::Ws(r), Writer::Ws(w))
+/// The halves of an upgraded WebSocket.
+pub(crate) fn ws_halves(reader: WsReader, writer: WsWriter) -> (Reader, Writer) {
+    (Reader::Ws(reader), Writer::Ws(writer))
 }
 
 /// Accepts plain TCP devices until shutdown.
-pub(crate) async fn accept_tcp(hub: Arc<Hub>, listener: TcpListener) {
-    let mut shutdown = hub.shutdown.clone();
+pub(crate) async fn accept_tcp(listener: TcpListener, handler: Handler, mut shutdown: watch::Receiver<bool>) {
     loop {
         tokio::select! {
             _ = shutdown.changed() => break,
@@ -204,7 +181,7 @@ pub(crate) async fn accept_tcp(hub: Arc<Hub>, listener: TcpListener) {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
                     let (reader, writer) = split_stream(Box::new(stream));
-                    tokio::spawn(crate::conn::serve(Arc::clone(&hub), reader, writer, peer, "tcp"));
+                    tokio::spawn(handler(reader, writer, peer, "tcp"));
                 }
                 Err(e) => accept_error(e).await,
             },
@@ -212,22 +189,27 @@ pub(crate) async fn accept_tcp(hub: Arc<Hub>, listener: TcpListener) {
     }
 }
 
-/// Accepts TLS devices until shutdown.
-pub(crate) async fn accept_tls(hub: Arc<Hub>, listener: TcpListener, acceptor: TlsAcceptor) {
-    let mut shutdown = hub.shutdown.clone();
+/// Accepts TLS devices until shutdown; a handshake must finish within `handshake_timeout`.
+pub(crate) async fn accept_tls(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    handshake_timeout: Duration,
+    handler: Handler,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         tokio::select! {
             _ = shutdown.changed() => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    let hub = Arc::clone(&hub);
+                    let handler = Arc::clone(&handler);
                     let acceptor = acceptor.clone();
                     tokio::spawn(async move {
-                        match tokio::time::timeout(hub.config.auth_timeout, acceptor.accept(stream)).await {
+                        match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
                             Ok(Ok(tls)) => {
                                 let (reader, writer) = split_stream(Box::new(tls));
-                                crate::conn::serve(hub, reader, writer, peer, "tls").await;
+                                handler(reader, writer, peer, "tls").await;
                             }
                             Ok(Err(e)) => tracing::info!(%peer, error = %e, "TLS handshake failed"),
                             Err(_) => tracing::info!(%peer, "TLS handshake timed out"),

@@ -98,6 +98,17 @@ pub(crate) fn disconnect(code: u64, reason: &str) -> Vec<u8> {
     encode(MessageType::Disconnect, 0, Some(F::U(code)), Some(F::S(reason)), None)
 }
 
+/// Size of the largest event frame a property change makes (a `device_property_update`
+/// STREAM_DATA with device, property and value), to check it against a device's frame limit.
+pub(crate) fn event_size(device: &str, property: &str, value: &Value) -> usize {
+    let body = Value::Map(vec![
+        ("device".to_owned(), Value::Str(device.to_owned())),
+        ("property".to_owned(), Value::Str(property.to_owned())),
+        ("value".to_owned(), value.clone()),
+    ]);
+    encode(MessageType::StreamData, u16::MAX, None, Some(F::V(&body)), None).len()
+}
+
 /// An owned copy of a field's value.
 pub(crate) fn owned(field: Option<FieldValue<'_>>) -> Option<Value> {
     field.map(|f| Value::from_ref(f.as_pson()))

@@ -32,6 +32,12 @@ pub fn enc(msg: OutgoingMessage<'_>) -> Vec<u8> {
     buf
 }
 
+/// `CONNECT F1=1 F3=[user, device, credential]`.
+pub fn connect_frame(user: &str, device: &str, credential: &str) -> Vec<u8> {
+    let creds = [user, device, credential];
+    enc(OutgoingMessage::new(MessageType::Connect, 1).payload(OutField::Pson(&creds)))
+}
+
 /// A decoded frame with owned values.
 #[derive(Debug, Clone)]
 pub struct Frame {
@@ -62,10 +68,16 @@ impl Device {
         Device { io: Io::Bytes(Box::new(s)), buf: Vec::new() }
     }
 
+    pub fn from_stream(s: TcpStream) -> Device {
+        s.set_nodelay(true).unwrap();
+        Device { io: Io::Bytes(Box::new(s)), buf: Vec::new() }
+    }
+
     pub async fn tls(addr: SocketAddr, ca_pem: &str, name: &str) -> io::Result<Device> {
         let mut roots = rustls::RootCertStore::empty();
-        for cert in rustls_pemfile::certs(&mut ca_pem.as_bytes()) {
-            roots.add(cert?).map_err(io::Error::other)?;
+        for cert in rustls_pki_types::pem::PemObject::pem_slice_iter(ca_pem.as_bytes()) {
+            let cert: rustls_pki_types::CertificateDer<'static> = cert.map_err(io::Error::other)?;
+            roots.add(cert).map_err(io::Error::other)?;
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = rustls::ClientConfig::builder_with_provider(provider)
@@ -174,8 +186,7 @@ impl Device {
 
     /// Sends CONNECT (stream 1) and returns the server's answer.
     pub async fn connect(&mut self, user: &str, device: &str, credential: &str) -> Frame {
-        let creds = [user, device, credential];
-        let f = enc(OutgoingMessage::new(MessageType::Connect, 1).payload(OutField::Pson(&creds)));
+        let f = connect_frame(user, device, credential);
         self.send(f).await;
         self.frame().await
     }

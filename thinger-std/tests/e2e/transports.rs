@@ -94,3 +94,26 @@ async fn websocket_transport() {
     client.shutdown().await;
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secure_websocket_transport_on_the_https_port() {
+    let server = server().await;
+    let https = server.https_addr().unwrap();
+    let tls = TlsConfig::new().with_ca_pem(&server.ca_cert_pem().unwrap()).unwrap();
+    let client = Client::builder(USER, "wss1", "secret")
+        .host("localhost")
+        .port(https.port())
+        .transport(Transport::websocket())
+        .tls(tls)
+        .connect_timeout(Duration::from_secs(3))
+        .resource("answer", output(|| 42u8))
+        .spawn()
+        .unwrap();
+    client.connected().await.unwrap();
+    let r = http(server.http_addr(), "GET", &format!("/v3/users/{USER}/devices/wss1/resources/answer"), None).await;
+    assert_eq!(r.json(), serde_json::json!(42));
+    let device = http(server.http_addr(), "GET", &format!("/v1/users/{USER}/devices/wss1"), None).await;
+    assert_eq!(device.json()["connection"]["transport"], "wss");
+    client.shutdown().await;
+    server.shutdown().await;
+}

@@ -1,0 +1,70 @@
+//! What a live connection knows: its device, its queue out, the requests it waits on, the
+//! streams the server opened and the subscriptions the device opened.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use thinger_core::pson::Value;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::error::DeviceError;
+use crate::hub::Hub;
+use crate::transport::Outbox;
+use crate::vocab::{EventTx, ReplyTx};
+
+/// A request the server sent to the device, waiting for its OK/ERROR.
+pub(super) enum Pending {
+    Request { reply: ReplyTx, deadline: Instant },
+    Start { resource: String, replies: Vec<oneshot::Sender<Result<(), DeviceError>>>, deadline: Instant },
+    Stop { deadline: Instant },
+}
+
+impl Pending {
+    pub(super) fn expired(&self, now: Instant) -> bool {
+        match self {
+            Pending::Request { reply, deadline } => reply.is_closed() || *deadline < now,
+            Pending::Start { deadline, .. } | Pending::Stop { deadline } => *deadline < now,
+        }
+    }
+}
+
+/// A stream the server opened on a device resource, shared by every REST client of it.
+pub(super) struct SharedStream {
+    pub(super) sid: u16,
+    pub(super) interval: Option<u64>,
+    pub(super) sinks: Vec<(u64, mpsc::Sender<Value>)>,
+    pub(super) last: Option<Value>,
+    pub(super) open: bool,
+}
+
+/// A subscription the device opened (START_STREAM F4=8).
+pub(super) enum Subscription {
+    Publish { topic: String, retained: bool },
+    Topic { filter: String },
+    Property { device: String, property: Option<String> },
+    Event { name: String, filters: Option<Value> },
+}
+
+pub(super) struct Conn {
+    pub(super) hub: Arc<Hub>,
+    pub(super) conn_id: u64,
+    pub(super) user: String,
+    pub(super) device: String,
+    pub(super) out: Outbox,
+    pub(super) pending: HashMap<u16, Pending>,
+    pub(super) streams: HashMap<String, SharedStream>,
+    pub(super) stream_by_sid: HashMap<u16, String>,
+    pub(super) subs: HashMap<u16, Subscription>,
+    pub(super) next_sid: u16,
+    /// This connection's event queue, handed to the hub once it subscribes to something.
+    pub(super) events: EventTx,
+    pub(super) subscribed: bool,
+    /// Largest frame sent to this device.
+    pub(super) frame_limit: usize,
+}
+
+pub(super) enum Flow {
+    Continue,
+    Close(String),
+}
