@@ -179,3 +179,34 @@ where
         (self.f)(call)
     }
 }
+
+/// What a handler closure may return: `()` or `Result<(), E>` for any error that converts
+/// into a [`HandlerError`] (such as [`HandlerError`] itself or [`pson::Error`](crate::pson::Error),
+/// so `?` works on [`Output`] writes).
+///
+/// ```
+/// use thinger_core::dsl::{HandlerError, IntoHandlerResult};
+/// assert_eq!(().into_handler_result(), Ok(()));
+/// let failed: Result<(), HandlerError> = Err(HandlerError::new(418, "teapot"));
+/// assert_eq!(failed.into_handler_result().unwrap_err().code, 418);
+/// let full: Result<(), thinger_core::pson::Error> = Err(thinger_core::pson::Error::BufferFull);
+/// assert_eq!(full.into_handler_result().unwrap_err().code, 413);
+/// ```
+pub trait IntoHandlerResult {
+    /// The handler's outcome.
+    fn into_handler_result(self) -> Result<(), HandlerError>;
+}
+
+impl IntoHandlerResult for () {
+    #[inline]
+    fn into_handler_result(self) -> Result<(), HandlerError> {
+        Ok(())
+    }
+}
+
+impl<E: Into<HandlerError>> IntoHandlerResult for Result<(), E> {
+    #[inline]
+    fn into_handler_result(self) -> Result<(), HandlerError> {
+        self.map_err(Into::into)
+    }
+}

@@ -13,8 +13,7 @@ use core::marker::PhantomData;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{Call, CallMode, HandlerError, Input, Resource, ResourceKind, write_sample, zero_value};
-use crate::dsl::IntoHandlerResult;
+use super::{Call, CallMode, HandlerError, Input, IntoHandlerResult, Resource, ResourceKind, write_sample, zero_value};
 
 /// Deserializes an input; any failure is the client's fault (400).
 fn decode<T: DeserializeOwned>(input: Input<'_>) -> Result<T, HandlerError> {
