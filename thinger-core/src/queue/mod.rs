@@ -106,6 +106,7 @@ pub trait AsyncStorage {
     async fn save(&mut self, record: &[u8]) -> Result<(), Self::Error>;
     /// Forgets entry `seq`.
     async fn delete(&mut self, seq: u64) -> Result<(), Self::Error>;
-    /// Puts every stored record back into `ring`, oldest first, skipping bad ones.
-    async fn load<B: Buffer>(&mut self, ring: &mut Ring<B>) -> Result<Restored, Self::Error>;
+    /// Hands every live stored record to `each`, oldest first (for [`Ring::restore`], which
+    /// skips bad ones).
+    async fn load(&mut self, each: &mut dyn FnMut(&[u8])) -> Result<(), Self::Error>;
 }
