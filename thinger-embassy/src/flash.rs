@@ -78,3 +78,107 @@ impl<S: MultiwriteNorFlash> QueueStore for FlashStore<S> {
         self.queue.erase_all().await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use embassy_futures::block_on;
+    use embedded_storage_async::nor_flash::{ErrorType, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash};
+    use std::vec;
+    use std::vec::Vec;
+    use thinger_core::queue::{Entry, Op, Overflow, Restored, Ring};
+
+    /// NOR flash in RAM: erase sets bytes to 0xff, a write can only clear bits.
+    struct RamFlash(Vec<u8>);
+
+    #[derive(Debug)]
+    struct OutOfBounds;
+    impl NorFlashError for OutOfBounds {
+        fn kind(&self) -> NorFlashErrorKind {
+            NorFlashErrorKind::OutOfBounds
+        }
+    }
+    impl ErrorType for RamFlash {
+        type Error = OutOfBounds;
+    }
+    impl ReadNorFlash for RamFlash {
+        const READ_SIZE: usize = 1;
+        async fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), OutOfBounds> {
+            let src = self.0.get(offset as usize..offset as usize + bytes.len()).ok_or(OutOfBounds)?;
+            bytes.copy_from_slice(src);
+            Ok(())
+        }
+        fn capacity(&self) -> usize {
+            self.0.len()
+        }
+    }
+    impl NorFlash for RamFlash {
+        const WRITE_SIZE: usize = 4;
+        const ERASE_SIZE: usize = 1024;
+        async fn erase(&mut self, from: u32, to: u32) -> Result<(), OutOfBounds> {
+            self.0.get_mut(from as usize..to as usize).ok_or(OutOfBounds)?.fill(0xff);
+            Ok(())
+        }
+        async fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), OutOfBounds> {
+            let dst = self.0.get_mut(offset as usize..offset as usize + bytes.len()).ok_or(OutOfBounds)?;
+            for (d, s) in dst.iter_mut().zip(bytes) {
+                *d &= *s;
+            }
+            Ok(())
+        }
+    }
+    impl MultiwriteNorFlash for RamFlash {}
+
+    fn record(seq: u64, value: u8) -> Vec<u8> {
+        let entry = Entry { seq, op: Op::WriteBucket { bucket: "temps", record: &[value] } };
+        let mut buf = vec![0u8; 64];
+        let n = thinger_core::queue::record::encode(&entry, &mut buf).unwrap();
+        buf.truncate(n);
+        buf
+    }
+
+    fn load(store: &mut FlashStore<RamFlash>) -> (Vec<u64>, Restored) {
+        let mut ring = Ring::new([0u8; 1024], 100, Overflow::Reject);
+        let mut report = Restored::default();
+        block_on(store.load(&mut |rec| report.count(ring.restore(rec)))).unwrap();
+        (ring.iter().map(|e| e.seq).collect(), report)
+    }
+
+    #[test]
+    fn entries_survive_a_reboot_and_deleted_ones_stay_gone() {
+        let mut store = FlashStore::try_new(RamFlash(vec![0xff; 4096]), 0..4096).unwrap();
+        for seq in 1..=5 {
+            block_on(store.save(&record(seq, seq as u8))).unwrap();
+        }
+        block_on(store.delete(2)).unwrap();
+        block_on(store.delete(4)).unwrap();
+        // A reboot: a new store on the same flash.
+        let flash = store.into_flash();
+        let mut store = FlashStore::try_new(flash, 0..4096).unwrap();
+        let (seqs, report) = load(&mut store);
+        assert_eq!(seqs, [1, 3, 5]);
+        assert_eq!((report.restored, report.corrupt, report.duplicates), (3, 0, 0));
+        block_on(store.clear()).unwrap();
+        assert_eq!(load(&mut store).0, Vec::<u64>::new());
+    }
+
+    #[test]
+    fn a_damaged_or_repeated_item_is_skipped_and_reported() {
+        let mut store = FlashStore::try_new(RamFlash(vec![0xff; 4096]), 0..4096).unwrap();
+        block_on(store.save(&record(1, 1))).unwrap();
+        block_on(store.save(&record(2, 2))).unwrap();
+        block_on(store.save(&record(1, 1))).unwrap(); // a stale copy (e.g. a resync cut short)
+        let mut garbage = record(3, 3);
+        garbage[0] = 0x00; // not a record
+        block_on(store.save(&garbage)).unwrap();
+        block_on(store.save(&record(4, 4))).unwrap();
+        let (seqs, report) = load(&mut store);
+        assert_eq!(seqs, [1, 2, 4]);
+        assert_eq!((report.restored, report.corrupt, report.duplicates), (3, 1, 1));
+    }
+
+    #[test]
+    fn a_misaligned_range_is_refused() {
+        assert!(FlashStore::try_new(RamFlash(vec![0xff; 4096]), 100..4096).is_none());
+    }
+}

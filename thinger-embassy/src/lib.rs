@@ -99,6 +99,8 @@ mod queue;
 mod runner;
 mod shared;
 mod subscription;
+#[cfg(test)]
+mod tests;
 #[cfg(feature = "tls")]
 mod tls;
 
