@@ -19,9 +19,18 @@ use crate::queue::{MAX_QUEUED, QueueStore};
 /// e.g. embassy-rp's or esp-storage's), `range` a page-aligned byte range of it reserved for
 /// the queue (at least two erase pages).
 ///
-/// ```ignore
-/// let store = FlashStore::new(flash, 0x1F_0000..0x20_0000);
-/// let runner = runner.with_store(store);
+/// ```
+/// use embedded_storage_async::nor_flash::MultiwriteNorFlash;
+/// use thinger_embassy::{FlashStore, Runner};
+///
+/// // The last 64 KiB of a 2 MiB flash keep the queue.
+/// fn with_flash_queue<G: rand_core::RngCore + rand_core::CryptoRng, F: MultiwriteNorFlash>(
+///     runner: Runner<'static, G, 4>,
+///     flash: F,
+/// ) -> Runner<'static, G, 4, FlashStore<F>> {
+///     let store = FlashStore::try_new(flash, 0x1F_0000..0x20_0000).expect("page-aligned range");
+///     runner.with_store(store)
+/// }
 /// ```
 pub struct FlashStore<S: MultiwriteNorFlash> {
     queue: QueueStorage<S, Cache<Uncached, Uncached, Uncached>>,
@@ -32,8 +41,8 @@ pub struct FlashStore<S: MultiwriteNorFlash> {
 pub type FlashError<E> = sequential_storage::Error<E>;
 
 impl<S: MultiwriteNorFlash> FlashStore<S> {
-    /// A store in `range` of `flash`; panics at compile-time-known misuse only through
-    /// [`FlashStore::try_new`]'s `None` (a range not aligned to erase pages).
+    /// A store in `range` of `flash`; `None` when the range is not aligned to the flash's
+    /// erase pages or is smaller than one page.
     pub fn try_new(flash: S, range: Range<u32>) -> Option<Self> {
         let config = QueueConfig::try_new(range).ok()?;
         Some(FlashStore { queue: QueueStorage::new(flash, config, Cache::new_uncached()), buf: [0; MAX_QUEUED] })
