@@ -187,6 +187,63 @@ mod tests {
     }
 
     #[test]
+    fn the_runner_saves_queued_entries_and_restores_them_after_a_reboot() {
+        use crate::queue::{persist, restore};
+        use crate::tests::{connect, drain, feed, shared_with};
+        use embassy_futures::select::select;
+        use thinger_core::iotmp::{MessageType, OutgoingMessage};
+        use thinger_core::resource::Thing;
+
+        let mut store = FlashStore::try_new(RamFlash(vec![0xff; 4096]), 0..4096).unwrap();
+        let shared = shared_with(Thing::new(), 8);
+        let client = crate::Client { shared };
+        block_on(async {
+            let runner = async {
+                restore(shared, &mut store).await;
+                persist(shared, &mut store).await
+            };
+            // Each write returns once it is in flash.
+            let app = async {
+                for n in 0..3u32 {
+                    client.queue_bucket_write("b", &n).await.unwrap();
+                }
+            };
+            select(runner, app).await;
+        });
+        assert_eq!(load(&mut store).0, [1, 2, 3]);
+
+        // A reboot: fresh RAM, the same flash.
+        let shared = shared_with(Thing::new(), 8);
+        let client = crate::Client { shared };
+        let report = block_on(restore(shared, &mut store));
+        assert_eq!((report.restored, report.corrupt), (3, 0));
+        assert_eq!(client.queued(), 3);
+        // They go out in order; the first one answered is deleted from flash too.
+        connect(shared);
+        let sent = drain(shared);
+        let values: Vec<u8> = sent.iter().map(|s| s.payload.as_ref().unwrap()[0]).collect();
+        assert_eq!(values, [0, 1, 2]);
+        feed(shared, OutgoingMessage::new(MessageType::Ok, sent[0].id));
+        assert_eq!(client.queued(), 2);
+        block_on(async {
+            let runner = persist(shared, &mut store);
+            let wait = async {
+                while shared.with(|i| !i.queue.deletes.is_empty()).unwrap() {
+                    embassy_futures::yield_now().await;
+                }
+                // One more turn so the delete's await completes.
+                for _ in 0..10 {
+                    embassy_futures::yield_now().await;
+                }
+            };
+            select(runner, wait).await;
+        });
+        // New entries continue the numbering.
+        assert_eq!(load(&mut store).0, [2, 3]);
+        assert_eq!(shared.with(|i| i.queue.ring.next_seq()).unwrap(), 4);
+    }
+
+    #[test]
     fn a_misaligned_range_is_refused() {
         assert!(FlashStore::try_new(RamFlash(vec![0xff; 4096]), 100..4096).is_none());
     }

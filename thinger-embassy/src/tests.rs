@@ -19,13 +19,13 @@ use crate::{Client, Error, now};
 
 /// A frame the device sent: its type, stream id and (re-encoded) F3 payload.
 #[derive(Debug)]
-struct Sent {
-    kind: MessageType,
-    id: u16,
-    payload: Option<Vec<u8>>,
+pub(crate) struct Sent {
+    pub(crate) kind: MessageType,
+    pub(crate) id: u16,
+    pub(crate) payload: Option<Vec<u8>>,
 }
 
-fn shared_with(thing: Thing<'static, 4>, queue_capacity: usize) -> &'static Shared<'static, 4> {
+pub(crate) fn shared_with(thing: Thing<'static, 4>, queue_capacity: usize) -> &'static Shared<'static, 4> {
     let buf: &'static mut [u8] = Box::leak(vec![0u8; 2048].into_boxed_slice());
     let session = Session::new(Config::new("user", "device", "secret"), thing, buf, &mut OsRng);
     let ring: &'static mut [u8] = Box::leak(vec![0u8; 512].into_boxed_slice());
@@ -33,7 +33,7 @@ fn shared_with(thing: Thing<'static, 4>, queue_capacity: usize) -> &'static Shar
 }
 
 /// What the runner's writer does: route events, pump the queue, take frames.
-fn drain(shared: &Shared<'_, 4>) -> Vec<Sent> {
+pub(crate) fn drain(shared: &Shared<'_, 4>) -> Vec<Sent> {
     let mut out = Vec::new();
     let mut buf = [0u8; 1024];
     loop {
@@ -68,7 +68,7 @@ fn drain(shared: &Shared<'_, 4>) -> Vec<Sent> {
     }
 }
 
-fn feed(shared: &Shared<'_, 4>, message: OutgoingMessage<'_>) {
+pub(crate) fn feed(shared: &Shared<'_, 4>, message: OutgoingMessage<'_>) {
     let mut frame = [0u8; 256];
     let len = message.encode(&mut frame).unwrap();
     shared
@@ -79,7 +79,7 @@ fn feed(shared: &Shared<'_, 4>, message: OutgoingMessage<'_>) {
         .unwrap();
 }
 
-fn connect(shared: &Shared<'_, 4>) {
+pub(crate) fn connect(shared: &Shared<'_, 4>) {
     shared.with(|i| i.session.connect(now())).unwrap();
     let sent = drain(shared);
     assert_eq!(sent[0].kind, MessageType::Connect);
