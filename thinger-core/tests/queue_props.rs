@@ -49,7 +49,7 @@ fn owned(e: Entry<'_>) -> Owned {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(2_000))]
+    #![proptest_config(ProptestConfig::with_cases(500))]
 
     /// With bytes to spare, the ring is exactly a FIFO bounded by its capacity under each
     /// overflow policy, whatever the order of removals.

@@ -77,8 +77,10 @@
 //! [`Buffers`] holds everything: the session buffer (`SESSION`, default 2048 bytes: 3/8
 //! receive, 3/8 transmit, 1/4 event payloads), a 1024-byte transmit scratch buffer, two
 //! 1024-byte TCP socket buffers, and the TLS record buffers (`TLS_READ` 16,640 bytes — a
-//! full TLS record, which the server may send — and `TLS_WRITE` 4,096 bytes). With plain
-//! TCP set both TLS sizes to 0. See `docs/embedded.md`.
+//! full TLS record, which the server may send — and `TLS_WRITE` 4,096 bytes), and the
+//! offline queue's ring (`QUEUE`, 1,024 bytes). With plain TCP set both TLS sizes to 0.
+//! See `docs/embedded.md`, which also has the table of what this client offers next to
+//! thinger-std (subscriptions, sync locks, deferred replies, the offline queue in flash).
 #![no_std]
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic))]
