@@ -25,7 +25,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-use thinger_core::queue::{self as core_queue, Ring, record};
+use thinger_core::queue::{self as core_queue, Ring, Storage, record};
 
 /// What happens to a new entry when the queue is full.
 ///
@@ -252,10 +252,10 @@ impl OfflineQueue {
         };
         if let Some(log) = &mut self.log {
             if let Some(dropped) = dropped {
-                log.append_removal(dropped)?;
+                log.delete(dropped)?;
             }
             if let Some(rec) = self.ring.record(seq) {
-                log.append(rec)?;
+                log.save(rec)?;
             }
             log.sync()?;
         }
@@ -271,7 +271,7 @@ impl OfflineQueue {
             return Ok(false);
         }
         if let Some(log) = &mut self.log {
-            log.append_removal(seq)?;
+            log.delete(seq)?;
             if self.ring.is_empty() {
                 // Nothing left to lose: make the empty state durable now.
                 log.sync()?;
@@ -323,8 +323,17 @@ impl Log {
         self.unsynced = true;
         Ok(())
     }
+}
 
-    fn append_removal(&mut self, seq: u64) -> io::Result<()> {
+/// The file store: an append-only log of records and removal marks.
+impl Storage for Log {
+    type Error = io::Error;
+
+    fn save(&mut self, rec: &[u8]) -> io::Result<()> {
+        self.append(rec)
+    }
+
+    fn delete(&mut self, seq: u64) -> io::Result<()> {
         let mut mark = [0u8; record::REMOVAL_LEN];
         record::encode_removal(seq, &mut mark);
         self.append(&mark)
@@ -334,6 +343,19 @@ impl Log {
         if self.unsynced {
             self.file.sync_data()?;
             self.unsynced = false;
+        }
+        Ok(())
+    }
+
+    /// The live records: the log replayed (removal marks applied, damage skipped).
+    fn load(&mut self, each: &mut dyn FnMut(&[u8])) -> io::Result<()> {
+        let bytes = std::fs::read(&self.path)?;
+        let mut ring = Ring::new(Vec::new(), usize::MAX, core_queue::Overflow::Reject);
+        core_queue::replay(&mut ring, &bytes);
+        for entry in ring.iter() {
+            if let Some(rec) = ring.record(entry.seq) {
+                each(rec);
+            }
         }
         Ok(())
     }
@@ -442,6 +464,21 @@ mod tests {
 #[cfg(test)]
 mod damage_tests {
     use super::*;
+
+    #[test]
+    fn the_file_store_loads_its_live_records() {
+        let path = std::env::temp_dir().join(format!("thinger-std-queue-{}-load", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let mut q = OfflineQueue::open(&QueueConfig::new().persist(&path)).unwrap();
+        for n in 0..3u8 {
+            q.push(Op::WriteBucket { bucket: "b".into(), record: vec![n] }).unwrap();
+        }
+        q.remove(2).unwrap();
+        let mut seqs = Vec::new();
+        q.log.as_mut().unwrap().load(&mut |rec| seqs.push(record::peek_seq(rec).unwrap())).unwrap();
+        assert_eq!(seqs, [1, 3]);
+        let _ = std::fs::remove_file(&path);
+    }
 
     #[test]
     fn a_damaged_record_in_the_middle_loses_only_that_entry() {
