@@ -11,6 +11,8 @@
 //!   deadlines and events.
 //! * [`resource`]: the resource table, handlers, input/output views and path patterns.
 //! * [`dsl`]: `thing["led"] <<= digital_pin(pin)` and friends, on embedded-hal 1.0.
+//! * [`queue`]: the offline queue of bucket writes and endpoint calls (a ring in a caller
+//!   buffer, its record format and the replay of a stored log).
 //! * [`time`]: millisecond `Instant`/`Duration` (the core never reads a clock).
 //!
 //! The crate is `#![no_std]`, never allocates unless the `alloc` feature is enabled, and
@@ -63,6 +65,7 @@ pub mod dsl;
 pub mod iotmp;
 mod log;
 pub mod pson;
+pub mod queue;
 pub mod resource;
 pub mod session;
 pub mod time;

@@ -4,10 +4,11 @@ use core::future::poll_fn;
 use core::task::Poll;
 
 use thinger_core::iotmp::DynEncodePson;
-use thinger_core::session::{Error as SessionError, RequestId};
+use thinger_core::resource::HandlerError;
+use thinger_core::session::{DisconnectReason, Error as SessionError, RequestId};
 use thinger_core::time::Instant;
 
-use crate::shared::{CoreSession, LinkState, Shared, SlotState};
+use crate::shared::{CoreSession, Deferred, LinkState, Shared, SlotState};
 use crate::{ConnectError, Error, now};
 
 /// A handle for cloud calls, made by [`new`](crate::new) together with the
@@ -72,6 +73,12 @@ impl<'d, const R: usize> Client<'d, R> {
         self.shared.with(|inner| inner.last_error).ok().flatten()
     }
 
+    /// Why the last connection ended (keep-alive timeout, transport closed, the server's
+    /// DISCONNECT with its reason code, a protocol error), if one did.
+    pub fn last_disconnect(&self) -> Option<DisconnectReason> {
+        self.shared.with(|inner| inner.last_disconnect).ok().flatten()
+    }
+
     /// Waits until the device is connected and authenticated.
     pub async fn wait_connected(&self) {
         let _ = poll_fn(|cx| {
@@ -118,6 +125,70 @@ impl<'d, const R: usize> Client<'d, R> {
         self.request(|s, t| s.call_endpoint(t, endpoint, data), &mut []).await.map(|_| ())
     }
 
+    /// Calls endpoint `endpoint` with optional `data` and copies the endpoint's answer (its
+    /// PSON body, e.g. an HTTP endpoint's response) into `out`; returns its length, 0 when
+    /// it answered without a body.
+    pub async fn call_endpoint_reply(
+        &self,
+        endpoint: &str,
+        data: Option<&dyn DynEncodePson>,
+        out: &mut [u8],
+    ) -> Result<usize, Error> {
+        self.request(|s, t| s.call_endpoint(t, endpoint, data), out).await
+    }
+
+    /// Takes sync lock `sync` for holder `lock` (`slots` holders allowed at once, the
+    /// server waiting up to `timeout_s` seconds for a slot; 0 = as long as needed); returns
+    /// once it is held. Release it with [`Client::unlock_sync`].
+    pub async fn lock_sync(&self, sync: &str, lock: &str, slots: u32, timeout_s: u32) -> Result<(), Error> {
+        self.request(|s, t| s.lock_sync(t, sync, lock, slots, timeout_s), &mut []).await.map(|_| ())
+    }
+
+    /// Releases sync lock `sync` held by `lock`.
+    pub async fn unlock_sync(&self, sync: &str, lock: &str) -> Result<(), Error> {
+        self.request(|s, t| s.unlock_sync(t, sync, lock), &mut []).await.map(|_| ())
+    }
+
+    /// Waits for the next request a resource handler deferred (it called
+    /// [`Call::defer`](thinger_core::resource::Call::defer)); answer it with
+    /// [`Client::reply`] before the session's deferred timeout, or the server gets 504.
+    /// Up to [`DEFERRED`](crate::DEFERRED) unread ones are kept; a handler may also keep
+    /// [`Call::stream_id`](thinger_core::resource::Call::stream_id) itself.
+    pub async fn next_deferred(&self) -> Result<Deferred, Error> {
+        poll_fn(|cx| {
+            self.shared.poll_with(cx, |inner| match inner.deferred.pop_front() {
+                Some(d) => Poll::Ready(d),
+                None => Poll::Pending,
+            })
+        })
+        .await
+    }
+
+    /// Answers deferred request `stream_id`: `Ok(Some(value))` sends the value,
+    /// `Ok(None)` a bare OK, `Err(e)` an error with its code and message.
+    pub async fn reply(
+        &self,
+        stream_id: u16,
+        result: Result<Option<&dyn DynEncodePson>, HandlerError>,
+    ) -> Result<(), Error> {
+        poll_fn(|cx| {
+            let polled = self.shared.poll_with(cx, |inner| match inner.session.reply(now(), stream_id, result) {
+                Ok(()) => Poll::Ready(Ok(())),
+                Err(SessionError::TransmitBufferFull) => Poll::Pending,
+                Err(SessionError::NotConnected) => Poll::Ready(Err(Error::NotConnected)),
+                Err(SessionError::UnknownId) => Poll::Ready(Err(Error::UnknownId)),
+                Err(e) => Poll::Ready(Err(Error::Session(e))),
+            });
+            self.shared.flush.signal(());
+            match polled {
+                Poll::Ready(Ok(r)) => Poll::Ready(r),
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await
+    }
+
     /// Runs resource `resource` of another device of the account; its output (PSON) is
     /// written to `out` and its length returned.
     pub async fn call_device(
@@ -132,7 +203,7 @@ impl<'d, const R: usize> Client<'d, R> {
 
     /// Makes any request of the session (`f` queues it and returns its id), waits for its
     /// completion and copies the reply value into `out`.
-    async fn request(
+    pub(crate) async fn request(
         &self,
         mut f: impl FnMut(&mut CoreSession<'d, R>, Instant) -> Result<RequestId, SessionError>,
         out: &mut [u8],
@@ -261,7 +332,9 @@ mod tests {
     fn idle() -> &'static Shared<'static, 4> {
         let buf: &'static mut [u8] = Box::leak(vec![0u8; 1024].into_boxed_slice());
         let session = Session::new(Config::new("user", "device", "secret"), Thing::new(), buf, &mut OsRng);
-        Box::leak(Box::new(Shared::new(session)))
+        let ring: &'static mut [u8] = Box::leak(vec![0u8; 512].into_boxed_slice());
+        let ring = thinger_core::queue::Ring::new(ring, 8, thinger_core::queue::Overflow::Reject);
+        Box::leak(Box::new(Shared::new(session, ring)))
     }
 
     fn connected() -> &'static Shared<'static, 4> {

@@ -1,6 +1,7 @@
 //! Connection settings.
 
 use embassy_time::Duration;
+use thinger_core::queue::Overflow;
 use thinger_core::session::Config as SessionConfig;
 
 /// The IOTMP port for plain TCP.
@@ -113,6 +114,10 @@ pub struct Config<'d> {
     pub backoff_initial: Duration,
     /// Longest reconnect delay.
     pub backoff_max: Duration,
+    /// Entries the offline queue holds at most (its ring's bytes bound it too).
+    pub queue_capacity: usize,
+    /// What the offline queue does when full.
+    pub queue_overflow: Overflow,
 }
 
 impl<'d> Config<'d> {
@@ -127,6 +132,8 @@ impl<'d> Config<'d> {
             connect_timeout: Duration::from_secs(20),
             backoff_initial: Duration::from_secs(1),
             backoff_max: Duration::from_secs(120),
+            queue_capacity: usize::MAX,
+            queue_overflow: Overflow::Reject,
         }
     }
 
@@ -149,6 +156,8 @@ impl<'d> Config<'d> {
             connect_timeout: Duration::from_secs(20),
             backoff_initial: Duration::from_secs(1),
             backoff_max: Duration::from_secs(120),
+            queue_capacity: usize::MAX,
+            queue_overflow: Overflow::Reject,
         }
     }
 
@@ -161,6 +170,21 @@ impl<'d> Config<'d> {
     /// Sets the time allowed for DNS, TCP connect and TLS handshake together.
     pub const fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
+        self
+    }
+
+    /// Sets the offline queue's limits: at most `capacity` entries (and what fits its
+    /// ring, `Buffers`' `QUEUE` bytes), and what happens to a new entry when it is full.
+    ///
+    /// ```
+    /// use thinger_core::session::Config as SessionConfig;
+    /// use thinger_embassy::{Config, Overflow};
+    /// let config = Config::plain(SessionConfig::new("u", "d", "c"), "10.0.0.2").queue(50, Overflow::DropOldest);
+    /// assert_eq!((config.queue_capacity, config.queue_overflow), (50, Overflow::DropOldest));
+    /// ```
+    pub const fn queue(mut self, capacity: usize, overflow: Overflow) -> Self {
+        self.queue_capacity = capacity;
+        self.queue_overflow = overflow;
         self
     }
 

@@ -93,8 +93,10 @@
 //! [`Buffers`] holds everything: the session buffer (`SESSION`, default 2048 bytes: 3/8
 //! receive, 3/8 transmit, 1/4 event payloads), a 1024-byte transmit scratch buffer, two
 //! 1024-byte TCP socket buffers, and the TLS record buffers (`TLS_READ` 16,640 bytes — a
-//! full TLS record, which the server may send — and `TLS_WRITE` 4,096 bytes). With plain
-//! TCP set both TLS sizes to 0. See `docs/embedded.md`.
+//! full TLS record, which the server may send — and `TLS_WRITE` 4,096 bytes), and the
+//! offline queue's ring (`QUEUE`, 1,024 bytes). With plain TCP set both TLS sizes to 0.
+//! See `docs/embedded.md`, which also has the table of what this client offers next to
+//! thinger-std (subscriptions, sync locks, deferred replies, the offline queue in flash).
 #![no_std]
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -111,8 +113,14 @@ mod readme_doc {}
 mod client;
 mod config;
 pub mod offload;
+#[cfg(feature = "flash")]
+mod flash;
+mod queue;
 mod runner;
 mod shared;
+mod subscription;
+#[cfg(test)]
+mod tests;
 #[cfg(feature = "tls")]
 pub mod tls;
 
@@ -120,6 +128,7 @@ use core::fmt;
 
 use embassy_net::Stack;
 use rand_core::{CryptoRng, RngCore};
+use thinger_core::queue::Ring;
 use thinger_core::resource::Thing;
 use thinger_core::session::{AuthFailure, Session};
 
@@ -127,8 +136,14 @@ pub use client::Client;
 #[cfg(feature = "tls")]
 pub use config::Tls;
 pub use config::{Config, PLAIN_PORT, TLS_PORT, backoff_delay};
+#[cfg(feature = "flash")]
+pub use flash::FlashStore;
+pub use queue::{MAX_QUEUED, NoStore, QueueStore};
 pub use runner::{Outcome, Runner};
-pub use shared::{CALL_SLOTS, LinkState, MAX_REPLY};
+pub use shared::{CALL_SLOTS, DEFERRED, Deferred, LinkState, MAX_REPLY, QUEUE_WINDOW, SUBSCRIPTIONS};
+pub use subscription::Subscription;
+pub use thinger_core::queue::Overflow;
+pub use thinger_core::session::DisconnectReason;
 #[cfg(feature = "tls")]
 pub use tls::MAX_CERTIFICATE;
 
@@ -147,6 +162,8 @@ pub const SOCKET_BUFFER: usize = 1024;
 /// * `R`: capacity of the resource table ([`Thing`]).
 /// * `SESSION`: the session buffer (frames in, frames out, event payloads).
 /// * `TLS_READ` / `TLS_WRITE`: TLS record buffers; 0 for plain TCP.
+/// * `QUEUE`: the offline queue's ring ([`Client::queue_bucket_write`]); each entry takes
+///   its bucket or endpoint name, its PSON payload and 24 bytes.
 ///
 /// ```
 /// use thinger_embassy::Buffers;
@@ -160,6 +177,7 @@ pub struct Buffers<
     const SESSION: usize = 2048,
     const TLS_READ: usize = 16640,
     const TLS_WRITE: usize = 4096,
+    const QUEUE: usize = 1024,
 > {
     session: [u8; SESSION],
     scratch: [u8; TX_SCRATCH],
@@ -167,21 +185,23 @@ pub struct Buffers<
     socket_tx: [u8; SOCKET_BUFFER],
     tls_read: [u8; TLS_READ],
     tls_write: [u8; TLS_WRITE],
+    queue: [u8; QUEUE],
     shared: Option<Shared<'d, R>>,
 }
 
-impl<const R: usize, const SESSION: usize, const TLS_READ: usize, const TLS_WRITE: usize> Default
-    for Buffers<'_, R, SESSION, TLS_READ, TLS_WRITE>
+impl<const R: usize, const SESSION: usize, const TLS_READ: usize, const TLS_WRITE: usize, const QUEUE: usize> Default
+    for Buffers<'_, R, SESSION, TLS_READ, TLS_WRITE, QUEUE>
 {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<const R: usize, const SESSION: usize, const TLS_READ: usize, const TLS_WRITE: usize>
-    Buffers<'_, R, SESSION, TLS_READ, TLS_WRITE>
+impl<const R: usize, const SESSION: usize, const TLS_READ: usize, const TLS_WRITE: usize, const QUEUE: usize>
+    Buffers<'_, R, SESSION, TLS_READ, TLS_WRITE, QUEUE>
 {
-    /// Bytes of all the buffers (without the shared state).
+    /// Bytes of the session, socket and TLS buffers (without the queue and the shared
+    /// state).
     pub const SIZE_TLS: usize = SESSION + TX_SCRATCH + 2 * SOCKET_BUFFER + TLS_READ + TLS_WRITE;
 
     /// Zeroed buffers (a `const fn`, so they can be built in a static).
@@ -193,6 +213,7 @@ impl<const R: usize, const SESSION: usize, const TLS_READ: usize, const TLS_WRIT
             socket_tx: [0; SOCKET_BUFFER],
             tls_read: [0; TLS_READ],
             tls_write: [0; TLS_WRITE],
+            queue: [0; QUEUE],
             shared: None,
         }
     }
@@ -208,23 +229,32 @@ impl<const R: usize, const SESSION: usize, const TLS_READ: usize, const TLS_WRIT
 ///   jitter.
 ///
 /// The session's transmit region is capped to [`TX_SCRATCH`] bytes.
-pub fn new<'d, G, const R: usize, const SESSION: usize, const TLS_READ: usize, const TLS_WRITE: usize>(
+pub fn new<
+    'd,
+    G,
+    const R: usize,
+    const SESSION: usize,
+    const TLS_READ: usize,
+    const TLS_WRITE: usize,
+    const QUEUE: usize,
+>(
     stack: Stack<'d>,
     config: Config<'d>,
     resources: Thing<'d, R>,
-    buffers: &'d mut Buffers<'d, R, SESSION, TLS_READ, TLS_WRITE>,
+    buffers: &'d mut Buffers<'d, R, SESSION, TLS_READ, TLS_WRITE, QUEUE>,
     mut rng: G,
 ) -> (Client<'d, R>, Runner<'d, G, R>)
 where
     G: RngCore + CryptoRng,
 {
-    let Buffers { session, scratch, socket_rx, socket_tx, tls_read, tls_write, shared } = buffers;
+    let Buffers { session, scratch, socket_rx, socket_tx, tls_read, tls_write, queue, shared } = buffers;
     let default_region = SESSION / 8 * 3;
     let rx = config.session.rx_buffer.unwrap_or(default_region);
     let tx = config.session.tx_buffer.unwrap_or(default_region).min(TX_SCRATCH);
     let session_config = config.session.buffers(rx, tx);
     let core = Session::new(session_config, resources, &mut session[..], &mut rng);
-    let shared: &'d Shared<'d, R> = shared.insert(Shared::new(core));
+    let ring = Ring::new(&mut queue[..], config.queue_capacity, config.queue_overflow);
+    let shared: &'d Shared<'d, R> = shared.insert(Shared::new(core, ring));
     let client = Client { shared };
     let runner = Runner {
         stack,
@@ -236,6 +266,7 @@ where
         tls_write: &mut tls_write[..],
         scratch: &mut scratch[..],
         rng,
+        store: None,
     };
     (client, runner)
 }
@@ -260,6 +291,8 @@ pub enum Error {
     Server {
         /// The server's code, if it sent one.
         code: Option<u64>,
+        /// The server's message (`{"error": …}`), as much of it as fits.
+        message: ServerMessage,
     },
     /// No reply within the session's request timeout.
     Timeout,
@@ -272,6 +305,100 @@ pub enum Error {
         /// Bytes the reply needs.
         needed: usize,
     },
+    /// The offline queue is full and its policy rejects new entries.
+    QueueFull,
+    /// The entry was dropped by the queue's overflow policy.
+    Dropped,
+    /// The value is larger than [`MAX_QUEUED`] bytes (queue) or the ring.
+    TooLarge,
+    /// All [`SUBSCRIPTIONS`] subscription slots are taken.
+    TooMany,
+    /// No deferred request or publish stream with that id (answered already, timed out).
+    UnknownId,
+}
+
+impl Error {
+    /// The server's error code, for [`Error::Server`] (as in thinger-std).
+    ///
+    /// ```
+    /// use thinger_embassy::{Error, ServerMessage};
+    /// let e = Error::Server { code: Some(404), message: ServerMessage::new(Some("no such bucket")) };
+    /// assert_eq!(e.code(), Some(404));
+    /// assert_eq!(e.message(), Some("no such bucket"));
+    /// assert_eq!(e.to_string(), "server error 404: no such bucket");
+    /// ```
+    pub fn code(&self) -> Option<u64> {
+        match self {
+            Error::Server { code, .. } => *code,
+            _ => None,
+        }
+    }
+
+    /// The server's message, for [`Error::Server`] (as in thinger-std).
+    pub fn message(&self) -> Option<&str> {
+        match self {
+            Error::Server { message, .. } => message.as_str(),
+            _ => None,
+        }
+    }
+}
+
+/// A server's error message, kept without a heap: its first [`ServerMessage::CAPACITY`]
+/// bytes (cut at a character boundary).
+///
+/// ```
+/// use thinger_embassy::ServerMessage;
+/// assert_eq!(ServerMessage::new(Some("bad credentials")).as_str(), Some("bad credentials"));
+/// assert_eq!(ServerMessage::new(None).as_str(), None);
+/// let long = "é".repeat(40);
+/// assert_eq!(ServerMessage::new(Some(&long)).as_str().unwrap().len(), 46);
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct ServerMessage {
+    bytes: [u8; ServerMessage::CAPACITY],
+    /// Length + 1; 0 when there is no message.
+    len: u8,
+}
+
+impl ServerMessage {
+    /// Bytes kept of a message.
+    pub const CAPACITY: usize = 47;
+
+    /// Keeps `message` (or its start).
+    pub fn new(message: Option<&str>) -> Self {
+        let mut out = ServerMessage { bytes: [0; Self::CAPACITY], len: 0 };
+        if let Some(m) = message {
+            let mut end = m.len().min(Self::CAPACITY);
+            while !m.is_char_boundary(end) {
+                end -= 1;
+            }
+            let src = m.as_bytes().get(..end).unwrap_or(&[]);
+            if let Some(dst) = out.bytes.get_mut(..end) {
+                dst.copy_from_slice(src);
+            }
+            out.len = end as u8 + 1;
+        }
+        out
+    }
+
+    /// The message, if the server sent one.
+    pub fn as_str(&self) -> Option<&str> {
+        let len = usize::from(self.len.checked_sub(1)?);
+        core::str::from_utf8(self.bytes.get(..len)?).ok()
+    }
+}
+
+impl fmt::Debug for ServerMessage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.as_str(), f)
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for ServerMessage {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str().unwrap_or(""))
+    }
 }
 
 impl fmt::Display for Error {
@@ -280,12 +407,25 @@ impl fmt::Display for Error {
             Error::NotConnected => f.write_str("not connected"),
             Error::Busy => f.write_str("client called from inside a resource handler"),
             Error::Session(e) => write!(f, "{e}"),
-            Error::Server { code: Some(code) } => write!(f, "server error {code}"),
-            Error::Server { code: None } => f.write_str("server error"),
+            Error::Server { code, message } => {
+                f.write_str("server error")?;
+                if let Some(code) = code {
+                    write!(f, " {code}")?;
+                }
+                match message.as_str() {
+                    Some(m) => write!(f, ": {m}"),
+                    None => Ok(()),
+                }
+            }
             Error::Timeout => f.write_str("no reply in time"),
             Error::Disconnected => f.write_str("disconnected before the reply"),
             Error::ReplyTooLarge => f.write_str("reply too large"),
             Error::BufferTooSmall { needed } => write!(f, "buffer too small: {needed} bytes needed"),
+            Error::QueueFull => f.write_str("offline queue is full"),
+            Error::Dropped => f.write_str("dropped from the offline queue"),
+            Error::TooLarge => f.write_str("value too large for the queue"),
+            Error::TooMany => f.write_str("too many subscriptions"),
+            Error::UnknownId => f.write_str("no such deferred request or stream"),
         }
     }
 }
@@ -300,6 +440,8 @@ pub enum AuthError {
     Refused {
         /// The server's code.
         code: Option<u64>,
+        /// The server's message, if it sent one.
+        message: ServerMessage,
     },
     /// The connection closed before an answer.
     Closed,
@@ -312,7 +454,9 @@ pub enum AuthError {
 impl From<&AuthFailure<'_>> for AuthError {
     fn from(f: &AuthFailure<'_>) -> Self {
         match f {
-            AuthFailure::Refused { code, .. } => AuthError::Refused { code: *code },
+            AuthFailure::Refused { code, .. } => {
+                AuthError::Refused { code: *code, message: ServerMessage::new(f.message()) }
+            }
             AuthFailure::Closed => AuthError::Closed,
             AuthFailure::Timeout => AuthError::Timeout,
             AuthFailure::UnexpectedFrame => AuthError::UnexpectedFrame,
@@ -381,7 +525,13 @@ impl fmt::Display for ConnectError {
             ConnectError::Timeout => f.write_str("connect timed out"),
             #[cfg(feature = "tls")]
             ConnectError::Tls(e) => write!(f, "TLS handshake failed: {e:?}"),
-            ConnectError::Auth(AuthError::Refused { code: Some(c) }) => write!(f, "credentials refused ({c})"),
+            ConnectError::Auth(AuthError::Refused { code: Some(c), message }) => {
+                write!(f, "credentials refused ({c})")?;
+                match message.as_str() {
+                    Some(m) => write!(f, ": {m}"),
+                    None => Ok(()),
+                }
+            }
             ConnectError::Auth(e) => write!(f, "authentication failed: {e:?}"),
             ConnectError::Closed => f.write_str("connection closed"),
             ConnectError::FrameTooLarge => f.write_str("frame larger than the transmit scratch buffer"),

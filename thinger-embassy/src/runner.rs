@@ -16,6 +16,7 @@ use rand_core::{CryptoRng, RngCore};
 use thinger_core::session::Phase;
 
 use crate::config::{Config, backoff_delay};
+use crate::queue::{self, NoStore, QueueStore};
 use crate::shared::{LinkState, Shared};
 #[cfg(feature = "tls")]
 use crate::tls::{Halves, SplitSocket, VerifyingProvider};
@@ -29,7 +30,7 @@ use crate::{ConnectError, now};
 /// the configured CA for the configured server name), authenticate, then serve the
 /// session — resources, keep-alives, stream intervals and the client's calls — until it
 /// ends. Then it waits with exponential backoff and jitter and starts over.
-pub struct Runner<'d, G, const R: usize> {
+pub struct Runner<'d, G, const R: usize, S = NoStore> {
     pub(crate) stack: Stack<'d>,
     pub(crate) shared: &'d Shared<'d, R>,
     pub(crate) config: Config<'d>,
@@ -39,6 +40,7 @@ pub struct Runner<'d, G, const R: usize> {
     pub(crate) tls_write: &'d mut [u8],
     pub(crate) scratch: &'d mut [u8],
     pub(crate) rng: G,
+    pub(crate) store: Option<S>,
 }
 
 /// How a connection ended.
@@ -53,8 +55,32 @@ pub enum Outcome {
 }
 
 impl<'d, G: RngCore + CryptoRng, const R: usize> Runner<'d, G, R> {
-    /// Keeps the device connected, forever.
+    /// Keeps the offline queue in `store` too (e.g. a [`FlashStore`](crate::FlashStore)):
+    /// [`Runner::run`] first puts the stored entries back into the queue, then saves every
+    /// queued entry and deletes every answered one, so a reboot loses none.
+    pub fn with_store<S: QueueStore>(self, store: S) -> Runner<'d, G, R, S> {
+        let Runner { stack, shared, config, socket_rx, socket_tx, tls_read, tls_write, scratch, rng, store: _ } = self;
+        Runner { stack, shared, config, socket_rx, socket_tx, tls_read, tls_write, scratch, rng, store: Some(store) }
+    }
+}
+
+impl<'d, G: RngCore + CryptoRng, const R: usize, S: QueueStore> Runner<'d, G, R, S> {
+    /// Keeps the device connected, forever (and the store, if any, in step with the
+    /// offline queue).
     pub async fn run(mut self) -> ! {
+        let shared = self.shared;
+        match self.store.take() {
+            None => self.connect_forever().await,
+            Some(mut store) => {
+                queue::restore(shared, &mut store).await;
+                match select(self.connect_forever(), queue::persist(shared, &mut store)).await {
+                    Either::First(never) | Either::Second(never) => never,
+                }
+            }
+        }
+    }
+
+    async fn connect_forever(&mut self) -> ! {
         let mut failures: u32 = 0;
         loop {
             match self.run_once().await {
@@ -90,7 +116,7 @@ impl<'d, G: RngCore + CryptoRng, const R: usize> Runner<'d, G, R> {
     }
 
     async fn connect_and_serve(&mut self) -> Result<(), ConnectError> {
-        let Runner { stack, shared, config, socket_rx, socket_tx, tls_read, tls_write, scratch, rng } = self;
+        let Runner { stack, shared, config, socket_rx, socket_tx, tls_read, tls_write, scratch, rng, store: _ } = self;
         let shared: &Shared<'d, R> = shared;
         stack.wait_config_up().await;
         let deadline = EmbassyInstant::now() + config.connect_timeout;
@@ -212,6 +238,7 @@ pub(crate) async fn serve<const R: usize>(
                 let polled = shared
                     .with(|inner| {
                         inner.dispatch_events();
+                        inner.pump_queue();
                         inner.session.poll_transmit(scratch)
                     })
                     .map_err(busy)?;
@@ -230,6 +257,9 @@ pub(crate) async fn serve<const R: usize>(
             let (closed, deadline) = shared
                 .with(|inner| {
                     inner.dispatch_events();
+                    if !inner.queue.deletes.is_empty() || inner.queue.resync {
+                        shared.persist.signal(());
+                    }
                     inner.waiters.wake();
                     (inner.session.phase() == Phase::Closed, inner.session.poll_timeout())
                 })

@@ -5,11 +5,15 @@
 //! at-least-once. A write whose OK was lost with the connection is sent again after the
 //! reconnect, so the server may see it twice.
 //!
-//! Persistence is an append-only log of postcard records (`add` with the entry, `remove` with
-//! its sequence number), each behind a 4-byte little-endian length. Opening replays it; a torn
-//! last record (a crash mid-write) is cut off. The log is rewritten compactly when most of it
-//! is removals. Writes go to the operating system at once (they survive a crash of the
-//! process), without `fsync` per record.
+//! The entries live in thinger-core's offline-queue ring ([`thinger_core::queue::Ring`],
+//! here in a growable buffer), the same queue the embassy client keeps in flash.
+//! Persistence is an append-only log of the ring's own records (each with a CRC-32) and
+//! removal marks, in thinger-core's format. Opening replays it with
+//! [`thinger_core::queue::replay`]: torn writes and garbage are skipped and reported, an
+//! entry is never restored twice. Each added entry is `fsync`ed before the call returns,
+//! together with the removals written since the last one (one `fsync` per batch); a lost
+//! removal only means a repeated delivery, which at-least-once allows. The log is rewritten
+//! compactly when most of it is removals, or when opening found damage.
 //!
 //! ```
 //! use thinger_std::{Overflow, QueueConfig};
@@ -17,12 +21,11 @@
 //! assert_eq!(config.capacity, 10_000);
 //! ```
 
-use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use thinger_core::queue::{self as core_queue, Ring, Storage, record};
 
 /// What happens to a new entry when the queue is full.
 ///
@@ -108,7 +111,7 @@ impl QueueConfig {
 }
 
 /// A queued operation (PSON payloads already encoded).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Op {
     /// `write_bucket(bucket, record)`.
     WriteBucket { bucket: String, record: Vec<u8> },
@@ -116,17 +119,31 @@ pub(crate) enum Op {
     CallEndpoint { endpoint: String, data: Option<Vec<u8>> },
 }
 
+impl Op {
+    fn as_core(&self) -> core_queue::Op<'_> {
+        match self {
+            Op::WriteBucket { bucket, record } => core_queue::Op::WriteBucket { bucket, record },
+            Op::CallEndpoint { endpoint, data } => core_queue::Op::CallEndpoint { endpoint, data: data.as_deref() },
+        }
+    }
+
+    fn from_core(op: core_queue::Op<'_>) -> Op {
+        match op {
+            core_queue::Op::WriteBucket { bucket, record } => {
+                Op::WriteBucket { bucket: bucket.to_owned(), record: record.to_vec() }
+            }
+            core_queue::Op::CallEndpoint { endpoint, data } => {
+                Op::CallEndpoint { endpoint: endpoint.to_owned(), data: data.map(<[u8]>::to_vec) }
+            }
+        }
+    }
+}
+
 /// One queued operation with its sequence number (increasing, never reused in a log).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Entry {
     pub(crate) seq: u64,
     pub(crate) op: Op,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-enum Record {
-    Add(Entry),
-    Remove(u64),
 }
 
 /// The result of [`OfflineQueue::push`].
@@ -145,10 +162,7 @@ pub(crate) enum Pushed {
 /// The queue, with its optional log file.
 #[derive(Debug)]
 pub(crate) struct OfflineQueue {
-    entries: VecDeque<Entry>,
-    capacity: usize,
-    overflow: Overflow,
-    next_seq: u64,
+    ring: Ring<Vec<u8>>,
     log: Option<Log>,
 }
 
@@ -156,33 +170,48 @@ pub(crate) struct OfflineQueue {
 struct Log {
     path: PathBuf,
     file: File,
-    /// Records in the file.
+    /// Records and removal marks in the file.
     records: usize,
+    /// Removal marks written since the last `fsync`.
+    unsynced: bool,
 }
-
-const MAX_RECORD: usize = 16 * 1024 * 1024;
 
 impl OfflineQueue {
     /// Opens the queue, replaying the log file when one is configured.
     pub(crate) fn open(config: &QueueConfig) -> io::Result<Self> {
-        let mut queue = OfflineQueue {
-            entries: VecDeque::new(),
-            capacity: config.capacity.max(1),
-            overflow: config.overflow,
-            next_seq: 1,
-            log: None,
+        let overflow = match config.overflow {
+            Overflow::Reject => core_queue::Overflow::Reject,
+            Overflow::DropOldest => core_queue::Overflow::DropOldest,
+            Overflow::DropNewest => core_queue::Overflow::DropNewest,
         };
+        let mut queue = OfflineQueue { ring: Ring::new(Vec::new(), config.capacity.max(1), overflow), log: None };
         if let Some(path) = &config.path {
-            let (entries, good_len, records) = replay(path)?;
-            queue.next_seq = entries.iter().map(|e| e.seq + 1).max().unwrap_or(1);
-            queue.entries = entries;
-            let file = OpenOptions::new().create(true).truncate(false).read(true).write(true).open(path)?;
-            // Cut off a torn record so appends follow the last good one.
-            file.set_len(good_len)?;
-            let mut log = Log { path: path.clone(), file, records };
-            log.seek_end()?;
-            queue.log = Some(log);
-            if queue.needs_compaction() {
+            let bytes = match File::open(path) {
+                Ok(mut f) => {
+                    let mut bytes = Vec::new();
+                    f.read_to_end(&mut bytes)?;
+                    bytes
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+                Err(e) => return Err(e),
+            };
+            let report = core_queue::replay(&mut queue.ring, &bytes);
+            let records =
+                core_queue::scan(&bytes).filter(|s| !matches!(s, core_queue::Scanned::Corrupt { .. })).count();
+            let damaged = report.corrupt > 0 || report.duplicates > 0 || report.overflowed > 0;
+            if damaged {
+                tracing::warn!(
+                    "offline queue {}: skipped {} damaged stretches, {} repeated and {} overflowing records",
+                    path.display(),
+                    report.corrupt,
+                    report.duplicates,
+                    report.overflowed
+                );
+            }
+            let file = OpenOptions::new().create(true).truncate(false).read(true).append(true).open(path)?;
+            queue.log = Some(Log { path: path.clone(), file, records, unsynced: false });
+            if damaged || queue.needs_compaction() {
+                // Rewrite only what was restored, so the damage is not read again.
                 queue.compact()?;
             }
         }
@@ -191,46 +220,45 @@ impl OfflineQueue {
 
     /// Entries queued.
     pub(crate) fn len(&self) -> usize {
-        self.entries.len()
+        self.ring.len()
     }
 
     /// Whether nothing is queued.
     pub(crate) fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.ring.is_empty()
     }
 
     /// The entry at `index` from the front.
-    pub(crate) fn get(&self, index: usize) -> Option<&Entry> {
-        self.entries.get(index)
+    pub(crate) fn get(&self, index: usize) -> Option<Entry> {
+        self.ring.get(index).map(|e| Entry { seq: e.seq, op: Op::from_core(e.op) })
     }
 
     /// Position of the entry with sequence number `seq`.
+    #[cfg(test)]
     pub(crate) fn position(&self, seq: u64) -> Option<usize> {
-        self.entries.iter().position(|e| e.seq == seq)
+        self.ring.position(seq)
     }
 
-    /// Adds an operation at the back, applying the overflow policy.
+    /// Adds an operation at the back, applying the overflow policy; with a log file, the
+    /// entry is on disk (`fsync`ed) when this returns.
     pub(crate) fn push(&mut self, op: Op) -> io::Result<Pushed> {
-        let mut dropped = None;
-        if self.entries.len() >= self.capacity {
-            match self.overflow {
-                Overflow::Reject => return Ok(Pushed::Rejected),
-                Overflow::DropNewest => return Ok(Pushed::Dropped),
-                Overflow::DropOldest => {
-                    if let Some(old) = self.entries.front().map(|e| e.seq) {
-                        self.remove(old)?;
-                        dropped = Some(old);
-                    }
-                }
-            }
-        }
-        let seq = self.next_seq;
-        let entry = Entry { seq, op };
+        let pushed =
+            self.ring.push(op.as_core()).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{e:?}")))?;
+        let (seq, dropped) = match pushed {
+            core_queue::Pushed::Queued(seq) => (seq, None),
+            core_queue::Pushed::QueuedDropping { seq, last_dropped, .. } => (seq, Some(last_dropped)),
+            core_queue::Pushed::Rejected => return Ok(Pushed::Rejected),
+            core_queue::Pushed::Dropped => return Ok(Pushed::Dropped),
+        };
         if let Some(log) = &mut self.log {
-            log.append(&Record::Add(entry.clone()))?;
+            if let Some(dropped) = dropped {
+                log.delete(dropped)?;
+            }
+            if let Some(rec) = self.ring.record(seq) {
+                log.save(rec)?;
+            }
+            log.sync()?;
         }
-        self.next_seq += 1;
-        self.entries.push_back(entry);
         Ok(match dropped {
             Some(dropped) => Pushed::QueuedDropping { seq, dropped },
             None => Pushed::Queued(seq),
@@ -239,11 +267,16 @@ impl OfflineQueue {
 
     /// Removes the entry `seq` (acknowledged or dropped); false if it is not queued.
     pub(crate) fn remove(&mut self, seq: u64) -> io::Result<bool> {
-        let Some(index) = self.position(seq) else { return Ok(false) };
-        if let Some(log) = &mut self.log {
-            log.append(&Record::Remove(seq))?;
+        if !self.ring.remove(seq) {
+            return Ok(false);
         }
-        self.entries.remove(index);
+        if let Some(log) = &mut self.log {
+            log.delete(seq)?;
+            if self.ring.is_empty() {
+                // Nothing left to lose: make the empty state durable now.
+                log.sync()?;
+            }
+        }
         if self.needs_compaction() {
             self.compact()?;
         }
@@ -251,7 +284,7 @@ impl OfflineQueue {
     }
 
     fn needs_compaction(&self) -> bool {
-        self.log.as_ref().is_some_and(|log| log.records > 2 * self.entries.len() + 256)
+        self.log.as_ref().is_some_and(|log| log.records > 2 * self.ring.len() + 256)
     }
 
     /// Rewrites the log with only the live entries (to a temporary file, then renamed).
@@ -260,16 +293,19 @@ impl OfflineQueue {
         let tmp = temp_path(&log.path);
         {
             let mut out = io::BufWriter::new(File::create(&tmp)?);
-            for entry in &self.entries {
-                write_record(&mut out, &Record::Add(entry.clone()))?;
+            for entry in self.ring.iter() {
+                if let Some(rec) = self.ring.record(entry.seq) {
+                    out.write_all(rec)?;
+                }
             }
             out.flush()?;
             out.get_ref().sync_all()?;
         }
         std::fs::rename(&tmp, &log.path)?;
-        log.file = OpenOptions::new().read(true).write(true).open(&log.path)?;
-        log.records = self.entries.len();
-        log.seek_end()
+        log.file = OpenOptions::new().read(true).append(true).open(&log.path)?;
+        log.records = self.ring.len();
+        log.unsynced = false;
+        Ok(())
     }
 }
 
@@ -280,61 +316,49 @@ fn temp_path(path: &Path) -> PathBuf {
 }
 
 impl Log {
-    fn seek_end(&mut self) -> io::Result<()> {
-        use std::io::Seek;
-        self.file.seek(io::SeekFrom::End(0)).map(|_| ())
-    }
-
-    fn append(&mut self, record: &Record) -> io::Result<()> {
-        write_record(&mut self.file, record)?;
+    /// One write per record, so a crash leaves at most one torn record at the end.
+    fn append(&mut self, rec: &[u8]) -> io::Result<()> {
+        self.file.write_all(rec)?;
         self.records += 1;
+        self.unsynced = true;
         Ok(())
     }
 }
 
-fn write_record(out: &mut impl Write, record: &Record) -> io::Result<()> {
-    let body = postcard::to_allocvec(record).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-    let len = u32::try_from(body.len()).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "record too large"))?;
-    let mut frame = Vec::with_capacity(4 + body.len());
-    frame.extend_from_slice(&len.to_le_bytes());
-    frame.extend_from_slice(&body);
-    // One write per record, so a crash leaves at most one torn record at the end.
-    out.write_all(&frame)
-}
+/// The file store: an append-only log of records and removal marks.
+impl Storage for Log {
+    type Error = io::Error;
 
-/// Reads a log: the live entries, the length of its good prefix and its record count.
-fn replay(path: &Path) -> io::Result<(VecDeque<Entry>, u64, usize)> {
-    let mut bytes = Vec::new();
-    match File::open(path) {
-        Ok(mut f) => {
-            f.read_to_end(&mut bytes)?;
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((VecDeque::new(), 0, 0)),
-        Err(e) => return Err(e),
+    fn save(&mut self, rec: &[u8]) -> io::Result<()> {
+        self.append(rec)
     }
-    let mut entries: VecDeque<Entry> = VecDeque::new();
-    let mut pos = 0usize;
-    let mut records = 0usize;
-    while let Some(header) = bytes.get(pos..pos + 4) {
-        let mut len = [0u8; 4];
-        len.copy_from_slice(header);
-        let len = u32::from_le_bytes(len) as usize;
-        if len > MAX_RECORD {
-            break;
-        }
-        let Some(body) = bytes.get(pos + 4..pos + 4 + len) else { break };
-        let Ok(record) = postcard::from_bytes::<Record>(body) else { break };
-        match record {
-            Record::Add(entry) => entries.push_back(entry),
-            Record::Remove(seq) => entries.retain(|e| e.seq != seq),
-        }
-        records += 1;
-        pos += 4 + len;
+
+    fn delete(&mut self, seq: u64) -> io::Result<()> {
+        let mut mark = [0u8; record::REMOVAL_LEN];
+        record::encode_removal(seq, &mut mark);
+        self.append(&mark)
     }
-    if pos < bytes.len() {
-        tracing::warn!("offline queue {}: ignoring {} bytes of a torn record", path.display(), bytes.len() - pos);
+
+    fn sync(&mut self) -> io::Result<()> {
+        if self.unsynced {
+            self.file.sync_data()?;
+            self.unsynced = false;
+        }
+        Ok(())
     }
-    Ok((entries, pos as u64, records))
+
+    /// The live records: the log replayed (removal marks applied, damage skipped).
+    fn load(&mut self, each: &mut dyn FnMut(&[u8])) -> io::Result<()> {
+        let bytes = std::fs::read(&self.path)?;
+        let mut ring = Ring::new(Vec::new(), usize::MAX, core_queue::Overflow::Reject);
+        core_queue::replay(&mut ring, &bytes);
+        for entry in ring.iter() {
+            if let Some(rec) = ring.record(entry.seq) {
+                each(rec);
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -388,7 +412,7 @@ mod tests {
         }
         // A crash in the middle of the next record.
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
-        f.write_all(&[40, 0, 0, 0, 1, 2]).unwrap();
+        f.write_all(&[record::MAGIC, 1, 2, 0, 0]).unwrap();
         drop(f);
         let mut q = OfflineQueue::open(&config).unwrap();
         assert_eq!(q.len(), 8);
@@ -433,6 +457,52 @@ mod tests {
         q.push(op(1)).unwrap();
         drop(q);
         assert_eq!(OfflineQueue::open(&QueueConfig::new().persist(&path)).unwrap().len(), 1);
+        let _ = std::fs::remove_file(&path);
+    }
+}
+
+#[cfg(test)]
+mod damage_tests {
+    use super::*;
+
+    #[test]
+    fn the_file_store_loads_its_live_records() {
+        let path = std::env::temp_dir().join(format!("thinger-std-queue-{}-load", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let mut q = OfflineQueue::open(&QueueConfig::new().persist(&path)).unwrap();
+        for n in 0..3u8 {
+            q.push(Op::WriteBucket { bucket: "b".into(), record: vec![n] }).unwrap();
+        }
+        q.remove(2).unwrap();
+        let mut seqs = Vec::new();
+        q.log.as_mut().unwrap().load(&mut |rec| seqs.push(record::peek_seq(rec).unwrap())).unwrap();
+        assert_eq!(seqs, [1, 3]);
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn a_damaged_record_in_the_middle_loses_only_that_entry() {
+        let path = std::env::temp_dir().join(format!("thinger-std-queue-{}-middle", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let config = QueueConfig::new().persist(&path);
+        {
+            let mut q = OfflineQueue::open(&config).unwrap();
+            for n in 0..5u8 {
+                q.push(Op::CallEndpoint { endpoint: "e".into(), data: Some(vec![n; 8]) }).unwrap();
+            }
+        }
+        let mut bytes = std::fs::read(&path).unwrap();
+        let len = bytes.len() / 5;
+        bytes[2 * len + 20] ^= 0x40; // a bit flipped in the third record's data
+        std::fs::write(&path, &bytes).unwrap();
+        let q = OfflineQueue::open(&config).unwrap();
+        let seqs: Vec<u64> = (0..q.len()).map(|i| q.get(i).unwrap().seq).collect();
+        assert_eq!(seqs, [1, 2, 4, 5]);
+        assert_eq!(q.position(4), Some(2));
+        drop(q);
+        // The damage was compacted away: a second open reads the same, cleanly.
+        assert_eq!(std::fs::read(&path).unwrap().len(), 4 * len);
+        assert_eq!(OfflineQueue::open(&config).unwrap().len(), 4);
         let _ = std::fs::remove_file(&path);
     }
 }

@@ -70,6 +70,24 @@ pub enum Subscription<'a> {
     },
 }
 
+impl Subscription<'_> {
+    /// Splits the data of a [`Subscription::TopicSubscribe`] event, `{"topic": T,
+    /// "payload": P}`, into its topic and payload.
+    ///
+    /// ```
+    /// use thinger_core::pson::PsonRef;
+    /// use thinger_core::session::Subscription;
+    /// // {"payload": 21, "topic": "a/b"}
+    /// let data = [0xc2, 0x87, b'p', b'a', b'y', b'l', b'o', b'a', b'd', 0x15, 0x85, b't', b'o', b'p', b'i', b'c', 0x83, b'a', b'/', b'b'];
+    /// let (topic, payload) = Subscription::topic_message(PsonRef::decode(&data).unwrap()).unwrap();
+    /// assert_eq!((topic, payload.and_then(|p| p.as_u64())), ("a/b", Some(21)));
+    /// ```
+    pub fn topic_message(data: crate::pson::PsonRef<'_>) -> Option<(&str, Option<crate::pson::PsonRef<'_>>)> {
+        let topic = data.get("topic")?.as_str()?;
+        Some((topic, data.get("payload")))
+    }
+}
+
 impl EncodePson for Subscription<'_> {
     fn encode_pson<S: Sink>(&self, enc: &mut Encoder<S>) -> Result<(), Error> {
         match *self {

@@ -84,6 +84,41 @@ pub enum CallError<'e> {
     PayloadTooLarge,
 }
 
+/// The message of a server ERROR payload: `{"error": message}` or a bare string, as the
+/// Thinger.io server sends them.
+///
+/// ```
+/// use thinger_core::pson::PsonRef;
+/// use thinger_core::session::error_message;
+/// let payload = PsonRef::decode(&[0xc1, 0x85, b'e', b'r', b'r', b'o', b'r', 0x82, b'n', b'o']).unwrap();
+/// assert_eq!(error_message(Some(payload)), Some("no"));
+/// assert_eq!(error_message(None), None);
+/// ```
+pub fn error_message<'e>(payload: Option<PsonRef<'e>>) -> Option<&'e str> {
+    let payload = payload?;
+    payload.get("error").and_then(|m| m.as_str()).or_else(|| payload.as_str())
+}
+
+impl<'e> CallError<'e> {
+    /// The server's message, for [`CallError::Server`] (see [`error_message`]).
+    pub fn message(&self) -> Option<&'e str> {
+        match *self {
+            CallError::Server { payload, .. } => error_message(payload),
+            _ => None,
+        }
+    }
+}
+
+impl<'e> AuthFailure<'e> {
+    /// The server's message, for [`AuthFailure::Refused`] (see [`error_message`]).
+    pub fn message(&self) -> Option<&'e str> {
+        match *self {
+            AuthFailure::Refused { payload, .. } => error_message(payload),
+            _ => None,
+        }
+    }
+}
+
 /// A frame the session could not use, reported and then dropped (the connection goes on).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]

@@ -65,6 +65,7 @@ pub use cloud::{CloudCall, Subscription};
 pub use config::{Config, DEFAULT_KEEP_ALIVE};
 pub use event::{
     AuthFailure, BufferTooSmall, CallError, DisconnectReason, Dropped, Error, Event, RequestId, SubscriptionId,
+    error_message,
 };
 
 use heapless::{Deque, String, Vec};
