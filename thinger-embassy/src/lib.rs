@@ -55,7 +55,9 @@
 //!
 //! | feature | default | what it adds |
 //! |---|---|---|
-//! | `tls` | yes | TLS 1.3 through embedded-tls (about 60 KB of flash); without it only plain TCP |
+//! | `tls` | yes | TLS 1.3 through embedded-tls, ECDSA chains (about 60 KB of flash); without it only plain TCP |
+//! | `flash` | yes | the offline queue kept in NOR flash (`FlashStore`, on embedded-storage-async) |
+//! | `tls-rsa` | no | RSA certificate chains, as the Thinger.io cloud uses (needs a global allocator) |
 //! | `defmt` | no | `defmt::Format` on public types |
 //!
 //! # TLS on a microcontroller: what is verified
