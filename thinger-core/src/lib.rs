@@ -11,6 +11,7 @@
 //!   deadlines and events.
 //! * [`resource`]: the resource table, handlers, input/output views and path patterns.
 //! * [`dsl`]: `thing["led"] <<= digital_pin(pin)` and friends, on embedded-hal 1.0.
+//! * [`ota`]: the official `$ota` update resources over a platform `Updater`, and `version`.
 //! * [`time`]: millisecond `Instant`/`Duration` (the core never reads a clock).
 //!
 //! The crate is `#![no_std]`, never allocates unless the `alloc` feature is enabled, and
@@ -39,6 +40,7 @@ extern crate std;
 pub mod dsl;
 pub mod iotmp;
 mod log;
+pub mod ota;
 pub mod pson;
 pub mod resource;
 pub mod session;
