@@ -11,8 +11,8 @@ use crate::resource::{Call, HandlerError, Resource, ResourceKind};
 /// use thinger_core::ota::Version;
 /// let v = Version::new("1.4.2-rc1");
 /// assert_eq!((v.major, v.minor, v.patch), (1, 4, 2));
-/// let mut thing: thinger_core::resource::Thing<'_, 2> = thinger_core::resource::Thing::new();
 /// let mut version = Version::new(env!("CARGO_PKG_VERSION"));
+/// let mut thing: thinger_core::resource::Thing<'_, 2> = thinger_core::resource::Thing::new();
 /// thing[Version::PATH] >>= &mut version;
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
