@@ -37,6 +37,7 @@ mod config;
 mod conn;
 mod error;
 mod hub;
+pub mod ota;
 mod store;
 mod tls;
 mod transport;
