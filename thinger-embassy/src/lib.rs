@@ -93,6 +93,7 @@ mod embedded_doc {}
 
 mod client;
 mod config;
+pub mod ota;
 mod runner;
 mod shared;
 #[cfg(feature = "tls")]
