@@ -200,6 +200,8 @@ pub async fn push<L: DeviceLink>(
         ("size".to_owned(), Value::from(image.len() as u64)),
         ("chunk_size".to_owned(), Value::from(chunk_size as u64)),
         ("checksum".to_owned(), Value::from(hex(&md5::Md5::digest(image)).as_str())),
+        // Continue an interrupted transfer of this image (devices without resume ignore it).
+        ("resume".to_owned(), Value::Bool(true)),
     ];
     if options.sha256 && flag(&device, "sha256") {
         begin.push(("sha256".to_owned(), Value::from(hex(&sha2::Sha256::digest(image)).as_str())));

@@ -352,3 +352,8 @@ mod tests {
         std::fs::remove_dir_all(dir).unwrap();
     }
 }
+
+/// `docs/ota.md`, included so that its examples compile as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/ota.md")]
+mod ota_doc {}

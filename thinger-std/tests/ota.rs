@@ -162,8 +162,12 @@ async fn begin_for_another_image_while_one_runs_restarts_cleanly() {
     let md5 = hex(&md5::Md5::digest(&old));
     assert!(success(&link.call("$ota/begin", Some(begin_input(&old, &md5))).await.unwrap()));
     assert!(success(&link.call("$ota/write", Some(Value::Bytes(old[..8192].to_vec()))).await.unwrap()));
-    // Same image: resumes at the offset.
-    let again = link.call("$ota/begin", Some(begin_input(&old, &md5))).await.unwrap();
+    // Same image with `resume`: continues at the offset.
+    let mut resume = begin_input(&old, &md5);
+    if let Value::Map(pairs) = &mut resume {
+        pairs.push(("resume".into(), Value::Bool(true)));
+    }
+    let again = link.call("$ota/begin", Some(resume)).await.unwrap();
     assert_eq!(again.get("offset").and_then(Value::as_u64), Some(8192));
     // Another image: starts over at 0 and installs only the new bytes.
     let report = push(&mut link, &new, &options(), |_| ()).await.unwrap();
@@ -215,4 +219,23 @@ async fn unknown_device_fails_for_good() {
     let mut link = LocalDevice { server: &d.server, user: USER, device: "nobody" };
     let err = push(&mut link, &image(10), &options(), |_| ()).await.unwrap_err();
     assert!(matches!(err, PushError::Link(LinkError::Fatal(_))), "{err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ota_subcommand_pushes_a_file_through_the_rest_api() {
+    let d = device("cli").await;
+    let img = image(200_000);
+    let file = d.dir.join("new.bin");
+    std::fs::write(&file, &img).unwrap();
+    let url = format!("http://{}", d.server.http_addr());
+    let args =
+        ["ota", file.to_str().unwrap(), "--user", USER, "--device", d.name, "--server", &url, "--chunk-size", "4096"];
+    let code = thinger_server::ota::cli(args.map(std::ffi::OsString::from)).await;
+    assert_eq!(format!("{code:?}"), format!("{:?}", std::process::ExitCode::SUCCESS));
+    assert!(installed(&d) == img, "installed image differs");
+    assert_eq!(d.ota.status(), OtaStatus::Rebooting);
+
+    let missing = ["ota", "/nonexistent/image.bin", "--user", USER, "--device", d.name, "--server", &url];
+    let code = thinger_server::ota::cli(missing.map(std::ffi::OsString::from)).await;
+    assert_eq!(format!("{code:?}"), format!("{:?}", std::process::ExitCode::FAILURE));
 }

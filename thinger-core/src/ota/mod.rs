@@ -8,7 +8,7 @@
 //! | resource | in | out |
 //! |---|---|---|
 //! | `$ota/options` | — | `{enabled, block_size, timeout, checksum: "md5", sha256: true, version, offset, size}` |
-//! | `$ota/begin` | `{firmware, version, size, chunk_size, checksum, sha256?}` | `{success, offset, error?}` |
+//! | `$ota/begin` | `{firmware, version, size, chunk_size, checksum, sha256?, resume?}` | `{success, offset, error?}` |
 //! | `$ota/write` | bytes (one chunk, at most `block_size`) | `{success, offset, error?}` |
 //! | `$ota/end` | — | `{success, error?}` |
 //! | `$ota/reboot` | — | — |
@@ -24,11 +24,12 @@
 //!   hashed, and only when every checksum the pusher sent matches is it marked for boot
 //!   ([`Updater::mark_for_boot`]). A mismatch discards the image: nothing is installed.
 //!
-//! Resume: a `begin` for the same image (firmware name, size and checksums) while that image
-//! is being received does not restart it: it answers `success` with the `offset` already
-//! written, and the pusher continues from there (so a dropped link does not restart a 1 MB
-//! transfer). A `begin` for a *different* image while one runs restarts cleanly: the
-//! platform discards the partial image ([`Updater::abort`]) and starts the new one at 0.
+//! Resume: a `begin` with `resume: true` for the same image (firmware name, size and
+//! checksums) while that image is being received does not restart it: it answers `success`
+//! with the `offset` already written, and the pusher continues from there (so a dropped link
+//! does not restart a 1 MB transfer). Any other `begin` while an image runs (another image,
+//! or an official tool, which always sends from 0) restarts cleanly: the platform discards
+//! the partial image ([`Updater::abort`]) and the new transfer starts at 0.
 //!
 //! Errors are answered the way the official tools read them: an OK reply with
 //! `{"success": false, "error": "…"}`.
@@ -335,7 +336,8 @@ impl<U: Updater> Ota<U> {
         }
         let image = Image { firmware, size, md5, sha256 };
         if let State::Receiving { image: running, offset } = &self.state {
-            if *running == image {
+            // Only a pusher that asks for it resumes: the official tools always send from 0.
+            if *running == image && input.bool("resume") == Some(true) {
                 return Ok(*offset);
             }
             // A different image: drop the partial one and start over.

@@ -153,8 +153,17 @@ fn begin_for_the_same_image_resumes_at_the_offset() {
     let img = image(1000);
     let mut area = [0u8; 1024];
     let mut ota = ota_over(&mut area);
-    let input = begin_input(&img, "app");
+    let mut input = begin_input(&img, "app");
+    if let Value::Map(pairs) = &mut input {
+        pairs.push(("resume".into(), Value::Bool(true)));
+    }
     assert_eq!(begin(&mut ota, &input), Ok(0));
+    ota.write(&img[..256]).unwrap();
+    ota.write(&img[256..512]).unwrap();
+    assert_eq!(begin(&mut ota, &input), Ok(512));
+    // Without `resume` (the official tools) the same image starts over.
+    ota.write(&img[512..768]).unwrap();
+    assert_eq!(begin(&mut ota, &begin_input(&img, "app")), Ok(0));
     ota.write(&img[..256]).unwrap();
     ota.write(&img[256..512]).unwrap();
     assert_eq!(begin(&mut ota, &input), Ok(512));
