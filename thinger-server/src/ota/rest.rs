@@ -173,7 +173,9 @@ struct OtaArgs {
 
 /// `thinger-server ota …`: `args` starts with the `ota` word.
 pub async fn cli(args: impl IntoIterator<Item = OsString>) -> ExitCode {
-    let args = match OtaArgs::try_parse_from(args) {
+    // Shown as the program name in usage and errors.
+    let argv = std::iter::once(OsString::from("thinger-server ota")).chain(args.into_iter().skip(1));
+    let args = match OtaArgs::try_parse_from(argv) {
         Ok(a) => a,
         Err(e) => {
             let _ = e.print();
