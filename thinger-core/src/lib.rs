@@ -11,6 +11,7 @@
 //!   deadlines and events.
 //! * [`resource`]: the resource table, handlers, input/output views and path patterns.
 //! * [`dsl`]: `thing["led"] <<= digital_pin(pin)` and friends, on embedded-hal 1.0.
+//! * [`ota`]: the official `$ota` update resources over a platform `Updater`, and `version`.
 //! * [`queue`]: the offline queue of bucket writes and endpoint calls (a ring in a caller
 //!   buffer, its record format and the replay of a stored log).
 //! * [`time`]: millisecond `Instant`/`Duration` (the core never reads a clock).
@@ -64,6 +65,7 @@ mod readme_doc {}
 pub mod dsl;
 pub mod iotmp;
 mod log;
+pub mod ota;
 pub mod pson;
 pub mod queue;
 pub mod resource;

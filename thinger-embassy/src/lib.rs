@@ -114,9 +114,10 @@ mod readme_doc {}
 
 mod client;
 mod config;
-pub mod offload;
 #[cfg(feature = "flash")]
 mod flash;
+pub mod offload;
+pub mod ota;
 mod queue;
 mod runner;
 mod shared;

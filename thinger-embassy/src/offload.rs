@@ -45,6 +45,7 @@
 use embassy_time::{Duration, Instant as EmbassyInstant, Timer, with_timeout};
 use embedded_io_async::{Read, Write};
 use rand_core::{CryptoRng, RngCore};
+use thinger_core::queue::Ring;
 use thinger_core::resource::Thing;
 use thinger_core::session::Session;
 
@@ -97,23 +98,33 @@ pub struct OffloadRunner<'d, T, G, const R: usize> {
 /// (the module does TLS). Of `buffers`, the session, transmit scratch and one 1024-byte
 /// socket buffer are used: give it TLS sizes of 0 (`Buffers<'_, R, 2048, 0, 0>`).
 /// `rng` makes stream ids and backoff jitter.
-pub fn new<'d, T, G, const R: usize, const SESSION: usize, const TLS_READ: usize, const TLS_WRITE: usize>(
+pub fn new<
+    'd,
+    T,
+    G,
+    const R: usize,
+    const SESSION: usize,
+    const TLS_READ: usize,
+    const TLS_WRITE: usize,
+    const QUEUE: usize,
+>(
     transport: T,
     config: Config<'d>,
     resources: Thing<'d, R>,
-    buffers: &'d mut Buffers<'d, R, SESSION, TLS_READ, TLS_WRITE>,
+    buffers: &'d mut Buffers<'d, R, SESSION, TLS_READ, TLS_WRITE, QUEUE>,
     mut rng: G,
 ) -> (Client<'d, R>, OffloadRunner<'d, T, G, R>)
 where
     T: Transport,
     G: RngCore + CryptoRng,
 {
-    let Buffers { session, scratch, socket_rx, shared, .. } = buffers;
+    let Buffers { session, scratch, socket_rx, queue, shared, .. } = buffers;
     let default_region = SESSION / 8 * 3;
     let rx = config.session.rx_buffer.unwrap_or(default_region);
     let tx = config.session.tx_buffer.unwrap_or(default_region).min(TX_SCRATCH);
     let core = Session::new(config.session.buffers(rx, tx), resources, &mut session[..], &mut rng);
-    let shared: &'d Shared<'d, R> = shared.insert(Shared::new(core));
+    let ring = Ring::new(&mut queue[..], config.queue_capacity, config.queue_overflow);
+    let shared: &'d Shared<'d, R> = shared.insert(Shared::new(core, ring));
     let runner = OffloadRunner { transport, shared, config, input: &mut socket_rx[..], scratch: &mut scratch[..], rng };
     (Client { shared }, runner)
 }

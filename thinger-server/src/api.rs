@@ -33,6 +33,7 @@ pub(crate) fn router(hub: Arc<Hub>) -> Router {
         .route("/v1/users/{user}/devices/{device}", get(get_device))
         .route("/v3/users/{user}/devices/{device}/resources", get(describe))
         .route("/v3/users/{user}/devices/{device}/resources/{*resource}", get(read_resource).post(write_resource))
+        .route("/v3/users/{user}/devices/{device}/resources/$ota/write", axum::routing::post(crate::ota::write_route))
         .route("/v3/users/{user}/devices/{device}/properties", get(list_properties).post(create_property))
         .route(
             "/v3/users/{user}/devices/{device}/properties/{property}",

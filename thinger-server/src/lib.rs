@@ -40,6 +40,7 @@ mod guard;
 mod http;
 mod hub;
 mod limits;
+pub mod ota;
 mod store;
 mod tls;
 mod transport;

@@ -142,6 +142,9 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    if std::env::args_os().nth(1).is_some_and(|a| a == "ota") {
+        return thinger_server::ota::cli(std::env::args_os().skip(1)).await;
+    }
     let args = Args::parse();
     let config = match config(args) {
         Ok(c) => c,

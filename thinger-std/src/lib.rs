@@ -69,6 +69,8 @@ pub mod tls;
 
 #[cfg(feature = "tokio")]
 mod client;
+#[cfg(all(feature = "tokio", unix))]
+pub mod ota;
 #[cfg(feature = "tokio")]
 mod pson_util;
 #[cfg(feature = "tokio")]
