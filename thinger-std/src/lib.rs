@@ -67,6 +67,8 @@ mod event;
 pub mod queue;
 pub mod tls;
 
+#[cfg(any(feature = "ext-cmd", feature = "ext-fs"))]
+pub mod ext;
 #[cfg(feature = "tokio")]
 mod client;
 #[cfg(feature = "tokio")]
