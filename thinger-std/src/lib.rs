@@ -67,10 +67,10 @@ mod event;
 pub mod queue;
 pub mod tls;
 
-#[cfg(any(feature = "ext-cmd", feature = "ext-fs"))]
-pub mod ext;
 #[cfg(feature = "tokio")]
 mod client;
+#[cfg(any(feature = "ext-cmd", feature = "ext-fs"))]
+pub mod ext;
 #[cfg(feature = "tokio")]
 mod pson_util;
 #[cfg(feature = "tokio")]

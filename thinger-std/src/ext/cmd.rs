@@ -17,8 +17,9 @@
 //! an output limit per stream ([`DEFAULT_MAX_OUTPUT`]). Each use is logged with `tracing`
 //! (target `thinger::ext::cmd`).
 //!
-//! The reply must fit the client's session buffer (`ClientBuilder::buffer_size`, 32 KiB by
-//! default): keep `2 × max_output` plus a few hundred bytes below it.
+//! The reply must fit one frame the client sends, 3/8 of `ClientBuilder::buffer_size`
+//! (12 KiB of the default 32 KiB): keep `2 × max_output` plus a few hundred bytes below it;
+//! a reply that does not fit is answered `ERROR 413`.
 //!
 //! ```
 //! use std::time::Duration;
@@ -52,7 +53,7 @@ use crate::resources::{Resources, async_input_output};
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The most bytes kept of stdout, and of stderr, unless [`CmdConfig::max_output`] says
 /// otherwise; the rest is read and dropped so the command never blocks on a full pipe.
-pub const DEFAULT_MAX_OUTPUT: usize = 8 * 1024;
+pub const DEFAULT_MAX_OUTPUT: usize = 4 * 1024;
 /// The `PATH` a command sees unless `PATH` is passed through.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 /// The resource name, as on the official client.

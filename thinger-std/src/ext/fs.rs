@@ -26,9 +26,10 @@
 //! written to a temporary file in the same directory, synced, then renamed over the target,
 //! so a reader never sees half a file. Transfers are at most [`DEFAULT_MAX_INLINE`] bytes
 //! (the official limit) unless [`FsConfig::max_inline`] says otherwise, and the file plus a
-//! few hundred bytes must fit the client's session buffer: set
-//! `ClientBuilder::buffer_size` to at least `2 × max_inline + 4096`. Larger files need the
-//! streamed transfers, not built yet. Each use is logged with `tracing` (target
+//! few hundred bytes must fit a frame of the client's session, which receives and sends
+//! frames of up to 3/8 of `ClientBuilder::buffer_size` each: set the buffer to at least
+//! `3 × max_inline` (192 KiB for the default; with the default 32 KiB buffer, files up to
+//! about 11 KiB pass). Larger files need the streamed transfers, not built yet. Each use is logged with `tracing` (target
 //! `thinger::ext::fs`) with the request's stream id.
 //!
 //! ```
@@ -53,8 +54,8 @@ use serde::Serialize;
 use thinger_core::pson::Bytes;
 use thinger_core::resource::{Call, HandlerError, ResourceKind, handler};
 
-pub use super::fs_path::{MAX_PATH_LEN, MAX_SEGMENTS, PathError};
 use super::fs_path::parse;
+pub use super::fs_path::{MAX_PATH_LEN, MAX_SEGMENTS, PathError};
 use crate::resources::Resources;
 
 /// The largest file sent or received inline, as on the official client (64 KiB).
@@ -299,7 +300,9 @@ impl Fs {
         };
         match &result {
             Ok(()) => tracing::info!(target: "thinger::ext::fs", ?op, path = requested, ?request, "server request"),
-            Err(e) => tracing::warn!(target: "thinger::ext::fs", ?op, path = requested, ?request, code = e.code, reason = e.message, "server request refused"),
+            Err(e) => {
+                tracing::warn!(target: "thinger::ext::fs", ?op, path = requested, ?request, code = e.code, reason = e.message, "server request refused")
+            }
         }
         result
     }
@@ -362,7 +365,9 @@ impl Fs {
         }
         // Read at most one byte more than allowed, in case the file grew since.
         let mut data = Vec::with_capacity(meta.len() as usize);
-        File::open(&target.full).and_then(|f| f.take(self.max_inline as u64 + 1).read_to_end(&mut data)).map_err(io_error)?;
+        File::open(&target.full)
+            .and_then(|f| f.take(self.max_inline as u64 + 1).read_to_end(&mut data))
+            .map_err(io_error)?;
         if data.len() > self.max_inline {
             return Err(HandlerError::new(413, "file too large for inline transfer"));
         }
@@ -431,7 +436,9 @@ impl Fs {
             Some(v) => match (v.as_bytes(), v.as_str(), v.get("data")) {
                 (Some(b), _, _) => b,
                 (_, Some(s), _) => s.as_bytes(),
-                (_, _, Some(d)) => d.as_bytes().or_else(|| d.as_str().map(str::as_bytes)).ok_or_else(HandlerError::bad_input)?,
+                (_, _, Some(d)) => {
+                    d.as_bytes().or_else(|| d.as_str().map(str::as_bytes)).ok_or_else(HandlerError::bad_input)?
+                }
                 (_, _, None) if v.as_map().is_some() => &[],
                 _ => return Err(HandlerError::bad_input()),
             },
