@@ -188,4 +188,22 @@ mod tests {
         assert_eq!(parse(&"a/".repeat(600)), Err(PathError::TooLong));
         assert_eq!(parse(&"a/".repeat(70)), Err(PathError::TooLong));
     }
+
+    proptest::proptest! {
+        /// Whatever the server sends, an accepted path is plain segments that rebuild it.
+        #[test]
+        fn accepted_paths_are_plain_segments(path in r"[a-zA-Z0-9./\\%:\x00\n]{0,40}") {
+            if let Ok(c) = parse(&path) {
+                let mut rebuilt = std::iter::once(c.root).chain(c.segments.iter().copied()).collect::<Vec<_>>().join("/");
+                if c.dir {
+                    rebuilt.push('/');
+                }
+                proptest::prop_assert_eq!(&rebuilt, &path);
+                for s in std::iter::once(c.root).chain(c.segments) {
+                    proptest::prop_assert!(!s.is_empty() && s != "." && s != "..");
+                    proptest::prop_assert!(!s.contains(['\\', '\0', '\n', '/']));
+                }
+            }
+        }
+    }
 }
