@@ -13,8 +13,9 @@
 //! official client does) needs the explicit [`CmdConfig::allow_any_shell_command`]. Every
 //! command gets a cleared environment (only `PATH` set to [`DEFAULT_PATH`], plus the names
 //! passed through with [`CmdConfig::pass_env`]), no stdin, its own process group (killed as a
-//! whole at the timeout), a timeout ([`DEFAULT_TIMEOUT`]; a request may only shorten it) and
-//! an output limit per stream ([`DEFAULT_MAX_OUTPUT`]). Each use is logged with `tracing`
+//! whole at the timeout), a timeout ([`DEFAULT_TIMEOUT`]; a request may only shorten it),
+//! an output limit per stream ([`DEFAULT_MAX_OUTPUT`]) and a limit on commands running at
+//! once ([`DEFAULT_MAX_CONCURRENT`]). Each use is logged with `tracing`
 //! (target `thinger::ext::cmd`).
 //!
 //! The reply must fit one frame the client sends, 3/8 of `ClientBuilder::buffer_size`
@@ -39,6 +40,7 @@
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -54,6 +56,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The most bytes kept of stdout, and of stderr, unless [`CmdConfig::max_output`] says
 /// otherwise; the rest is read and dropped so the command never blocks on a full pipe.
 pub const DEFAULT_MAX_OUTPUT: usize = 4 * 1024;
+/// The most commands running at once unless [`CmdConfig::max_concurrent`] says otherwise.
+pub const DEFAULT_MAX_CONCURRENT: usize = 4;
 /// The `PATH` a command sees unless `PATH` is passed through.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 /// The resource name, as on the official client.
@@ -81,6 +85,8 @@ pub enum CmdError {
     NulByte,
     /// The program could not be started (500).
     SpawnFailed,
+    /// As many commands as allowed are already running (503).
+    Busy,
 }
 
 impl From<CmdError> for HandlerError {
@@ -90,6 +96,7 @@ impl From<CmdError> for HandlerError {
             CmdError::NotAllowed => HandlerError::new(403, "command not allowed"),
             CmdError::NulByte => HandlerError::new(400, "NUL byte in command"),
             CmdError::SpawnFailed => HandlerError::new(500, "command could not start"),
+            CmdError::Busy => HandlerError::new(503, "too many commands running"),
         }
     }
 }
@@ -100,6 +107,8 @@ pub struct CmdConfig {
     allowed: Allowed,
     timeout: Duration,
     max_output: usize,
+    max_concurrent: usize,
+    running: Arc<AtomicUsize>,
     working_dir: Option<PathBuf>,
     pass_env: Vec<String>,
     set_env: Vec<(String, String)>,
@@ -111,6 +120,8 @@ impl CmdConfig {
             allowed,
             timeout: DEFAULT_TIMEOUT,
             max_output: DEFAULT_MAX_OUTPUT,
+            max_concurrent: DEFAULT_MAX_CONCURRENT,
+            running: Arc::default(),
             working_dir: None,
             pass_env: Vec::new(),
             set_env: Vec::new(),
@@ -161,6 +172,16 @@ impl CmdConfig {
     /// ```
     pub fn max_output(mut self, bytes: usize) -> Self {
         self.max_output = bytes;
+        self
+    }
+
+    /// The most commands running at once; more are answered 503.
+    ///
+    /// ```
+    /// let _ = thinger_std::ext::cmd::CmdConfig::allow(["ls"]).max_concurrent(1);
+    /// ```
+    pub fn max_concurrent(mut self, n: usize) -> Self {
+        self.max_concurrent = n;
         self
     }
 
@@ -277,6 +298,10 @@ impl CmdConfig {
                 return Err(e.into());
             }
         };
+        let Some(_slot) = Slot::take(&self.running, self.max_concurrent) else {
+            tracing::warn!(target: "thinger::ext::cmd", command, "server request refused: too many commands running");
+            return Err(CmdError::Busy.into());
+        };
         let timeout = match request.timeout {
             t if t > 0.0 && t.is_finite() => self.timeout.min(Duration::from_secs_f64(t)),
             _ => self.timeout,
@@ -323,7 +348,7 @@ impl CmdConfig {
 /// What the server sends.
 #[derive(Debug, Default, Deserialize)]
 struct Request {
-    #[serde(default)]
+    #[serde(default, alias = "cmd")]
     command: String,
     #[serde(default)]
     mode: String,
@@ -346,6 +371,22 @@ enum Reply {
         timed_out: Option<bool>,
     },
     Text(String),
+}
+
+/// One of the `max_concurrent` places for a running command, given back on drop.
+struct Slot(Arc<AtomicUsize>);
+
+impl Slot {
+    fn take(running: &Arc<AtomicUsize>, max: usize) -> Option<Slot> {
+        running.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1)).ok()?;
+        Some(Slot(running.clone()))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// The exit code, or 128 + the signal number when a signal ended the process (as a shell
@@ -422,6 +463,21 @@ mod tests {
             }
             Reply::Text(_) => panic!("api mode expected"),
         }
+    }
+
+    #[tokio::test]
+    async fn concurrent_commands_are_limited() {
+        let cfg = Arc::new(CmdConfig::allow(["sleep", "echo"]).max_concurrent(1));
+        let slow = tokio::spawn({
+            let cfg = cfg.clone();
+            async move { cfg.execute(Request { command: "sleep 0.5".into(), ..Request::default() }).await }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let busy = cfg.execute(Request { command: "echo x".into(), ..Request::default() }).await;
+        assert_eq!(busy.err().map(|e| e.code), Some(503));
+        assert!(slow.await.unwrap().is_ok());
+        // The place is given back.
+        assert!(cfg.execute(Request { command: "echo x".into(), ..Request::default() }).await.is_ok());
     }
 
     #[tokio::test]
