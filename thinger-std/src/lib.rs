@@ -36,6 +36,8 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `tokio` | yes | the tokio client ([`Client`], [`Runner`], transports); without it only the TLS settings and the offline queue are built |
+//! | `ext-cmd` | no | the gateway `cmd` resource (allow-listed commands with a timeout): `ext::cmd` |
+//! | `ext-fs` | no | the gateway `$fs` resources (files under configured roots, inline transfers): `ext::fs` |
 //!
 //! ## Running the client
 //! [`ClientBuilder::spawn`] runs the connection on a thread of its own and returns the
@@ -69,6 +71,8 @@ pub mod tls;
 
 #[cfg(feature = "tokio")]
 mod client;
+#[cfg(any(feature = "ext-cmd", feature = "ext-fs"))]
+pub mod ext;
 #[cfg(all(feature = "tokio", unix))]
 pub mod ota;
 #[cfg(feature = "tokio")]
