@@ -56,13 +56,19 @@ pub mod queue;
 pub mod tls;
 
 #[cfg(feature = "tokio")]
+mod builder;
+#[cfg(feature = "tokio")]
 mod client;
+#[cfg(feature = "tokio")]
+mod command;
 #[cfg(feature = "tokio")]
 mod pson_util;
 #[cfg(feature = "tokio")]
 pub mod resources;
 #[cfg(feature = "tokio")]
 mod runner;
+#[cfg(feature = "tokio")]
+mod streams;
 #[cfg(feature = "tokio")]
 mod transport;
 
@@ -72,9 +78,15 @@ pub use event::{ClientEvent, Status};
 pub use queue::{Overflow, QueueConfig};
 
 #[cfg(feature = "tokio")]
-pub use client::{Client, ClientBuilder, DEFAULT_HOST, Events, MqttMessage, Stats, Subscription};
+pub use builder::{ClientBuilder, DEFAULT_HOST};
+#[cfg(feature = "tokio")]
+pub use client::Client;
+#[cfg(feature = "tokio")]
+pub use command::Stats;
 #[cfg(feature = "tokio")]
 pub use runner::Runner;
+#[cfg(feature = "tokio")]
+pub use streams::{Events, MqttMessage, Subscription};
 #[cfg(feature = "tokio")]
 pub use transport::Transport;
 
