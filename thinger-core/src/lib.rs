@@ -11,6 +11,7 @@
 //!   deadlines and events.
 //! * [`resource`]: the resource table, handlers, input/output views and path patterns.
 //! * [`dsl`]: `thing["led"] <<= digital_pin(pin)` and friends, on embedded-hal 1.0.
+//! * [`backoff`]: reconnect delays and when to reset them, shared by both clients.
 //! * [`time`]: millisecond `Instant`/`Duration` (the core never reads a clock).
 //!
 //! The crate is `#![no_std]`, never allocates unless the `alloc` feature is enabled, and
@@ -36,6 +37,7 @@ extern crate alloc;
 #[cfg(any(feature = "std", test))]
 extern crate std;
 
+pub mod backoff;
 pub mod dsl;
 pub mod iotmp;
 mod log;

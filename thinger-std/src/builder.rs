@@ -55,6 +55,7 @@ pub struct ClientBuilder {
     connect_timeout: Duration,
     request_timeout: Duration,
     backoff: Backoff,
+    healthy_after: Duration,
     queue: QueueConfig,
     queue_window: usize,
     buffer_size: usize,
@@ -82,6 +83,7 @@ impl ClientBuilder {
             connect_timeout: Duration::from_secs(15),
             request_timeout: Duration::from_secs(30),
             backoff: Backoff::default(),
+            healthy_after: Duration::from_secs(30),
             queue: QueueConfig::default(),
             queue_window: 16,
             buffer_size: 32 * 1024,
@@ -205,6 +207,18 @@ impl ClientBuilder {
     /// ```
     pub fn backoff(mut self, backoff: Backoff) -> Self {
         self.backoff = backoff;
+        self
+    }
+    /// How long a connection must stay authenticated before the reconnect delays start
+    /// over from [`Backoff::initial`] (default 30 s). A server that accepts the device and
+    /// then drops it sooner sees the delays keep growing.
+    ///
+    /// ```
+    /// let b = thinger_std::Client::builder("u", "d", "c").healthy_after(std::time::Duration::from_secs(60));
+    /// assert!(b.build().is_ok());
+    /// ```
+    pub fn healthy_after(mut self, period: Duration) -> Self {
+        self.healthy_after = period;
         self
     }
     /// The offline queue for bucket writes and endpoint calls.
@@ -350,6 +364,7 @@ impl ClientBuilder {
             keep_alive: self.keep_alive,
             request_timeout: self.request_timeout,
             backoff: self.backoff,
+            healthy_after: self.healthy_after,
             buffer_size: self.buffer_size,
             firmware: self.firmware,
             queue_window: self.queue_window,

@@ -21,6 +21,8 @@ pub(crate) struct Settings {
     pub(crate) keep_alive: Duration,
     pub(crate) request_timeout: Duration,
     pub(crate) backoff: Backoff,
+    /// How long a connection must stay authenticated before the backoff starts over.
+    pub(crate) healthy_after: Duration,
     pub(crate) buffer_size: usize,
     pub(crate) firmware: Option<String>,
     pub(crate) queue_window: usize,

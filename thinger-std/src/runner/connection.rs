@@ -9,6 +9,7 @@ use futures_util::stream::FuturesUnordered;
 use rand_core::OsRng;
 use thinger_core::resource::Thing;
 use thinger_core::session::{self, Config, DisconnectReason, Session};
+use thinger_core::time::Instant;
 use typed_arena::Arena;
 
 use crate::command::Settings;
@@ -29,7 +30,8 @@ pub(super) enum Outcome {
 }
 
 pub(super) struct Ended {
-    pub(super) authenticated: bool,
+    /// When the session authenticated, if it did.
+    pub(super) authenticated: Option<Instant>,
     pub(super) outcome: Outcome,
     pub(super) detail: Option<String>,
 }
@@ -103,7 +105,7 @@ pub(super) async fn serve(
     let mut inbuf: Vec<u8> = Vec::new();
     let mut inpos = 0usize;
     let mut running: FuturesUnordered<Running> = FuturesUnordered::new();
-    let mut authenticated = false;
+    let mut authenticated = None;
     let mut refused = false;
     let mut reason: Option<DisconnectReason> = None;
     let mut detail: Option<String> = None;
@@ -127,7 +129,7 @@ pub(super) async fn serve(
         for event in batch {
             match event {
                 Ev::Connected => {
-                    authenticated = true;
+                    authenticated = Some(clock.now());
                     driver.stats.authentications += 1;
                     driver.emit(ClientEvent::Connected);
                     driver.set_status(Status::Connected);

@@ -18,6 +18,7 @@ mod link;
 mod session;
 mod subscriptions;
 
+use thinger_core::backoff::Reconnect;
 use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::backoff::Backoff;
@@ -107,13 +108,13 @@ impl Runner {
             .collect();
         let paths: Vec<String> = handlers.iter().map(|(p, _)| p.clone()).collect();
         let address = settings.target.address();
-        let mut attempt: u32 = 0;
+        let mut reconnect = Reconnect::new(settings.backoff.core(), settings.healthy_after);
         loop {
             if driver.stop {
                 break;
             }
             driver.set_status(Status::Connecting);
-            driver.emit(ClientEvent::Connecting { address: address.clone(), attempt });
+            driver.emit(ClientEvent::Connecting { address: address.clone(), attempt: reconnect.failures() });
             let Some(result) = driver.service_while(transport::connect(&settings.target)).await else { break };
             match result {
                 Err(e) => {
@@ -123,9 +124,10 @@ impl Runner {
                 Ok(mut conn) => {
                     driver.stats.connections += 1;
                     let ended = serve(&settings, &mut handlers, &lasts, &paths, &mut driver, &mut conn, &clock).await;
-                    if ended.authenticated {
-                        attempt = 0;
+                    if let Some(at) = ended.authenticated {
+                        reconnect.connected(at);
                     }
+                    reconnect.disconnected(clock.now());
                     match ended.outcome {
                         Outcome::AuthRefused => {}
                         Outcome::Ended(reason) => {
@@ -139,9 +141,8 @@ impl Runner {
                 break;
             }
             driver.set_status(Status::Disconnected);
-            let delay = settings.backoff.delay(attempt, Backoff::random());
-            attempt = attempt.saturating_add(1);
-            driver.emit(ClientEvent::Backoff { attempt, delay });
+            let delay = reconnect.next_delay(Backoff::random());
+            driver.emit(ClientEvent::Backoff { attempt: reconnect.failures(), delay });
             if driver.service_while(tokio::time::sleep(delay)).await.is_none() {
                 break;
             }
