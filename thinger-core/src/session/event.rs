@@ -115,6 +115,18 @@ pub enum Dropped {
         /// Message type number.
         msg_type: u32,
     },
+    /// A frame larger than the receive buffer: its body was skipped unread (its length is
+    /// known from the header) and the connection goes on. A request among them is answered
+    /// with `ERROR` code 413; a reply completes its call with
+    /// [`CallError::PayloadTooLarge`](super::CallError::PayloadTooLarge) instead.
+    TooLarge {
+        /// Message type number.
+        msg_type: u32,
+        /// Its stream id, when it came before the first PSON field (0 if not found).
+        stream_id: u16,
+        /// Frame size (header + body) the header announced.
+        size: u64,
+    },
     /// An interval stream sample did not fit the transmit buffer and was skipped.
     SampleTooLarge {
         /// The stream's id.

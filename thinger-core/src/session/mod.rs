@@ -59,6 +59,7 @@ mod cloud;
 mod config;
 mod event;
 mod ids;
+mod oversized;
 mod serve;
 
 pub use cloud::{CloudCall, Subscription};
@@ -282,6 +283,8 @@ pub struct Session<'a, B, const R: usize, const S: usize = 8, const P: usize = 8
     rx: Fifo,
     rx_len: usize,
     tx_len: usize,
+    /// Bytes of an oversized frame still to discard as they arrive.
+    skip: u64,
 }
 
 /// Room left in front of a handler's output for the frame header and fields.
@@ -319,6 +322,7 @@ where
             },
             buf,
             rx: Fifo::default(),
+            skip: 0,
             rx_len,
             tx_len,
         }
@@ -359,6 +363,7 @@ where
     /// [`CallError::Disconnected`].
     pub fn connect(&mut self, now: Instant) {
         self.rx.clear();
+        self.skip = 0;
         let st = &mut self.state;
         st.tx.clear();
         st.now = now;
@@ -403,6 +408,12 @@ where
             let rest = data.get(taken..).unwrap_or(&[]);
             if rest.is_empty() {
                 return taken;
+            }
+            if self.skip > 0 {
+                let n = rest.len().min(usize::try_from(self.skip).unwrap_or(usize::MAX));
+                self.skip -= n as u64;
+                taken += n;
+                continue;
             }
             let rx_len = self.rx_len;
             let region = self.buf.as_mut().get_mut(..rx_len).unwrap_or(&mut []);
@@ -449,6 +460,18 @@ where
             let (frame, used) = match parse_frame(pending, max) {
                 Ok(Some(f)) => f,
                 Ok(None) => return,
+                Err(iotmp::FrameError::TooLarge { size, .. }) if self.state.phase == Phase::Connected => {
+                    let full = pending.len() >= rx_region.len();
+                    match self.state.on_oversized(pending, size, full, tx) {
+                        Some(buffered) => {
+                            // All of it belongs to the oversized frame; the rest is skipped.
+                            self.rx.consume(buffered);
+                            self.skip = size.saturating_sub(buffered as u64);
+                        }
+                        None => return,
+                    }
+                    continue;
+                }
                 Err(e) => {
                     warn!("framing error: {}", e);
                     self.state.protocol_error(tx, e);
@@ -477,6 +500,7 @@ where
         self.state.now = now;
         let truncated = self.rx.len();
         self.rx.clear();
+        self.skip = 0;
         match self.state.phase {
             Phase::Connecting => {
                 self.state.push(Record::AuthFailed(NoAnswer::Closed));

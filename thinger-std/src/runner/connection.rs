@@ -191,6 +191,10 @@ pub(super) async fn serve(
                     driver.emit(ClientEvent::StreamStarted { resource: path });
                 }
                 Ev::StreamStopped { stream_id } => driver.emit(ClientEvent::StreamStopped { stream_id }),
+                Ev::Dropped(session::Dropped::TooLarge { size, stream_id, .. }) => {
+                    tracing::warn!("skipped a frame of {size} bytes (stream {stream_id})");
+                    driver.emit(ClientEvent::FrameSkipped { size, stream_id });
+                }
                 Ev::Dropped(d) => tracing::debug!("dropped frame: {d:?}"),
             }
         }

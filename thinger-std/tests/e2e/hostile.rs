@@ -3,6 +3,9 @@
 
 use std::time::Duration;
 
+use thinger_core::iotmp::MessageType;
+use thinger_core::pson::Value;
+use thinger_std::dsl::input_output;
 use thinger_std::{Backoff, ClientEvent};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
@@ -48,4 +51,36 @@ async fn a_server_that_authenticates_then_sends_garbage_sees_growing_delays() {
     assert!(delays.windows(2).all(|w| w[1] > w[0]), "delays do not grow: {delays:?}");
     client.shutdown().await;
     handle.join().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_larger_than_the_buffer_is_refused_and_the_connection_kept() {
+    crate::support::logs();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let client = tcp_builder(addr, "small")
+        .buffer_size(12 * 1024)
+        .resource("echo", input_output(|text: String| text.len() as u64))
+        .spawn()
+        .unwrap();
+    let mut events = client.events();
+    let (mut peer, _) = Peer::accept(&listener).await;
+    // 100 kB of input: far more than the 4.5 kB receive region of a 12 kB session buffer.
+    let big = Value::Str("x".repeat(100_000)).encode_to_vec();
+    peer.queue_run(41, "echo", Some(&big));
+    peer.flush().await;
+    let reply = peer.recv_skipping_keepalives().await.expect("an answer to the big RUN");
+    assert_eq!((reply.kind, reply.id), (MessageType::Error, 41));
+    assert_eq!(reply.params, Some(Value::Uint(413)));
+    let skipped = wait_event(&mut events, "FrameSkipped", |e| matches!(e, ClientEvent::FrameSkipped { .. })).await;
+    assert!(matches!(skipped, ClientEvent::FrameSkipped { size, stream_id: 41 } if size > 100_000), "{skipped:?}");
+    // Same connection: the next RUN is answered.
+    let small = Value::Str("hello".into()).encode_to_vec();
+    peer.queue_run(42, "echo", Some(&small));
+    peer.flush().await;
+    let reply = peer.recv_skipping_keepalives().await.expect("an answer to the next RUN");
+    assert_eq!((reply.kind, reply.id, reply.payload), (MessageType::Ok, 42, Some(Value::Uint(5))));
+    assert!(client.is_connected());
+    assert_eq!(client.stats().await.unwrap().connections, 1);
+    client.shutdown().await;
 }
