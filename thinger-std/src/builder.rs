@@ -311,9 +311,9 @@ impl ClientBuilder {
         if self.host.contains(':') { format!("[{}]:{port}", self.host) } else { format!("{}:{port}", self.host) }
     }
 
-    /// The client handle and the [`Runner`] that drives its connection. Await
-    /// [`Runner::run`] (on any tokio runtime, in a `LocalSet`, or from `main`); the handle
-    /// can be cloned and moved to other tasks and threads.
+    /// The client handle and the [`Runner`] that drives its connection. `tokio::spawn`
+    /// [`Runner::run`] (a `Send` future), or await [`Runner::run_local`] in place; the
+    /// handle can be cloned and moved to other tasks and threads.
     ///
     /// ```
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -325,14 +325,10 @@ impl ClientBuilder {
     ///     .transport(Transport::Tcp)
     ///     .build()
     ///     .unwrap();
-    /// let local = tokio::task::LocalSet::new();
-    /// local.spawn_local(runner.run());
-    /// local
-    ///     .run_until(async {
-    ///         client.connected().await.unwrap();
-    ///         client.shutdown().await;
-    ///     })
-    ///     .await;
+    /// let task = tokio::spawn(runner.run());
+    /// client.connected().await.unwrap();
+    /// client.shutdown().await;
+    /// task.await.unwrap();
     /// # server.shutdown().await;
     /// # });
     /// ```
@@ -402,7 +398,7 @@ impl ClientBuilder {
             tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(BuildError::Runtime)?;
         std::thread::Builder::new()
             .name("thinger-client".into())
-            .spawn(move || runtime.block_on(runner.run()))
+            .spawn(move || runtime.block_on(runner.run_local()))
             .map_err(BuildError::Runtime)?;
         Ok(client)
     }

@@ -34,9 +34,9 @@
 //! ## Running the client
 //! [`ClientBuilder::spawn`] runs the connection on a thread of its own and returns the
 //! [`Client`] handle. [`ClientBuilder::build`] returns the handle and a [`Runner`] whose
-//! `run()` future you await yourself: from `main`, or many of them in one
-//! `tokio::task::LocalSet` (a gateway of virtual devices). That future is not `Send`,
-//! because the core's resource table holds `dyn Resource` handlers.
+//! `run()` future is `Send`: `tokio::spawn(runner.run())` on any runtime, thousands of
+//! them for a gateway of virtual devices (the connections run on a pool of one thread per
+//! core, see [`Runner`]). [`Runner::run_local`] runs the same loop in place (not `Send`).
 //!
 //! ## What the client guarantees
 //! * Protocol behaviour (keep-alives, dead-peer detection, request timeouts, streams,

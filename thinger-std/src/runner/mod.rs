@@ -15,11 +15,12 @@ mod convert;
 mod driver;
 mod handlers;
 mod link;
+mod pool;
 mod session;
 mod subscriptions;
 
 use thinger_core::backoff::Reconnect;
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::backoff::Backoff;
 use crate::command::{Command, Settings};
@@ -35,18 +36,20 @@ use session::Clock;
 
 /// Drives one client's connection: made by [`ClientBuilder::build`](crate::ClientBuilder::build).
 ///
-/// [`Runner::run`] returns a future that is not `Send` (the core session keeps its handlers
-/// as `dyn Resource` trait objects): await it where you are (e.g. at the end of `main`),
-/// inside a `tokio::task::LocalSet` (many runners on one thread, as a gateway does), or let
-/// [`ClientBuilder::spawn`](crate::ClientBuilder::spawn) give it a thread of its own.
+/// [`Runner::run`] is a `Send` future: `tokio::spawn` it on any runtime, as many as you
+/// like (a gateway of virtual devices). The connection itself runs on a small pool of
+/// threads (one per core) because the core session keeps its handlers as `dyn Resource`
+/// trait objects, which stay on one thread; `run` waits for it, and dropping `run` stops
+/// it. [`Runner::run_local`] is the same loop in place, on the caller's thread (for a
+/// `LocalSet`, or a current-thread runtime with paused time).
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 /// let (client, runner) = thinger_std::Client::builder("user", "device", "credential").build()?;
-/// tokio::select! {
-///     _ = runner.run() => {}
-///     _ = tokio::signal::ctrl_c() => client.shutdown().await,
-/// }
+/// let task = tokio::spawn(runner.run());
+/// tokio::signal::ctrl_c().await?;
+/// client.shutdown().await;
+/// task.await?;
 /// # Ok(()) }
 /// ```
 pub struct Runner {
@@ -75,7 +78,54 @@ impl Runner {
     }
 
     /// Connects, serves the device, and reconnects with backoff until the client is shut
-    /// down or every [`Client`](crate::Client) handle is dropped.
+    /// down or every [`Client`](crate::Client) handle is dropped. The future is `Send`; the
+    /// connection runs on the runner pool (see [`Runner`]) and stops when this future is
+    /// dropped.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// # let server = thinger_server::Server::start(thinger_server::ServerConfig::local()).await.unwrap();
+    /// let (client, runner) = thinger_std::Client::builder("user1", "dev1", "secret")
+    ///     .host("127.0.0.1")
+    ///     .port(server.tcp_addr().port())
+    ///     .transport(thinger_std::Transport::Tcp)
+    ///     .build()
+    ///     .unwrap();
+    /// let task = tokio::spawn(runner.run());
+    /// client.connected().await.unwrap();
+    /// client.shutdown().await;
+    /// task.await.unwrap();
+    /// assert_eq!(client.status(), thinger_std::Status::Stopped);
+    /// # server.shutdown().await;
+    /// # });
+    /// ```
+    pub fn run(self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let (done_tx, done_rx) = oneshot::channel::<()>();
+        // Dropped with this future: tells the pool task to stop.
+        let (cancel_tx, cancel_rx) = oneshot::channel::<()>();
+        let job: pool::Job = Box::new(move || {
+            Box::pin(async move {
+                tokio::select! {
+                    () = self.run_local() => {}
+                    _ = cancel_rx => {}
+                }
+                let _ = done_tx.send(());
+            })
+        });
+        let spawned = pool::spawn(job);
+        async move {
+            let _cancel = cancel_tx;
+            match spawned {
+                Ok(()) => {
+                    let _ = done_rx.await;
+                }
+                Err(_) => tracing::error!("no runner thread could be started: the client does not run"),
+            }
+        }
+    }
+
+    /// [`Runner::run`] in place, on the caller's thread: the future is not `Send` (await it
+    /// from `main`, in a `tokio::task::LocalSet`, or with `tokio::join!`).
     ///
     /// ```
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -91,12 +141,12 @@ impl Runner {
     ///     client.shutdown().await;
     /// };
     /// // `run` ends once the client is shut down.
-    /// tokio::join!(runner.run(), stopper);
+    /// tokio::join!(runner.run_local(), stopper);
     /// assert_eq!(client.status(), thinger_std::Status::Stopped);
     /// # server.shutdown().await;
     /// # });
     /// ```
-    pub async fn run(self) {
+    pub async fn run_local(self) {
         let Runner { settings, mut handlers, mut driver } = self;
         let clock = Clock { start: tokio::time::Instant::now() };
         let lasts: Vec<Option<LastValue>> = handlers

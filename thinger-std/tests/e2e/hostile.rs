@@ -22,9 +22,7 @@ async fn a_server_that_authenticates_then_sends_garbage_sees_growing_delays() {
         Backoff { initial: Duration::from_millis(10), max: Duration::from_secs(5), multiplier: 1.2, jitter: 0.0 };
     let (client, runner) = tcp_builder(addr, "garbage").backoff(backoff).build().unwrap();
     let mut events = client.events();
-    let handle = std::thread::spawn(move || {
-        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(runner.run())
-    });
+    let handle = tokio::spawn(runner.run());
     let mut collector = tokio::spawn(async move {
         let (mut delays, mut connected) = (Vec::new(), 0);
         while delays.len() < 20 {
@@ -50,7 +48,7 @@ async fn a_server_that_authenticates_then_sends_garbage_sees_growing_delays() {
     assert!(connected >= 19, "authenticated {connected} times");
     assert!(delays.windows(2).all(|w| w[1] > w[0]), "delays do not grow: {delays:?}");
     client.shutdown().await;
-    handle.join().unwrap();
+    handle.await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
