@@ -121,6 +121,10 @@ fn custom_keep_alive_is_sent_as_a_connect_parameter() {
     let official = hex("031a08d20912c1826b611f781ae38475736572836465768470617373");
     assert!(pson_eq(params, message(&official).parameters.unwrap().as_pson()));
     assert!(pson_eq(m.payload.unwrap().as_pson(), message(&official).payload.unwrap().as_pson()));
+    // Sub-second parts round up: announcing 1 s for 1.5 s would get the device dropped.
+    let mut odd = Harness::new(config().keep_alive(Duration::from_millis(1_500)), Thing::new());
+    let m = message(&odd.connect()).parameters.unwrap().as_pson().get("ka").and_then(|v| v.as_u64());
+    assert_eq!(m, Some(2));
     // Default settings send no parameters at all.
     let mut plain = Harness::new(config(), Thing::new());
     assert!(message(&plain.connect()).parameters.is_none());

@@ -29,6 +29,9 @@ pub enum DisconnectReason {
     UnexpectedFrame,
     /// The application called `Session::close`.
     Local,
+    /// The transport did not take our bytes in time (reported by the adapter, which owns
+    /// the write timeout; the session only closes).
+    WriteTimeout,
 }
 
 impl fmt::Display for DisconnectReason {
@@ -41,6 +44,7 @@ impl fmt::Display for DisconnectReason {
             DisconnectReason::Protocol(e) => write!(f, "protocol error: {e}"),
             DisconnectReason::UnexpectedFrame => f.write_str("unexpected frame from server"),
             DisconnectReason::Local => f.write_str("closed by application"),
+            DisconnectReason::WriteTimeout => f.write_str("write timed out"),
         }
     }
 }

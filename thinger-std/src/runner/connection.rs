@@ -116,6 +116,9 @@ pub(super) async fn serve(
     loop {
         // 1. Send what the session queued.
         if let Err(e) = flush(&mut link.session, conn, &mut txbuf, write_limit).await {
+            if e.kind() == io::ErrorKind::TimedOut {
+                reason.get_or_insert(DisconnectReason::WriteTimeout);
+            }
             detail.get_or_insert_with(|| e.to_string());
             link.session.handle_close(clock.now());
         }
@@ -229,6 +232,9 @@ pub(super) async fn serve(
         if link.session.is_connected() {
             let blocked = driver.pump(&mut link, settings.queue_window);
             if let Err(e) = flush(&mut link.session, conn, &mut txbuf, write_limit).await {
+                if e.kind() == io::ErrorKind::TimedOut {
+                    reason.get_or_insert(DisconnectReason::WriteTimeout);
+                }
                 detail.get_or_insert_with(|| e.to_string());
                 link.session.handle_close(clock.now());
                 continue;

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use thinger_core::iotmp::MessageType;
 use thinger_core::pson::Value;
+use thinger_core::session::DisconnectReason;
 use thinger_std::dsl::input_output;
 use thinger_std::{Backoff, ClientEvent};
 use tokio::io::AsyncWriteExt;
@@ -81,4 +82,47 @@ async fn a_run_larger_than_the_buffer_is_refused_and_the_connection_kept() {
     assert!(client.is_connected());
     assert_eq!(client.stats().await.unwrap().connections, 1);
     client.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_stops_reading_ends_in_a_write_timeout() {
+    crate::support::logs();
+    // A tiny receive buffer on the accepted socket, and the peer never reads after CONNECT.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = socket.local_addr().unwrap();
+    let listener = socket.listen(8).unwrap();
+    let (client, runner) = tcp_builder(addr, "stuck")
+        .keep_alive(Duration::from_secs(1))
+        .buffer_size(256 * 1024)
+        .queue_window(32)
+        .build()
+        .unwrap();
+    let mut events = client.events();
+    let task = tokio::spawn(runner.run());
+    let (mut peer, _) = Peer::accept(&listener).await;
+    // Keep-alives from the peer keep the dead-peer watchdog quiet.
+    let quiet = tokio::spawn(async move {
+        loop {
+            if peer.stream().write_all(&[0x05, 0x00]).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    client.connected().await.unwrap();
+    let blob = "x".repeat(90_000);
+    // Until the runner is stuck in a write (it then takes no more commands).
+    let quick = client.with_timeout(Duration::from_millis(500));
+    for _ in 0..200 {
+        if quick.queue_bucket_write("b", &blob).await.is_err() {
+            break;
+        }
+    }
+    let ended = wait_event(&mut events, "Disconnected", |e| matches!(e, ClientEvent::Disconnected { .. })).await;
+    assert!(matches!(ended, ClientEvent::Disconnected { reason: DisconnectReason::WriteTimeout, .. }), "{ended:?}");
+    client.shutdown().await;
+    task.await.unwrap();
+    quiet.abort();
 }
