@@ -290,8 +290,8 @@ impl Client {
     }
 
     /// Takes sync lock `lock` on `sync` (at most `slots` holders; the server waits up to
-    /// `timeout_s` seconds for a slot, 0 = as long as needed). The call's own timeout still
-    /// applies.
+    /// `timeout_s` seconds for a slot, 0 = as long as needed). The call waits that long on
+    /// top of its own timeout; a grant that comes after its caller gave up is released.
     ///
     /// ```
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -307,7 +307,13 @@ impl Client {
     /// # });
     /// ```
     pub async fn lock_sync(&self, sync: &str, lock: &str, slots: u32, timeout_s: u32) -> Result<(), Error> {
-        self.call(CallSpec::LockSync { sync: sync.to_owned(), lock: lock.to_owned(), slots, timeout_s }).await.map(drop)
+        let spec = CallSpec::LockSync { sync: sync.to_owned(), lock: lock.to_owned(), slots, timeout_s };
+        // As long as the server may wait, on top of the call's own timeout.
+        let patient = match timeout_s {
+            0 => self.with_timeout(Duration::MAX),
+            s => self.with_timeout(self.timeout.saturating_add(Duration::from_secs(u64::from(s)))),
+        };
+        patient.call(spec).await.map(drop)
     }
 
     /// Releases a sync lock.
@@ -384,8 +390,37 @@ impl Client {
         self.enqueue(Op::WriteBucket { bucket: bucket.to_owned(), record }, false).await
     }
 
+    /// Calls an endpoint (with `data`, if any) and returns its reply, deserialized (use
+    /// `()` or `serde_json::Value` when it has none or any). Not queued: it waits for the
+    /// connection within the call's timeout, like [`Client::call_device`].
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use thinger_server::{EndpointConfig, Server, ServerConfig};
+    /// let config = ServerConfig::local().endpoint(EndpointConfig::new("quote").response(42u32.into()));
+    /// let server = Server::start(config).await.unwrap();
+    /// # let addr = server.tcp_addr();
+    /// # let client = thinger_std::Client::builder("user1", "doc", "secret").host("127.0.0.1").port(addr.port())
+    /// #     .transport(thinger_std::Transport::Tcp).spawn().unwrap();
+    /// let price: u32 = client.call_endpoint_with_reply("quote", Some(&"EURUSD")).await.unwrap();
+    /// assert_eq!(price, 42);
+    /// # client.shutdown().await;
+    /// # server.shutdown().await;
+    /// # });
+    /// ```
+    pub async fn call_endpoint_with_reply<I: Serialize + ?Sized, O: DeserializeOwned>(
+        &self,
+        endpoint: &str,
+        data: Option<&I>,
+    ) -> Result<O, Error> {
+        let data = data.map(to_pson).transpose().map_err(Error::Encode)?;
+        let reply = self.call(CallSpec::CallEndpoint { endpoint: endpoint.to_owned(), data }).await?;
+        from_pson(reply.as_deref()).map_err(Error::Decode)
+    }
+
     /// Calls an endpoint (with `data`, if any) and waits for the acknowledgement; queued
-    /// like [`Client::write_bucket`].
+    /// like [`Client::write_bucket`] (its reply, if any, is not kept: see
+    /// [`Client::call_endpoint_with_reply`]).
     ///
     /// ```
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {

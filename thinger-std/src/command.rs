@@ -34,6 +34,7 @@ pub(crate) enum CallSpec {
     ReadProperty { property: String },
     SetProperty { property: String, value: Vec<u8> },
     CallDevice { device: String, resource: String, input: Option<Vec<u8>> },
+    CallEndpoint { endpoint: String, data: Option<Vec<u8>> },
     LockSync { sync: String, lock: String, slots: u32, timeout_s: u32 },
     UnlockSync { sync: String, lock: String },
 }

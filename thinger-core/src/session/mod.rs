@@ -662,6 +662,20 @@ where
         payload: Option<&dyn iotmp::DynEncodePson>,
         confirm: bool,
     ) -> Result<RequestId, Error> {
+        let wait = self.state.config.request_timeout;
+        self.cloud_call_waiting(now, call, target, payload, confirm, wait)
+    }
+
+    /// [`Session::cloud_call`] whose answer may take `wait` (instead of the request timeout).
+    fn cloud_call_waiting(
+        &mut self,
+        now: Instant,
+        call: CloudCall,
+        target: &dyn iotmp::DynEncodePson,
+        payload: Option<&dyn iotmp::DynEncodePson>,
+        confirm: bool,
+        wait: Duration,
+    ) -> Result<RequestId, Error> {
         self.api(now)?;
         let (_, tx, _) = split_regions(self.buf.as_mut(), self.rx_len, self.tx_len);
         let st = &mut self.state;
@@ -672,7 +686,7 @@ where
         if let Some(p) = payload {
             msg = msg.payload(OutField::Pson(p));
         }
-        let deadline = now + st.config.request_timeout;
+        let deadline = now.saturating_add(wait);
         let entry =
             Pending { id, kind: PendingKind::Call { silent: !confirm }, deadline, state: PendingState::Waiting };
         if st.pending.is_full() && confirm {
@@ -733,7 +747,9 @@ where
     }
 
     /// Takes a sync lock named `sync` for holder `lock`, with `slots` holders allowed and a
-    /// server-side wait of `timeout_s` seconds (0 = wait as long as needed).
+    /// server-side wait of `timeout_s` seconds (0 = wait as long as needed). The call waits
+    /// as long as the server may: the request timeout plus `timeout_s`, or until the
+    /// connection ends when `timeout_s` is 0, so that a late grant is never dropped.
     pub fn lock_sync(
         &mut self,
         now: Instant,
@@ -743,7 +759,11 @@ where
         timeout_s: u32,
     ) -> Result<RequestId, Error> {
         let request = LockRequest { lock, slots, timeout_s };
-        self.cloud_call(now, CloudCall::LockSync, &sync, Some(&request), true)
+        let wait = match timeout_s {
+            0 => Duration::from_millis(u64::MAX),
+            s => self.state.config.request_timeout + Duration::from_secs(u64::from(s)),
+        };
+        self.cloud_call_waiting(now, CloudCall::LockSync, &sync, Some(&request), true, wait)
     }
 
     /// Releases a sync lock.

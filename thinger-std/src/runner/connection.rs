@@ -12,13 +12,13 @@ use thinger_core::session::{self, Config, DisconnectReason, Session};
 use thinger_core::time::Instant;
 use typed_arena::Arena;
 
-use crate::command::Settings;
+use crate::command::{CallSpec, Settings};
 use crate::error::Error;
 use crate::event::{ClientEvent, Status};
 use crate::resources::{AsyncProxy, Captured, Handler, MAX_RESOURCES};
 use crate::transport::Conn;
 
-use super::convert::{Ev, own};
+use super::convert::{Ev, own, send_call};
 use super::driver::Driver;
 use super::handlers::{LastValue, Running, start_async_handlers};
 use super::link::Link;
@@ -148,7 +148,13 @@ pub(super) async fn serve(
                 }
                 Ev::Call { id, result } => {
                     if let Some(reply) = link.calls.remove(&id) {
-                        let _ = reply.send(result);
+                        let lock = link.locks.remove(&id);
+                        if let (Err(Ok(_)), Some((sync, lock))) = (reply.send(result), lock) {
+                            // Granted after its caller gave up: give it back.
+                            tracing::info!("releasing lock {lock} of {sync}, granted too late");
+                            let now = clock.now();
+                            let _ = send_call(&mut link.session, now, &CallSpec::UnlockSync { sync, lock });
+                        }
                     } else if let Some(seq) = link.queued.remove(&id) {
                         match result {
                             Err(Error::Disconnected) => {}

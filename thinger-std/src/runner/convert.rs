@@ -21,6 +21,10 @@ pub(super) fn send_call(session: &mut Sess<'_>, now: Instant, spec: &CallSpec) -
             let raw = input.as_deref().map(RawPson);
             session.call_device(now, device, resource, raw.as_ref().map(|r| r as &dyn DynEncodePson))
         }
+        CallSpec::CallEndpoint { endpoint, data } => {
+            let raw = data.as_deref().map(RawPson);
+            session.call_endpoint(now, endpoint, raw.as_ref().map(|r| r as &dyn DynEncodePson))
+        }
         CallSpec::LockSync { sync, lock, slots, timeout_s } => session.lock_sync(now, sync, lock, *slots, *timeout_s),
         CallSpec::UnlockSync { sync, lock } => session.unlock_sync(now, sync, lock),
     }

@@ -277,7 +277,10 @@ impl Driver {
             }
             match send_call(&mut link.session, now, spec) {
                 Ok(id) => {
-                    if let Some((_, reply)) = self.calls.pop_front() {
+                    if let Some((spec, reply)) = self.calls.pop_front() {
+                        if let CallSpec::LockSync { sync, lock, .. } = spec {
+                            link.locks.insert(id.0, (sync, lock));
+                        }
                         link.calls.insert(id.0, reply);
                     }
                 }

@@ -21,6 +21,8 @@ pub(super) struct Link<'a> {
     pub(super) subs: Slots,
     /// Direct calls in flight.
     pub(super) calls: HashMap<u16, CallReply>,
+    /// Lock requests in flight (sync, lock): a grant nobody waits for any more is released.
+    pub(super) locks: HashMap<u16, (String, String)>,
     /// Queued entries in flight: request id → sequence number.
     pub(super) queued: HashMap<u16, u64>,
     /// Queue entries from the front that are in flight.
@@ -37,6 +39,7 @@ impl<'a> Link<'a> {
             clock,
             subs: Slots::default(),
             calls: HashMap::new(),
+            locks: HashMap::new(),
             queued: HashMap::new(),
             sent: 0,
             replies: VecDeque::new(),

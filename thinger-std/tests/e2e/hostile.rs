@@ -126,3 +126,21 @@ async fn a_peer_that_stops_reading_ends_in_a_write_timeout() {
     task.await.unwrap();
     quiet.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_granted_after_the_request_timeout_is_still_taken() {
+    crate::support::logs();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let client = tcp_builder(addr, "locker").request_timeout(Duration::from_secs(1)).spawn().unwrap();
+    let (mut peer, _) = Peer::accept(&listener).await;
+    let locker = client.clone();
+    let call = tokio::spawn(async move { locker.lock_sync("door", "me", 1, 3).await });
+    let request = peer.recv_skipping_keepalives().await.unwrap();
+    assert_eq!(request.kind, MessageType::Run);
+    // The server's wait (3 s) is longer than the request timeout (1 s): grant after 1.5 s.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    peer.send(thinger_core::iotmp::OutgoingMessage::new(MessageType::Ok, request.id)).await;
+    assert_eq!(call.await.unwrap(), Ok(()));
+    client.shutdown().await;
+}
