@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use thinger_core::resource::HandlerError;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::builder::ClientBuilder;
@@ -633,6 +634,48 @@ impl Client {
     pub async fn stream(&self, resource: &str) -> Result<bool, Error> {
         let resource = resource.to_owned();
         self.request(|reply| Command::Stream { resource, reply }).await
+    }
+
+    /// Answers a request that a sync handler deferred with `call.defer()`: `stream_id` is
+    /// that call's `stream_id()`, `result` the output (or the error) to send. Fails with
+    /// [`Error::Disconnected`] when the connection the request came on is gone; a deferred
+    /// request nobody answers gets `ERROR` 504 after the request timeout.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// # let server = thinger_server::Server::start(thinger_server::ServerConfig::local()).await.unwrap();
+    /// use thinger_std::core::resource::{handler, ResourceKind};
+    /// let (ids_tx, ids_rx) = std::sync::mpsc::channel();
+    /// let slow = handler(ResourceKind::Output, move |call| {
+    ///     let _ = ids_tx.send(call.stream_id());
+    ///     call.defer();
+    ///     Ok(())
+    /// });
+    /// let client = thinger_std::Client::builder("user1", "doc", "secret").host("127.0.0.1")
+    ///     .port(server.tcp_addr().port()).transport(thinger_std::Transport::Tcp)
+    ///     .resource("slow", slow).spawn().unwrap();
+    /// client.connected().await.unwrap();
+    /// let answerer = client.clone();
+    /// tokio::spawn(async move {
+    ///     let id = tokio::task::spawn_blocking(move || ids_rx.recv().unwrap()).await.unwrap().unwrap();
+    ///     answerer.answer(id, Ok(Some(&7u8))).await.unwrap();
+    /// });
+    /// let reply = server.run_resource("user1", "doc", "slow", None).await.unwrap();
+    /// assert_eq!(reply.payload.unwrap().as_u64(), Some(7));
+    /// # client.shutdown().await;
+    /// # server.shutdown().await;
+    /// # });
+    /// ```
+    pub async fn answer<T: Serialize + ?Sized>(
+        &self,
+        stream_id: u16,
+        result: Result<Option<&T>, HandlerError>,
+    ) -> Result<(), Error> {
+        let answer = match result {
+            Ok(output) => Ok(output.map(to_pson).transpose().map_err(Error::Encode)?),
+            Err(e) => Err(e),
+        };
+        self.request(|reply| Command::Answer { stream_id, answer, reply }).await?
     }
 
     /// Disconnects politely and stops the client; returns when it has stopped. Queued

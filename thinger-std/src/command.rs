@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use thinger_core::resource::HandlerError;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::backoff::Backoff;
@@ -58,15 +59,49 @@ pub(crate) type DoneReply = oneshot::Sender<Result<(), Error>>;
 
 /// What a [`Client`](crate::Client) asks of the runner.
 pub(crate) enum Command {
-    Call { spec: CallSpec, reply: oneshot::Sender<Result<Option<Vec<u8>>, Error>> },
-    Enqueue { op: Op, queued: oneshot::Sender<Result<(), Error>>, ack: Option<oneshot::Sender<Result<(), Error>>> },
-    Flush { reply: oneshot::Sender<Result<(), Error>> },
-    Stats { reply: oneshot::Sender<Stats> },
-    Subscribe { kind: SubKind, data: mpsc::Sender<SubItem>, reply: oneshot::Sender<Result<u64, Error>> },
-    Unsubscribe { key: u64 },
-    Publish { topic: String, qos: u8, retained: bool, payload: Vec<u8>, reply: oneshot::Sender<Result<(), Error>> },
-    Stream { resource: String, reply: oneshot::Sender<bool> },
-    Shutdown { reply: oneshot::Sender<()> },
+    Call {
+        spec: CallSpec,
+        reply: oneshot::Sender<Result<Option<Vec<u8>>, Error>>,
+    },
+    Enqueue {
+        op: Op,
+        queued: oneshot::Sender<Result<(), Error>>,
+        ack: Option<oneshot::Sender<Result<(), Error>>>,
+    },
+    Flush {
+        reply: oneshot::Sender<Result<(), Error>>,
+    },
+    Stats {
+        reply: oneshot::Sender<Stats>,
+    },
+    Subscribe {
+        kind: SubKind,
+        data: mpsc::Sender<SubItem>,
+        reply: oneshot::Sender<Result<u64, Error>>,
+    },
+    Unsubscribe {
+        key: u64,
+    },
+    Publish {
+        topic: String,
+        qos: u8,
+        retained: bool,
+        payload: Vec<u8>,
+        reply: oneshot::Sender<Result<(), Error>>,
+    },
+    Stream {
+        resource: String,
+        reply: oneshot::Sender<bool>,
+    },
+    /// The answer to a request a sync handler deferred.
+    Answer {
+        stream_id: u16,
+        answer: Result<Option<Vec<u8>>, HandlerError>,
+        reply: DoneReply,
+    },
+    Shutdown {
+        reply: oneshot::Sender<()>,
+    },
 }
 
 /// Counters of a running client.

@@ -198,6 +198,16 @@ impl Driver {
                 };
                 let _ = reply.send(sent);
             }
+            Command::Answer { stream_id, answer, reply } => {
+                let result = match link {
+                    Some(l) if l.session.is_connected() => {
+                        l.replies.push_back((stream_id, answer));
+                        Ok(())
+                    }
+                    _ => Err(Error::Disconnected),
+                };
+                let _ = reply.send(result);
+            }
             Command::Shutdown { reply } => {
                 self.shutdown.push(reply);
                 self.stop = true;
