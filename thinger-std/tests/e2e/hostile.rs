@@ -7,6 +7,7 @@ use thinger_core::iotmp::MessageType;
 use thinger_core::pson::Value;
 use thinger_core::session::DisconnectReason;
 use thinger_std::dsl::input_output;
+use thinger_std::resources::async_output;
 use thinger_std::{Backoff, ClientEvent};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
@@ -142,5 +143,27 @@ async fn a_lock_granted_after_the_request_timeout_is_still_taken() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     peer.send(thinger_core::iotmp::OutgoingMessage::new(MessageType::Ok, request.id)).await;
     assert_eq!(call.await.unwrap(), Ok(()));
+    client.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_async_output_streams_values_without_ever_being_run() {
+    crate::support::logs();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let client =
+        tcp_builder(addr, "streamer").async_resource("weather", async_output(|| async { Ok(21u32) })).spawn().unwrap();
+    let (mut peer, _) = Peer::accept(&listener).await;
+    peer.queue_start_stream(9, "weather", Some(100));
+    peer.flush().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    let mut values = Vec::new();
+    while tokio::time::Instant::now() < deadline && values.len() < 3 {
+        let Ok(Some(f)) = tokio::time::timeout_at(deadline, peer.recv_skipping_keepalives()).await else { break };
+        if f.kind == MessageType::StreamData && f.id == 9 {
+            values.extend(f.payload);
+        }
+    }
+    assert!(values.len() >= 3 && values.iter().all(|v| *v == Value::Uint(21)), "{values:?}");
     client.shutdown().await;
 }
