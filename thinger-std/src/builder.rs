@@ -63,6 +63,18 @@ pub struct ClientBuilder {
     resources: Resources,
 }
 
+impl Client {
+    /// Starts a [`ClientBuilder`].
+    ///
+    /// ```
+    /// let builder = thinger_std::Client::builder("user", "device", "credential");
+    /// # let _ = builder;
+    /// ```
+    pub fn builder(user: impl Into<String>, device: impl Into<String>, credential: impl Into<String>) -> ClientBuilder {
+        ClientBuilder::new(user, device, credential)
+    }
+}
+
 impl ClientBuilder {
     /// A builder for device `device` of account `user`.
     ///

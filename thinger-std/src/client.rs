@@ -9,7 +9,6 @@ use serde::de::DeserializeOwned;
 use thinger_core::resource::HandlerError;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
-use crate::builder::ClientBuilder;
 use crate::command::{CallSpec, Command, Stats, SubKind};
 use crate::error::Error;
 use crate::event::{ClientEvent, Status};
@@ -69,16 +68,6 @@ impl Client {
         timeout: Duration,
     ) -> Client {
         Client { shared: Arc::new(Shared { cmd, status, events }), timeout }
-    }
-
-    /// Starts a [`ClientBuilder`].
-    ///
-    /// ```
-    /// let builder = thinger_std::Client::builder("user", "device", "credential");
-    /// # let _ = builder;
-    /// ```
-    pub fn builder(user: impl Into<String>, device: impl Into<String>, credential: impl Into<String>) -> ClientBuilder {
-        ClientBuilder::new(user, device, credential)
     }
 
     /// A handle whose calls use `timeout` instead.

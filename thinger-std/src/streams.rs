@@ -29,7 +29,7 @@ pub struct MqttMessage<T> {
     pub payload: T,
 }
 
-/// Connection events as an async stream (see [`Client::events`]).
+/// Connection events as an async stream (see [`Client::events`](crate::Client::events)).
 ///
 /// ```
 /// use futures_util::StreamExt;
@@ -105,7 +105,7 @@ impl Stream for Events {
 
 /// An async stream of subscription data, deserialized into `T`. Ended by dropping it.
 ///
-/// See [`Client::subscribe_property`] for an example.
+/// See [`Client::subscribe_property`](crate::Client::subscribe_property) for an example.
 ///
 /// A refused subscription yields an `Err` item ([`Error::Server`]) and is retried after the
 /// next reconnect. Items are buffered (256); if the reader falls further behind, new items
