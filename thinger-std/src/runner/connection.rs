@@ -7,7 +7,6 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use rand_core::OsRng;
-use thinger_core::resource::Thing;
 use thinger_core::session::{self, Config, DisconnectReason, Session};
 use thinger_core::time::Instant;
 use typed_arena::Arena;
@@ -15,12 +14,12 @@ use typed_arena::Arena;
 use crate::command::{CallSpec, Settings};
 use crate::error::Error;
 use crate::event::{ClientEvent, Status};
-use crate::resources::{AsyncProxy, Captured, Handler, MAX_RESOURCES};
+use crate::resources::{Captured, Handler};
 use crate::transport::Conn;
 
 use super::convert::{Ev, own, send_call};
 use super::driver::Driver;
-use super::handlers::{LastValue, Running, start_async_handlers};
+use super::handlers::{LastValue, Running, finished, resource_table, start_async_handlers};
 use super::link::Link;
 use super::session::{Clock, Sess, core_duration};
 
@@ -70,18 +69,7 @@ pub(super) async fn serve(
 ) -> Ended {
     let arena: Arena<String> = Arena::new();
     let captured: RefCell<Vec<Captured>> = RefCell::new(Vec::new());
-    let mut thing: Thing<'_, MAX_RESOURCES> = Thing::new();
-    for (index, (path, handler)) in handlers.iter_mut().enumerate() {
-        let added = match handler {
-            Handler::Sync(resource) => thing.add(path.as_str(), &mut **resource),
-            Handler::Async(handler) => {
-                thing.add_owned(path.as_str(), AsyncProxy { handler, index, captured: &captured })
-            }
-        };
-        if let Err(e) = added {
-            tracing::error!("resource {path}: {e}");
-        }
-    }
+    let thing = resource_table(handlers, &captured);
     let mut config = Config::new(&settings.user, &settings.device, &settings.credential)
         .keep_alive(core_duration(settings.keep_alive))
         .request_timeout(core_duration(settings.request_timeout))
@@ -302,15 +290,7 @@ pub(super) async fn serve(
             }
             cmd = driver.cmd_rx.recv(), if !driver.stop => driver.on_command(cmd, Some(&mut link)),
             Some((stream_id, index, result)) = running.next(), if !running.is_empty() => {
-                let (answer, state) = match result {
-                    Ok(done) => (Ok(done.reply), done.state),
-                    Err(e) => (Err(e), None),
-                };
-                if let (Some(state), Some(Some(last))) = (state, lasts.get(index)) {
-                    *last.lock().unwrap_or_else(|e| e.into_inner()) = Some(state);
-                }
-                // Stream id 0: stream data into an async input, which has no reply.
-                if stream_id != 0 {
+                if let Some(answer) = finished(lasts, stream_id, index, result) {
                     link.replies.push_back((stream_id, answer));
                 }
             }

@@ -31,7 +31,7 @@ use crate::transport;
 
 use connection::{Outcome, serve};
 use driver::Driver;
-use handlers::LastValue;
+use handlers::last_values;
 use session::Clock;
 
 /// Drives one client's connection: made by [`ClientBuilder::build`](crate::ClientBuilder::build).
@@ -149,13 +149,7 @@ impl Runner {
     pub async fn run_local(self) {
         let Runner { settings, mut handlers, mut driver } = self;
         let clock = Clock { start: tokio::time::Instant::now() };
-        let lasts: Vec<Option<LastValue>> = handlers
-            .iter()
-            .map(|(_, h)| match h {
-                Handler::Async(a) => Some(a.last_handle()),
-                Handler::Sync(_) => None,
-            })
-            .collect();
+        let lasts = last_values(&handlers);
         let paths: Vec<String> = handlers.iter().map(|(p, _)| p.clone()).collect();
         let address = settings.target.address();
         let mut reconnect = Reconnect::new(settings.backoff.core(), settings.healthy_after);
