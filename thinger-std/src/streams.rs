@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use crate::command::{Command, SubItem};
+use crate::command::{Command, CommandTx, SubItem};
 use crate::error::Error;
 use crate::event::ClientEvent;
 use crate::pson_util::from_pson;
@@ -113,13 +113,13 @@ impl Stream for Events {
 pub struct Subscription<T> {
     rx: mpsc::Receiver<SubItem>,
     key: u64,
-    cmd: mpsc::Sender<Command>,
+    cmd: CommandTx,
     item: PhantomData<fn() -> T>,
 }
 
 impl<T> Subscription<T> {
     /// The stream of subscription `key`, fed through `rx`; dropping it unsubscribes.
-    pub(crate) fn new(rx: mpsc::Receiver<SubItem>, key: u64, cmd: mpsc::Sender<Command>) -> Self {
+    pub(crate) fn new(rx: mpsc::Receiver<SubItem>, key: u64, cmd: CommandTx) -> Self {
         Subscription { rx, key, cmd, item: PhantomData }
     }
 }
@@ -166,6 +166,6 @@ impl<T: DeserializeOwned> Stream for Subscription<T> {
 
 impl<T> Drop for Subscription<T> {
     fn drop(&mut self) {
-        let _ = self.cmd.try_send(Command::Unsubscribe { key: self.key });
+        let _ = self.cmd.try_send(Box::new(Command::Unsubscribe { key: self.key }));
     }
 }

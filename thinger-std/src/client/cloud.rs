@@ -138,7 +138,11 @@ impl Client {
         let (ack_tx, ack_rx) = oneshot::channel();
         let ack = wait_ack.then_some(ack_tx);
         let exchange = async {
-            self.shared.cmd.send(Command::Enqueue { op, queued: queued_tx, ack }).await.map_err(|_| Error::Stopped)?;
+            self.shared
+                .cmd
+                .send(Box::new(Command::Enqueue { op, queued: queued_tx, ack }))
+                .await
+                .map_err(|_| Error::Stopped)?;
             queued_rx.await.map_err(|_| Error::Stopped)??;
             if wait_ack { ack_rx.await.map_err(|_| Error::Stopped)? } else { Ok(()) }
         };

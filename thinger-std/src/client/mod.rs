@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 use thinger_core::resource::HandlerError;
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{broadcast, oneshot, watch};
 
-use crate::command::{CallSpec, Command};
+use crate::command::{CallSpec, Command, CommandTx};
 use crate::error::Error;
 use crate::event::{ClientEvent, Status};
 use crate::pson_util::to_pson;
@@ -19,7 +19,7 @@ use crate::streams::Events;
 
 #[derive(Debug)]
 struct Shared {
-    cmd: mpsc::Sender<Command>,
+    cmd: CommandTx,
     status: watch::Receiver<Status>,
     events: broadcast::Sender<ClientEvent>,
 }
@@ -63,7 +63,7 @@ pub struct Client {
 impl Client {
     /// The handle of the runner listening on `cmd`.
     pub(crate) fn new(
-        cmd: mpsc::Sender<Command>,
+        cmd: CommandTx,
         status: watch::Receiver<Status>,
         events: broadcast::Sender<ClientEvent>,
         timeout: Duration,
@@ -196,7 +196,7 @@ impl Client {
         let (tx, rx) = oneshot::channel();
         let cmd = make(tx);
         let exchange = async {
-            self.shared.cmd.send(cmd).await.map_err(|_| Error::Stopped)?;
+            self.shared.cmd.send(Box::new(cmd)).await.map_err(|_| Error::Stopped)?;
             rx.await.map_err(|_| Error::Stopped)
         };
         tokio::time::timeout(self.timeout, exchange).await.map_err(|_| Error::Timeout)?
@@ -288,7 +288,7 @@ impl Client {
     /// ```
     pub async fn shutdown(&self) {
         let (tx, rx) = oneshot::channel();
-        if self.shared.cmd.send(Command::Shutdown { reply: tx }).await.is_ok() {
+        if self.shared.cmd.send(Box::new(Command::Shutdown { reply: tx })).await.is_ok() {
             let _ = rx.await;
         }
         let mut status = self.shared.status.clone();

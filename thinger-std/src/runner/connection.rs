@@ -288,7 +288,7 @@ pub(super) async fn serve(
                     }
                 }
             }
-            cmd = driver.cmd_rx.recv(), if !driver.stop => driver.on_command(cmd, Some(&mut link)),
+            cmd = driver.cmd_rx.recv(), if !driver.stop => driver.on_command(cmd.map(|c| *c), Some(&mut link)),
             Some((stream_id, index, result)) = running.next(), if !running.is_empty() => {
                 if let Some(answer) = finished(lasts, stream_id, index, result) {
                     link.replies.push_back((stream_id, answer));

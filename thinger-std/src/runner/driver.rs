@@ -8,7 +8,7 @@ use thinger_core::resource::HandlerError;
 use thinger_core::session;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
-use crate::command::{CallReply, CallSpec, Command, Stats, SubItem, SubKind};
+use crate::command::{CallReply, CallSpec, Command, CommandRx, Stats, SubItem, SubKind};
 use crate::error::Error;
 use crate::event::{ClientEvent, Status};
 use crate::pson_util::RawPson;
@@ -25,7 +25,7 @@ const MAX_OUTBOX: usize = 256;
 
 /// The runner's state that outlives connections.
 pub(super) struct Driver {
-    pub(super) cmd_rx: mpsc::Receiver<Command>,
+    pub(super) cmd_rx: CommandRx,
     pub(super) events: broadcast::Sender<ClientEvent>,
     pub(super) status: watch::Sender<Status>,
     pub(super) queue: OfflineQueue,
@@ -41,7 +41,7 @@ pub(super) struct Driver {
 
 impl Driver {
     pub(super) fn new(
-        cmd_rx: mpsc::Receiver<Command>,
+        cmd_rx: CommandRx,
         events: broadcast::Sender<ClientEvent>,
         status: watch::Sender<Status>,
         queue: OfflineQueue,
@@ -79,7 +79,7 @@ impl Driver {
             }
             tokio::select! {
                 out = &mut fut => return Some(out),
-                cmd = self.cmd_rx.recv() => self.on_command(cmd, None),
+                cmd = self.cmd_rx.recv() => self.on_command(cmd.map(|c| *c), None),
             }
         }
     }

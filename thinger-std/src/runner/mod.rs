@@ -20,10 +20,10 @@ mod session;
 mod subscriptions;
 
 use thinger_core::backoff::Reconnect;
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{broadcast, oneshot, watch};
 
 use crate::backoff::Backoff;
-use crate::command::{Command, Settings};
+use crate::command::{CommandRx, Settings};
 use crate::event::{ClientEvent, Status};
 use crate::queue::OfflineQueue;
 use crate::resources::Handler;
@@ -68,7 +68,7 @@ impl Runner {
     pub(crate) fn new(
         settings: Settings,
         handlers: Vec<(String, Handler)>,
-        cmd_rx: mpsc::Receiver<Command>,
+        cmd_rx: CommandRx,
         events: broadcast::Sender<ClientEvent>,
         status: watch::Sender<Status>,
         queue: OfflineQueue,
