@@ -4,8 +4,7 @@
 Every `.rs` file under a crate's `src/` is a module. A path `crate::a::b::…` or
 `super::…` written in module M is an edge from M to the deepest module it names. Edges between
 a module and its own ancestors or descendants are allowed (a parent re-exports its children,
-a child uses its parent's items); every other edge is lifted to the two siblings under the
-lowest common ancestor, and the siblings of each module must form no cycle.
+a child uses its parent's items); all other edges must form no cycle.
 
 Usage: module-cycles.py CRATE_DIR...   (exit 1 and the cycle on failure)
 """
@@ -86,25 +85,19 @@ def find_cycle(graph):
 def check(crate):
     src = pathlib.Path(crate) / "src"
     mods = modules(src)
-    siblings = {}
+    graph = {}
     for a, b in edges(mods):
-        n = 0
-        while n < min(len(a), len(b)) and a[n] == b[n]:
-            n += 1
-        if n == len(a) or n == len(b):
+        n = min(len(a), len(b))
+        if a[:n] == b[:n]:
             continue  # ancestor or descendant
-        parent = a[:n]
-        siblings.setdefault(parent, {}).setdefault(a[n], set()).add(b[n])
-    bad = False
-    for parent, graph in sorted(siblings.items()):
-        cycle = find_cycle(graph)
-        if cycle:
-            where = "::".join(parent) or "crate root"
-            print(f"{crate}: import cycle among the modules of {where}: {' -> '.join(cycle)}")
-            bad = True
-    if not bad:
-        print(f"{crate}: no import cycles ({len(mods)} modules)")
-    return not bad
+        graph.setdefault(a, set()).add(b)
+    cycle = find_cycle(graph)
+    if cycle:
+        names = ["::".join(m) or "crate" for m in cycle]
+        print(f"{crate}: import cycle: {' -> '.join(names)}")
+        return False
+    print(f"{crate}: no import cycles ({len(mods)} modules)")
+    return True
 
 
 ok = all([check(c) for c in sys.argv[1:]])

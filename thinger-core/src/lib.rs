@@ -11,6 +11,7 @@
 //!   deadlines and events.
 //! * [`resource`]: the resource table, handlers, input/output views and path patterns.
 //! * [`dsl`]: `thing["led"] <<= digital_pin(pin)` and friends, on embedded-hal 1.0.
+//! * [`backoff`]: reconnect delays and when to reset them, shared by both clients.
 //! * [`ota`]: the official `$ota` update resources over a platform `Updater`, and `version`.
 //! * [`queue`]: the offline queue of bucket writes and endpoint calls (a ring in a caller
 //!   buffer, its record format and the replay of a stored log).
@@ -62,6 +63,7 @@ extern crate std;
 #[doc = include_str!("../README.md")]
 mod readme_doc {}
 
+pub mod backoff;
 pub mod dsl;
 pub mod iotmp;
 mod log;

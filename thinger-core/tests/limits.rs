@@ -354,3 +354,26 @@ fn encoder_refuses_short_buffers() {
     let mut buf = vec![0u8; len];
     assert_eq!(pson::encode_to_slice(&value, &mut buf), Ok(len));
 }
+
+/// A limit far above the ceiling is capped: 10,000 levels are refused with a typed error
+/// instead of overflowing the stack (run on a 2 MiB thread, like a test's).
+#[test]
+fn depth_limits_above_the_ceiling_are_capped() {
+    use thinger_core::pson::MAX_DEPTH_CEILING;
+    let handle = std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(|| {
+            let deep = nested_arrays(10_000);
+            let lax = DecodeOptions::new().max_depth(100_000);
+            assert_eq!(lax.depth_limit(), MAX_DEPTH_CEILING);
+            assert_eq!(PsonRef::decode_with(&deep, &lax), Err(Error::DepthLimitExceeded));
+            let maps = nested_maps(10_000);
+            let mut de = pson::Deserializer::with_options(&maps, &lax);
+            let decoded: Result<serde_json::Value, _> = serde::Deserialize::deserialize(&mut de);
+            assert!(decoded.is_err());
+            // Exactly at the ceiling is still accepted.
+            assert!(PsonRef::decode_with(&nested_arrays(MAX_DEPTH_CEILING), &lax).is_ok());
+        })
+        .unwrap();
+    handle.join().unwrap();
+}

@@ -121,6 +121,10 @@ fn custom_keep_alive_is_sent_as_a_connect_parameter() {
     let official = hex("031a08d20912c1826b611f781ae38475736572836465768470617373");
     assert!(pson_eq(params, message(&official).parameters.unwrap().as_pson()));
     assert!(pson_eq(m.payload.unwrap().as_pson(), message(&official).payload.unwrap().as_pson()));
+    // Sub-second parts round up: announcing 1 s for 1.5 s would get the device dropped.
+    let mut odd = Harness::new(config().keep_alive(Duration::from_millis(1_500)), Thing::new());
+    let m = message(&odd.connect()).parameters.unwrap().as_pson().get("ka").and_then(|v| v.as_u64());
+    assert_eq!(m, Some(2));
     // Default settings send no parameters at all.
     let mut plain = Harness::new(config(), Thing::new());
     assert!(message(&plain.connect()).parameters.is_none());
@@ -161,17 +165,73 @@ fn authentication_refused_closed_and_unexpected() {
 }
 
 #[test]
-fn oversized_frame_is_refused_by_its_header() {
+fn oversized_request_is_answered_413_skipped_and_the_connection_kept() {
+    let mut n = handler(ResourceKind::Output, |call| Ok(call.output().set(&7u32)?));
+    let mut thing: Thing<'_, 16> = Thing::new();
+    thing["n"] >>= &mut n;
+    let mut h = Harness::new(config().max_frame_size(64), thing);
+    h.connect();
+    // Only the header of a 1 MiB RUN: the session waits for its stream id.
+    assert!(h.feed(&[0x06, 0x80, 0x80, 0x40]).is_empty());
+    assert!(h.session.is_connected());
+    // Its stream id: ERROR 413 right away, a typed event, and the body is skipped.
+    let sent = h.feed(&[0x08, 0x05]);
+    let answer = message(&sent);
+    assert_eq!((answer.kind, answer.stream_id), (MessageType::Error, 5));
+    assert_eq!(answer.parameters.and_then(|p| p.as_u64()), Some(413));
+    assert_eq!(
+        h.session.poll_event(),
+        Some(Event::Dropped(Dropped::TooLarge { msg_type: 6, stream_id: 5, size: 4 + (1 << 20) }))
+    );
+    let body = vec![0x42u8; (1 << 20) - 2];
+    for chunk in body.chunks(1000) {
+        assert!(h.feed(chunk).is_empty());
+    }
+    // The next request on the same connection is answered.
+    let sent = h.feed(&run(6, "n", None));
+    let answer = message(&sent);
+    assert_eq!((answer.kind, answer.stream_id), (MessageType::Ok, 6));
+    assert!(h.session.is_connected());
+}
+
+#[test]
+fn oversized_reply_fails_its_call_and_before_authentication_closes() {
     let mut h = Harness::new(config().max_frame_size(64), Thing::new());
     h.connect();
-    // Only the header of a 1 MiB frame arrives.
+    let id = h.session.read_property(h.now, "big").unwrap();
+    h.sent();
+    let mut big = vec![0x01, 0x84, 0x01, 0x08];
+    big.extend_from_slice(&varint(u64::from(id.0)));
+    big.resize(3 + 0x84, 0x00);
+    h.feed(&big);
+    assert_eq!(
+        h.session.poll_event(),
+        Some(Event::CallCompleted { request: id, result: Err(CallError::PayloadTooLarge) })
+    );
+    assert!(h.session.is_connected());
+    // Before authentication an oversized frame is still a protocol error.
+    h.session.connect(h.now);
+    h.sent();
     let sent = h.feed(&[0x06, 0x80, 0x80, 0x40]);
     assert_eq!(sent, hex("0400"), "DISCONNECT before closing");
     assert!(matches!(
         h.session.poll_event(),
-        Some(Event::Disconnected(DisconnectReason::Protocol(FrameError::TooLarge { .. })))
+        Some(Event::AuthFailed(_)) | Some(Event::Disconnected(DisconnectReason::Protocol(FrameError::TooLarge { .. })))
     ));
     assert!(h.session.is_closed());
+}
+
+fn varint(mut v: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let byte = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(byte);
+            return out;
+        }
+        out.push(byte | 0x80);
+    }
 }
 
 #[test]

@@ -214,11 +214,10 @@ impl<'d> Config<'d> {
 /// assert!(backoff_delay(initial, max, 40, u32::MAX) <= max);
 /// ```
 pub fn backoff_delay(initial: Duration, max: Duration, failures: u32, random: u32) -> Duration {
-    let shift = failures.saturating_sub(1).min(20);
-    let full = initial.as_millis().saturating_mul(1u64 << shift).min(max.as_millis());
-    let half = full / 2;
-    // random ∈ [0, 2^32) scaled onto [0, full - half) without a 128-bit division.
-    let span = (full - half).min(u64::from(u32::MAX));
-    let jitter = (span * u64::from(random)) >> 32;
-    Duration::from_millis(half + jitter)
+    // The core's backoff (shared with the std client): doubling, 50 % jitter. Its `random`
+    // takes off more as it grows; ours places the delay higher, hence the flip.
+    let core = |d: Duration| core::time::Duration::from_millis(d.as_millis());
+    let policy = thinger_core::backoff::Backoff::new(core(initial), core(max));
+    let delay = policy.delay(failures.saturating_sub(1), u32::MAX - random);
+    Duration::from_millis(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX))
 }

@@ -244,6 +244,7 @@ struct ServerChild {
     child: Child,
     tcp: SocketAddr,
     tls: SocketAddr,
+    http: SocketAddr,
     ca: String,
 }
 
@@ -262,8 +263,9 @@ impl ServerChild {
         assert_eq!(parts.next(), Some("LISTENING"));
         let tcp = parts.next().unwrap().parse().unwrap();
         let tls = parts.next().unwrap().parse().unwrap();
+        let http = parts.next().unwrap().parse().unwrap();
         let ca: String = lines.map_while(Result::ok).take_while(|l| l != "END").collect::<Vec<_>>().join("\n");
-        ServerChild { child, tcp, tls, ca }
+        ServerChild { child, tcp, tls, http, ca }
     }
 }
 
@@ -278,7 +280,7 @@ fn run_server_child() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async {
         let server = Server::start(ServerConfig::local().max_devices(50_000)).await.unwrap();
-        println!("LISTENING {} {}", server.tcp_addr(), server.tls_addr().unwrap());
+        println!("LISTENING {} {} {}", server.tcp_addr(), server.tls_addr().unwrap(), server.http_addr());
         println!("{}\nEND", server.ca_cert_pem().unwrap().trim());
         // Until the parent closes our stdin.
         tokio::task::spawn_blocking(|| {
@@ -295,6 +297,7 @@ fn run_server_child() {
 struct Target {
     tcp: SocketAddr,
     tls: SocketAddr,
+    http: SocketAddr,
     ca: String,
 }
 
@@ -307,6 +310,7 @@ fn memory_in_child(server: &ServerChild, n: usize, tls: bool, buffer: usize) -> 
         .arg(server.tcp.to_string())
         .arg(server.tls.to_string())
         .arg(&ca_path)
+        .arg(server.http.to_string())
         .stderr(Stdio::inherit())
         .output()
         .unwrap();
@@ -324,18 +328,20 @@ fn run_memory_child(args: &[String]) {
         tcp: args[3].parse().unwrap(),
         tls: args[4].parse().unwrap(),
         ca: std::fs::read_to_string(&args[5]).unwrap(),
+        http: args[6].parse().unwrap(),
     };
     let row = memory(&target, n, tls, buffer);
     println!("ROW {} | {}", row.scenario, row.result);
 }
 
-/// RSS growth per device for `n` devices on one thread (one `LocalSet`).
+/// RSS growth per device for `n` devices, each runner `tokio::spawn`ed on the
+/// multi-threaded runtime; then REST round trips to one of them while all are connected.
 fn memory(server: &Target, n: usize, tls: bool, buffer: usize) -> Row {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let before = rss_kib();
-    let (up, elapsed, after) = rt.block_on(async {
-        let set = tokio::task::LocalSet::new();
+    let (up, elapsed, after, rest) = rt.block_on(async {
         let mut clients = Vec::with_capacity(n);
+        let mut tasks = Vec::with_capacity(n);
         let start = Instant::now();
         for i in 0..n {
             let builder = if tls {
@@ -353,43 +359,62 @@ fn memory(server: &Target, n: usize, tls: bool, buffer: usize) -> Row {
                 .resource("temperature", output(move || 20.0 + (i % 10) as f64))
                 .build()
                 .unwrap();
-            set.spawn_local(runner.run());
+            tasks.push(tokio::spawn(runner.run()));
             clients.push(client);
-        }
-        set.run_until(async {
-            loop {
-                let up = clients.iter().filter(|c| c.status() == Status::Connected).count();
-                if up == n || start.elapsed() > Duration::from_secs(120) {
-                    break;
+            // Ramp up in steps of 500 (as a gateway would): 10,000 simultaneous SYNs overflow
+            // the server's listen backlog and the retries (1 s, 2 s, 4 s, …) dominate.
+            if clients.len() % 500 == 0 || clients.len() == n {
+                let ramp = Instant::now();
+                while clients.iter().any(|c| c.status() != Status::Connected)
+                    && ramp.elapsed() < Duration::from_secs(60)
+                {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
                 }
-                tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            let elapsed = start.elapsed();
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            let up = clients.iter().filter(|c| c.status() == Status::Connected).count();
-            let after = rss_kib();
-            for c in &clients {
-                c.shutdown().await;
-            }
-            (up, elapsed, after)
-        })
-        .await
+        }
+        let elapsed = start.elapsed();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let up = clients.iter().filter(|c| c.status() == Status::Connected).count();
+        let after = rss_kib();
+        let rest = rest_rate(server.http, "gw0", Duration::from_secs(3)).await;
+        for c in &clients {
+            c.shutdown().await;
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        (up, elapsed, after, rest)
     });
+    assert_eq!(up, n, "not every device connected");
     let per = (after.saturating_sub(before)) as f64 * 1024.0 / n as f64;
     Row {
-        scenario: format!(
-            "memory per connected device, {n} devices, {}, {} KiB session buffer",
-            if tls { "TLS" } else { "TCP" },
-            buffer / 1024
-        ),
+        scenario: format!("{n} devices, {}, {} KiB session buffer", if tls { "TLS" } else { "TCP" }, buffer / 1024),
         result: format!(
-            "{:.1} KiB/device (RSS {} → {} MiB; {up}/{n} connected in {:.1} s)",
+            "{:.1} KiB/device (RSS {} → {} MiB; {up}/{n} connected in {:.1} s); REST GET to one device: {rest:.0} round trips/s",
             per / 1024.0,
             before / 1024,
             after / 1024,
             elapsed.as_secs_f64()
         ),
     }
+}
+
+/// REST GETs of `device`'s `temperature` through the server, one at a time, for `window`.
+async fn rest_rate(http: SocketAddr, device: &str, window: Duration) -> f64 {
+    let mut stream = TcpStream::connect(http).await.unwrap();
+    stream.set_nodelay(true).unwrap();
+    let path = format!("/v3/users/bench/devices/{device}/resources/temperature");
+    let mut buf = Vec::new();
+    for _ in 0..50 {
+        http_get(&mut stream, &mut buf, &path).await;
+    }
+    let start = Instant::now();
+    let mut done = 0u64;
+    while start.elapsed() < window {
+        assert!(!http_get(&mut stream, &mut buf, &path).await.is_empty());
+        done += 1;
+    }
+    done as f64 / start.elapsed().as_secs_f64()
 }
 
 fn main() {
@@ -414,9 +439,16 @@ fn main() {
     }
     let server = ServerChild::start();
     let sizes: &[(usize, bool, usize)] = if quick {
-        &[(1_000, false, 4096)]
+        &[(1, false, 4096), (100, false, 4096), (1_000, false, 4096)]
     } else {
-        &[(1_000, false, 4096), (10_000, false, 4096), (1_000, false, 32 * 1024), (1_000, true, 4096)]
+        &[
+            (1, false, 4096),
+            (100, false, 4096),
+            (1_000, false, 4096),
+            (10_000, false, 4096),
+            (1_000, false, 32 * 1024),
+            (1_000, true, 4096),
+        ]
     };
     for &(n, tls, buffer) in sizes {
         rows.push(memory_in_child(&server, n, tls, buffer));

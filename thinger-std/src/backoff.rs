@@ -1,9 +1,10 @@
-//! Reconnect delays: exponential, bounded, with jitter.
+//! Reconnect delays: exponential, bounded, with jitter (the settings; the computation is the
+//! core's, shared with the embedded client).
 
 use std::time::Duration;
 
-/// How long to wait before reconnect attempt `n` (counted since the last successful
-/// authentication): `min(max, initial × multiplier^n)`, then shortened by up to `jitter` of
+/// How long to wait before reconnect attempt `n` (counted since the last connection
+/// that stayed authenticated for [`ClientBuilder::healthy_after`](crate::ClientBuilder::healthy_after)): `min(max, initial × multiplier^n)`, then shortened by up to `jitter` of
 /// itself at random so that many devices cut off together do not reconnect in lock-step.
 ///
 /// ```
@@ -37,29 +38,37 @@ impl Default for Backoff {
 }
 
 impl Backoff {
-    /// The delay before attempt `attempt` (0-based), with `random` uniform in `[0, 1]`.
+    /// The delay before attempt `attempt` (0-based), with `random` uniform in `[0, 1]`
+    /// (computed by the core's [`Backoff`](thinger_core::backoff::Backoff), the one both
+    /// clients use).
     pub fn delay(&self, attempt: u32, random: f64) -> Duration {
-        let initial = self.initial.as_secs_f64();
-        let max = self.max.as_secs_f64().max(0.0);
-        let multiplier = if self.multiplier.is_finite() { self.multiplier.max(1.0) } else { 1.0 };
-        let exponent = i32::try_from(attempt).unwrap_or(i32::MAX);
-        let mut delay = initial * multiplier.powi(exponent);
-        if !delay.is_finite() || delay > max {
-            delay = max;
-        }
-        let jitter = if self.jitter.is_finite() { self.jitter.clamp(0.0, 1.0) } else { 0.0 };
-        let random = if random.is_finite() { random.clamp(0.0, 1.0) } else { 0.0 };
-        delay *= 1.0 - jitter * random;
-        Duration::try_from_secs_f64(delay.max(0.0)).unwrap_or(self.max)
+        self.core().delay(attempt, unit_to_u32(random))
     }
 
-    /// A uniform random number in `[0, 1)` from the operating system's RNG (for the jitter).
-    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
-    pub(crate) fn random() -> f64 {
-        use rand_core::RngCore;
-        let bits = rand_core::OsRng.next_u64() >> 11;
-        bits as f64 / (1u64 << 53) as f64
+    /// The core's policy for these settings (growth and jitter in thousandths).
+    pub(crate) fn core(&self) -> thinger_core::backoff::Backoff {
+        let permille =
+            |x: f64, lo: f64, hi: f64| if x.is_finite() { (x.clamp(lo, hi) * 1000.0).round() as u32 } else { 1000 };
+        thinger_core::backoff::Backoff {
+            initial: self.initial,
+            max: self.max,
+            growth_permille: permille(self.multiplier, 1.0, 4_000_000.0),
+            jitter_permille: if self.jitter.is_finite() { permille(self.jitter, 0.0, 1.0) } else { 0 },
+        }
     }
+
+    /// A uniformly random `u32` from the operating system's RNG (for the jitter).
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn random() -> u32 {
+        use rand_core::RngCore;
+        rand_core::OsRng.next_u32()
+    }
+}
+
+/// `[0, 1]` onto `[0, u32::MAX]` (out-of-range and NaN values clamped, NaN as 0).
+fn unit_to_u32(random: f64) -> u32 {
+    let r = if random.is_finite() { random.clamp(0.0, 1.0) } else { 0.0 };
+    (r * f64::from(u32::MAX)) as u32
 }
 
 #[cfg(test)]
@@ -89,10 +98,12 @@ mod tests {
     }
 
     #[test]
-    fn random_is_in_range() {
-        for _ in 0..1000 {
-            let r = Backoff::random();
-            assert!((0.0..1.0).contains(&r));
-        }
+    fn random_maps_onto_the_whole_range() {
+        assert_eq!(unit_to_u32(0.0), 0);
+        assert_eq!(unit_to_u32(1.0), u32::MAX);
+        assert_eq!(unit_to_u32(f64::NAN), 0);
+        assert_eq!(unit_to_u32(-3.0), 0);
+        let distinct: std::collections::HashSet<u32> = (0..100).map(|_| Backoff::random()).collect();
+        assert!(distinct.len() > 90);
     }
 }

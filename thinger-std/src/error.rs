@@ -5,7 +5,7 @@ use std::io;
 
 use thinger_core::pson::{self, Value};
 
-use crate::tls::{TlsConfigError, TlsFailure};
+use crate::tls::settings::{TlsConfigError, TlsFailure};
 
 /// Why a call on a [`Client`](crate::Client) failed.
 ///
@@ -210,7 +210,7 @@ impl ConnectError {
 
     pub(crate) fn from_io(e: &io::Error) -> ConnectError {
         if let Some(tls) = e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
-            return ConnectError::Tls(crate::tls::classify(tls));
+            return ConnectError::Tls(crate::tls::settings::classify(tls));
         }
         ConnectError::Io { kind: e.kind(), message: e.to_string() }
     }

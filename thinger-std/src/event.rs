@@ -51,7 +51,7 @@ pub enum ClientEvent {
     Connecting {
         /// `host:port`.
         address: String,
-        /// Attempts since the last successful authentication, from 0.
+        /// Failed attempts since the last connection that stayed healthy, from 0.
         attempt: u32,
     },
     /// The transport could not be opened.
@@ -90,6 +90,14 @@ pub enum ClientEvent {
         /// The stream's id.
         stream_id: u16,
     },
+    /// A frame larger than the session buffer arrived: its body was skipped, a request among
+    /// them was answered with `ERROR` 413, and the connection goes on.
+    FrameSkipped {
+        /// Frame size the header announced.
+        size: u64,
+        /// Its stream id (0 if it could not be read).
+        stream_id: u16,
+    },
     /// The client stopped (shutdown, or all handles dropped).
     Stopped,
 }
@@ -97,6 +105,9 @@ pub enum ClientEvent {
 impl fmt::Display for ClientEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            ClientEvent::FrameSkipped { size, stream_id } => {
+                write!(f, "skipped a frame of {size} bytes (stream {stream_id}): larger than the buffer")
+            }
             ClientEvent::Connecting { address, attempt } => write!(f, "connecting to {address} (attempt {attempt})"),
             ClientEvent::ConnectFailed(e) => write!(f, "connect failed: {e}"),
             ClientEvent::Connected => f.write_str("connected"),

@@ -42,9 +42,9 @@
 //! ## Running the client
 //! [`ClientBuilder::spawn`] runs the connection on a thread of its own and returns the
 //! [`Client`] handle. [`ClientBuilder::build`] returns the handle and a [`Runner`] whose
-//! `run()` future you await yourself: from `main`, or many of them in one
-//! `tokio::task::LocalSet` (a gateway of virtual devices). That future is not `Send`,
-//! because the core's resource table holds `dyn Resource` handlers.
+//! `run()` future is `Send`: `tokio::spawn(runner.run())` on any runtime, thousands of
+//! them for a gateway of virtual devices (the connections run on a pool of one thread per
+//! core, see [`Runner`]). [`Runner::run_local`] runs the same loop in place (not `Send`).
 //!
 //! ## What the client guarantees
 //! * Protocol behaviour (keep-alives, dead-peer detection, request timeouts, streams,
@@ -70,7 +70,11 @@ pub mod queue;
 pub mod tls;
 
 #[cfg(feature = "tokio")]
+mod builder;
+#[cfg(feature = "tokio")]
 mod client;
+#[cfg(feature = "tokio")]
+mod command;
 #[cfg(any(feature = "ext-cmd", feature = "ext-fs"))]
 pub mod ext;
 #[cfg(all(feature = "tokio", unix))]
@@ -82,6 +86,8 @@ pub mod resources;
 #[cfg(feature = "tokio")]
 mod runner;
 #[cfg(feature = "tokio")]
+mod streams;
+#[cfg(feature = "tokio")]
 mod transport;
 
 pub use backoff::Backoff;
@@ -90,9 +96,15 @@ pub use event::{ClientEvent, Status};
 pub use queue::{Overflow, QueueConfig};
 
 #[cfg(feature = "tokio")]
-pub use client::{Client, ClientBuilder, DEFAULT_HOST, Events, MqttMessage, Stats, Subscription};
+pub use builder::{ClientBuilder, DEFAULT_HOST};
+#[cfg(feature = "tokio")]
+pub use client::Client;
+#[cfg(feature = "tokio")]
+pub use command::Stats;
 #[cfg(feature = "tokio")]
 pub use runner::Runner;
+#[cfg(feature = "tokio")]
+pub use streams::{Events, MqttMessage, Subscription};
 #[cfg(feature = "tokio")]
 pub use transport::Transport;
 

@@ -28,6 +28,7 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::ops::{Index, IndexMut, ShlAssign, ShrAssign};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
@@ -63,6 +64,8 @@ pub struct AsyncHandler {
     /// The last output (or input state) a future produced: answered for stream samples and
     /// DESCRIBE, which cannot wait.
     last: Arc<Mutex<Option<Vec<u8>>>>,
+    /// An output's future started by a stream sample is running (one at a time).
+    refreshing: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for AsyncHandler {
@@ -119,7 +122,7 @@ where
         });
         Ok(boxed)
     });
-    AsyncHandler { kind: ResourceKind::Run, start, sample_in: None, last: Arc::default() }
+    AsyncHandler { kind: ResourceKind::Run, start, sample_in: None, last: Arc::default(), refreshing: Arc::default() }
 }
 
 /// An async input resource: `f(value)` for every non-empty input, deserialized into `T`;
@@ -149,7 +152,13 @@ where
         });
         Ok(boxed)
     });
-    AsyncHandler { kind: ResourceKind::Input, start, sample_in: Some(write_sample::<T>), last: Arc::default() }
+    AsyncHandler {
+        kind: ResourceKind::Input,
+        start,
+        sample_in: Some(write_sample::<T>),
+        last: Arc::default(),
+        refreshing: Arc::default(),
+    }
 }
 
 /// An async output resource: the value the future yields answers the RUN; the last value is
@@ -174,7 +183,13 @@ where
         });
         Ok(boxed)
     });
-    AsyncHandler { kind: ResourceKind::Output, start, sample_in: None, last: Arc::default() }
+    AsyncHandler {
+        kind: ResourceKind::Output,
+        start,
+        sample_in: None,
+        last: Arc::default(),
+        refreshing: Arc::default(),
+    }
 }
 
 /// An async input+output resource: the input is deserialized into `I` (the zero value of `I`
@@ -205,7 +220,13 @@ where
         });
         Ok(boxed)
     });
-    AsyncHandler { kind: ResourceKind::InputOutput, start, sample_in: Some(write_sample::<I>), last: Arc::default() }
+    AsyncHandler {
+        kind: ResourceKind::InputOutput,
+        start,
+        sample_in: Some(write_sample::<I>),
+        last: Arc::default(),
+        refreshing: Arc::default(),
+    }
 }
 
 /// A registered handler.
@@ -472,6 +493,28 @@ impl Resource for AsyncProxy<'_> {
                 // async input cannot be deferred, but its future still runs (unanswered).
                 let stream_id = if call.defer() { call.stream_id() } else { None };
                 self.captured.borrow_mut().push(Captured { index: self.index, future, stream_id });
+                Ok(())
+            }
+            CallMode::Sample if self.handler.kind == ResourceKind::Output => {
+                // Samples cannot wait: send the last value, and compute the next one now, so
+                // that an output streamed without ever being RUN still streams values.
+                self.write_last(call)?;
+                if !self.handler.refreshing.swap(true, Ordering::AcqRel) {
+                    let flag = self.handler.refreshing.clone();
+                    let future = match (self.handler.start)(call.input()) {
+                        Ok(f) => f,
+                        Err(e) => {
+                            flag.store(false, Ordering::Release);
+                            return Err(e);
+                        }
+                    };
+                    let future: HandlerFuture = Box::pin(async move {
+                        let result = future.await;
+                        flag.store(false, Ordering::Release);
+                        result
+                    });
+                    self.captured.borrow_mut().push(Captured { index: self.index, future, stream_id: None });
+                }
                 Ok(())
             }
             CallMode::Sample | CallMode::DescribeOutput => self.write_last(call),

@@ -19,7 +19,7 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::{Bytes, Message};
 
 use crate::error::ConnectError;
-use crate::tls::TlsConfig;
+use crate::tls::settings::{TlsConfig, TlsFailure};
 
 /// How the client reaches the server.
 ///
@@ -319,9 +319,9 @@ async fn connect_inner(target: &Target) -> Result<Conn, ConnectError> {
 /// ```
 pub async fn fetch_server_certificate(host: &str, port: u16, tls: &TlsConfig) -> Result<Vec<u8>, ConnectError> {
     let target = Target::new(host, port, Transport::Tls, tls, Duration::from_secs(10))
-        .map_err(|e| ConnectError::Tls(crate::tls::TlsFailure::Handshake(e.to_string())))?;
+        .map_err(|e| ConnectError::Tls(TlsFailure::Handshake(e.to_string())))?;
     let mut conn = connect(&target).await?;
     let cert = conn.peer_certificate();
     conn.close().await;
-    cert.ok_or_else(|| ConnectError::Tls(crate::tls::TlsFailure::Handshake("no certificate presented".into())))
+    cert.ok_or_else(|| ConnectError::Tls(TlsFailure::Handshake("no certificate presented".into())))
 }

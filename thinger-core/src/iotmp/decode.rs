@@ -142,12 +142,66 @@ pub fn parse_frame(input: &[u8], max_frame: usize) -> Result<Option<(RawFrame<'_
     }
 }
 
+/// What the start of a frame body says about its stream id (field 1), for a frame too large
+/// to buffer whole: enough to answer it without reading the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum StreamIdPeek {
+    /// The stream id.
+    Found(u16),
+    /// The prefix ends before the stream id (or inside it).
+    NeedMore,
+    /// No stream id before the first field that cannot be skipped without the whole body
+    /// (a PSON value), or a malformed field.
+    Absent,
+}
+
+/// Looks for the stream id in `prefix`, the first bytes of a frame body, skipping varint
+/// fields in front of it (field order on the wire is free).
+///
+/// ```
+/// use thinger_core::iotmp::{peek_stream_id, StreamIdPeek};
+/// assert_eq!(peek_stream_id(&[0x08, 0x96, 0x01, 0x1a]), StreamIdPeek::Found(150));
+/// assert_eq!(peek_stream_id(&[0x08]), StreamIdPeek::NeedMore);
+/// assert_eq!(peek_stream_id(&[0x1a, 0x61]), StreamIdPeek::Absent);
+/// ```
+pub fn peek_stream_id(prefix: &[u8]) -> StreamIdPeek {
+    let mut at = 0;
+    loop {
+        let rest = prefix.get(at..).unwrap_or(&[]);
+        let key = match varint::decode_u32(rest) {
+            Ok(Some((key, n))) => {
+                at += n;
+                key
+            }
+            Ok(None) => return StreamIdPeek::NeedMore,
+            Err(_) => return StreamIdPeek::Absent,
+        };
+        if key & 0x7 != 0 {
+            return StreamIdPeek::Absent;
+        }
+        let value = match varint::decode_u64(prefix.get(at..).unwrap_or(&[])) {
+            Ok(Some((value, n))) => {
+                at += n;
+                value
+            }
+            Ok(None) => return StreamIdPeek::NeedMore,
+            Err(_) => return StreamIdPeek::Absent,
+        };
+        if key >> 3 == 1 {
+            return u16::try_from(value).map_or(StreamIdPeek::Absent, StreamIdPeek::Found);
+        }
+    }
+}
+
 /// An incremental frame decoder over a caller-provided buffer.
 ///
 /// Feed it bytes in any chunking with [`FrameDecoder::feed`] (one byte at a time works) and
 /// take complete frames with [`FrameDecoder::next_frame`]. A frame larger than the limit (by
 /// default the buffer's size) is refused as soon as its header is seen. After a
-/// [`FrameError`] the decoder stays failed: the connection must be closed.
+/// [`FrameError`] the decoder stays failed: the connection must be closed; unless
+/// [`FrameDecoder::skip_oversized`] is on, in which case a frame too large is reported once
+/// and its body (its length is known from the header) discarded as it arrives.
 ///
 /// ```
 /// use thinger_core::iotmp::FrameDecoder;
@@ -166,13 +220,16 @@ pub struct FrameDecoder<B> {
     end: usize,
     max_frame: usize,
     failed: Option<FrameError>,
+    skip_oversized: bool,
+    /// Bytes of an oversized frame still to discard.
+    skipping: u64,
 }
 
 impl<B: AsRef<[u8]> + AsMut<[u8]>> FrameDecoder<B> {
     /// A decoder using `buf` as its receive buffer; the frame limit is the buffer's size.
     pub fn new(buf: B) -> Self {
         let max_frame = buf.as_ref().len();
-        FrameDecoder { buf, start: 0, end: 0, max_frame, failed: None }
+        FrameDecoder { buf, start: 0, end: 0, max_frame, failed: None, skip_oversized: false, skipping: 0 }
     }
 
     /// Sets the largest accepted frame (header + body), at most the buffer's size.
@@ -185,6 +242,25 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> FrameDecoder<B> {
     /// ```
     pub fn with_max_frame_size(mut self, max: usize) -> Self {
         self.max_frame = max.min(self.buf.as_ref().len());
+        self
+    }
+
+    /// Skips frames larger than the limit instead of failing: [`FrameDecoder::next_frame`]
+    /// reports each with [`FrameError::TooLarge`] once, then the decoder discards its body
+    /// and goes on with the next frame.
+    ///
+    /// ```
+    /// use thinger_core::iotmp::{FrameDecoder, FrameError};
+    /// let mut dec = FrameDecoder::new([0u8; 8]).skip_oversized(true);
+    /// // A RUN with a 16-byte body, then a keep-alive.
+    /// assert_eq!(dec.feed(&[0x06, 0x10, 0x08, 0x01]), 4);
+    /// assert_eq!(dec.next_frame().unwrap_err(), FrameError::TooLarge { size: 18, max: 8 });
+    /// assert_eq!(dec.feed(&[0u8; 14]), 14); // the rest of the body, discarded
+    /// assert_eq!(dec.feed(&[0x05, 0x00]), 2);
+    /// assert_eq!(dec.next_frame().unwrap().unwrap().msg_type, 5);
+    /// ```
+    pub fn skip_oversized(mut self, skip: bool) -> Self {
+        self.skip_oversized = skip;
         self
     }
 
@@ -215,6 +291,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> FrameDecoder<B> {
         self.start = 0;
         self.end = 0;
         self.failed = None;
+        self.skipping = 0;
     }
 
     /// Copies as much of `input` as there is room for and returns how much it took. Call
@@ -223,6 +300,11 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> FrameDecoder<B> {
     pub fn feed(&mut self, input: &[u8]) -> usize {
         if self.failed.is_some() {
             return 0;
+        }
+        if self.skipping > 0 {
+            let n = input.len().min(usize::try_from(self.skipping).unwrap_or(usize::MAX));
+            self.skipping -= n as u64;
+            return n;
         }
         let capacity = self.buf.as_ref().len();
         if self.start > 0 && capacity - self.end < input.len() {
@@ -249,6 +331,13 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> FrameDecoder<B> {
         }
         let pending = self.buf.as_ref().get(self.start..self.end).unwrap_or(&[]);
         match parse_header(pending, self.max_frame) {
+            Err(e @ FrameError::TooLarge { size, .. }) if self.skip_oversized => {
+                // Everything buffered belongs to the oversized frame: drop it, skip the rest.
+                self.skipping = size.saturating_sub(pending.len() as u64);
+                self.start = 0;
+                self.end = 0;
+                Err(e)
+            }
             Err(e) => {
                 self.failed = Some(e);
                 Err(e)
@@ -302,6 +391,43 @@ mod tests {
         assert!(matches!(dec.next_frame(), Err(FrameError::TooLarge { .. })));
         assert_eq!(dec.feed(&[0x00]), 0);
         assert!(dec.next_frame().is_err());
+    }
+
+    #[test]
+    fn skip_mode_drops_only_the_oversized_frame() {
+        let mut dec = FrameDecoder::new([0u8; 16]).skip_oversized(true);
+        // A keep-alive, a RUN announcing 100 bytes, its body in pieces, then a keep-alive.
+        let mut stream = std::vec![0x05, 0x00, 0x06, 100];
+        stream.extend_from_slice(&[0x42; 100]);
+        stream.extend_from_slice(&[0x05, 0x00]);
+        let mut frames = std::vec::Vec::new();
+        let mut skipped = 0;
+        for chunk in stream.chunks(7) {
+            let mut chunk = chunk;
+            while !chunk.is_empty() {
+                let n = dec.feed(chunk);
+                chunk = &chunk[n..];
+                loop {
+                    match dec.next_frame() {
+                        Ok(Some(f)) => frames.push(f.msg_type),
+                        Ok(None) => break,
+                        Err(FrameError::TooLarge { size: 102, max: 16 }) => skipped += 1,
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            }
+        }
+        assert_eq!((frames.as_slice(), skipped), (&[5, 5][..], 1));
+        assert_eq!(dec.error(), None);
+    }
+
+    #[test]
+    fn stream_id_behind_varint_fields() {
+        assert_eq!(peek_stream_id(&[0x10, 0x05, 0x08, 0x07]), StreamIdPeek::Found(7));
+        assert_eq!(peek_stream_id(&[0x10]), StreamIdPeek::NeedMore);
+        assert_eq!(peek_stream_id(&[]), StreamIdPeek::NeedMore);
+        assert_eq!(peek_stream_id(&[0x08, 0xff, 0xff, 0x7f]), StreamIdPeek::Absent);
+        assert_eq!(peek_stream_id(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff]), StreamIdPeek::Absent);
     }
 
     #[test]

@@ -34,6 +34,8 @@ mod decode;
 mod encode;
 mod message;
 
-pub use decode::{FrameDecoder, FrameError, Header, MAX_HEADER_LEN, RawFrame, parse_frame, parse_header};
+pub use decode::{
+    FrameDecoder, FrameError, Header, MAX_HEADER_LEN, RawFrame, StreamIdPeek, parse_frame, parse_header, peek_stream_id,
+};
 pub use encode::{DynEncodePson, FrameWriter, OutField, OutgoingMessage};
 pub use message::{FieldId, FieldValue, FieldWire, Message, MessageError, MessageErrorKind, MessageType};

@@ -83,7 +83,7 @@ impl<'de> Deserializer<'de> {
     /// assert_eq!(Vec::<Vec<Vec<u8>>>::deserialize(&mut de), Err(Error::DepthLimitExceeded));
     /// ```
     pub fn with_options(input: &'de [u8], options: &DecodeOptions) -> Self {
-        Deserializer { cursor: Cursor::new(input), depth_left: options.max_depth }
+        Deserializer { cursor: Cursor::new(input), depth_left: options.depth_limit() }
     }
 
     /// Bytes of the input consumed so far.

@@ -50,7 +50,7 @@ pub use de::{Deserializer, from_slice, from_slice_with};
 pub(crate) use encode::copy_down;
 pub use encode::{Bytes, EncodePson, Encoder, IoSink, Map, Sink, SizeCounter, SliceSink, encode_to_slice, encoded_len};
 pub use error::Error;
-pub use reader::{ArrayIter, ArrayRef, DEFAULT_MAX_DEPTH, DecodeOptions, MapIter, MapRef, PsonRef};
+pub use reader::{ArrayIter, ArrayRef, DEFAULT_MAX_DEPTH, DecodeOptions, MAX_DEPTH_CEILING, MapIter, MapRef, PsonRef};
 #[cfg(feature = "serde")]
 pub use ser::{Serde, Serializer, serialized_len, to_slice};
 pub use single_pass::{ArrayReader, MapReader};

@@ -4,6 +4,11 @@ use crate::varint;
 /// Default limit on nested maps and arrays.
 pub const DEFAULT_MAX_DEPTH: usize = 32;
 
+/// The highest nesting limit decoders honour, whatever [`DecodeOptions::max_depth`] says:
+/// decoding recurses once per level (a few hundred bytes of stack each), and a limit in the
+/// thousands would overflow a thread's stack before it stopped anything.
+pub const MAX_DEPTH_CEILING: usize = 256;
+
 /// Limits applied while decoding.
 ///
 /// ```
@@ -26,10 +31,14 @@ impl DecodeOptions {
     pub const fn new() -> Self {
         DecodeOptions { max_depth: DEFAULT_MAX_DEPTH }
     }
-    /// Sets the nesting limit.
+    /// Sets the nesting limit (at most [`MAX_DEPTH_CEILING`]; larger values are capped).
     pub const fn max_depth(mut self, depth: usize) -> Self {
         self.max_depth = depth;
         self
+    }
+    /// The nesting limit in force: `max_depth`, capped at [`MAX_DEPTH_CEILING`].
+    pub const fn depth_limit(&self) -> usize {
+        if self.max_depth > MAX_DEPTH_CEILING { MAX_DEPTH_CEILING } else { self.max_depth }
     }
 }
 
@@ -417,7 +426,7 @@ impl<'a> PsonRef<'a> {
     /// ```
     pub fn decode_prefix_with(input: &'a [u8], options: &DecodeOptions) -> Result<(Self, usize), Error> {
         let mut cursor = Cursor::new(input);
-        let value = cursor.value(options.max_depth, true)?;
+        let value = cursor.value(options.depth_limit(), true)?;
         Ok((value, cursor.position()))
     }
 

@@ -92,7 +92,8 @@ impl<'a> Config<'a> {
             tx_buffer: None,
         }
     }
-    /// Sets the keep-alive interval (1 s to 1800 s; clamped).
+    /// Sets the keep-alive interval (1 s to 1800 s; clamped). The server is told it in whole
+    /// seconds, rounded up.
     pub const fn keep_alive(mut self, interval: Duration) -> Self {
         let ms = interval.as_millis();
         let ms = if ms < 1000 {
@@ -173,7 +174,8 @@ impl crate::pson::EncodePson for ConnectParams<'_, '_> {
         }
         if ka {
             enc.str("ka")?;
-            enc.u64(crate::time::div_u64_u32(c.keep_alive.as_millis(), 1000))?;
+            // Whole seconds, rounded up: announcing less than we wait gets us dropped.
+            enc.u64(crate::time::div_u64_u32(c.keep_alive.as_millis().saturating_add(999), 1000))?;
         }
         if let Some(pv) = c.protocol_version {
             enc.str("pv")?;

@@ -29,6 +29,9 @@ pub enum DisconnectReason {
     UnexpectedFrame,
     /// The application called `Session::close`.
     Local,
+    /// The transport did not take our bytes in time (reported by the adapter, which owns
+    /// the write timeout; the session only closes).
+    WriteTimeout,
 }
 
 impl fmt::Display for DisconnectReason {
@@ -41,6 +44,7 @@ impl fmt::Display for DisconnectReason {
             DisconnectReason::Protocol(e) => write!(f, "protocol error: {e}"),
             DisconnectReason::UnexpectedFrame => f.write_str("unexpected frame from server"),
             DisconnectReason::Local => f.write_str("closed by application"),
+            DisconnectReason::WriteTimeout => f.write_str("write timed out"),
         }
     }
 }
@@ -149,6 +153,18 @@ pub enum Dropped {
     Unexpected {
         /// Message type number.
         msg_type: u32,
+    },
+    /// A frame larger than the receive buffer: its body was skipped unread (its length is
+    /// known from the header) and the connection goes on. A request among them is answered
+    /// with `ERROR` code 413; a reply completes its call with
+    /// [`CallError::PayloadTooLarge`](super::CallError::PayloadTooLarge) instead.
+    TooLarge {
+        /// Message type number.
+        msg_type: u32,
+        /// Its stream id, when it came before the first PSON field (0 if not found).
+        stream_id: u16,
+        /// Frame size (header + body) the header announced.
+        size: u64,
     },
     /// An interval stream sample did not fit the transmit buffer and was skipped.
     SampleTooLarge {

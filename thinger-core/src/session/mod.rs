@@ -59,6 +59,7 @@ mod cloud;
 mod config;
 mod event;
 mod ids;
+mod oversized;
 mod serve;
 
 pub use cloud::{CloudCall, Subscription};
@@ -298,6 +299,8 @@ pub struct Session<'a, B, const R: usize, const S: usize = 8, const P: usize = 8
     rx: Fifo,
     rx_len: usize,
     tx_len: usize,
+    /// Bytes of an oversized frame still to discard as they arrive.
+    skip: u64,
 }
 
 /// Room left in front of a handler's output for the frame header and fields.
@@ -335,6 +338,7 @@ where
             },
             buf,
             rx: Fifo::default(),
+            skip: 0,
             rx_len,
             tx_len,
         }
@@ -375,6 +379,7 @@ where
     /// [`CallError::Disconnected`].
     pub fn connect(&mut self, now: Instant) {
         self.rx.clear();
+        self.skip = 0;
         let st = &mut self.state;
         st.tx.clear();
         st.now = now;
@@ -419,6 +424,12 @@ where
             let rest = data.get(taken..).unwrap_or(&[]);
             if rest.is_empty() {
                 return taken;
+            }
+            if self.skip > 0 {
+                let n = rest.len().min(usize::try_from(self.skip).unwrap_or(usize::MAX));
+                self.skip -= n as u64;
+                taken += n;
+                continue;
             }
             let rx_len = self.rx_len;
             let region = self.buf.as_mut().get_mut(..rx_len).unwrap_or(&mut []);
@@ -465,6 +476,18 @@ where
             let (frame, used) = match parse_frame(pending, max) {
                 Ok(Some(f)) => f,
                 Ok(None) => return,
+                Err(iotmp::FrameError::TooLarge { size, .. }) if self.state.phase == Phase::Connected => {
+                    let full = pending.len() >= rx_region.len();
+                    match self.state.on_oversized(pending, size, full, tx) {
+                        Some(buffered) => {
+                            // All of it belongs to the oversized frame; the rest is skipped.
+                            self.rx.consume(buffered);
+                            self.skip = size.saturating_sub(buffered as u64);
+                        }
+                        None => return,
+                    }
+                    continue;
+                }
                 Err(e) => {
                     warn!("framing error: {}", e);
                     self.state.protocol_error(tx, e);
@@ -495,6 +518,7 @@ where
         self.state.now = now;
         let truncated = self.rx.len();
         self.rx.clear();
+        self.skip = 0;
         match self.state.phase {
             Phase::Connecting => {
                 self.state.push(Record::AuthFailed(NoAnswer::Closed));
@@ -668,6 +692,20 @@ where
         payload: Option<&dyn iotmp::DynEncodePson>,
         confirm: bool,
     ) -> Result<RequestId, Error> {
+        let wait = self.state.config.request_timeout;
+        self.cloud_call_waiting(now, call, target, payload, confirm, wait)
+    }
+
+    /// [`Session::cloud_call`] whose answer may take `wait` (instead of the request timeout).
+    fn cloud_call_waiting(
+        &mut self,
+        now: Instant,
+        call: CloudCall,
+        target: &dyn iotmp::DynEncodePson,
+        payload: Option<&dyn iotmp::DynEncodePson>,
+        confirm: bool,
+        wait: Duration,
+    ) -> Result<RequestId, Error> {
         self.api(now)?;
         let (_, tx, _) = split_regions(self.buf.as_mut(), self.rx_len, self.tx_len);
         let st = &mut self.state;
@@ -678,7 +716,7 @@ where
         if let Some(p) = payload {
             msg = msg.payload(OutField::Pson(p));
         }
-        let deadline = now + st.config.request_timeout;
+        let deadline = now.saturating_add(wait);
         let entry =
             Pending { id, kind: PendingKind::Call { silent: !confirm }, deadline, state: PendingState::Waiting };
         if st.pending.is_full() && confirm {
@@ -749,7 +787,9 @@ where
     }
 
     /// Takes a sync lock named `sync` for holder `lock`, with `slots` holders allowed and a
-    /// server-side wait of `timeout_s` seconds (0 = wait as long as needed).
+    /// server-side wait of `timeout_s` seconds (0 = wait as long as needed). The call waits
+    /// as long as the server may: the request timeout plus `timeout_s`, or until the
+    /// connection ends when `timeout_s` is 0, so that a late grant is never dropped.
     #[cfg(feature = "cloud")]
     #[cfg_attr(docsrs, doc(cfg(feature = "cloud")))]
     pub fn lock_sync(
@@ -761,7 +801,11 @@ where
         timeout_s: u32,
     ) -> Result<RequestId, Error> {
         let request = LockRequest { lock, slots, timeout_s };
-        self.cloud_call(now, CloudCall::LockSync, &sync, Some(&request), true)
+        let wait = match timeout_s {
+            0 => Duration::from_millis(u64::MAX),
+            s => self.state.config.request_timeout + Duration::from_secs(u64::from(s)),
+        };
+        self.cloud_call_waiting(now, CloudCall::LockSync, &sync, Some(&request), true, wait)
     }
 
     /// Releases a sync lock.

@@ -2,6 +2,7 @@
 //! loopback sockets (TCP, TLS, WebSocket), with server restarts in a child process.
 
 mod cloud;
+mod hostile;
 mod peer;
 mod resilience;
 mod rest;

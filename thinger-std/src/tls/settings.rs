@@ -1,21 +1,4 @@
-//! TLS settings: which certificates the client trusts, certificate pinning, and the explicit
-//! (and loudly logged) way to turn verification off.
-//!
-//! By default the server certificate is checked against the Mozilla root store
-//! (`webpki-roots`) and the host name. [`TlsConfig::with_ca_pem`] trusts a private CA
-//! instead (e.g. the local `thinger-server`'s generated CA); [`TlsConfig::pin`] additionally
-//! requires the server's end-entity certificate (or its public key) to match a SHA-256
-//! fingerprint; [`TlsConfig::pin_only`] accepts a certificate on its pin alone (for
-//! self-signed servers), still checking the handshake signature made with its key.
-//!
-//! ```
-//! use thinger_std::tls::{Pin, TlsConfig};
-//!
-//! let pin: Pin = "spki-sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".parse().unwrap();
-//! let tls = TlsConfig::new().pin(pin);
-//! assert_eq!(tls.pins().len(), 1);
-//! assert!(tls.client_config().is_ok());
-//! ```
+//! The TLS settings themselves (a leaf: the transport and the errors build on it).
 
 use std::fmt;
 use std::str::FromStr;
@@ -27,9 +10,6 @@ use rustls::crypto::CryptoProvider;
 use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
-
-#[cfg(feature = "tokio")]
-pub use crate::transport::fetch_server_certificate;
 
 /// A SHA-256 fingerprint the server's end-entity certificate must match.
 ///
@@ -213,7 +193,7 @@ impl fmt::Display for TlsConfigError {
 
 impl std::error::Error for TlsConfigError {}
 
-/// How the client checks the server's certificate. See the [module docs](self).
+/// How the client checks the server's certificate. See the [module docs](crate::tls).
 ///
 /// ```
 /// use thinger_std::tls::TlsConfig;

@@ -1,0 +1,68 @@
+//! Frames larger than the receive buffer: answered from their first bytes, their body
+//! skipped, the connection kept (a big REST input must not cost the device its session,
+//! nor come back on every reconnect).
+
+use super::{Dropped, PendingKind, PendingState, Record, State, take_at};
+use crate::iotmp::{MessageType, StreamIdPeek, parse_header, peek_stream_id};
+use crate::log::warn;
+use crate::resource::HandlerError;
+
+use super::Payload;
+
+/// The code a request too large to receive is answered with (HTTP's "Content Too Large";
+/// the server passes a device's ERROR code on as the REST status).
+pub(super) const TOO_LARGE: u16 = 413;
+
+impl<const R: usize, const S: usize, const P: usize> State<'_, R, S, P> {
+    /// An oversized frame of `size` bytes starts `pending` (all of `pending` belongs to it).
+    /// Returns how many bytes of it to drop now (the rest is skipped as it arrives), or
+    /// `None` to wait for more of its first bytes (its stream id).
+    pub(super) fn on_oversized(
+        &mut self,
+        pending: &[u8],
+        size: u64,
+        buffer_full: bool,
+        tx: &mut [u8],
+    ) -> Option<usize> {
+        let Ok(Some(header)) = parse_header(pending, usize::MAX) else { return Some(pending.len()) };
+        let body = pending.get(header.header_len..).unwrap_or(&[]);
+        let stream_id = match peek_stream_id(body) {
+            StreamIdPeek::Found(id) => Some(id),
+            StreamIdPeek::NeedMore if !buffer_full => return None,
+            StreamIdPeek::NeedMore | StreamIdPeek::Absent => None,
+        };
+        self.last_rx = self.now;
+        let kind = MessageType::from_u32(header.msg_type);
+        warn!("skipping a frame of {} bytes (type {})", size, header.msg_type);
+        match (kind, stream_id) {
+            (Some(MessageType::Run | MessageType::Describe | MessageType::StartStream), Some(id)) => {
+                let _ = self.queue_handler_error(tx, id, HandlerError::new(TOO_LARGE, "request too large"));
+            }
+            (Some(MessageType::Ok | MessageType::Error), Some(id))
+                if self.fail_reply_too_large(id, kind == Some(MessageType::Ok)) =>
+            {
+                return Some(pending.len());
+            }
+            _ => {}
+        }
+        self.push(Record::Dropped(Dropped::TooLarge {
+            msg_type: header.msg_type,
+            stream_id: stream_id.unwrap_or(0),
+            size,
+        }));
+        Some(pending.len())
+    }
+
+    /// A reply too large for the receive buffer: its call fails with `PayloadTooLarge`.
+    /// Returns whether a call was waiting for it.
+    fn fail_reply_too_large(&mut self, id: u16, ok: bool) -> bool {
+        let Some(i) = self.pending.iter().position(|p| {
+            p.id == id && p.state == PendingState::Waiting && matches!(p.kind, PendingKind::Call { silent: false })
+        }) else {
+            return false;
+        };
+        let _ = take_at(&mut self.pending, i);
+        self.push(Record::Reply { id, ok, code: None, payload: Payload::TooLarge });
+        true
+    }
+}

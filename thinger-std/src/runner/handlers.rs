@@ -1,0 +1,80 @@
+//! Async handler plumbing: the futures of async handlers, run next to the connection, and
+//! their answers on their way back into the session.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+
+use futures_util::stream::FuturesUnordered;
+use thinger_core::resource::HandlerError;
+
+use thinger_core::resource::Thing;
+
+use crate::resources::{AsyncProxy, Captured, Completed, Handler, MAX_RESOURCES};
+
+/// The last value an async output computed, shown to the server while the next runs.
+pub(super) type LastValue = Arc<Mutex<Option<Vec<u8>>>>;
+
+/// An async handler's answer to a request.
+pub(super) type Answer = Result<Option<Vec<u8>>, HandlerError>;
+/// A running async handler: the stream id it answers, its resource index, its result.
+pub(super) type Running = Pin<Box<dyn Future<Output = (u16, usize, Result<Completed, HandlerError>)>>>;
+
+/// Starts the futures of async handlers called since the last batch. Each knows the
+/// server request it answers (`Call::stream_id`), so replies can never be crossed; a future
+/// started by stream data is run for its effect and answers nothing.
+pub(super) fn start_async_handlers(captured: &RefCell<Vec<Captured>>, running: &mut FuturesUnordered<Running>) {
+    for c in std::mem::take(&mut *captured.borrow_mut()) {
+        let (id, resource, future) = (c.stream_id.unwrap_or(0), c.index, c.future);
+        running.push(Box::pin(async move { (id, resource, future.await) }));
+    }
+}
+
+/// The last values of the async handlers (none for sync ones), by resource index.
+pub(super) fn last_values(handlers: &[(String, Handler)]) -> Vec<Option<LastValue>> {
+    handlers
+        .iter()
+        .map(|(_, h)| match h {
+            Handler::Async(a) => Some(a.last_handle()),
+            Handler::Sync(_) => None,
+        })
+        .collect()
+}
+
+/// The core's resource table for one connection: sync handlers borrowed as they are, async
+/// ones behind a proxy that starts their future into `captured` and defers the answer.
+pub(super) fn resource_table<'a>(
+    handlers: &'a mut [(String, Handler)],
+    captured: &'a RefCell<Vec<Captured>>,
+) -> Thing<'a, MAX_RESOURCES> {
+    let mut thing: Thing<'a, MAX_RESOURCES> = Thing::new();
+    for (index, (path, handler)) in handlers.iter_mut().enumerate() {
+        let added = match handler {
+            Handler::Sync(resource) => thing.add(path.as_str(), &mut **resource),
+            Handler::Async(handler) => thing.add_owned(path.as_str(), AsyncProxy { handler, index, captured }),
+        };
+        if let Err(e) = added {
+            tracing::error!("resource {path}: {e}");
+        }
+    }
+    thing
+}
+
+/// An async handler's future ended: its state becomes the resource's last value; returns
+/// the answer to send, if it answers a request (stream id 0: stream data, no reply).
+pub(super) fn finished(
+    lasts: &[Option<LastValue>],
+    stream_id: u16,
+    index: usize,
+    result: Result<Completed, HandlerError>,
+) -> Option<Answer> {
+    let (answer, state) = match result {
+        Ok(done) => (Ok(done.reply), done.state),
+        Err(e) => (Err(e), None),
+    };
+    if let (Some(state), Some(Some(last))) = (state, lasts.get(index)) {
+        *last.lock().unwrap_or_else(|e| e.into_inner()) = Some(state);
+    }
+    (stream_id != 0).then_some(answer)
+}

@@ -1,0 +1,196 @@
+//! The run loop: connect, drive the core session over the transport, back off, reconnect.
+//!
+//! Ownership: the [`Runner`] owns everything that outlives a connection (settings, handlers,
+//! the offline queue, subscriptions, waiting calls). For each connection it creates a fresh
+//! core `Session` that borrows the credential strings and the handlers from the runner, and
+//! an arena (`typed_arena`) for the subscription strings of that connection; session and
+//! arena are dropped when the connection ends, so nothing grows across reconnects and
+//! nothing is leaked. Subscriptions are re-registered on every new session and the core
+//! opens them right after authentication.
+//!
+//! The adapter only moves bytes and time: every protocol decision is the session's.
+
+mod connection;
+mod convert;
+mod driver;
+mod handlers;
+mod link;
+mod pool;
+mod session;
+mod subscriptions;
+
+use thinger_core::backoff::Reconnect;
+use tokio::sync::{broadcast, oneshot, watch};
+
+use crate::backoff::Backoff;
+use crate::command::{CommandRx, Settings};
+use crate::event::{ClientEvent, Status};
+use crate::queue::OfflineQueue;
+use crate::resources::Handler;
+use crate::transport;
+
+use connection::{Outcome, serve};
+use driver::Driver;
+use handlers::last_values;
+use session::Clock;
+
+/// Drives one client's connection: made by [`ClientBuilder::build`](crate::ClientBuilder::build).
+///
+/// [`Runner::run`] is a `Send` future: `tokio::spawn` it on any runtime, as many as you
+/// like (a gateway of virtual devices). The connection itself runs on a small pool of
+/// threads (one per core) because the core session keeps its handlers as `dyn Resource`
+/// trait objects, which stay on one thread; `run` waits for it, and dropping `run` stops
+/// it. [`Runner::run_local`] is the same loop in place, on the caller's thread (for a
+/// `LocalSet`, or a current-thread runtime with paused time).
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// let (client, runner) = thinger_std::Client::builder("user", "device", "credential").build()?;
+/// let task = tokio::spawn(runner.run());
+/// tokio::signal::ctrl_c().await?;
+/// client.shutdown().await;
+/// task.await?;
+/// # Ok(()) }
+/// ```
+pub struct Runner {
+    settings: Settings,
+    handlers: Vec<(String, Handler)>,
+    driver: Driver,
+}
+
+impl std::fmt::Debug for Runner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runner").field("address", &self.settings.target.address()).finish_non_exhaustive()
+    }
+}
+
+impl Runner {
+    pub(crate) fn new(
+        settings: Settings,
+        handlers: Vec<(String, Handler)>,
+        cmd_rx: CommandRx,
+        events: broadcast::Sender<ClientEvent>,
+        status: watch::Sender<Status>,
+        queue: OfflineQueue,
+    ) -> Runner {
+        let driver = Driver::new(cmd_rx, events, status, queue);
+        Runner { settings, handlers, driver }
+    }
+
+    /// Connects, serves the device, and reconnects with backoff until the client is shut
+    /// down or every [`Client`](crate::Client) handle is dropped. The future is `Send`; the
+    /// connection runs on the runner pool (see [`Runner`]) and stops when this future is
+    /// dropped.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// # let server = thinger_server::Server::start(thinger_server::ServerConfig::local()).await.unwrap();
+    /// let (client, runner) = thinger_std::Client::builder("user1", "dev1", "secret")
+    ///     .host("127.0.0.1")
+    ///     .port(server.tcp_addr().port())
+    ///     .transport(thinger_std::Transport::Tcp)
+    ///     .build()
+    ///     .unwrap();
+    /// let task = tokio::spawn(runner.run());
+    /// client.connected().await.unwrap();
+    /// client.shutdown().await;
+    /// task.await.unwrap();
+    /// assert_eq!(client.status(), thinger_std::Status::Stopped);
+    /// # server.shutdown().await;
+    /// # });
+    /// ```
+    pub fn run(self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let (done_tx, done_rx) = oneshot::channel::<()>();
+        // Dropped with this future: tells the pool task to stop.
+        let (cancel_tx, cancel_rx) = oneshot::channel::<()>();
+        let job: pool::Job = Box::new(move || {
+            Box::pin(async move {
+                tokio::select! {
+                    () = self.run_local() => {}
+                    _ = cancel_rx => {}
+                }
+                let _ = done_tx.send(());
+            })
+        });
+        let spawned = pool::spawn(job);
+        async move {
+            let _cancel = cancel_tx;
+            match spawned {
+                Ok(()) => {
+                    let _ = done_rx.await;
+                }
+                Err(_) => tracing::error!("no runner thread could be started: the client does not run"),
+            }
+        }
+    }
+
+    /// [`Runner::run`] in place, on the caller's thread: the future is not `Send` (await it
+    /// from `main`, in a `tokio::task::LocalSet`, or with `tokio::join!`).
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// # let server = thinger_server::Server::start(thinger_server::ServerConfig::local()).await.unwrap();
+    /// let (client, runner) = thinger_std::Client::builder("user1", "dev1", "secret")
+    ///     .host("127.0.0.1")
+    ///     .port(server.tcp_addr().port())
+    ///     .transport(thinger_std::Transport::Tcp)
+    ///     .build()
+    ///     .unwrap();
+    /// let stopper = async {
+    ///     client.connected().await.unwrap();
+    ///     client.shutdown().await;
+    /// };
+    /// // `run` ends once the client is shut down.
+    /// tokio::join!(runner.run_local(), stopper);
+    /// assert_eq!(client.status(), thinger_std::Status::Stopped);
+    /// # server.shutdown().await;
+    /// # });
+    /// ```
+    pub async fn run_local(self) {
+        let Runner { settings, mut handlers, mut driver } = self;
+        let clock = Clock { start: tokio::time::Instant::now() };
+        let lasts = last_values(&handlers);
+        let paths: Vec<String> = handlers.iter().map(|(p, _)| p.clone()).collect();
+        let address = settings.target.address();
+        let mut reconnect = Reconnect::new(settings.backoff.core(), settings.healthy_after);
+        loop {
+            if driver.stop {
+                break;
+            }
+            driver.set_status(Status::Connecting);
+            driver.emit(ClientEvent::Connecting { address: address.clone(), attempt: reconnect.failures() });
+            let Some(result) = driver.service_while(transport::connect(&settings.target)).await else { break };
+            match result {
+                Err(e) => {
+                    tracing::warn!("connecting to {address}: {e}");
+                    driver.emit(ClientEvent::ConnectFailed(e));
+                }
+                Ok(mut conn) => {
+                    driver.stats.connections += 1;
+                    let ended = serve(&settings, &mut handlers, &lasts, &paths, &mut driver, &mut conn, &clock).await;
+                    if let Some(at) = ended.authenticated {
+                        reconnect.connected(at);
+                    }
+                    reconnect.disconnected(clock.now());
+                    match ended.outcome {
+                        Outcome::AuthRefused => {}
+                        Outcome::Ended(reason) => {
+                            tracing::info!("disconnected from {address}: {reason}");
+                            driver.emit(ClientEvent::Disconnected { reason, detail: ended.detail });
+                        }
+                    }
+                }
+            }
+            if driver.stop {
+                break;
+            }
+            driver.set_status(Status::Disconnected);
+            let delay = reconnect.next_delay(Backoff::random());
+            driver.emit(ClientEvent::Backoff { attempt: reconnect.failures(), delay });
+            if driver.service_while(tokio::time::sleep(delay)).await.is_none() {
+                break;
+            }
+        }
+        driver.finish();
+    }
+}

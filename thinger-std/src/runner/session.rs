@@ -1,0 +1,35 @@
+//! The core session as the runner instantiates it, and the clock it runs on.
+
+use std::time::Duration;
+
+use thinger_core::session::Session;
+use thinger_core::time::{Duration as CoreDuration, Instant};
+
+use crate::resources::MAX_RESOURCES;
+
+/// Streams the server may open at once, and subscriptions the client may hold.
+pub(super) const MAX_STREAMS: usize = 16;
+/// Requests waiting for an answer at once (calls, queued writes, subscriptions, deferred).
+const MAX_PENDING: usize = 64;
+
+pub(super) type Sess<'a> = Session<'a, Vec<u8>, MAX_RESOURCES, MAX_STREAMS, MAX_PENDING>;
+
+/// Milliseconds since the runner started, for the core.
+pub(super) struct Clock {
+    pub(super) start: tokio::time::Instant,
+}
+
+impl Clock {
+    pub(super) fn now(&self) -> Instant {
+        Instant::from_millis(u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX))
+    }
+    pub(super) fn at(&self, when: Instant) -> tokio::time::Instant {
+        self.start
+            .checked_add(Duration::from_millis(when.as_millis()))
+            .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(86_400))
+    }
+}
+
+pub(super) fn core_duration(d: Duration) -> CoreDuration {
+    CoreDuration::from_millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
