@@ -697,6 +697,7 @@ where
     }
 
     /// [`Session::cloud_call`] whose answer may take `wait` (instead of the request timeout).
+    #[cfg(feature = "cloud")]
     fn cloud_call_waiting(
         &mut self,
         now: Instant,

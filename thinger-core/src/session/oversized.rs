@@ -2,12 +2,12 @@
 //! skipped, the connection kept (a big REST input must not cost the device its session,
 //! nor come back on every reconnect).
 
-use super::{Dropped, PendingKind, PendingState, Record, State, take_at};
+use super::{Dropped, Record, State};
+#[cfg(feature = "cloud")]
+use super::{Payload, PendingKind, PendingState, take_at};
 use crate::iotmp::{MessageType, StreamIdPeek, parse_header, peek_stream_id};
 use crate::log::warn;
 use crate::resource::HandlerError;
-
-use super::Payload;
 
 /// The code a request too large to receive is answered with (HTTP's "Content Too Large";
 /// the server passes a device's ERROR code on as the REST status).
@@ -55,6 +55,7 @@ impl<const R: usize, const S: usize, const P: usize> State<'_, R, S, P> {
 
     /// A reply too large for the receive buffer: its call fails with `PayloadTooLarge`.
     /// Returns whether a call was waiting for it.
+    #[cfg(feature = "cloud")]
     fn fail_reply_too_large(&mut self, id: u16, ok: bool) -> bool {
         let Some(i) = self.pending.iter().position(|p| {
             p.id == id && p.state == PendingState::Waiting && matches!(p.kind, PendingKind::Call { silent: false })
@@ -64,5 +65,11 @@ impl<const R: usize, const S: usize, const P: usize> State<'_, R, S, P> {
         let _ = take_at(&mut self.pending, i);
         self.push(Record::Reply { id, ok, code: None, payload: Payload::TooLarge });
         true
+    }
+
+    /// Without cloud calls no reply can be waited for.
+    #[cfg(not(feature = "cloud"))]
+    fn fail_reply_too_large(&mut self, _id: u16, _ok: bool) -> bool {
+        false
     }
 }
