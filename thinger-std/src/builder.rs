@@ -4,8 +4,9 @@
 use std::time::Duration;
 
 use thinger_core::resource::Resource;
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 
+use crate::announce::Announcer;
 use crate::backoff::Backoff;
 use crate::client::Client;
 use crate::command::Settings;
@@ -362,7 +363,7 @@ impl ClientBuilder {
         let target = Target::new(&self.host, port, self.transport, &self.tls, self.connect_timeout)?;
         let queue = OfflineQueue::open(&self.queue).map_err(BuildError::Queue)?;
         let (cmd_tx, cmd_rx) = mpsc::channel(1024);
-        let (events_tx, _) = broadcast::channel(EVENT_BUFFER);
+        let announcer = Announcer::new(EVENT_BUFFER);
         let (status_tx, status_rx) = watch::channel(Status::Connecting);
         let settings = Settings {
             user: self.user,
@@ -378,8 +379,8 @@ impl ClientBuilder {
             queue_window: self.queue_window,
         };
         let handlers: Vec<(String, Handler)> = handlers;
-        let runner = Runner::new(settings, handlers, cmd_rx, events_tx.clone(), status_tx, queue);
-        let client = Client::new(cmd_tx, status_rx, events_tx, self.request_timeout);
+        let runner = Runner::new(settings, handlers, cmd_rx, announcer.clone(), status_tx, queue);
+        let client = Client::new(cmd_tx, status_rx, announcer, self.request_timeout);
         Ok((client, runner))
     }
 

@@ -70,6 +70,8 @@ pub mod queue;
 pub mod tls;
 
 #[cfg(feature = "tokio")]
+mod announce;
+#[cfg(feature = "tokio")]
 mod builder;
 #[cfg(feature = "tokio")]
 mod client;

@@ -11,9 +11,10 @@ use serde::Serialize;
 use thinger_core::resource::HandlerError;
 use tokio::sync::{broadcast, oneshot, watch};
 
+use crate::announce::{Announcer, initial_event};
 use crate::command::{CallSpec, Command, CommandTx};
 use crate::error::Error;
-use crate::event::{ClientEvent, Status};
+use crate::event::Status;
 use crate::pson_util::to_pson;
 use crate::streams::Events;
 
@@ -21,7 +22,7 @@ use crate::streams::Events;
 struct Shared {
     cmd: CommandTx,
     status: watch::Receiver<Status>,
-    events: broadcast::Sender<ClientEvent>,
+    events: Announcer,
 }
 
 /// A handle to a running client: cheap to clone, usable from any task or thread.
@@ -62,12 +63,7 @@ pub struct Client {
 
 impl Client {
     /// The handle of the runner listening on `cmd`.
-    pub(crate) fn new(
-        cmd: CommandTx,
-        status: watch::Receiver<Status>,
-        events: broadcast::Sender<ClientEvent>,
-        timeout: Duration,
-    ) -> Client {
+    pub(crate) fn new(cmd: CommandTx, status: watch::Receiver<Status>, events: Announcer, timeout: Duration) -> Client {
         Client { shared: Arc::new(Shared { cmd, status, events }), timeout }
     }
 
@@ -160,9 +156,12 @@ impl Client {
         tokio::time::timeout(self.timeout, wait).await.map_err(|_| Error::Timeout)?
     }
 
-    /// Connection events from now on (connecting, connected, auth failed, disconnected
-    /// with the reason, backoff, ...). A receiver that falls more than 32 events behind
-    /// skips the oldest.
+    /// Connection events (connecting, connected, auth failed, disconnected with the reason,
+    /// backoff, ...). The stream starts with where the client already is when that is
+    /// connected ([`ClientEvent::Connected`]) or stopped ([`ClientEvent::Stopped`]), so a
+    /// caller that subscribes after the connection came up still sees it; then every event
+    /// from the moment of the call. A receiver that falls more than 32 events behind skips
+    /// the oldest.
     ///
     /// ```
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -179,11 +178,15 @@ impl Client {
     /// # });
     /// ```
     pub fn events(&self) -> Events {
-        let rx = self.shared.events.subscribe();
-        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        let (rx, status) = self.shared.events.subscribe(&self.shared.status);
+        let first = initial_event(status);
+        let stream = futures_util::stream::unfold((rx, first), |(mut rx, first)| async move {
+            if let Some(event) = first {
+                return Some((event, (rx, None)));
+            }
             loop {
                 match rx.recv().await {
-                    Ok(event) => return Some((event, rx)),
+                    Ok(event) => return Some((event, (rx, None))),
                     Err(broadcast::error::RecvError::Lagged(n)) => tracing::debug!("event receiver skipped {n} events"),
                     Err(broadcast::error::RecvError::Closed) => return None,
                 }

@@ -122,8 +122,7 @@ pub(super) async fn serve(
                 Ev::Connected => {
                     authenticated = Some(clock.now());
                     driver.stats.authentications += 1;
-                    driver.emit(ClientEvent::Connected);
-                    driver.set_status(Status::Connected);
+                    driver.transition(Status::Connected, ClientEvent::Connected);
                     tracing::info!("connected to {}", settings.target.address());
                 }
                 Ev::AuthRefused { code, message } => {

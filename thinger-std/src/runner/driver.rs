@@ -6,8 +6,9 @@ use std::future::Future;
 use thinger_core::iotmp::DynEncodePson;
 use thinger_core::resource::HandlerError;
 use thinger_core::session;
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::announce::Announcer;
 use crate::command::{CallReply, CallSpec, Command, CommandRx, Stats, SubItem, SubKind};
 use crate::error::Error;
 use crate::event::{ClientEvent, Status};
@@ -26,7 +27,7 @@ const MAX_OUTBOX: usize = 256;
 /// The runner's state that outlives connections.
 pub(super) struct Driver {
     pub(super) cmd_rx: CommandRx,
-    pub(super) events: broadcast::Sender<ClientEvent>,
+    pub(super) events: Announcer,
     pub(super) status: watch::Sender<Status>,
     pub(super) queue: OfflineQueue,
     pub(super) acks: HashMap<u64, oneshot::Sender<Result<(), Error>>>,
@@ -42,7 +43,7 @@ pub(super) struct Driver {
 impl Driver {
     pub(super) fn new(
         cmd_rx: CommandRx,
-        events: broadcast::Sender<ClientEvent>,
+        events: Announcer,
         status: watch::Sender<Status>,
         queue: OfflineQueue,
     ) -> Driver {
@@ -63,11 +64,16 @@ impl Driver {
     }
 
     pub(super) fn emit(&self, event: ClientEvent) {
-        let _ = self.events.send(event);
+        self.events.emit(event);
     }
 
     pub(super) fn set_status(&self, status: Status) {
-        self.status.send_replace(status);
+        self.events.transition(&self.status, status, None);
+    }
+
+    /// A status change and the event that reports it, seen together by every subscriber.
+    pub(super) fn transition(&self, status: Status, event: ClientEvent) {
+        self.events.transition(&self.status, status, Some(event));
     }
 
     /// Runs `fut` while answering commands; `None` when the client is told to stop.
@@ -85,8 +91,7 @@ impl Driver {
     }
 
     pub(super) fn finish(&mut self) {
-        self.set_status(Status::Stopped);
-        self.emit(ClientEvent::Stopped);
+        self.transition(Status::Stopped, ClientEvent::Stopped);
         for (_, reply) in self.calls.drain(..) {
             let _ = reply.send(Err(Error::Stopped));
         }

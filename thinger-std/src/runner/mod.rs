@@ -20,8 +20,9 @@ mod session;
 mod subscriptions;
 
 use thinger_core::backoff::Reconnect;
-use tokio::sync::{broadcast, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 
+use crate::announce::Announcer;
 use crate::backoff::Backoff;
 use crate::command::{CommandRx, Settings};
 use crate::event::{ClientEvent, Status};
@@ -69,7 +70,7 @@ impl Runner {
         settings: Settings,
         handlers: Vec<(String, Handler)>,
         cmd_rx: CommandRx,
-        events: broadcast::Sender<ClientEvent>,
+        events: Announcer,
         status: watch::Sender<Status>,
         queue: OfflineQueue,
     ) -> Runner {
@@ -157,8 +158,10 @@ impl Runner {
             if driver.stop {
                 break;
             }
-            driver.set_status(Status::Connecting);
-            driver.emit(ClientEvent::Connecting { address: address.clone(), attempt: reconnect.failures() });
+            driver.transition(
+                Status::Connecting,
+                ClientEvent::Connecting { address: address.clone(), attempt: reconnect.failures() },
+            );
             let Some(result) = driver.service_while(transport::connect(&settings.target)).await else { break };
             match result {
                 Err(e) => {
@@ -176,7 +179,10 @@ impl Runner {
                         Outcome::AuthRefused => {}
                         Outcome::Ended(reason) => {
                             tracing::info!("disconnected from {address}: {reason}");
-                            driver.emit(ClientEvent::Disconnected { reason, detail: ended.detail });
+                            driver.transition(
+                                Status::Disconnected,
+                                ClientEvent::Disconnected { reason, detail: ended.detail },
+                            );
                         }
                     }
                 }

@@ -2,6 +2,7 @@
 //! loopback sockets (TCP, TLS, WebSocket), with server restarts in a child process.
 
 mod cloud;
+mod events;
 mod hostile;
 mod peer;
 mod resilience;
