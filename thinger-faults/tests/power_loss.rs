@@ -39,17 +39,22 @@ fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
-/// Where the last record of a queue file starts (records: u32 LE length, then the body).
+/// Where the last record of a queue file starts (thinger-core's queue record format: entry
+/// records and removal marks, see `thinger_core::queue::record`).
 fn last_record_start(bytes: &[u8]) -> usize {
+    use thinger_core::queue::record;
     let mut pos = 0;
     let mut last = 0;
-    while pos + 4 <= bytes.len() {
-        let len = u32::from_le_bytes(bytes[pos..pos + 4].try_into().unwrap()) as usize;
-        assert!(pos + 4 + len <= bytes.len(), "the intact file has a torn record");
+    while pos < bytes.len() {
+        let len = match bytes[pos] {
+            record::MAGIC => record::peek_len(&bytes[pos..]).expect("an entry record"),
+            record::REMOVAL_MAGIC => record::REMOVAL_LEN,
+            other => panic!("byte {pos} of the intact file starts no record ({other:#04x})"),
+        };
+        assert!(pos + len <= bytes.len(), "the intact file has a torn record");
         last = pos;
-        pos += 4 + len;
+        pos += len;
     }
-    assert_eq!(pos, bytes.len());
     last
 }
 
