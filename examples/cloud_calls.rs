@@ -72,7 +72,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     // MQTT through the server's broker: subscribe, then publish to ourselves.
-    let mut messages = client.mqtt_subscribe::<serde_json::Value>("sensors/#", 0).await?;
+    let mut messages = client.mqtt_subscribe::<serde_json::Value>("sensors/#", thinger_std::QoS::AtMostOnce).await?;
     let mut received = None;
     for _ in 0..20 {
         client.mqtt_publish("sensors/room1", &serde_json::json!({"co2": 412})).await?;
@@ -102,7 +102,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     // A sync lock shared by the devices of the account.
-    client.lock_sync("printer", "cloud-calls", 1, 10).await?;
+    client.lock_sync("printer", "cloud-calls", 1, Some(Duration::from_secs(10))).await?;
     println!("lock taken");
     client.unlock_sync("printer", "cloud-calls").await?;
     println!("lock released");

@@ -43,7 +43,13 @@ pub const DEFAULT_HOST: &str = "iot.thinger.io";
 ///     .resource("uptime", output(|| 42u32));
 /// assert_eq!(builder.address(), "127.0.0.1:25204");
 /// ```
-#[derive(Debug)]
+///
+/// `Debug` never prints the credential:
+///
+/// ```
+/// let shown = format!("{:?}", thinger_std::Client::builder("user", "device", "s3cret"));
+/// assert!(shown.contains("device") && !shown.contains("s3cret"));
+/// ```
 pub struct ClientBuilder {
     user: String,
     device: String,
@@ -62,6 +68,30 @@ pub struct ClientBuilder {
     buffer_size: usize,
     firmware: Option<String>,
     resources: Resources,
+}
+
+impl std::fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("user", &self.user)
+            .field("device", &self.device)
+            .field("credential", &"<redacted>")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("transport", &self.transport)
+            .field("tls", &self.tls)
+            .field("keep_alive", &self.keep_alive)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("backoff", &self.backoff)
+            .field("healthy_after", &self.healthy_after)
+            .field("queue", &self.queue)
+            .field("queue_window", &self.queue_window)
+            .field("buffer_size", &self.buffer_size)
+            .field("firmware", &self.firmware)
+            .field("resources", &self.resources)
+            .finish()
+    }
 }
 
 impl Client {
@@ -267,7 +297,9 @@ impl ClientBuilder {
         self.buffer_size = bytes.max(1024);
         self
     }
-    /// The firmware version announced to the server.
+    /// The firmware version announced to the server. It is also served as the `version`
+    /// resource (`{major, minor, patch, version}`, like the official Linux client), unless the
+    /// resource table already has one.
     ///
     /// ```
     /// let b = thinger_std::Client::builder("u", "d", "c").firmware(env!("CARGO_PKG_VERSION"));
@@ -345,7 +377,14 @@ impl ClientBuilder {
     /// # server.shutdown().await;
     /// # });
     /// ```
-    pub fn build(self) -> Result<(Client, Runner), BuildError> {
+    pub fn build(mut self) -> Result<(Client, Runner), BuildError> {
+        if let Some(firmware) = &self.firmware
+            && !self.resources.contains(VERSION_PATH)
+            && self.resources.len() < MAX_RESOURCES
+        {
+            let version = FirmwareVersion::parse(firmware);
+            *self.resources.entry(VERSION_PATH) >>= thinger_core::dsl::output(move || version.clone());
+        }
         if self.resources.len() > MAX_RESOURCES {
             return Err(BuildError::Resources(format!("{} resources, at most {MAX_RESOURCES}", self.resources.len())));
         }
@@ -414,5 +453,43 @@ impl ClientBuilder {
             .spawn(move || runtime.block_on(runner.run_local()))
             .map_err(BuildError::Runtime)?;
         Ok(client)
+    }
+}
+
+/// Where the firmware version is served.
+const VERSION_PATH: &str = thinger_core::ota::Version::PATH;
+
+/// The `version` resource's value: the leading numbers of `MAJOR.MINOR.PATCH` (0 where
+/// missing) and the string as given.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+struct FirmwareVersion {
+    major: u32,
+    minor: u32,
+    patch: u32,
+    version: String,
+}
+
+impl FirmwareVersion {
+    fn parse(version: &str) -> FirmwareVersion {
+        let core = version.split(|c: char| !(c.is_ascii_digit() || c == '.')).next().unwrap_or("");
+        let mut parts = core.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+        let mut next = || parts.next().unwrap_or(0);
+        FirmwareVersion { major: next(), minor: next(), patch: next(), version: version.to_owned() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FirmwareVersion;
+
+    #[test]
+    fn firmware_versions_parse_like_the_core_version_resource() {
+        for text in ["1.4.2-rc1", "2", "3.1", "", "v1.2.3", "10.20.30.40"] {
+            let ours = FirmwareVersion::parse(text);
+            let leaked: &'static str = Box::leak(text.to_owned().into_boxed_str());
+            let core = thinger_core::ota::Version::new(leaked);
+            assert_eq!((ours.major, ours.minor, ours.patch), (core.major, core.minor, core.patch), "{text}");
+            assert_eq!(ours.version, text);
+        }
     }
 }

@@ -100,7 +100,7 @@ pub use queue::{Overflow, QueueConfig};
 #[cfg(feature = "tokio")]
 pub use builder::{ClientBuilder, DEFAULT_HOST};
 #[cfg(feature = "tokio")]
-pub use client::Client;
+pub use client::{Client, QoS};
 #[cfg(feature = "tokio")]
 pub use command::Stats;
 #[cfg(feature = "tokio")]

@@ -88,9 +88,10 @@ impl Client {
         from_pson(reply.as_deref()).map_err(Error::Decode)
     }
 
-    /// Takes sync lock `lock` on `sync` (at most `slots` holders; the server waits up to
-    /// `timeout_s` seconds for a slot, 0 = as long as needed). The call waits that long on
-    /// top of its own timeout; a grant that comes after its caller gave up is released.
+    /// Takes sync lock `lock` on `sync` (at most `slots` holders). The server waits up to
+    /// `wait` for a slot (`None`: as long as needed; the protocol counts whole seconds, so a
+    /// wait is rounded up to the next second). The call waits that long on top of its own
+    /// timeout; a grant that comes after its caller gave up is released.
     ///
     /// ```
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -98,14 +99,19 @@ impl Client {
     /// # let addr = server.tcp_addr();
     /// # let client = thinger_std::Client::builder("user1", "doc", "secret").host("127.0.0.1").port(addr.port())
     /// #     .transport(thinger_std::Transport::Tcp).spawn().unwrap();
-    /// client.lock_sync("printer", "me", 1, 0).await.unwrap();
+    /// client.lock_sync("printer", "me", 1, None).await.unwrap();
     /// // ... use the shared resource ...
     /// client.unlock_sync("printer", "me").await.unwrap();
     /// # client.shutdown().await;
     /// # server.shutdown().await;
     /// # });
     /// ```
-    pub async fn lock_sync(&self, sync: &str, lock: &str, slots: u32, timeout_s: u32) -> Result<(), Error> {
+    pub async fn lock_sync(&self, sync: &str, lock: &str, slots: u32, wait: Option<Duration>) -> Result<(), Error> {
+        let timeout_s = match wait {
+            None => 0,
+            // Whole seconds, rounded up: the server must wait at least as long as asked.
+            Some(d) => u32::try_from(d.as_millis().div_ceil(1000)).unwrap_or(u32::MAX).max(1),
+        };
         let spec = CallSpec::LockSync { sync: sync.to_owned(), lock: lock.to_owned(), slots, timeout_s };
         // As long as the server may wait, on top of the call's own timeout.
         let patient = match timeout_s {
@@ -123,7 +129,7 @@ impl Client {
     /// # let addr = server.tcp_addr();
     /// # let client = thinger_std::Client::builder("user1", "doc", "secret").host("127.0.0.1").port(addr.port())
     /// #     .transport(thinger_std::Transport::Tcp).spawn().unwrap();
-    /// client.lock_sync("door", "me", 1, 0).await.unwrap();
+    /// client.lock_sync("door", "me", 1, None).await.unwrap();
     /// client.unlock_sync("door", "me").await.unwrap();
     /// # client.shutdown().await;
     /// # server.shutdown().await;

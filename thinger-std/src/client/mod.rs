@@ -4,6 +4,8 @@
 mod cloud;
 mod pubsub;
 
+pub use pubsub::QoS;
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -67,7 +67,8 @@ impl Client {
     /// # let addr = server.tcp_addr();
     /// # let client = thinger_std::Client::builder("user1", "doc", "secret").host("127.0.0.1").port(addr.port())
     /// #     .transport(thinger_std::Transport::Tcp).spawn().unwrap();
-    /// let mut temps = client.mqtt_subscribe::<f64>("home/+/temp", 0).await.unwrap();
+    /// use thinger_std::QoS;
+    /// let mut temps = client.mqtt_subscribe::<f64>("home/+/temp", QoS::AtMostOnce).await.unwrap();
     /// # let _ = &mut temps;
     /// # client.shutdown().await;
     /// # server.shutdown().await;
@@ -76,8 +77,9 @@ impl Client {
     pub async fn mqtt_subscribe<T: DeserializeOwned>(
         &self,
         topic: &str,
-        qos: u8,
+        qos: QoS,
     ) -> Result<Subscription<MqttMessage<T>>, Error> {
+        let qos = qos as u8;
         self.subscribe(SubKind::Topic { topic: topic.to_owned(), qos }).await
     }
 
@@ -96,7 +98,7 @@ impl Client {
     /// # });
     /// ```
     pub async fn mqtt_publish<T: Serialize + ?Sized>(&self, topic: &str, payload: &T) -> Result<(), Error> {
-        self.mqtt_publish_with(topic, payload, 0, false).await
+        self.mqtt_publish_with(topic, payload, QoS::AtMostOnce, false).await
     }
 
     /// Publishes an MQTT message with a QoS and the retained flag.
@@ -107,7 +109,7 @@ impl Client {
     /// # let addr = server.tcp_addr();
     /// # let client = thinger_std::Client::builder("user1", "doc", "secret").host("127.0.0.1").port(addr.port())
     /// #     .transport(thinger_std::Transport::Tcp).spawn().unwrap();
-    /// client.mqtt_publish_with("home/kitchen/setpoint", &20.0, 1, true).await.unwrap();
+    /// client.mqtt_publish_with("home/kitchen/setpoint", &20.0, thinger_std::QoS::AtLeastOnce, true).await.unwrap();
     /// # client.shutdown().await;
     /// # server.shutdown().await;
     /// # });
@@ -116,11 +118,29 @@ impl Client {
         &self,
         topic: &str,
         payload: &T,
-        qos: u8,
+        qos: QoS,
         retained: bool,
     ) -> Result<(), Error> {
+        let qos = qos as u8;
         let payload = to_pson(payload).map_err(Error::Encode)?;
         let topic = topic.to_owned();
         self.request(|reply| Command::Publish { topic, qos, retained, payload, reply }).await?
     }
+}
+
+/// The MQTT quality of service asked of the server's broker.
+///
+/// ```
+/// assert_eq!(thinger_std::QoS::AtLeastOnce as u8, 1);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[repr(u8)]
+pub enum QoS {
+    /// QoS 0: delivered at most once, no acknowledgement.
+    #[default]
+    AtMostOnce = 0,
+    /// QoS 1: delivered at least once.
+    AtLeastOnce = 1,
+    /// QoS 2: delivered exactly once.
+    ExactlyOnce = 2,
 }

@@ -127,7 +127,14 @@ pub(super) async fn serve(
                 }
                 Ev::AuthRefused { code, message } => {
                     refused = true;
-                    tracing::warn!("authentication refused (code {code:?})");
+                    match (code, &message) {
+                        (Some(code), Some(message)) => {
+                            tracing::warn!("authentication refused (code {code}: {message})")
+                        }
+                        (Some(code), None) => tracing::warn!("authentication refused (code {code})"),
+                        (None, Some(message)) => tracing::warn!("authentication refused: {message}"),
+                        (None, None) => tracing::warn!("authentication refused"),
+                    }
                     driver.emit(ClientEvent::AuthFailed { code, message });
                 }
                 Ev::Ended(r) => {

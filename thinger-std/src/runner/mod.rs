@@ -148,6 +148,13 @@ impl Runner {
     /// # });
     /// ```
     pub async fn run_local(self) {
+        // Every log line of this client names its device (a gateway runs thousands).
+        let span = tracing::info_span!("thinger", user = %self.settings.user, device = %self.settings.device);
+        tracing::Instrument::instrument(self.reconnect_loop(), span).await;
+    }
+
+    /// Connects, serves, backs off and connects again until the client is stopped.
+    async fn reconnect_loop(self) {
         let Runner { settings, mut handlers, mut driver } = self;
         let clock = Clock { start: tokio::time::Instant::now() };
         let lasts = last_values(&handlers);

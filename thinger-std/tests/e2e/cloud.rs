@@ -105,7 +105,8 @@ async fn subscriptions_mqtt_and_locks() {
     assert_eq!(next(&mut mode).await, "boost");
 
     // MQTT through the server's broker.
-    let mut messages = a.mqtt_subscribe::<serde_json::Value>("home/+/temp", 0).await.unwrap();
+    let mut messages =
+        a.mqtt_subscribe::<serde_json::Value>("home/+/temp", thinger_std::QoS::AtMostOnce).await.unwrap();
     // The subscription opens asynchronously: publish until it arrives.
     let mut got = None;
     for _ in 0..50 {
@@ -127,7 +128,7 @@ async fn subscriptions_mqtt_and_locks() {
     assert!(event.to_string().contains("sub_b"), "{event}");
 
     // A sync lock with one slot.
-    a.lock_sync("door", "holder-a", 1, 0).await.unwrap();
+    a.lock_sync("door", "holder-a", 1, None).await.unwrap();
     a.unlock_sync("door", "holder-a").await.unwrap();
     a.shutdown().await;
     server.shutdown().await;

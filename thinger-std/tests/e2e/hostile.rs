@@ -136,7 +136,7 @@ async fn a_lock_granted_after_the_request_timeout_is_still_taken() {
     let client = tcp_builder(addr, "locker").request_timeout(Duration::from_secs(1)).spawn().unwrap();
     let (mut peer, _) = Peer::accept(&listener).await;
     let locker = client.clone();
-    let call = tokio::spawn(async move { locker.lock_sync("door", "me", 1, 3).await });
+    let call = tokio::spawn(async move { locker.lock_sync("door", "me", 1, Some(Duration::from_secs(3))).await });
     let request = peer.recv_skipping_keepalives().await.unwrap();
     assert_eq!(request.kind, MessageType::Run);
     // The server's wait (3 s) is longer than the request timeout (1 s): grant after 1.5 s.

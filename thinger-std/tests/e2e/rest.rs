@@ -140,3 +140,16 @@ async fn an_interval_stream_delivers_its_samples() {
     client.shutdown().await;
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_firmware_version_is_served_as_the_version_resource() {
+    let server = server().await;
+    let client = tcp_builder(server.tcp_addr(), "versioned").firmware("1.4.2-rc1").spawn().unwrap();
+    client.connected().await.unwrap();
+    let path = format!("/v3/users/{USER}/devices/versioned/resources/version");
+    let r = http(server.http_addr(), "GET", &path, None).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json(), serde_json::json!({"major": 1, "minor": 4, "patch": 2, "version": "1.4.2-rc1"}));
+    client.shutdown().await;
+    server.shutdown().await;
+}
