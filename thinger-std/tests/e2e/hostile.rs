@@ -94,8 +94,11 @@ async fn a_peer_that_stops_reading_ends_in_a_write_timeout() {
     socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let addr = socket.local_addr().unwrap();
     let listener = socket.listen(8).unwrap();
+    // A keep-alive long enough that, on a loaded machine, the dead-peer watchdog (1.15 ×
+    // keep-alive without input) cannot beat the write timeout (keep-alive + 5 s) while the
+    // runner is still writing its way into the full socket.
     let (client, runner) = tcp_builder(addr, "stuck")
-        .keep_alive(Duration::from_secs(1))
+        .keep_alive(Duration::from_secs(5))
         .buffer_size(256 * 1024)
         .queue_window(32)
         .build()
@@ -121,7 +124,13 @@ async fn a_peer_that_stops_reading_ends_in_a_write_timeout() {
             break;
         }
     }
-    let ended = wait_event(&mut events, "Disconnected", |e| matches!(e, ClientEvent::Disconnected { .. })).await;
+    let ended = tokio::time::timeout(
+        Duration::from_secs(30),
+        events.wait_for(|e| matches!(e, ClientEvent::Disconnected { .. })),
+    )
+    .await
+    .expect("no Disconnected within 30 s")
+    .expect("the client stopped");
     assert!(matches!(ended, ClientEvent::Disconnected { reason: DisconnectReason::WriteTimeout, .. }), "{ended:?}");
     client.shutdown().await;
     task.await.unwrap();
