@@ -1,7 +1,9 @@
 //! Small helpers: clock, ids, frame encoding.
 
-use std::hash::{BuildHasher, Hasher};
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use rand_core::RngCore;
+use subtle::ConstantTimeEq;
 
 use thinger_core::iotmp::{FieldValue, MessageType, OutField, OutgoingMessage};
 use thinger_core::pson::Value;
@@ -11,19 +13,15 @@ pub(crate) fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// An unpredictable 64-bit number (from the standard library's random hash keys).
+/// An unpredictable 64-bit number, from the operating system's random source.
 pub(crate) fn random_u64() -> u64 {
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(now_ms());
-    h.finish()
+    rand_core::OsRng.next_u64()
 }
 
-/// Compares two secrets in time that does not depend on where they differ.
+/// Compares two secrets in time that does not depend on where they differ (`subtle`; only
+/// the lengths are compared in variable time).
 pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.ct_eq(b).into()
 }
 
 /// A field to encode.
