@@ -98,8 +98,9 @@ impl fmt::Display for Error {
                 Ok(())
             }
             Error::Disconnected => f.write_str("connection lost before the answer"),
-            Error::Encode(e) => write!(f, "cannot encode the value: {e}"),
-            Error::Decode(e) => write!(f, "unexpected answer: {e}"),
+            // The PSON error is the source (see `source()`), not repeated here.
+            Error::Encode(_) => f.write_str("cannot encode the value"),
+            Error::Decode(_) => f.write_str("unexpected answer"),
             Error::QueueFull => f.write_str("offline queue is full"),
             Error::Dropped => f.write_str("dropped from the offline queue"),
             Error::TooLarge => f.write_str("value does not fit a frame"),
@@ -111,7 +112,22 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+/// The cause of an encode or decode failure is the PSON error:
+///
+/// ```
+/// use std::error::Error as _;
+/// let e = thinger_std::Error::Decode(thinger_core::pson::Error::InvalidUtf8);
+/// assert_eq!(e.to_string(), "unexpected answer");
+/// assert!(e.source().is_some());
+/// ```
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Encode(e) | Error::Decode(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 /// Why a client could not be built.
 ///
@@ -138,16 +154,25 @@ pub enum BuildError {
 impl fmt::Display for BuildError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            BuildError::Tls(e) => write!(f, "TLS: {e}"),
+            // Causes are `source()`, not repeated here.
+            BuildError::Tls(_) => f.write_str("the TLS settings cannot be used"),
             BuildError::Resources(e) => write!(f, "resources: {e}"),
-            BuildError::Queue(e) => write!(f, "offline queue: {e}"),
-            BuildError::Runtime(e) => write!(f, "runtime: {e}"),
+            BuildError::Queue(_) => f.write_str("the offline queue file cannot be opened"),
+            BuildError::Runtime(_) => f.write_str("the client's runtime cannot be started"),
             BuildError::Config(e) => write!(f, "configuration: {e}"),
         }
     }
 }
 
-impl std::error::Error for BuildError {}
+impl std::error::Error for BuildError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            BuildError::Tls(e) => Some(e),
+            BuildError::Queue(e) | BuildError::Runtime(e) => Some(e),
+            BuildError::Resources(_) | BuildError::Config(_) => None,
+        }
+    }
+}
 
 impl From<TlsConfigError> for BuildError {
     fn from(e: TlsConfigError) -> Self {
