@@ -221,3 +221,34 @@ pub fn backoff_delay(initial: Duration, max: Duration, failures: u32, random: u3
     let delay = policy.delay(failures.saturating_sub(1), u32::MAX - random);
     Duration::from_millis(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX))
 }
+
+/// How long a connection must stay up before the reconnect delays start over (as in
+/// thinger-std): a server that authenticates and then drops the device at once still sees
+/// growing delays.
+pub const HEALTHY_AFTER: Duration = Duration::from_secs(30);
+
+/// The reconnect loop's bookkeeping: thinger-core's `Reconnect` on embassy time.
+pub(crate) struct Retry {
+    reconnect: thinger_core::backoff::Reconnect,
+}
+
+impl Retry {
+    pub(crate) fn new(config: &Config<'_>) -> Retry {
+        let core = |d: Duration| core::time::Duration::from_millis(d.as_millis());
+        let policy = thinger_core::backoff::Backoff::new(core(config.backoff_initial), core(config.backoff_max));
+        Retry { reconnect: thinger_core::backoff::Reconnect::new(policy, core(HEALTHY_AFTER)) }
+    }
+
+    /// The delay before the next attempt, after one that began at `started` and was served
+    /// (authenticated) or not; `random` is a uniformly random `u32` (the jitter).
+    pub(crate) fn after(&mut self, started: embassy_time::Instant, served: bool, random: u32) -> Duration {
+        let at = |t: embassy_time::Instant| thinger_core::time::Instant::from_millis(t.as_millis());
+        if served {
+            // From the attempt's start: the handshake's seconds do not matter next to 30 s.
+            self.reconnect.connected(at(started));
+            self.reconnect.disconnected(at(embassy_time::Instant::now()));
+        }
+        let delay = self.reconnect.next_delay(u32::MAX - random);
+        Duration::from_millis(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX))
+    }
+}

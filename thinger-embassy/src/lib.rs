@@ -138,7 +138,7 @@ use thinger_core::session::{AuthFailure, Session};
 pub use client::Client;
 #[cfg(feature = "tls")]
 pub use config::Tls;
-pub use config::{Config, PLAIN_PORT, TLS_PORT, backoff_delay};
+pub use config::{Config, HEALTHY_AFTER, PLAIN_PORT, TLS_PORT, backoff_delay};
 #[cfg(feature = "flash")]
 pub use flash::FlashStore;
 pub use queue::{MAX_QUEUED, NoStore, QueueStore};

@@ -49,7 +49,7 @@ use thinger_core::queue::Ring;
 use thinger_core::resource::Thing;
 use thinger_core::session::Session;
 
-use crate::config::{Config, backoff_delay};
+use crate::config::{Config, Retry};
 use crate::runner::{Input, Outcome, serve};
 use crate::shared::{LinkState, Shared};
 use crate::{Buffers, Client, ConnectError, TX_SCRATCH};
@@ -132,14 +132,11 @@ where
 impl<T: Transport, G: RngCore + CryptoRng, const R: usize> OffloadRunner<'_, T, G, R> {
     /// Keeps the device connected, forever.
     pub async fn run(mut self) -> ! {
-        let mut failures: u32 = 0;
+        let mut retry = Retry::new(&self.config);
         loop {
-            match self.run_once().await {
-                Outcome::Served => failures = 1,
-                Outcome::Failed(_) => failures = failures.saturating_add(1),
-            }
-            let delay =
-                backoff_delay(self.config.backoff_initial, self.config.backoff_max, failures, self.rng.next_u32());
+            let started = EmbassyInstant::now();
+            let served = matches!(self.run_once().await, Outcome::Served);
+            let delay = retry.after(started, served, self.rng.next_u32());
             Timer::after(delay).await;
         }
     }

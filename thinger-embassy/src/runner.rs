@@ -15,7 +15,7 @@ use embedded_tls::{Aes128GcmSha256, TlsConfig, TlsConnection, TlsContext, TlsRea
 use rand_core::{CryptoRng, RngCore};
 use thinger_core::session::Phase;
 
-use crate::config::{Config, backoff_delay};
+use crate::config::{Config, Retry};
 use crate::queue::{self, NoStore, QueueStore};
 use crate::shared::{LinkState, Shared};
 #[cfg(feature = "tls")]
@@ -81,14 +81,11 @@ impl<'d, G: RngCore + CryptoRng, const R: usize, S: QueueStore> Runner<'d, G, R,
     }
 
     async fn connect_forever(&mut self) -> ! {
-        let mut failures: u32 = 0;
+        let mut retry = Retry::new(&self.config);
         loop {
-            match self.run_once().await {
-                Outcome::Served => failures = 1,
-                Outcome::Failed(_) => failures = failures.saturating_add(1),
-            }
-            let delay =
-                backoff_delay(self.config.backoff_initial, self.config.backoff_max, failures, self.rng.next_u32());
+            let started = EmbassyInstant::now();
+            let served = matches!(self.run_once().await, Outcome::Served);
+            let delay = retry.after(started, served, self.rng.next_u32());
             Timer::after(delay).await;
         }
     }
