@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use thinger_core::pson::Value;
-use thinger_server::{DeviceError, DeviceReply, Server, ServerConfig, TlsMode};
+use thinger_server::{DeviceError, DeviceReply, Limits, Server, ServerConfig, TlsMode};
 use thinger_std::ext::cmd::CmdConfig;
 use thinger_std::ext::fs::{DEFAULT_MAX_INLINE, FsConfig};
 use thinger_std::resources::Resources;
@@ -30,7 +30,10 @@ async fn device(name: &str, thing: Resources) -> (Server, Client) {
     if std::env::var("RUST_LOG").is_ok() {
         let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).try_init();
     }
-    let server = Server::start(ServerConfig::local().tls(TlsMode::Off)).await.unwrap();
+    // The server refuses, before sending, what would not fit the device's frames (32 KiB by
+    // default): tell it this device takes frames as large as its 3 × inline-limit buffer.
+    let limits = Limits { device_frame_limit: 3 * DEFAULT_MAX_INLINE, ..Limits::default() };
+    let server = Server::start(ServerConfig::local().tls(TlsMode::Off).limits(limits)).await.unwrap();
     let addr = server.tcp_addr();
     let client = Client::builder(USER, name, "secret")
         .host(addr.ip().to_string())
