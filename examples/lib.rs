@@ -66,7 +66,17 @@ impl Target {
 
     /// Always a local server (see [`Target::from_env_or_local`]).
     pub async fn local(device: &str) -> Result<Target, Box<dyn std::error::Error>> {
-        let server = Server::start(ServerConfig::local()).await?;
+        Target::local_with(device, ServerConfig::local()).await
+    }
+
+    /// A local server that keeps its data, its CA and its TLS key in `data_dir`, so the CA
+    /// and the server's public-key pin stay the same from one run to the next.
+    pub async fn local_in(device: &str, data_dir: &std::path::Path) -> Result<Target, Box<dyn std::error::Error>> {
+        Target::local_with(device, ServerConfig::local().data_dir(data_dir)).await
+    }
+
+    async fn local_with(device: &str, config: ServerConfig) -> Result<Target, Box<dyn std::error::Error>> {
+        let server = Server::start(config).await?;
         let ca = server.ca_cert_pem().ok_or("the local server has no generated CA")?;
         let http = format!("http://{}", server.http_addr());
         let local = Local { server, http, ca };

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --example tls_pinning                 # against a local server
-//! THINGER_PIN=spki-sha256:… cargo run --example tls_pinning   # with THINGER_* set: Thinger.io
+//! THINGER_PIN=spki-sha256:… cargo run --example tls_pinning   # a pin you have (local or Thinger.io)
 //! ```
 //!
 //! 1. Trust on first use: fetch the server's certificate (checked against the CA) and compute
@@ -20,7 +20,12 @@ use thinger_std::{ClientEvent, ConnectError};
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     init_logging();
-    let target = Target::from_env_or_local("pinned").await?;
+    // Locally, the server keeps its CA and TLS key in a folder of its own, so the pin printed
+    // below stays valid for the next run (`THINGER_PIN=… cargo run --example tls_pinning`).
+    let target = match thinger_std::ClientBuilder::from_env() {
+        Some(_) => Target::from_env_or_local("pinned").await?,
+        None => Target::local_in("pinned", &std::env::temp_dir().join("thinger-examples-tls-pinning")).await?,
+    };
     // The CA to check against: the local server's, or the public roots.
     let (host, port, ca_tls) = match &target.local {
         Some(local) => {

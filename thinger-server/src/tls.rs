@@ -75,18 +75,28 @@ impl GeneratedPki {
         let ca_params = ca_params()?;
         let ca_cert = ca_params.self_signed(&ca_key).map_err(tls_err)?;
         let ca_key_pem = ca_key.serialize_pem();
-        Self::issue(ca_cert.pem(), ca_cert.der().to_vec(), ca_key_pem, Issuer::new(ca_params, ca_key), extra_names)
+        let leaf_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(tls_err)?;
+        Self::issue(
+            ca_cert.pem(),
+            ca_cert.der().to_vec(),
+            ca_key_pem,
+            Issuer::new(ca_params, ca_key),
+            leaf_key,
+            extra_names,
+        )
     }
 
-    /// Like [`GeneratedPki::generate`], but keeps the CA in `dir` (`ca.pem`, `ca-key.pem`):
-    /// an existing one is reused, so clients that trust it keep working across restarts;
-    /// the server certificate is issued anew each time.
+    /// Like [`GeneratedPki::generate`], but keeps the CA in `dir` (`ca.pem`, `ca-key.pem`) and
+    /// the server's key (`server-key.pem`): existing ones are reused, so clients that trust
+    /// the CA, or pin the server's public key (`spki-sha256:`), keep working across restarts;
+    /// the server certificate itself is issued anew each time.
     ///
     /// ```
     /// let dir = std::env::temp_dir().join(format!("thinger-pki-doc-{}", std::process::id()));
     /// let first = thinger_server::GeneratedPki::load_or_generate(&dir, &[]).unwrap();
     /// let again = thinger_server::GeneratedPki::load_or_generate(&dir, &[]).unwrap();
     /// assert_eq!(first.ca_pem, again.ca_pem);
+    /// assert_eq!(first.server_key_pem, again.server_key_pem);
     /// std::fs::remove_dir_all(&dir).unwrap();
     /// ```
     pub fn load_or_generate(dir: &Path, extra_names: &[String]) -> Result<GeneratedPki, ServerError> {
@@ -102,15 +112,23 @@ impl GeneratedPki {
             let ca_key = KeyPair::from_pem(&key_pem).map_err(tls_err)?;
             // The same key and subject as the stored certificate: what it signs chains to it.
             let issuer = Issuer::new(ca_params()?, ca_key);
-            return Self::issue(ca_pem, ca_der, key_pem, issuer, extra_names);
+            let leaf_path = dir.join("server-key.pem");
+            let leaf_key = if leaf_path.exists() {
+                let pem = String::from_utf8(read_file(&leaf_path, "server key")?)
+                    .map_err(|e| ServerError::Tls(format!("{}: {e}", leaf_path.display())))?;
+                KeyPair::from_pem(&pem).map_err(tls_err)?
+            } else {
+                let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(tls_err)?;
+                write_file(&leaf_path, &key.serialize_pem())?;
+                key
+            };
+            return Self::issue(ca_pem, ca_der, key_pem, issuer, leaf_key, extra_names);
         }
         let pki = Self::generate(extra_names)?;
         std::fs::create_dir_all(dir).map_err(|e| ServerError::io(format!("cannot create {}", dir.display()), e))?;
-        let write = |path: &Path, text: &str| {
-            std::fs::write(path, text).map_err(|e| ServerError::io(format!("cannot write {}", path.display()), e))
-        };
-        write(&key_path, &pki.ca_key_pem)?;
-        write(&cert_path, &pki.ca_pem)?;
+        write_file(&key_path, &pki.ca_key_pem)?;
+        write_file(&cert_path, &pki.ca_pem)?;
+        write_file(&dir.join("server-key.pem"), &pki.server_key_pem)?;
         Ok(pki)
     }
 
@@ -119,6 +137,7 @@ impl GeneratedPki {
         ca_der: Vec<u8>,
         ca_key_pem: String,
         issuer: Issuer<'static, KeyPair>,
+        key: KeyPair,
         extra_names: &[String],
     ) -> Result<GeneratedPki, ServerError> {
         let mut names = vec!["localhost".to_owned()];
@@ -138,7 +157,6 @@ impl GeneratedPki {
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.not_before = date_time_ymd(2024, 1, 1);
         params.not_after = date_time_ymd(2049, 12, 31);
-        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(tls_err)?;
         let cert = params.signed_by(&key, &issuer).map_err(tls_err)?;
         Ok(GeneratedPki {
             ca_pem,
@@ -150,6 +168,10 @@ impl GeneratedPki {
             server_key_der: key.serialize_der(),
         })
     }
+}
+
+fn write_file(path: &Path, text: &str) -> Result<(), ServerError> {
+    std::fs::write(path, text).map_err(|e| ServerError::io(format!("cannot write {}", path.display()), e))
 }
 
 fn server_config(
