@@ -305,4 +305,6 @@ fn error_response(e: &DeviceError) -> Response {
 }
 
 mod rest;
-pub use rest::{RestDevice, cli};
+pub use rest::RestDevice;
+#[cfg(feature = "cli")]
+pub use rest::cli;

@@ -1,11 +1,15 @@
 //! The pusher over a REST API (`RestDevice`) and the `thinger-server ota` command.
 
+#[cfg(feature = "cli")]
 use std::ffi::OsString;
+#[cfg(feature = "cli")]
 use std::path::PathBuf;
+#[cfg(feature = "cli")]
 use std::process::ExitCode;
 use std::time::Duration;
 
 use axum::body::Bytes;
+#[cfg(feature = "cli")]
 use clap::Parser;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
@@ -13,7 +17,9 @@ use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use thinger_core::pson::Value;
 
-use super::{DeviceLink, LinkError, PushOptions, push};
+use super::{DeviceLink, LinkError};
+#[cfg(feature = "cli")]
+use super::{PushOptions, push};
 
 /// A device reached through a Thinger.io-style REST API over plain HTTP (the local
 /// server's), with `Authorization: Bearer` when a token is given.
@@ -137,6 +143,7 @@ impl DeviceLink for RestDevice {
 
 /// Pushes a firmware image to a device through a server's REST API, as the official tools
 /// do (options, begin, write chunks, end, reboot), resuming after dropped links.
+#[cfg(feature = "cli")]
 #[derive(Parser, Debug)]
 #[command(name = "thinger-server ota")]
 struct OtaArgs {
@@ -172,6 +179,8 @@ struct OtaArgs {
 }
 
 /// `thinger-server ota …`: `args` starts with the `ota` word.
+#[cfg(feature = "cli")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cli")))]
 pub async fn cli(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     // Shown as the program name in usage and errors.
     let argv = std::iter::once(OsString::from("thinger-server ota")).chain(args.into_iter().skip(1));
