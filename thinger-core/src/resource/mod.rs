@@ -181,7 +181,7 @@ where
 }
 
 /// What a handler closure may return: `()` or `Result<(), E>` for any error that converts
-/// into a [`HandlerError`] (such as [`HandlerError`] itself or [`pson::Error`](crate::pson::Error),
+/// into a [`HandlerError`] (such as [`HandlerError`] itself or [`pson::Error`],
 /// so `?` works on [`Output`] writes).
 ///
 /// ```

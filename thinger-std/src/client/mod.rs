@@ -160,7 +160,8 @@ impl Client {
 
     /// Connection events (connecting, connected, auth failed, disconnected with the reason,
     /// backoff, ...). The stream starts with where the client already is when that is
-    /// connected ([`ClientEvent::Connected`]) or stopped ([`ClientEvent::Stopped`]), so a
+    /// connected ([`ClientEvent::Connected`](crate::ClientEvent::Connected)) or stopped
+    /// ([`ClientEvent::Stopped`](crate::ClientEvent::Stopped)), so a
     /// caller that subscribes after the connection came up still sees it; then every event
     /// from the moment of the call. A receiver that falls more than 32 events behind skips
     /// the oldest.
