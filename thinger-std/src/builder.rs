@@ -282,7 +282,7 @@ impl ClientBuilder {
     /// assert!(b.build().is_ok());
     /// ```
     pub fn queue_window(mut self, window: usize) -> Self {
-        self.queue_window = window.clamp(1, 32);
+        self.queue_window = window.clamp(1, crate::command::MAX_QUEUE_WINDOW);
         self
     }
     /// The session buffer in bytes (default 32 KiB): 3/8 receive (the largest frame

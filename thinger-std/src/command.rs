@@ -14,6 +14,9 @@ use crate::queue::Op;
 use crate::transport::Target;
 
 /// Everything the builder decided.
+/// Largest offline-queue window ([`ClientBuilder::queue_window`](crate::ClientBuilder::queue_window)).
+pub(crate) const MAX_QUEUE_WINDOW: usize = 32;
+
 pub(crate) struct Settings {
     pub(crate) user: String,
     pub(crate) device: String,

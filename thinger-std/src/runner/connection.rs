@@ -7,7 +7,8 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use rand_core::OsRng;
-use thinger_core::session::{self, Config, DisconnectReason, Session};
+use thinger_core::queue::Settled;
+use thinger_core::session::{self, Config, DisconnectReason, RequestId, Session};
 use thinger_core::time::Instant;
 use typed_arena::Arena;
 
@@ -17,7 +18,7 @@ use crate::event::{ClientEvent, Status};
 use crate::resources::{Captured, Handler};
 use crate::transport::Conn;
 
-use super::convert::{Ev, own, send_call};
+use super::convert::{Ev, own, queue_answer, send_call};
 use super::driver::Driver;
 use super::handlers::{LastValue, Running, finished, resource_table, start_async_handlers};
 use super::link::Link;
@@ -149,19 +150,11 @@ pub(super) async fn serve(
                             let now = clock.now();
                             let _ = send_call(&mut link.session, now, &CallSpec::UnlockSync { sync, lock });
                         }
-                    } else if let Some(seq) = link.queued.remove(&id) {
-                        match result {
-                            Err(Error::Disconnected) => {}
-                            Err(Error::Timeout) => {
-                                // Resend from the oldest unacknowledged entry, in order.
-                                link.queued.clear();
-                                link.sent = 0;
-                            }
-                            other => {
-                                link.sent = link.sent.saturating_sub(1);
-                                driver.complete_queued(seq, other.map(drop));
-                            }
-                        }
+                    } else if let Some(Settled::Done(seq)) = link.queued.answered(RequestId(id), queue_answer(&result))
+                    {
+                        // Answered (stored, or refused for good): it leaves the queue. A lost
+                        // answer sends everything again from the front, in order.
+                        driver.complete_queued(seq, result.map(drop));
                     }
                 }
                 Ev::Subscribed { id, initial } => {

@@ -40,6 +40,14 @@ pub(super) fn send_op(session: &mut Sess<'_>, now: Instant, op: &Op) -> Result<R
     }
 }
 
+/// How the answer to a queued entry came back, for the core's [`InFlight`](thinger_core::queue::InFlight).
+pub(super) fn queue_answer<T>(result: &Result<T, Error>) -> thinger_core::queue::Answer {
+    match result {
+        Err(Error::Timeout | Error::Disconnected) => thinger_core::queue::Answer::Lost,
+        _ => thinger_core::queue::Answer::Delivered,
+    }
+}
+
 pub(super) fn session_error(e: session::Error) -> Error {
     match e {
         session::Error::NotConnected => Error::Disconnected,

@@ -14,6 +14,7 @@ use crate::error::Error;
 use crate::event::{ClientEvent, Status};
 use crate::pson_util::RawPson;
 use crate::queue::{OfflineQueue, Pushed};
+use thinger_core::queue::Pumped;
 
 use super::convert::{send_call, send_op, session_error};
 use super::link::Link;
@@ -309,17 +310,16 @@ impl Driver {
             }
         }
         // Queued writes, in order, up to the window.
-        while link.queued.len() < window {
-            let Some(entry) = self.queue.get(link.sent) else { break };
-            let seq = entry.seq;
-            match send_op(&mut link.session, now, &entry.op) {
-                Ok(id) => {
-                    link.queued.insert(id.0, seq);
-                    link.sent += 1;
-                }
-                Err(session::Error::TransmitBufferFull) => return true,
-                Err(session::Error::TooManyPending) => break,
-                Err(e) => self.complete_queued(seq, Err(session_error(e))),
+        loop {
+            let Link { queued, session, .. } = link;
+            let queue = &self.queue;
+            match queued.pump(window, |position| {
+                let entry = queue.get(position)?;
+                Some((entry.seq, send_op(session, now, &entry.op)))
+            }) {
+                Pumped::Idle => break,
+                Pumped::Blocked => return true,
+                Pumped::Failed { seq, error } => self.complete_queued(seq, Err(session_error(error))),
             }
         }
         // MQTT publishes on open topic streams.
