@@ -12,43 +12,71 @@ use tokio::sync::{broadcast, watch};
 use crate::event::{ClientEvent, Status};
 
 /// The sending side: the runner publishes through it, handles subscribe through it.
+///
+/// The event channel exists only while someone listens: it is made by the first
+/// [`Announcer::subscribe`] and dropped at the first event published after its last
+/// receiver is gone. A gateway's thousands of clients that nobody watches keep no event
+/// ring (a ring of 32 events is about 2.3 KiB).
 #[derive(Debug, Clone)]
 pub(crate) struct Announcer {
-    events: broadcast::Sender<ClientEvent>,
-    lock: Arc<Mutex<()>>,
+    events: Arc<Mutex<Option<broadcast::Sender<ClientEvent>>>>,
+    capacity: usize,
 }
 
 impl Announcer {
     /// An announcer whose receivers keep up to `capacity` unread events.
     pub(crate) fn new(capacity: usize) -> Announcer {
-        let (events, _) = broadcast::channel(capacity);
-        Announcer { events, lock: Arc::new(Mutex::new(())) }
+        Announcer { events: Arc::new(Mutex::new(None)), capacity: capacity.max(1) }
     }
 
-    fn guard(&self) -> MutexGuard<'_, ()> {
-        // The lock guards no data: a panic elsewhere while holding it leaves nothing broken.
-        self.lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn guard(&self) -> MutexGuard<'_, Option<broadcast::Sender<ClientEvent>>> {
+        // A panic elsewhere while holding the lock leaves at worst a channel without
+        // receivers, which the next event drops.
+        self.events.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn send(events: &mut Option<broadcast::Sender<ClientEvent>>, event: ClientEvent) {
+        if let Some(tx) = events.as_ref()
+            && tx.send(event).is_err()
+        {
+            // Nobody listens any more: free the ring.
+            *events = None;
+        }
     }
 
     /// Publishes an event that does not change the status.
     pub(crate) fn emit(&self, event: ClientEvent) {
-        let _held = self.guard();
-        let _ = self.events.send(event);
+        Self::send(&mut self.guard(), event);
     }
 
     /// Changes the status and publishes the event that reports it, as one step.
     pub(crate) fn transition(&self, status: &watch::Sender<Status>, to: Status, event: Option<ClientEvent>) {
-        let _held = self.guard();
+        let mut events = self.guard();
         status.send_replace(to);
         if let Some(event) = event {
-            let _ = self.events.send(event);
+            Self::send(&mut events, event);
         }
     }
 
     /// A receiver of the events from now on, and the status they continue from.
     pub(crate) fn subscribe(&self, status: &watch::Receiver<Status>) -> (broadcast::Receiver<ClientEvent>, Status) {
-        let _held = self.guard();
-        (self.events.subscribe(), *status.borrow())
+        let mut events = self.guard();
+        let rx = match events.as_ref() {
+            Some(tx) => tx.subscribe(),
+            None => {
+                let (tx, rx) = broadcast::channel(self.capacity);
+                *events = Some(tx);
+                rx
+            }
+        };
+        (rx, *status.borrow())
+    }
+
+    /// Whether an event channel is held (someone subscribed and an event has not yet found
+    /// it without receivers).
+    #[cfg(test)]
+    fn has_channel(&self) -> bool {
+        self.guard().is_some()
     }
 }
 
@@ -59,5 +87,38 @@ pub(crate) fn initial_event(status: Status) -> Option<ClientEvent> {
         Status::Connected => Some(ClientEvent::Connected),
         Status::Stopped => Some(ClientEvent::Stopped),
         Status::Connecting | Status::Disconnected => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_event_ring_lives_only_while_someone_listens() {
+        let announcer = Announcer::new(4);
+        let (status_tx, status_rx) = watch::channel(Status::Connecting);
+        // Nobody listens: publishing keeps no channel.
+        announcer.emit(ClientEvent::Connected);
+        assert!(!announcer.has_channel());
+        let (mut rx, status) = announcer.subscribe(&status_rx);
+        assert_eq!(status, Status::Connecting);
+        announcer.transition(&status_tx, Status::Connected, Some(ClientEvent::Connected));
+        assert_eq!(rx.try_recv().ok(), Some(ClientEvent::Connected));
+        // A second subscriber shares the channel and sees what comes next.
+        let (mut rx2, status) = announcer.subscribe(&status_rx);
+        assert_eq!(status, Status::Connected);
+        announcer.emit(ClientEvent::Stopped);
+        assert_eq!(rx.try_recv().ok(), Some(ClientEvent::Stopped));
+        assert_eq!(rx2.try_recv().ok(), Some(ClientEvent::Stopped));
+        drop((rx, rx2));
+        assert!(announcer.has_channel());
+        // The first event after the last receiver left frees it.
+        announcer.emit(ClientEvent::Connected);
+        assert!(!announcer.has_channel());
+        // And a new subscriber gets a new one.
+        let (mut rx3, _) = announcer.subscribe(&status_rx);
+        announcer.emit(ClientEvent::Stopped);
+        assert_eq!(rx3.try_recv().ok(), Some(ClientEvent::Stopped));
     }
 }

@@ -9,6 +9,7 @@ use thinger_core::resource::HandlerError;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::backoff::Backoff;
+use crate::capacity::Capacity;
 use crate::error::Error;
 use crate::queue::Op;
 use crate::transport::Target;
@@ -25,6 +26,7 @@ pub(crate) struct Settings {
     /// How long a connection must stay authenticated before the backoff starts over.
     pub(crate) healthy_after: Duration,
     pub(crate) buffer_size: usize,
+    pub(crate) capacity: Capacity,
     pub(crate) firmware: Option<String>,
     pub(crate) queue_window: usize,
 }

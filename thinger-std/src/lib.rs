@@ -74,6 +74,8 @@ mod announce;
 #[cfg(feature = "tokio")]
 mod builder;
 #[cfg(feature = "tokio")]
+mod capacity;
+#[cfg(feature = "tokio")]
 mod client;
 #[cfg(feature = "tokio")]
 mod command;
@@ -99,6 +101,8 @@ pub use queue::{Overflow, QueueConfig};
 
 #[cfg(feature = "tokio")]
 pub use builder::{ClientBuilder, DEFAULT_HOST};
+#[cfg(feature = "tokio")]
+pub use capacity::Capacity;
 #[cfg(feature = "tokio")]
 pub use client::{Client, QoS};
 #[cfg(feature = "tokio")]

@@ -85,7 +85,8 @@ impl Driver {
             }
             tokio::select! {
                 out = &mut fut => return Some(out),
-                cmd = self.cmd_rx.recv() => self.on_command(cmd.map(|c| *c), None),
+                // No connection: the table sizes do not matter.
+                cmd = self.cmd_rx.recv() => self.on_command::<0, 0, 0>(cmd.map(|c| *c), None),
             }
         }
     }
@@ -111,7 +112,11 @@ impl Driver {
         }
     }
 
-    pub(super) fn on_command(&mut self, cmd: Option<Command>, mut link: Option<&mut Link<'_>>) {
+    pub(super) fn on_command<const R: usize, const S: usize, const P: usize>(
+        &mut self,
+        cmd: Option<Command>,
+        mut link: Option<&mut Link<'_, R, S, P>>,
+    ) {
         let Some(cmd) = cmd else {
             // Every client handle is gone.
             self.stop = true;
@@ -237,7 +242,11 @@ impl Driver {
 
     /// Moves waiting work into the session. Returns true when the transmit buffer must be
     /// drained first.
-    pub(super) fn pump(&mut self, link: &mut Link<'_>, window: usize) -> bool {
+    pub(super) fn pump<const R: usize, const S: usize, const P: usize>(
+        &mut self,
+        link: &mut Link<'_, R, S, P>,
+        window: usize,
+    ) -> bool {
         let now = link.clock.now();
         // Answers of async handlers.
         while let Some((stream_id, result)) = link.replies.pop_front() {
@@ -356,7 +365,12 @@ impl Driver {
     }
 
     /// Hands subscription data to its stream; a stream that was dropped is unsubscribed.
-    pub(super) fn deliver(&mut self, link: &mut Link<'_>, key: u64, item: SubItem) {
+    pub(super) fn deliver<const R: usize, const S: usize, const P: usize>(
+        &mut self,
+        link: &mut Link<'_, R, S, P>,
+        key: u64,
+        item: SubItem,
+    ) {
         let Some(spec) = self.spec_mut(key) else { return };
         let Some(data) = &spec.data else { return };
         match data.try_send(item) {

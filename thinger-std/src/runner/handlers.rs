@@ -11,7 +11,7 @@ use thinger_core::resource::HandlerError;
 
 use thinger_core::resource::Thing;
 
-use crate::resources::{AsyncProxy, Captured, Completed, Handler, MAX_RESOURCES};
+use crate::resources::{AsyncProxy, Captured, Completed, Handler};
 
 /// The last value an async output computed, shown to the server while the next runs.
 pub(super) type LastValue = Arc<Mutex<Option<Vec<u8>>>>;
@@ -44,11 +44,11 @@ pub(super) fn last_values(handlers: &[(String, Handler)]) -> Vec<Option<LastValu
 
 /// The core's resource table for one connection: sync handlers borrowed as they are, async
 /// ones behind a proxy that starts their future into `captured` and defers the answer.
-pub(super) fn resource_table<'a>(
+pub(super) fn resource_table<'a, const R: usize>(
     handlers: &'a mut [(String, Handler)],
     captured: &'a RefCell<Vec<Captured>>,
-) -> Thing<'a, MAX_RESOURCES> {
-    let mut thing: Thing<'a, MAX_RESOURCES> = Thing::new();
+) -> Thing<'a, R> {
+    let mut thing: Thing<'a, R> = Thing::new();
     for (index, (path, handler)) in handlers.iter_mut().enumerate() {
         let added = match handler {
             Handler::Sync(resource) => thing.add(path.as_str(), &mut **resource),
