@@ -4,7 +4,6 @@ use std::cell::{Cell, RefCell};
 use std::io;
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use rand_core::OsRng;
 use thinger_core::session::{self, Config, DisconnectReason, Session};
@@ -19,7 +18,7 @@ use crate::transport::Conn;
 
 use super::convert::{Ev, own, send_call};
 use super::driver::Driver;
-use super::handlers::{LastValue, Running, finished, resource_table, start_async_handlers};
+use super::handlers::{LastValue, Running, finished, next_finished, resource_table, start_async_handlers};
 use super::link::Link;
 use super::session::{Clock, Sess, core_duration};
 
@@ -127,7 +126,7 @@ pub(super) async fn serve<const R: usize, const S: usize, const P: usize>(
     let read_chunk = (settings.buffer_size / 4).clamp(1024, 16 * 1024);
     let mut inbuf: Vec<u8> = Vec::new();
     let mut inpos = 0usize;
-    let mut running: FuturesUnordered<Running> = FuturesUnordered::new();
+    let mut running: Option<FuturesUnordered<Running>> = None;
     let mut authenticated = None;
     let mut refused = false;
     let mut reason: Option<DisconnectReason> = None;
@@ -330,7 +329,7 @@ pub(super) async fn serve<const R: usize, const S: usize, const P: usize>(
                 }
             }
             cmd = driver.cmd_rx.recv(), if !driver.stop => driver.on_command(cmd.map(|c| *c), Some(&mut link)),
-            Some((stream_id, index, result)) = running.next(), if !running.is_empty() => {
+            (stream_id, index, result) = next_finished(&mut running) => {
                 if let Some(answer) = finished(lasts, stream_id, index, result) {
                     link.replies.push_back((stream_id, answer));
                 }

@@ -24,10 +24,27 @@ pub(super) type Running = Pin<Box<dyn Future<Output = (u16, usize, Result<Comple
 /// Starts the futures of async handlers called since the last batch. Each knows the
 /// server request it answers (`Call::stream_id`), so replies can never be crossed; a future
 /// started by stream data is run for its effect and answers nothing.
-pub(super) fn start_async_handlers(captured: &RefCell<Vec<Captured>>, running: &mut FuturesUnordered<Running>) {
+///
+/// The set of running futures is made by the first one (a device without async handlers
+/// never allocates it).
+pub(super) fn start_async_handlers(captured: &RefCell<Vec<Captured>>, running: &mut Option<FuturesUnordered<Running>>) {
     for c in std::mem::take(&mut *captured.borrow_mut()) {
         let (id, resource, future) = (c.stream_id.unwrap_or(0), c.index, c.future);
-        running.push(Box::pin(async move { (id, resource, future.await) }));
+        running.get_or_insert_with(FuturesUnordered::new).push(Box::pin(async move { (id, resource, future.await) }));
+    }
+}
+
+/// The next async handler to finish; never, when none runs.
+pub(super) async fn next_finished(
+    running: &mut Option<FuturesUnordered<Running>>,
+) -> (u16, usize, Result<Completed, HandlerError>) {
+    use futures_util::StreamExt;
+    match running.as_mut() {
+        Some(set) if !set.is_empty() => match set.next().await {
+            Some(done) => done,
+            None => std::future::pending().await,
+        },
+        _ => std::future::pending().await,
     }
 }
 

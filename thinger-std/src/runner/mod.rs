@@ -102,9 +102,9 @@ impl Runner {
     /// # });
     /// ```
     pub fn run(self) -> impl std::future::Future<Output = ()> + Send + 'static {
-        let (done_tx, done_rx) = oneshot::channel::<()>();
-        // Dropped with this future: tells the pool task to stop.
-        let (cancel_tx, cancel_rx) = oneshot::channel::<()>();
+        // The pool task says "done" through it; dropping this future (the receiver) tells
+        // the pool task to stop.
+        let (mut done_tx, done_rx) = oneshot::channel::<()>();
         let job: pool::Job = Box::new(move || {
             // Boxed as it is, so that the task holds the runner once (an `async` block that
             // moved `self` into `run_local` would keep both).
@@ -112,14 +112,13 @@ impl Runner {
             Box::pin(async move {
                 tokio::select! {
                     () = running => {}
-                    _ = cancel_rx => {}
+                    () = done_tx.closed() => {}
                 }
                 let _ = done_tx.send(());
             })
         });
         let spawned = pool::spawn(job);
         async move {
-            let _cancel = cancel_tx;
             match spawned {
                 Ok(()) => {
                     let _ = done_rx.await;
