@@ -13,7 +13,7 @@ use crate::command::{CallReply, CallSpec, Command, CommandRx, Stats, SubItem, Su
 use crate::error::Error;
 use crate::event::{ClientEvent, Status};
 use crate::pson_util::RawPson;
-use crate::queue::{OfflineQueue, Pushed};
+use crate::queue::{OfflineQueue, Op, Pushed};
 
 use super::convert::{send_call, send_op, session_error};
 use super::link::Link;
@@ -227,6 +227,16 @@ impl Driver {
 
     /// A queued entry got its answer: remove it and tell its waiter.
     pub(super) fn complete_queued(&mut self, seq: u64, result: Result<(), Error>) {
+        if let Err(error) = &result {
+            let op = self.queue.position(seq).and_then(|i| self.queue.get(i)).map(|e| e.op);
+            let (target, endpoint) = match op {
+                Some(Op::WriteBucket { bucket, .. }) => (bucket, false),
+                Some(Op::CallEndpoint { endpoint, .. }) => (endpoint, true),
+                None => (String::new(), false),
+            };
+            tracing::warn!("queued write to {target} dropped: {error}");
+            self.emit(ClientEvent::QueuedWriteFailed { target, endpoint, error: error.clone() });
+        }
         if let Err(e) = self.queue.remove(seq) {
             tracing::error!("offline queue storage: {e}");
         }
