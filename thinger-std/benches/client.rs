@@ -456,6 +456,7 @@ fn main() {
             (1_000, false, 4096, true),
             (10_000, false, 4096, true),
             (10_000, false, 4096, false),
+            (10_000, false, 2048, true),
             (1_000, false, 32 * 1024, false),
             (1_000, true, 4096, true),
         ]

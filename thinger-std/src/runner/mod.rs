@@ -222,7 +222,8 @@ impl Runner {
                 driver.set_status(Status::Disconnected);
                 let delay = reconnect.next_delay(Backoff::random());
                 driver.emit(ClientEvent::Backoff { attempt: reconnect.failures(), delay });
-                if driver.service_while(tokio::time::sleep(delay)).await.is_none() {
+                // Boxed like the connect future: the loop holds neither between uses.
+                if driver.service_while(Box::pin(tokio::time::sleep(delay))).await.is_none() {
                     break;
                 }
             }
