@@ -45,6 +45,9 @@
 //! `run()` future is `Send`: `tokio::spawn(runner.run())` on any runtime, thousands of
 //! them for a gateway of virtual devices (the connections run on a pool of one thread per
 //! core, see [`Runner`]). [`Runner::run_local`] runs the same loop in place (not `Send`).
+//! A gateway's devices are small with [`ClientBuilder::capacity`]`(`[`Capacity::Compact`]`)`
+//! and a 4 KiB [`ClientBuilder::buffer_size`]: about 12 KiB each over plain TCP
+//! (docs/benchmarks-std.md).
 //!
 //! ## What the client guarantees
 //! * Protocol behaviour (keep-alives, dead-peer detection, request timeouts, streams,
