@@ -7,8 +7,13 @@
 //! thousands of small virtual devices picks `Compact` with
 //! [`ClientBuilder::capacity`](crate::ClientBuilder::capacity).
 
-/// The sizes of a client's session tables; see the [module](self) and
-/// [`ClientBuilder::capacity`](crate::ClientBuilder::capacity).
+/// The sizes of a client's session tables: resources, open streams and subscriptions,
+/// requests in flight ([`ClientBuilder::capacity`](crate::ClientBuilder::capacity)).
+///
+/// The core session keeps these tables inline at a size fixed when it is compiled, so they
+/// are a large part of what one client costs: 6.2 KiB for `Standard`, 2.3 KiB for
+/// `Compact`. A desktop device keeps the default; a gateway running thousands of small
+/// virtual devices picks `Compact`.
 ///
 /// ```
 /// use thinger_std::Capacity;
