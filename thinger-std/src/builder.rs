@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use thinger_core::resource::Resource;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 use crate::announce::Announcer;
 use crate::backoff::Backoff;
@@ -12,7 +12,6 @@ use crate::capacity::Capacity;
 use crate::client::Client;
 use crate::command::Settings;
 use crate::error::BuildError;
-use crate::event::Status;
 use crate::queue::{OfflineQueue, QueueConfig};
 use crate::resources::{AsyncHandler, Handler, Resources};
 use crate::runner::Runner;
@@ -433,7 +432,6 @@ impl ClientBuilder {
         let queue = OfflineQueue::open(&self.queue).map_err(BuildError::Queue)?;
         let (cmd_tx, cmd_rx) = mpsc::channel(1024);
         let announcer = Announcer::new(EVENT_BUFFER);
-        let (status_tx, status_rx) = watch::channel(Status::Connecting);
         let settings = Settings {
             user: self.user,
             device: self.device,
@@ -449,8 +447,8 @@ impl ClientBuilder {
             queue_window: self.queue_window,
         };
         let handlers: Vec<(String, Handler)> = handlers;
-        let runner = Runner::new(settings, handlers, cmd_rx, announcer.clone(), status_tx, queue);
-        let client = Client::new(cmd_tx, status_rx, announcer, self.request_timeout);
+        let runner = Runner::new(settings, handlers, cmd_rx, announcer.clone(), queue);
+        let client = Client::new(cmd_tx, announcer, self.request_timeout);
         Ok((client, runner))
     }
 

@@ -6,7 +6,7 @@ use std::future::Future;
 use thinger_core::iotmp::DynEncodePson;
 use thinger_core::resource::HandlerError;
 use thinger_core::session;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::announce::Announcer;
 use crate::command::{CallReply, CallSpec, Command, CommandRx, Stats, SubItem, SubKind};
@@ -28,7 +28,6 @@ const MAX_OUTBOX: usize = 256;
 pub(super) struct Driver {
     pub(super) cmd_rx: CommandRx,
     pub(super) events: Announcer,
-    pub(super) status: watch::Sender<Status>,
     pub(super) queue: OfflineQueue,
     pub(super) acks: HashMap<u64, oneshot::Sender<Result<(), Error>>>,
     pub(super) flushes: Vec<oneshot::Sender<Result<(), Error>>>,
@@ -40,17 +39,18 @@ pub(super) struct Driver {
     pub(super) stats: Stats,
 }
 
+impl Drop for Driver {
+    /// Whoever waits for a status change stops waiting: there will be none.
+    fn drop(&mut self) {
+        self.events.runner_gone();
+    }
+}
+
 impl Driver {
-    pub(super) fn new(
-        cmd_rx: CommandRx,
-        events: Announcer,
-        status: watch::Sender<Status>,
-        queue: OfflineQueue,
-    ) -> Driver {
+    pub(super) fn new(cmd_rx: CommandRx, events: Announcer, queue: OfflineQueue) -> Driver {
         Driver {
             cmd_rx,
             events,
-            status,
             queue,
             acks: HashMap::new(),
             flushes: Vec::new(),
@@ -68,12 +68,12 @@ impl Driver {
     }
 
     pub(super) fn set_status(&self, status: Status) {
-        self.events.transition(&self.status, status, None);
+        self.events.transition(status, None);
     }
 
     /// A status change and the event that reports it, seen together by every subscriber.
     pub(super) fn transition(&self, status: Status, event: ClientEvent) {
-        self.events.transition(&self.status, status, Some(event));
+        self.events.transition(status, Some(event));
     }
 
     /// Runs `fut` while answering commands; `None` when the client is told to stop.

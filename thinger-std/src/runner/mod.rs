@@ -20,7 +20,7 @@ mod session;
 mod subscriptions;
 
 use thinger_core::backoff::Reconnect;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::oneshot;
 
 use crate::announce::Announcer;
 use crate::backoff::Backoff;
@@ -72,10 +72,9 @@ impl Runner {
         handlers: Vec<(String, Handler)>,
         cmd_rx: CommandRx,
         events: Announcer,
-        status: watch::Sender<Status>,
         queue: OfflineQueue,
     ) -> Runner {
-        let driver = Driver::new(cmd_rx, events, status, queue);
+        let driver = Driver::new(cmd_rx, events, queue);
         Runner { settings, handlers, driver }
     }
 
