@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use thinger_core::resource::Resource;
-use tokio::sync::mpsc;
 
 use crate::announce::Announcer;
 use crate::backoff::Backoff;
@@ -430,7 +429,7 @@ impl ClientBuilder {
         let port = self.port.unwrap_or_else(|| self.transport.default_port());
         let target = Target::new(&self.host, port, self.transport, &self.tls, self.connect_timeout)?;
         let queue = OfflineQueue::open(&self.queue).map_err(BuildError::Queue)?;
-        let (cmd_tx, cmd_rx) = mpsc::channel(1024);
+        let (cmd_tx, cmd_rx) = crate::mailbox::channel(1024);
         let announcer = Announcer::new(EVENT_BUFFER);
         let settings = Settings {
             user: self.user,

@@ -59,11 +59,11 @@ pub(crate) type CallReply = oneshot::Sender<Result<Option<Vec<u8>>, Error>>;
 /// Where "done" (or why not) goes.
 pub(crate) type DoneReply = oneshot::Sender<Result<(), Error>>;
 
-/// The handles' side of the command channel. Commands travel boxed: the channel's first
-/// block holds 32 slots per device, 8 bytes each instead of a whole `Command` (88 bytes).
-pub(crate) type CommandTx = mpsc::Sender<Box<Command>>;
+/// The handles' side of the command channel. Commands travel boxed: a queue slot is 8
+/// bytes instead of a whole `Command` (88 bytes).
+pub(crate) type CommandTx = crate::mailbox::Sender<Box<Command>>;
 /// The runner's side of the command channel.
-pub(crate) type CommandRx = mpsc::Receiver<Box<Command>>;
+pub(crate) type CommandRx = crate::mailbox::Receiver<Box<Command>>;
 
 /// What a [`Client`](crate::Client) asks of the runner.
 pub(crate) enum Command {

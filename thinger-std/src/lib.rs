@@ -84,6 +84,8 @@ mod client;
 mod command;
 #[cfg(any(feature = "ext-cmd", feature = "ext-fs"))]
 pub mod ext;
+#[cfg(feature = "tokio")]
+mod mailbox;
 #[cfg(all(feature = "tokio", unix))]
 pub mod ota;
 #[cfg(feature = "tokio")]
