@@ -46,7 +46,7 @@
 //! them for a gateway of virtual devices (the connections run on a pool of one thread per
 //! core, see [`Runner`]). [`Runner::run_local`] runs the same loop in place (not `Send`).
 //! A gateway's devices are small with [`ClientBuilder::capacity`]`(`[`Capacity::Compact`]`)`
-//! and a 4 KiB [`ClientBuilder::buffer_size`]: about 12 KiB each over plain TCP
+//! and a 4 KiB [`ClientBuilder::buffer_size`]: about 10.5 KiB each over plain TCP
 //! (docs/benchmarks-std.md).
 //!
 //! ## What the client guarantees
