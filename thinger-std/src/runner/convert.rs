@@ -13,7 +13,11 @@ use crate::queue::Op;
 
 use super::session::Sess;
 
-pub(super) fn send_call(session: &mut Sess<'_>, now: Instant, spec: &CallSpec) -> Result<RequestId, session::Error> {
+pub(super) fn send_call<const R: usize, const S: usize, const P: usize>(
+    session: &mut Sess<'_, R, S, P>,
+    now: Instant,
+    spec: &CallSpec,
+) -> Result<RequestId, session::Error> {
     match spec {
         CallSpec::ReadProperty { property } => session.read_property(now, property),
         CallSpec::SetProperty { property, value } => session.set_property(now, property, &RawPson(value), true),
@@ -30,7 +34,11 @@ pub(super) fn send_call(session: &mut Sess<'_>, now: Instant, spec: &CallSpec) -
     }
 }
 
-pub(super) fn send_op(session: &mut Sess<'_>, now: Instant, op: &Op) -> Result<RequestId, session::Error> {
+pub(super) fn send_op<const R: usize, const S: usize, const P: usize>(
+    session: &mut Sess<'_, R, S, P>,
+    now: Instant,
+    op: &Op,
+) -> Result<RequestId, session::Error> {
     match op {
         Op::WriteBucket { bucket, record } => session.write_bucket(now, bucket, &RawPson(record)),
         Op::CallEndpoint { endpoint, data } => {
