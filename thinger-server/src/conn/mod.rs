@@ -3,11 +3,13 @@
 //! [`handshake`] reads and checks the CONNECT; [`state`] holds what a live connection
 //! knows; the read loop here hands each frame to the concern that owns it: [`requests`]
 //! (what the server asks of the device, and the streams it opens), [`cloud`] (the cloud
-//! calls the device makes) and [`subscriptions`] (the events the device subscribed to).
+//! calls the device makes), [`sessions`] (byte streams opened for callers) and
+//! [`subscriptions`] (the events the device subscribed to).
 
 mod cloud;
 mod handshake;
 mod requests;
+mod sessions;
 mod state;
 mod subscriptions;
 
@@ -111,6 +113,7 @@ pub(crate) async fn serve(
         streams: HashMap::new(),
         stream_by_sid: HashMap::new(),
         subs: HashMap::new(),
+        sessions: HashMap::new(),
         next_sid: (random_u64() & 0xffff) as u16,
         frame_limit: hub.config.limits.device_frame_limit,
         events: event_tx,
@@ -242,7 +245,9 @@ impl Conn {
             MessageType::Run => self.on_cloud_call(&msg),
             MessageType::StartStream => self.on_subscribe(&msg),
             MessageType::StopStream => {
-                self.subs.remove(&msg.stream_id);
+                if !self.on_session_stop(msg.stream_id) {
+                    self.subs.remove(&msg.stream_id);
+                }
                 self.out.send(ok(msg.stream_id, None));
             }
             MessageType::Describe => {
