@@ -44,6 +44,7 @@ pub(crate) fn router(hub: Arc<Hub>) -> Router {
         .route("/v1/users/{user}/endpoints", get(list_endpoints))
         .route("/v1/users/{user}/endpoints/{endpoint}/call", post(call_endpoint))
         .route("/v1/users/{user}/endpoints/{endpoint}/calls", get(endpoint_calls))
+        .merge(crate::gateway::router(Arc::clone(&hub)))
         .route_layer(middleware::from_fn_with_state(Arc::clone(&hub), require_token));
     Router::new()
         .merge(api)
@@ -55,10 +56,10 @@ pub(crate) fn router(hub: Arc<Hub>) -> Router {
 }
 
 /// An error answered as `{"error": message}`.
-struct ApiError(StatusCode, String);
+pub(crate) struct ApiError(pub(crate) StatusCode, pub(crate) String);
 
 impl ApiError {
-    fn new(status: u16, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: u16, message: impl Into<String>) -> Self {
         ApiError(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), message.into())
     }
 }
@@ -75,7 +76,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-type ApiResult = Result<Response, ApiError>;
+pub(crate) type ApiResult = Result<Response, ApiError>;
 
 /// The token of `Authorization: Bearer T` (scheme in any case) or `?authorization=T`.
 fn presented_token(request: &Request) -> Option<&str> {
@@ -225,7 +226,7 @@ async fn read_resource(
 
 /// Reads a request body, at most `max_body_size` bytes (chunked included) within the body
 /// timeout; 413 beyond the size, 408 past the time.
-async fn read_body(hub: &Hub, body: Body) -> Result<Bytes, ApiError> {
+pub(crate) async fn read_body(hub: &Hub, body: Body) -> Result<Bytes, ApiError> {
     let limits = &hub.config.limits;
     match tokio::time::timeout(limits.http_body_timeout, axum::body::to_bytes(body, limits.max_body_size)).await {
         Err(_) => Err(ApiError::new(408, "request body not received in time")),
@@ -261,7 +262,7 @@ fn check_property_size(hub: &Hub, device: &str, property: &str, value: &Value) -
 }
 
 /// Parses a JSON request body into a PSON value (`None` for an empty body).
-fn json_body(body: &Bytes) -> Result<Option<Value>, ApiError> {
+pub(crate) fn json_body(body: &Bytes) -> Result<Option<Value>, ApiError> {
     crate::wire::json_to_pson(body).map_err(|e| ApiError::new(400, e))
 }
 

@@ -36,6 +36,7 @@ mod api;
 mod config;
 mod conn;
 mod error;
+mod gateway;
 mod guard;
 mod http;
 mod hub;

@@ -152,7 +152,9 @@ fn run(st: &Shared, out: &mpsc::UnboundedSender<Vec<u8>>, sid: u16, resource: &s
         let size = input.get("size");
         let cols = size.and_then(|s| s.get("cols")).and_then(Value::as_u64).unwrap_or(0);
         let rows = size.and_then(|s| s.get("rows")).and_then(Value::as_u64).unwrap_or(0);
-        if cols == 0 || rows == 0 {
+        if !st.lock().unwrap().sizes.contains_key(session) {
+            let _ = out.send(error(sid, 404, "no such terminal session"));
+        } else if cols == 0 || rows == 0 {
             let _ = out.send(error(sid, 400, "rows and cols must be greater than 0"));
         } else {
             st.lock().unwrap().sizes.insert(session.to_owned(), (cols, rows));
