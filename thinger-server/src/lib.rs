@@ -42,6 +42,9 @@ mod http;
 mod hub;
 mod limits;
 pub mod ota;
+#[cfg(feature = "cli")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cli")))]
+pub mod remote;
 mod store;
 mod stream;
 mod tls;
