@@ -63,11 +63,7 @@ async fn tunnel(target: Target, query: String, socket: TcpStream, peer: SocketAd
     let down = async {
         while let Some(Ok(msg)) = source.next().await {
             match msg {
-                Message::Binary(b) => {
-                    if w.write_all(&b).await.is_err() {
-                        break;
-                    }
-                }
+                Message::Binary(b) if w.write_all(&b).await.is_err() => break,
                 Message::Close(_) => break,
                 _ => {}
             }
