@@ -45,6 +45,7 @@ pub mod ota;
 #[cfg(feature = "cli")]
 #[cfg_attr(docsrs, doc(cfg(feature = "cli")))]
 pub mod remote;
+mod rest;
 mod store;
 mod stream;
 mod tls;
@@ -259,7 +260,7 @@ impl Server {
             })
         };
         tasks.push(tokio::spawn(transport::accept_tcp(tcp, Arc::clone(&handler), hub.shutdown.clone())));
-        let router = api::router(Arc::clone(&hub));
+        let router = api::router(Arc::clone(&hub), gateway::router(Arc::clone(&hub)));
         let settings = http::HttpSettings {
             header_timeout: hub.config.limits.http_header_timeout,
             max_connections: hub.config.limits.max_http_connections,

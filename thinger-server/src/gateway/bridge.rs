@@ -15,8 +15,8 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 
-use crate::api::ApiError;
 use crate::error::StreamError;
+use crate::rest::ApiError;
 use crate::stream::DeviceStream;
 
 /// Largest WebSocket message or frame a caller may send (the device gets it in frames that

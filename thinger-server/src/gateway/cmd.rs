@@ -12,8 +12,8 @@ use serde_json::json;
 use thinger_core::pson::Value;
 
 use super::{Gateway, session_name};
-use crate::api::{ApiError, ApiResult, json_body, read_body};
 use crate::error::StreamError;
+use crate::rest::{ApiError, ApiResult, json_body, read_body};
 use crate::stream::StreamReceiver;
 
 /// Decodes UTF-8 across chunk boundaries: what is complete of `carry` + `bytes` (invalid

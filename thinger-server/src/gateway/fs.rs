@@ -18,8 +18,8 @@ use sha2::Digest;
 use thinger_core::pson::Value;
 
 use super::{Gateway, session_name};
-use crate::api::{ApiError, ApiResult};
 use crate::error::DeviceError;
+use crate::rest::{ApiError, ApiResult};
 use crate::stream::{StreamReceiver, StreamSender};
 use crate::vocab::DeviceRequest;
 

@@ -26,9 +26,9 @@ use std::sync::Arc;
 use axum::Router;
 use axum::routing::{delete, get, post, put};
 
-use crate::api::ApiError;
 use crate::error::StreamError;
 use crate::hub::Hub;
+use crate::rest::ApiError;
 use crate::util::random_u64;
 
 /// What the routes share: the hub and the proxy listeners they opened.

@@ -15,8 +15,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
 use super::{Gateway, bridge, session_name};
-use crate::api::{ApiError, ApiResult, json_body, read_body};
 use crate::hub::Hub;
+use crate::rest::{ApiError, ApiResult, json_body, read_body};
 use crate::stream::DeviceStream;
 
 /// A listener opened by `POST …/proxy/listeners`.

@@ -10,9 +10,9 @@ use serde_json::json;
 use thinger_core::pson::Value;
 
 use super::{Gateway, bridge, session_name, valid_session};
-use crate::api::{ApiError, ApiResult, json_body, read_body};
 use crate::error::DeviceError;
 use crate::hub::Hub;
+use crate::rest::{ApiError, ApiResult, json_body, read_body};
 use crate::vocab::DeviceRequest;
 
 fn size(query: &HashMap<String, String>, key: &str, default: u64) -> Result<u64, ApiError> {

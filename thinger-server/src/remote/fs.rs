@@ -156,7 +156,11 @@ pub(super) async fn run(args: Args) -> Result<(), String> {
             }
             let body = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
             let reply: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-            println!("uploaded {} sha256 {}", rate(size, started), reply.get("sha256").and_then(|v| v.as_str()).unwrap_or("?"));
+            println!(
+                "uploaded {} sha256 {}",
+                rate(size, started),
+                reply.get("sha256").and_then(|v| v.as_str()).unwrap_or("?")
+            );
             Ok(())
         }
     }
