@@ -51,9 +51,14 @@ pub struct Limits {
     /// server keeps open to one device connection at once; more are refused
     /// ([`DeviceError::TooManyStreams`](crate::DeviceError::TooManyStreams), HTTP 429).
     pub max_device_streams: usize,
-    /// Most bytes one such stream buffers from the device for a caller that does not read;
-    /// beyond it the stream is stopped ([`StreamError::Overflow`](crate::StreamError::Overflow)).
+    /// Most bytes one such stream buffers from the device for its caller. Past half of it
+    /// the server stops reading from that device (TCP pushes back on it) until the caller
+    /// reads; past all of it, or when the caller has not caught up within
+    /// `stream_stall_timeout`, the stream is stopped
+    /// ([`StreamError::Overflow`](crate::StreamError::Overflow)).
     pub stream_buffer: usize,
+    /// How long one backlogged stream may hold up reading from its device.
+    pub stream_stall_timeout: Duration,
     /// Most server-side proxy listeners (`POST …/proxy`) open for one device.
     pub max_proxy_listeners: usize,
 }
@@ -74,6 +79,7 @@ impl Default for Limits {
             event_queue: 1024,
             max_device_streams: 32,
             stream_buffer: 4 * 1024 * 1024,
+            stream_stall_timeout: Duration::from_secs(10),
             max_proxy_listeners: 8,
         }
     }

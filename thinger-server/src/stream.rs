@@ -72,6 +72,7 @@ pub struct StreamSender {
 pub struct StreamReceiver {
     rx: mpsc::UnboundedReceiver<SessionItem>,
     buffered: Arc<AtomicUsize>,
+    drained: Arc<tokio::sync::Notify>,
     end: Option<StreamError>,
     _shared: Arc<Shared>,
 }
@@ -120,11 +121,12 @@ pub(crate) async fn open(
         Ok(Ok(Ok(o))) => o,
     };
     guard.cmd = None;
+    let drained = opened.drained;
     let shared =
         Arc::new(Shared { key, cmd, out: opened.out, sid: opened.sid, frame_limit: opened.frame_limit, ended });
     Ok(DeviceStream {
         sender: StreamSender { shared: Arc::clone(&shared) },
-        receiver: StreamReceiver { rx, buffered, end: None, _shared: shared },
+        receiver: StreamReceiver { rx, buffered, drained, end: None, _shared: shared },
         params: opened.params,
         payload: opened.payload,
     })
@@ -230,6 +232,7 @@ impl StreamReceiver {
             Some(SessionItem::Data(v)) => {
                 let size = approx_size(&v);
                 self.buffered.fetch_sub(size.min(self.buffered.load(Ordering::Relaxed)), Ordering::Relaxed);
+                self.drained.notify_one();
                 Ok(v)
             }
             Some(SessionItem::End(end)) => {

@@ -136,6 +136,8 @@ pub(crate) struct Opened {
     pub sid: u16,
     pub out: Outbox,
     pub frame_limit: usize,
+    /// To signal the connection when the caller took something from the buffer.
+    pub drained: Arc<tokio::sync::Notify>,
     /// The OK's F2 and F3.
     pub params: Option<Value>,
     pub payload: Option<Value>,

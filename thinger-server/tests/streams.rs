@@ -68,10 +68,14 @@ async fn refused_offline_unknown_and_device_stop() {
     server.shutdown().await;
 }
 
-/// A raw scripted device: accepts every START_STREAM, then floods.
 #[tokio::test]
 async fn caller_that_does_not_read_is_cut_off_and_others_are_unharmed() {
-    let limits = Limits { stream_buffer: 256 * 1024, max_device_streams: 2, ..Limits::default() };
+    let limits = Limits {
+        stream_buffer: 256 * 1024,
+        stream_stall_timeout: Duration::from_millis(300),
+        max_device_streams: 2,
+        ..Limits::default()
+    };
     let server = start(limits).await;
     let mut dev = online(server.tcp_addr(), "u", "flood").await;
     let other = gateway::spawn(server.tcp_addr(), "u", "gw").await;
@@ -85,7 +89,8 @@ async fn caller_that_does_not_read_is_cut_off_and_others_are_unharmed() {
     };
     let (stream, sid) = tokio::join!(open, answer);
     let mut stream = stream.unwrap();
-    // 1 MiB the caller does not read: the server stops the stream at 256 KiB.
+    // 1 MiB the caller does not read: the server stops reading from the device at half the
+    // buffer, and stops the stream once the caller stayed behind for the stall timeout.
     let chunk = Value::Bytes(vec![7; 16 * 1024]);
     for _ in 0..64 {
         dev.send(enc(OutgoingMessage::new(MessageType::StreamData, sid).payload(OutField::Pson(&chunk)))).await;
@@ -147,5 +152,38 @@ async fn device_that_never_answers_times_out_and_disconnect_ends_streams() {
         tokio::time::timeout(Duration::from_secs(5), s.recv()).await.unwrap().err(),
         Some(StreamError::Disconnected)
     );
+    server.shutdown().await;
+}
+
+/// A caller that reads slowly is not cut off: the server stops reading from the device while
+/// the caller is behind (TCP pushes back), and every byte arrives.
+#[tokio::test]
+async fn slow_caller_gets_every_byte_through_backpressure() {
+    let limits = Limits { stream_buffer: 128 * 1024, ..Limits::default() };
+    let server = start(limits).await;
+    let mut dev = online(server.tcp_addr(), "u", "fast").await;
+    let open = server.open_stream("u", "fast", "$proxy/a", None);
+    let answer = async {
+        let f = dev.frame().await;
+        dev.send(enc(OutgoingMessage::new(MessageType::Ok, f.sid))).await;
+        f.sid
+    };
+    let (stream, sid) = tokio::join!(open, answer);
+    let mut stream = stream.unwrap();
+    let total = 2 * 1024 * 1024;
+    let flood = tokio::spawn(async move {
+        let chunk = Value::Bytes(vec![1; 16 * 1024]);
+        for _ in 0..total / (16 * 1024) {
+            dev.send(enc(OutgoingMessage::new(MessageType::StreamData, sid).payload(OutField::Pson(&chunk)))).await;
+        }
+        dev
+    });
+    let mut got = 0;
+    while got < total {
+        got += stream.recv_bytes().await.unwrap().len();
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+    assert_eq!(got, total);
+    let _dev = flood.await.unwrap();
     server.shutdown().await;
 }

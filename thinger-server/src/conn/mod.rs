@@ -114,6 +114,8 @@ pub(crate) async fn serve(
         stream_by_sid: HashMap::new(),
         subs: HashMap::new(),
         sessions: HashMap::new(),
+        drained: Arc::new(tokio::sync::Notify::new()),
+        paused_since: None,
         next_sid: (random_u64() & 0xffff) as u16,
         frame_limit: hub.config.limits.device_frame_limit,
         events: event_tx,
@@ -126,6 +128,14 @@ pub(crate) async fn serve(
         hub.unsubscribe(&conn.user, conn_id);
     }
     hub.unregister(&conn.user, &conn.device, conn_id);
+}
+
+/// Sleeps until `at`, or forever without one.
+async fn sleep_or_never(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 impl Conn {
@@ -151,7 +161,30 @@ impl Conn {
             if self.out.overflowed() {
                 return "send queue overflow (device not reading)".into();
             }
+            // A caller behind on a byte stream: stop reading from the device (TCP pushes
+            // back on it) until the caller catches up, for at most the stall timeout.
+            let paused = self.stream_backlogged();
+            let stall = match (paused, self.paused_since) {
+                (false, _) => {
+                    self.paused_since = None;
+                    None
+                }
+                (true, Some(t)) => Some(t),
+                (true, None) => {
+                    let t = Instant::now();
+                    self.paused_since = Some(t);
+                    Some(t)
+                }
+            };
+            if paused {
+                // Time paused is not the device's silence.
+                deadline = Instant::now() + silence;
+            }
+            let stall_deadline = stall.map(|t| t + self.hub.config.limits.stream_stall_timeout);
+            let drained = Arc::clone(&self.drained);
             tokio::select! {
+                () = drained.notified(), if paused => {}
+                () = sleep_or_never(stall_deadline) => self.stop_backlogged(),
                 _ = shutdown.changed() => {
                     self.out.send(disconnect(REASON_SHUTDOWN, "server shutting down"));
                     return "server shutting down".into();
@@ -163,7 +196,7 @@ impl Conn {
                     }
                 }
                 Some(event) = event_rx.recv() => self.on_event(&event),
-                read = reader.read(&mut buf) => match read {
+                read = reader.read(&mut buf), if !paused => match read {
                     Ok(0) => {
                         if buf.is_empty() {
                             return "closed by device".into();

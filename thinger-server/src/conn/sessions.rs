@@ -3,6 +3,7 @@
 //! STOP_STREAM from either side. Each session has its own bounded buffer toward the caller,
 //! and a connection holds at most [`Limits::max_device_streams`](crate::Limits) of them.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use thinger_core::iotmp::{Message, MessageType};
@@ -53,6 +54,7 @@ impl Conn {
                 sid,
                 out: self.out.clone(),
                 frame_limit: self.frame_limit,
+                drained: Arc::clone(&self.drained),
                 params: owned(msg.parameters),
                 payload: owned(msg.payload),
             };
@@ -75,6 +77,27 @@ impl Conn {
             };
             let _ = reply.send(Err(failure));
         }
+    }
+
+    /// Whether a session's caller is more than half its buffer behind (the connection then
+    /// stops reading from the device until it catches up).
+    pub(super) fn stream_backlogged(&self) -> bool {
+        self.sessions.values().any(|s| s.sink.buffered.load(Ordering::Relaxed) > s.sink.limit / 2)
+    }
+
+    /// Stops the sessions whose callers stayed behind for the whole stall timeout.
+    pub(super) fn stop_backlogged(&mut self) {
+        let behind: Vec<(u16, usize)> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.sink.buffered.load(Ordering::Relaxed) > s.sink.limit / 2)
+            .map(|(sid, s)| (*sid, s.sink.limit))
+            .collect();
+        for (sid, limit) in behind {
+            tracing::info!(device = %self.device, sid, "stream stopped: the caller stopped reading");
+            self.stop_session(sid, SessionEnd::Overflow(limit));
+        }
+        self.paused_since = None;
     }
 
     /// STREAM_DATA for a session; false if `sid` is no session.

@@ -67,6 +67,10 @@ pub(super) struct Conn {
     pub(super) subs: HashMap<u16, Subscription>,
     /// Byte streams opened for callers, by stream id.
     pub(super) sessions: HashMap<u16, Session>,
+    /// Signalled by a session's receiver when it took something from its buffer.
+    pub(super) drained: Arc<tokio::sync::Notify>,
+    /// Since when reading from the device has been paused for a backlogged session.
+    pub(super) paused_since: Option<Instant>,
     pub(super) next_sid: u16,
     /// This connection's event queue, handed to the hub once it subscribes to something.
     pub(super) events: EventTx,
