@@ -251,3 +251,64 @@ async fn routes_need_the_token() {
     assert_eq!(status, 401);
     server.shutdown().await;
 }
+
+/// Hostile or broken peers of a transfer get typed errors and leave nothing open.
+#[tokio::test]
+async fn transfers_with_broken_peers_end_cleanly() {
+    let config = ServerConfig::local().tls(TlsMode::Off).device_timeout(Duration::from_millis(300));
+    let server = Server::start(config).await.unwrap();
+    // A device that accepts an upload and never acknowledges: 504 after the ack wait.
+    let mut mute = common::online(server.tcp_addr(), "u", "mute").await;
+    let addr = server.http_addr();
+    let upload = tokio::spawn(async move {
+        let body = vec![9u8; 3 * 1024 * 1024];
+        let head = format!("PUT /v3/users/u/devices/mute/fs/upload/f HTTP/1.1\r\nContent-Length: {}", body.len());
+        raw_http(addr, &head, &body).await
+    });
+    let start = mute.frame().await;
+    assert!(start.is(thinger_core::iotmp::MessageType::StartStream));
+    assert_eq!(start.params.as_ref().and_then(|p| p.get("size")).and_then(|s| s.as_u64()), Some(3 * 1024 * 1024));
+    let ok = thinger_core::pson!({"chunk_size": 65536u64});
+    mute.send(common::enc(
+        thinger_core::iotmp::OutgoingMessage::new(thinger_core::iotmp::MessageType::Ok, start.sid)
+            .parameters(thinger_core::iotmp::OutField::Pson(&ok)),
+    ))
+    .await;
+    // It gets at most the 2 MiB window (plus a chunk), then the stream is stopped.
+    let mut got = 0usize;
+    let stop = loop {
+        let f = mute.frame().await;
+        if f.is(thinger_core::iotmp::MessageType::StopStream) {
+            break f;
+        }
+        if let Some(thinger_core::pson::Value::Bytes(b)) = &f.payload {
+            got += b.len();
+        }
+    };
+    assert_eq!(stop.sid, start.sid);
+    assert!(got <= 2 * 1024 * 1024 + 64 * 1024, "{got}");
+    let (status, _, _) = upload.await.unwrap();
+    assert_eq!(status, 504);
+
+    // A client whose body ends before its Content-Length: the stream is stopped.
+    let dev = gateway::spawn(server.tcp_addr(), "u", "gw").await;
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "PUT /v3/users/u/devices/gw/fs/upload/half HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 1000000\r\n\r\n"
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(&[1u8; 100_000]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(s);
+    let mut stopped = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if !dev.lock().unwrap().stopped.is_empty() {
+            stopped = true;
+            break;
+        }
+    }
+    assert!(stopped, "the upload stream stays open after its client left");
+    assert!(!dev.lock().unwrap().files.contains_key("half"));
+    server.shutdown().await;
+}
