@@ -68,7 +68,7 @@ fn open_accept_data_both_ways_and_server_stop() {
     // START_STREAM is not answered by the session: the application decides.
     assert!(h.feed(&start(40, "$terminal/abc", &size())).is_empty());
     match h.session.poll_event() {
-        Some(Event::ChannelOpened { stream_id: 40, resource: 0, params: Some(p) }) => {
+        Some(Event::ChannelOpened { stream_id: 40, resource: 0, path: "$terminal/abc", params: Some(p) }) => {
             assert_eq!(p.get("cols").and_then(|v| v.as_u64()), Some(80));
             assert_eq!(p.get("rows").and_then(|v| v.as_u64()), Some(24));
         }

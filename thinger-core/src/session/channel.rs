@@ -81,18 +81,24 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
     pub(super) fn open_channel(&mut self, m: &Message<'_>, index: usize, tx: &mut [u8], inbox: &mut [u8]) -> Flow {
         let id = m.stream_id;
         let mut scratch = [0u8; 1 + varint::MAX_LEN_U64];
-        let params = Self::field_bytes(m.parameters_pson(), m.parameters, &mut scratch);
-        let payload = match params {
-            Some(bytes) => match self.store_raw(bytes, inbox) {
-                Payload::None => return Flow::Blocked,
-                Payload::TooLarge => {
-                    let _ = self.queue_handler_error(tx, id, HandlerError::new(413, "parameters too large"));
-                    return Flow::Consumed;
-                }
-                p => p,
-            },
-            None => Payload::None,
+        let params = Self::field_bytes(m.parameters_pson(), m.parameters, &mut scratch).unwrap_or(&[]);
+        let path = m.resource.and_then(|r| r.as_str()).unwrap_or("");
+        // The params, then the path, in the event buffer (both or nothing).
+        let total = params.len() + path.len();
+        let Ok(params_len) = u16::try_from(params.len()) else {
+            let _ = self.queue_handler_error(tx, id, HandlerError::new(413, "parameters too large"));
+            return Flow::Consumed;
         };
+        if total > inbox.len() {
+            let _ = self.queue_handler_error(tx, id, HandlerError::new(413, "parameters too large"));
+            return Flow::Consumed;
+        }
+        if self.inbox.compact(inbox).len() < total {
+            return Flow::Blocked;
+        }
+        let _ = self.store_raw(params, inbox);
+        let _ = self.store_raw(path.as_bytes(), inbox);
+        let payload = Payload::Inbox(total);
         // The server reusing an id replaces the earlier channel.
         if self.channels.iter().any(|c| c.id == id) {
             keep_where(&mut self.channels, |c| c.id != id);
@@ -103,7 +109,7 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
             let _ = self.queue_handler_error(tx, id, HandlerError::new(503, "too many channels"));
             return Flow::Consumed;
         }
-        self.push(Record::ChannelOpened { stream_id: id, resource: index, payload });
+        self.push(Record::ChannelOpened { stream_id: id, resource: index, payload, params_len });
         Flow::Consumed
     }
 

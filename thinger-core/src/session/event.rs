@@ -240,6 +240,8 @@ pub enum Event<'e> {
         stream_id: u16,
         /// Index of the resource in the table.
         resource: usize,
+        /// The path the server opened (e.g. `$terminal/abc` on `$terminal/:session`).
+        path: &'e str,
         /// The START_STREAM parameters (F2), e.g. `{"cols": 80, "rows": 24}`.
         params: Option<PsonRef<'e>>,
     },

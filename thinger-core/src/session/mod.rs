@@ -229,7 +229,9 @@ enum Record {
     ChannelOpened {
         stream_id: u16,
         resource: usize,
+        /// The params (`params_len` bytes), then the path.
         payload: Payload,
+        params_len: u16,
     },
     ChannelData {
         stream_id: u16,
@@ -683,8 +685,16 @@ where
             Record::Deferred { stream_id, resource } => Event::Deferred { stream_id, resource },
             Record::StreamStarted { stream_id, resource } => Event::StreamStarted { stream_id, resource },
             Record::StreamStopped { stream_id } => Event::StreamStopped { stream_id },
-            Record::ChannelOpened { stream_id, resource, .. } => {
-                Event::ChannelOpened { stream_id, resource, params: data.ok().flatten() }
+            Record::ChannelOpened { stream_id, resource, payload, params_len } => {
+                let n = if let Payload::Inbox(n) = payload { n } else { 0 };
+                let stored = inbox.get(inbox_start..inbox_start + n).unwrap_or(&[]);
+                let (params, path) = stored.split_at(usize::from(params_len).min(stored.len()));
+                Event::ChannelOpened {
+                    stream_id,
+                    resource,
+                    path: core::str::from_utf8(path).unwrap_or(""),
+                    params: PsonRef::decode(params).ok(),
+                }
             }
             Record::ChannelData { stream_id, .. } => Event::ChannelData { stream_id, data: data.ok().flatten() },
             Record::ChannelClosed { stream_id } => Event::ChannelClosed { stream_id },
