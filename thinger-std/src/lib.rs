@@ -74,6 +74,8 @@ mod announce;
 #[cfg(feature = "tokio")]
 mod builder;
 #[cfg(feature = "tokio")]
+pub mod channel;
+#[cfg(feature = "tokio")]
 mod client;
 #[cfg(feature = "tokio")]
 mod command;
