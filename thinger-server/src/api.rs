@@ -5,7 +5,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -19,6 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::error::DeviceError;
 use crate::hub::{DeviceInfo, Hub, Lookup};
+use crate::rest::{ApiError, ApiResult, json_body, read_body};
 use crate::store::{BucketQuery, Op};
 use crate::transport::ws_halves;
 use crate::util::{constant_time_eq, error_message};
@@ -27,7 +28,8 @@ use crate::vocab::{Command, DeviceRequest, RawReply};
 type Shared = State<Arc<Hub>>;
 
 /// Builds the router.
-pub(crate) fn router(hub: Arc<Hub>) -> Router {
+/// `extensions` are more authenticated routes (the gateway extension routes).
+pub(crate) fn router(hub: Arc<Hub>, extensions: Router<Arc<Hub>>) -> Router {
     let api = Router::new()
         .route("/v1/users/{user}/devices", get(list_devices))
         .route("/v1/users/{user}/devices/{device}", get(get_device))
@@ -44,6 +46,7 @@ pub(crate) fn router(hub: Arc<Hub>) -> Router {
         .route("/v1/users/{user}/endpoints", get(list_endpoints))
         .route("/v1/users/{user}/endpoints/{endpoint}/call", post(call_endpoint))
         .route("/v1/users/{user}/endpoints/{endpoint}/calls", get(endpoint_calls))
+        .merge(extensions)
         .route_layer(middleware::from_fn_with_state(Arc::clone(&hub), require_token));
     Router::new()
         .merge(api)
@@ -53,29 +56,6 @@ pub(crate) fn router(hub: Arc<Hub>) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(hub)
 }
-
-/// An error answered as `{"error": message}`.
-struct ApiError(StatusCode, String);
-
-impl ApiError {
-    fn new(status: u16, message: impl Into<String>) -> Self {
-        ApiError(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), message.into())
-    }
-}
-
-impl From<DeviceError> for ApiError {
-    fn from(e: DeviceError) -> Self {
-        ApiError::new(e.status(), e.to_string())
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.0, Json(json!({ "error": self.1 }))).into_response()
-    }
-}
-
-type ApiResult = Result<Response, ApiError>;
 
 /// The token of `Authorization: Bearer T` (scheme in any case) or `?authorization=T`.
 fn presented_token(request: &Request) -> Option<&str> {
@@ -223,29 +203,6 @@ async fn read_resource(
     reply_response(hub.request(&user, &device, DeviceRequest::Run { resource, input: None }).await)
 }
 
-/// Reads a request body, at most `max_body_size` bytes (chunked included) within the body
-/// timeout; 413 beyond the size, 408 past the time.
-async fn read_body(hub: &Hub, body: Body) -> Result<Bytes, ApiError> {
-    let limits = &hub.config.limits;
-    match tokio::time::timeout(limits.http_body_timeout, axum::body::to_bytes(body, limits.max_body_size)).await {
-        Err(_) => Err(ApiError::new(408, "request body not received in time")),
-        Ok(Ok(bytes)) => Ok(bytes),
-        Ok(Err(e)) => {
-            let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
-            let mut too_large = false;
-            while let Some(s) = source {
-                too_large |= s.is::<http_body_util::LengthLimitError>();
-                source = s.source();
-            }
-            if too_large {
-                Err(ApiError::new(413, format!("request body larger than {} bytes", limits.max_body_size)))
-            } else {
-                Err(ApiError::new(400, format!("cannot read the request body: {e}")))
-            }
-        }
-    }
-}
-
 /// Refuses (413) a property value that, delivered as an event, would not fit the device's
 /// frame limit: it is checked before it is stored, so no subscriber is ever sent it.
 fn check_property_size(hub: &Hub, device: &str, property: &str, value: &Value) -> Result<(), ApiError> {
@@ -258,11 +215,6 @@ fn check_property_size(hub: &Hub, device: &str, property: &str, value: &Value) -
         ));
     }
     Ok(())
-}
-
-/// Parses a JSON request body into a PSON value (`None` for an empty body).
-fn json_body(body: &Bytes) -> Result<Option<Value>, ApiError> {
-    crate::wire::json_to_pson(body).map_err(|e| ApiError::new(400, e))
 }
 
 async fn write_resource(

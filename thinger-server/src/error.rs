@@ -64,6 +64,7 @@ impl std::error::Error for ServerError {
 /// assert_eq!(DeviceError::Failed { code: None, message: None }.status(), 404);
 /// assert_eq!(DeviceError::Failed { code: Some(418), message: None }.status(), 418);
 /// assert_eq!(DeviceError::Failed { code: Some(7), message: None }.status(), 500);
+/// assert_eq!(DeviceError::TooManyStreams { limit: 32 }.status(), 429);
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -90,6 +91,12 @@ pub enum DeviceError {
         /// The device's frame limit in bytes.
         limit: usize,
     },
+    /// The device connection already has as many open byte streams as
+    /// [`Limits::max_device_streams`](crate::Limits::max_device_streams) allows.
+    TooManyStreams {
+        /// The limit.
+        limit: usize,
+    },
 }
 
 impl DeviceError {
@@ -105,6 +112,7 @@ impl DeviceError {
             DeviceError::Offline | DeviceError::Unavailable => 503,
             DeviceError::Timeout => 504,
             DeviceError::TooLarge { .. } => 413,
+            DeviceError::TooManyStreams { .. } => 429,
             DeviceError::Failed { code: None, .. } => 404,
             DeviceError::Failed { code: Some(c), .. } => {
                 u16::try_from(*c).ok().filter(|c| (400..=599).contains(c)).unwrap_or(500)
@@ -123,6 +131,9 @@ impl fmt::Display for DeviceError {
             DeviceError::TooLarge { size, limit } => {
                 write!(f, "request of {size} bytes does not fit the device's frame limit of {limit} bytes")
             }
+            DeviceError::TooManyStreams { limit } => {
+                write!(f, "the device already has {limit} open streams")
+            }
             DeviceError::Failed { message: Some(m), .. } => f.write_str(m),
             DeviceError::Failed { code: None, message: None } => f.write_str("resource not found"),
             DeviceError::Failed { code: Some(c), message: None } => write!(f, "device error {c}"),
@@ -131,3 +142,79 @@ impl fmt::Display for DeviceError {
 }
 
 impl std::error::Error for DeviceError {}
+
+/// Why a byte stream to a device resource ([`DeviceStream`](crate::DeviceStream)) could not
+/// be opened, or ended.
+///
+/// ```
+/// use thinger_server::{DeviceError, StreamError};
+/// assert_eq!(StreamError::Open(DeviceError::Offline).status(), 503);
+/// assert_eq!(StreamError::Overflow { limit: 10 }.status(), 507);
+/// assert_eq!(StreamError::Closed.to_string(), "the stream was closed");
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum StreamError {
+    /// The stream could not be opened: unknown device, offline, no answer in time, refused
+    /// by the device (`Failed`, its ERROR to START_STREAM), or too many streams open.
+    Open(DeviceError),
+    /// The stream was closed: the device sent STOP_STREAM, or this side closed it.
+    Closed,
+    /// The device's connection ended.
+    Disconnected,
+    /// The caller did not read: more than this many bytes from the device were waiting, so
+    /// the stream was stopped (a device cannot make the server buffer without bound).
+    Overflow {
+        /// [`Limits::stream_buffer`](crate::Limits::stream_buffer).
+        limit: usize,
+    },
+    /// A value to send would not fit the device's frame limit as one frame.
+    TooLarge {
+        /// The frame's size in bytes.
+        size: usize,
+        /// The device's frame limit in bytes.
+        limit: usize,
+    },
+}
+
+impl StreamError {
+    /// The HTTP status the REST routes answer with: the [`DeviceError::status`] of an
+    /// opening failure, 410 closed, 503 disconnected, 507 overflow, 413 too large.
+    ///
+    /// ```
+    /// assert_eq!(thinger_server::StreamError::Disconnected.status(), 503);
+    /// ```
+    pub fn status(&self) -> u16 {
+        match self {
+            StreamError::Open(e) => e.status(),
+            StreamError::Closed => 410,
+            StreamError::Disconnected => 503,
+            StreamError::Overflow { .. } => 507,
+            StreamError::TooLarge { .. } => 413,
+        }
+    }
+}
+
+impl From<DeviceError> for StreamError {
+    fn from(e: DeviceError) -> Self {
+        StreamError::Open(e)
+    }
+}
+
+impl fmt::Display for StreamError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StreamError::Open(e) => write!(f, "cannot open the stream: {e}"),
+            StreamError::Closed => f.write_str("the stream was closed"),
+            StreamError::Disconnected => f.write_str("the device disconnected"),
+            StreamError::Overflow { limit } => {
+                write!(f, "more than {limit} bytes from the device were not read; the stream was stopped")
+            }
+            StreamError::TooLarge { size, limit } => {
+                write!(f, "a frame of {size} bytes does not fit the device's frame limit of {limit} bytes")
+            }
+        }
+    }
+}
+
+impl std::error::Error for StreamError {}

@@ -36,12 +36,18 @@ mod api;
 mod config;
 mod conn;
 mod error;
+mod gateway;
 mod guard;
 mod http;
 mod hub;
 mod limits;
 pub mod ota;
+#[cfg(feature = "cli")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cli")))]
+pub mod remote;
+mod rest;
 mod store;
+mod stream;
 mod tls;
 mod transport;
 mod util;
@@ -63,8 +69,9 @@ pub use config::{
     Credential, DEFAULT_HTTP_PORT, DEFAULT_HTTPS_PORT, DEFAULT_MAX_FRAME_SIZE, DEFAULT_TCP_PORT, DEFAULT_TLS_PORT,
     EndpointConfig, ServerConfig, TlsMode, UserToken, load_credentials, parse_credentials, parse_user_tokens,
 };
-pub use error::{DeviceError, ServerError};
+pub use error::{DeviceError, ServerError, StreamError};
 pub use limits::{DEFAULT_DEVICE_FRAME_LIMIT, Limits};
+pub use stream::{DeviceStream, StreamReceiver, StreamSender};
 pub use tls::GeneratedPki;
 
 use crate::hub::{Hub, Lookup};
@@ -253,7 +260,7 @@ impl Server {
             })
         };
         tasks.push(tokio::spawn(transport::accept_tcp(tcp, Arc::clone(&handler), hub.shutdown.clone())));
-        let router = api::router(Arc::clone(&hub));
+        let router = api::router(Arc::clone(&hub), gateway::router(Arc::clone(&hub)));
         let settings = http::HttpSettings {
             header_timeout: hub.config.limits.http_header_timeout,
             max_connections: hub.config.limits.max_http_connections,
@@ -429,6 +436,27 @@ impl Server {
     ) -> Result<DeviceReply, DeviceError> {
         let request = DeviceRequest::Run { resource: resource.to_owned(), input };
         into_reply(self.hub.request(user, device, request).await)
+    }
+
+    /// Opens a byte stream on a device resource: START_STREAM on `resource` (e.g.
+    /// `$terminal/s1`, `$proxy/p1`, `$fs/download/d1`) with `params` in F2, and waits (up to
+    /// the device timeout) for the device's OK. See [`DeviceStream`].
+    ///
+    /// ```no_run
+    /// # async fn f(server: thinger_server::Server) {
+    /// use thinger_core::pson;
+    /// let params = pson!({"protocol": "tcp", "address": "127.0.0.1", "port": 22, "secure": false});
+    /// let tunnel = server.open_stream("user1", "gw", "$proxy/p1", Some(params)).await.unwrap();
+    /// # }
+    /// ```
+    pub async fn open_stream(
+        &self,
+        user: &str,
+        device: &str,
+        resource: &str,
+        params: Option<Value>,
+    ) -> Result<DeviceStream, StreamError> {
+        stream::open(&self.hub, user, device, resource, params).await
     }
 
     /// Asks a device to describe its resources (or one resource) with DESCRIBE.

@@ -47,6 +47,20 @@ pub struct Limits {
     /// Hub events (property changes, topic messages, state changes) queued to one connection;
     /// beyond it events to that connection are dropped and counted.
     pub event_queue: usize,
+    /// Most byte streams (terminal, proxy, file transfer, streamed command sessions) the
+    /// server keeps open to one device connection at once; more are refused
+    /// ([`DeviceError::TooManyStreams`](crate::DeviceError::TooManyStreams), HTTP 429).
+    pub max_device_streams: usize,
+    /// Most bytes one such stream buffers from the device for its caller. Past half of it
+    /// the server stops reading from that device (TCP pushes back on it) until the caller
+    /// reads; past all of it, or when the caller has not caught up within
+    /// `stream_stall_timeout`, the stream is stopped
+    /// ([`StreamError::Overflow`](crate::StreamError::Overflow)).
+    pub stream_buffer: usize,
+    /// How long one backlogged stream may hold up reading from its device.
+    pub stream_stall_timeout: Duration,
+    /// Most server-side proxy listeners (`POST …/proxy`) open for one device.
+    pub max_proxy_listeners: usize,
 }
 
 impl Default for Limits {
@@ -63,6 +77,10 @@ impl Default for Limits {
             auth_max_delay: Duration::from_secs(60),
             auth_log_interval: Duration::from_secs(10),
             event_queue: 1024,
+            max_device_streams: 32,
+            stream_buffer: 4 * 1024 * 1024,
+            stream_stall_timeout: Duration::from_secs(10),
+            max_proxy_listeners: 8,
         }
     }
 }

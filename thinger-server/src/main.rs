@@ -18,6 +18,10 @@ use tracing_subscriber::EnvFilter;
 /// Devices connect with IOTMP on --tcp-port (plain), --tls-port (TLS) or
 /// ws://HOST:HTTP_PORT/iotmp (WebSocket). The REST API is on --http-port, e.g.
 /// `curl http://127.0.0.1:8080/v1/users/USER/devices`. Logs: RUST_LOG=debug for more.
+///
+/// Other commands (each with --help): `ota` pushes firmware; `terminal DEVICE` attaches
+/// this terminal to a device's shell; `proxy DEVICE --to HOST:PORT` tunnels a local port
+/// through a device; `fs get|put` transfers files; all through a running server's API.
 #[derive(Parser, Debug)]
 #[command(name = "thinger-server", version)]
 struct Args {
@@ -142,8 +146,12 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    if std::env::args_os().nth(1).is_some_and(|a| a == "ota") {
-        return thinger_server::ota::cli(std::env::args_os().skip(1)).await;
+    match std::env::args_os().nth(1).as_ref().and_then(|a| a.to_str()) {
+        Some("ota") => return thinger_server::ota::cli(std::env::args_os().skip(1)).await,
+        Some("terminal") => return thinger_server::remote::terminal_cli(std::env::args_os().skip(1)).await,
+        Some("proxy") => return thinger_server::remote::proxy_cli(std::env::args_os().skip(1)).await,
+        Some("fs") => return thinger_server::remote::fs_cli(std::env::args_os().skip(1)).await,
+        _ => {}
     }
     let args = Args::parse();
     let config = match config(args) {

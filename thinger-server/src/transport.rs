@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio_rustls::TlsAcceptor;
 
 use crate::ws::{WsReader, WsWriter};
@@ -67,6 +67,8 @@ pub(crate) struct Outbox {
     queued: Arc<AtomicUsize>,
     overflow: Arc<AtomicBool>,
     limit: usize,
+    /// Signalled by the writer after every write (for [`Outbox::send_paced`]).
+    room: Arc<Notify>,
 }
 
 impl Outbox {
@@ -81,6 +83,30 @@ impl Outbox {
             return false;
         }
         self.tx.send(Out::Frame(frame)).is_ok()
+    }
+
+    /// Queues a frame once the queue holds at most half its limit, waiting for the writer
+    /// to drain it first: bulk stream data waits for a slow device instead of overflowing
+    /// its queue (the other half stays free for replies and keep-alives). False once the
+    /// connection is closing.
+    pub(crate) async fn send_paced(&self, frame: Vec<u8>) -> bool {
+        let high_water = self.limit / 2;
+        loop {
+            if self.overflowed() || self.tx.is_closed() {
+                return false;
+            }
+            let notified = self.room.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.queued.load(Ordering::Relaxed).saturating_add(frame.len()) <= high_water {
+                return self.send(frame);
+            }
+            // The timer only matters when the writer is gone (no more notifications).
+            tokio::select! {
+                _ = notified => {}
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            }
+        }
     }
 
     /// Whether the device stopped reading long enough to overflow the queue.
@@ -99,11 +125,17 @@ pub(crate) fn spawn_writer(writer: Writer, limit: usize) -> Outbox {
     let (tx, rx) = mpsc::unbounded_channel();
     let queued = Arc::new(AtomicUsize::new(0));
     let overflow = Arc::new(AtomicBool::new(false));
-    tokio::spawn(write_loop(writer, rx, Arc::clone(&queued)));
-    Outbox { tx, queued, overflow, limit }
+    let room = Arc::new(Notify::new());
+    tokio::spawn(write_loop(writer, rx, Arc::clone(&queued), Arc::clone(&room)));
+    Outbox { tx, queued, overflow, limit, room }
 }
 
-async fn write_loop(mut writer: Writer, mut rx: mpsc::UnboundedReceiver<Out>, queued: Arc<AtomicUsize>) {
+async fn write_loop(
+    mut writer: Writer,
+    mut rx: mpsc::UnboundedReceiver<Out>,
+    queued: Arc<AtomicUsize>,
+    room: Arc<Notify>,
+) {
     let mut closing = false;
     while !closing {
         let Some(first) = rx.recv().await else { break };
@@ -137,6 +169,7 @@ async fn write_loop(mut writer: Writer, mut rx: mpsc::UnboundedReceiver<Out>, qu
                 r
             }
         };
+        room.notify_waiters();
         match result {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
@@ -150,6 +183,7 @@ async fn write_loop(mut writer: Writer, mut rx: mpsc::UnboundedReceiver<Out>, qu
         }
     }
     rx.close();
+    room.notify_waiters();
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
         match &mut writer {
             Writer::Io(w) => {

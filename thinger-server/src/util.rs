@@ -118,9 +118,30 @@ pub(crate) fn error_message(payload: Option<&Value>) -> Option<String> {
     p.get("error").and_then(Value::as_str).or_else(|| p.as_str()).map(str::to_owned)
 }
 
+/// A rough count of the memory a value holds, for the per-session buffer limit.
+pub(crate) fn approx_size(v: &Value) -> usize {
+    match v {
+        Value::Bytes(b) => b.len().saturating_add(16),
+        Value::Str(s) => s.len().saturating_add(16),
+        Value::Array(items) => items.iter().fold(16usize, |n, i| n.saturating_add(approx_size(i))),
+        Value::Map(entries) => {
+            entries.iter().fold(16usize, |n, (k, i)| n.saturating_add(k.len()).saturating_add(approx_size(i)))
+        }
+        _ => 16,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_count_contents() {
+        assert_eq!(approx_size(&Value::Bytes(vec![0; 100])), 116);
+        let m = Value::Map(vec![("ack".into(), Value::Uint(1)), ("bytes".into(), Value::Uint(2))]);
+        assert_eq!(approx_size(&m), 16 + 3 + 16 + 5 + 16);
+        assert_eq!(approx_size(&Value::Null), 16);
+    }
 
     #[test]
     fn frames_match_vectors() {

@@ -1,14 +1,16 @@
 //! The words every part of the server shares: refusal and disconnect codes, requests to a
 //! device and its replies, hub events, and the commands a connection obeys. A leaf: it
-//! imports nothing of the crate but the error types
-//! and the refusal codes of [`crate::wire`].
+//! imports nothing of the crate but the error types, the refusal codes of [`crate::wire`]
+//! and the connection's send queue ([`Outbox`]).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 
 use thinger_core::pson::Value;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::DeviceError;
+use crate::transport::Outbox;
 
 pub(crate) use crate::wire::{REFUSE_CREDENTIALS, REFUSE_ENCODING};
 
@@ -84,8 +86,59 @@ pub(crate) enum Command {
         resource: String,
         sink_id: u64,
     },
+    /// Open a byte stream (a session) on a device resource: START_STREAM with parameters.
+    OpenSession {
+        /// The caller's key for this session (to close it before or after it opens).
+        key: u64,
+        resource: String,
+        params: Option<Value>,
+        sink: SessionSink,
+        reply: oneshot::Sender<Result<Opened, DeviceError>>,
+    },
+    /// Close the session opened with this key (STOP_STREAM if it is open).
+    CloseSession {
+        key: u64,
+    },
     Disconnect {
         code: u64,
         reason: &'static str,
     },
+}
+
+/// How a session ended, as its receiver learns it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SessionEnd {
+    /// The device sent STOP_STREAM (or the caller closed it).
+    Closed,
+    /// The caller did not read: the buffer passed this many bytes.
+    Overflow(usize),
+}
+
+/// What the connection hands a session's receiver.
+#[derive(Debug)]
+pub(crate) enum SessionItem {
+    Data(Value),
+    End(SessionEnd),
+}
+
+/// The device-to-caller half of a session: an unbounded queue whose bytes are counted, so
+/// the connection stops the session instead of buffering past `limit`.
+pub(crate) struct SessionSink {
+    pub tx: mpsc::UnboundedSender<SessionItem>,
+    pub buffered: Arc<AtomicUsize>,
+    pub limit: usize,
+    /// Set once the connection forgets the session (the sender refuses to send after it).
+    pub ended: Arc<AtomicBool>,
+}
+
+/// A session the device accepted.
+pub(crate) struct Opened {
+    pub sid: u16,
+    pub out: Outbox,
+    pub frame_limit: usize,
+    /// To signal the connection when the caller took something from the buffer.
+    pub drained: Arc<tokio::sync::Notify>,
+    /// The OK's F2 and F3.
+    pub params: Option<Value>,
+    pub payload: Option<Value>,
 }

@@ -79,6 +79,8 @@ mod builder;
 #[cfg(feature = "tokio")]
 mod capacity;
 #[cfg(feature = "tokio")]
+pub mod channel;
+#[cfg(feature = "tokio")]
 mod client;
 #[cfg(feature = "tokio")]
 mod command;

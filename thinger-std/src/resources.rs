@@ -233,6 +233,7 @@ where
 pub(crate) enum Handler {
     Sync(Box<dyn Resource + Send>),
     Async(AsyncHandler),
+    Channel(crate::channel::ChannelHandler),
 }
 
 /// One row of [`Resources`]: a path and its handler, set with `<<=` or `>>=`.
@@ -272,6 +273,7 @@ impl ResourceEntry {
             None => None,
             Some(Handler::Sync(r)) => Some(r.kind()),
             Some(Handler::Async(a)) => Some(a.kind),
+            Some(Handler::Channel(_)) => Some(ResourceKind::Run),
         }
     }
 
@@ -297,6 +299,19 @@ impl ResourceEntry {
     /// ```
     pub fn set_async(&mut self, handler: AsyncHandler) {
         self.handler = Some(Handler::Async(handler));
+    }
+
+    /// Binds a channel handler: the server opens streams on this path (see
+    /// [`channel`](crate::channel)).
+    ///
+    /// ```
+    /// use thinger_std::channel::channel;
+    /// let mut thing = thinger_std::resources::Resources::new();
+    /// thing.entry("$echo/:session").set_channel(channel(|request| async move { drop(request) }));
+    /// assert!(thing["$echo/:session"].kind().is_some());
+    /// ```
+    pub fn set_channel(&mut self, handler: crate::channel::ChannelHandler) {
+        self.handler = Some(Handler::Channel(handler));
     }
 }
 

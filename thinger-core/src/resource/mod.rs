@@ -121,6 +121,12 @@ pub trait Resource {
     fn kind(&self) -> ResourceKind;
     /// Handles one call.
     fn handle(&mut self, call: &mut Call<'_>) -> Result<(), HandlerError>;
+    /// Whether a START_STREAM on this resource opens a byte channel (a terminal, a proxy, a
+    /// file transfer: see [`Session`](crate::session::Session)'s channel methods) instead of
+    /// a sampled stream. `false` unless the resource says so.
+    fn channel(&self) -> bool {
+        false
+    }
 }
 
 impl<R: Resource + ?Sized> Resource for &mut R {
@@ -129,6 +135,9 @@ impl<R: Resource + ?Sized> Resource for &mut R {
     }
     fn handle(&mut self, call: &mut Call<'_>) -> Result<(), HandlerError> {
         (**self).handle(call)
+    }
+    fn channel(&self) -> bool {
+        (**self).channel()
     }
 }
 
@@ -139,6 +148,9 @@ impl<R: Resource + ?Sized> Resource for alloc::boxed::Box<R> {
     }
     fn handle(&mut self, call: &mut Call<'_>) -> Result<(), HandlerError> {
         (**self).handle(call)
+    }
+    fn channel(&self) -> bool {
+        (**self).channel()
     }
 }
 

@@ -232,6 +232,32 @@ pub enum Event<'e> {
         /// The stream id.
         stream_id: u16,
     },
+    /// The server opened a channel on a resource that takes them
+    /// ([`Resource::channel`](crate::resource::Resource::channel)): answer with
+    /// `Session::accept_channel` or `Session::reject_channel`.
+    ChannelOpened {
+        /// The channel's stream id.
+        stream_id: u16,
+        /// Index of the resource in the table.
+        resource: usize,
+        /// The path the server opened (e.g. `$terminal/abc` on `$terminal/:session`).
+        path: &'e str,
+        /// The START_STREAM parameters (F2), e.g. `{"cols": 80, "rows": 24}`.
+        params: Option<PsonRef<'e>>,
+    },
+    /// The server sent data on a channel (`STREAM_DATA` F3).
+    ChannelData {
+        /// The channel's stream id.
+        stream_id: u16,
+        /// The value (bytes for a terminal or proxy; `None` when the frame had none).
+        data: Option<PsonRef<'e>>,
+    },
+    /// The channel ended from the server's side (STOP_STREAM), or because its data could
+    /// not fit the event buffer (then the session sent STOP_STREAM itself).
+    ChannelClosed {
+        /// The channel's stream id.
+        stream_id: u16,
+    },
     /// A frame that could not be used was dropped.
     Dropped(Dropped),
 }

@@ -55,6 +55,7 @@
 //! assert_eq!(now.as_millis(), 60_000);
 //! ```
 
+mod channel;
 mod cloud;
 mod config;
 mod event;
@@ -225,6 +226,20 @@ enum Record {
     StreamStopped {
         stream_id: u16,
     },
+    ChannelOpened {
+        stream_id: u16,
+        resource: usize,
+        /// The params (`params_len` bytes), then the path.
+        payload: Payload,
+        params_len: u16,
+    },
+    ChannelData {
+        stream_id: u16,
+        payload: Payload,
+    },
+    ChannelClosed {
+        stream_id: u16,
+    },
     Dropped(Dropped),
 }
 
@@ -277,6 +292,8 @@ struct State<'a, const R: usize, const S: usize, const P: usize> {
     ids: IdGenerator,
     pending: Vec<Pending, P>,
     streams: Vec<OpenStream, S>,
+    /// Server-opened channels (see `channel`).
+    channels: channel::Channels<S>,
     subs: Vec<Option<SubEntry<'a>>, S>,
     events: Deque<Record, EVENT_QUEUE>,
     tx: Fifo,
@@ -329,6 +346,7 @@ where
                 ids: IdGenerator::new(rng),
                 pending: Vec::new(),
                 streams: Vec::new(),
+                channels: Vec::new(),
                 subs: Vec::new(),
                 events: Deque::new(),
                 tx: Fifo::default(),
@@ -606,6 +624,7 @@ where
             Record::Subscribed { payload, .. }
             | Record::SubscriptionFailed { payload, .. }
             | Record::SubscriptionData { payload, .. } => payload,
+            Record::ChannelOpened { payload, .. } | Record::ChannelData { payload, .. } => payload,
             _ => Payload::None,
         };
         self.state.release_on_poll = if let Payload::Inbox(n) = payload { n } else { 0 };
@@ -666,6 +685,19 @@ where
             Record::Deferred { stream_id, resource } => Event::Deferred { stream_id, resource },
             Record::StreamStarted { stream_id, resource } => Event::StreamStarted { stream_id, resource },
             Record::StreamStopped { stream_id } => Event::StreamStopped { stream_id },
+            Record::ChannelOpened { stream_id, resource, payload, params_len } => {
+                let n = if let Payload::Inbox(n) = payload { n } else { 0 };
+                let stored = inbox.get(inbox_start..inbox_start + n).unwrap_or(&[]);
+                let (params, path) = stored.split_at(usize::from(params_len).min(stored.len()));
+                Event::ChannelOpened {
+                    stream_id,
+                    resource,
+                    path: core::str::from_utf8(path).unwrap_or(""),
+                    params: PsonRef::decode(params).ok(),
+                }
+            }
+            Record::ChannelData { stream_id, .. } => Event::ChannelData { stream_id, data: data.ok().flatten() },
+            Record::ChannelClosed { stream_id } => Event::ChannelClosed { stream_id },
             Record::Dropped(d) => Event::Dropped(d),
         })
     }
@@ -1008,6 +1040,7 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
         id == self.connect_id
             || self.pending.iter().any(|p| p.id == id)
             || self.streams.iter().any(|s| s.id == id)
+            || self.channels.iter().any(|c| c.id == id)
             || (SUBSCRIPTIONS && self.subs.iter().flatten().any(|s| s.id == id))
     }
 
@@ -1059,6 +1092,7 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
 
     fn end_connection_state(&mut self) {
         self.streams.clear();
+        self.channels.clear();
         if SUBSCRIPTIONS {
             for sub in self.subs.iter_mut().flatten() {
                 sub.id = 0;

@@ -49,7 +49,7 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
             }
             MessageType::Run => self.on_run(&message, tx),
             MessageType::Describe => self.on_describe(&message, tx),
-            MessageType::StartStream => self.on_start_stream(&message, tx),
+            MessageType::StartStream => self.on_start_stream(&message, tx, inbox),
             MessageType::StopStream => self.on_stop_stream(&message, tx),
             MessageType::StreamData => self.on_stream_data(&message, tx, inbox),
             MessageType::Connect => {
@@ -534,7 +534,7 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
         Ok(pos)
     }
 
-    fn on_start_stream(&mut self, m: &Message<'_>, tx: &mut [u8]) -> Flow {
+    fn on_start_stream(&mut self, m: &Message<'_>, tx: &mut [u8], inbox: &mut [u8]) -> Flow {
         let id = m.stream_id;
         let error = |st: &mut Self, tx: &mut [u8]| {
             let _ = st.queue(tx, &OutgoingMessage::new(MessageType::Error, id));
@@ -543,6 +543,9 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
         let Some(path) = Self::resource_path(m) else { return error(self, tx) };
         let mut params = Params::new();
         let Some(index) = self.thing.lookup(path, &mut params) else { return error(self, tx) };
+        if self.is_channel(index) {
+            return self.open_channel(m, index, tx, inbox);
+        }
         let Ok(stored) = heapless::String::<{ super::MAX_STREAM_PATH }, u8>::try_from(path) else {
             let _ = self.queue_handler_error(tx, id, HandlerError::new(414, "resource path too long"));
             return Flow::Consumed;
@@ -571,6 +574,9 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
 
     fn on_stop_stream(&mut self, m: &Message<'_>, tx: &mut [u8]) -> Flow {
         let id = m.stream_id;
+        if self.channel_stopped(id, tx) {
+            return Flow::Consumed;
+        }
         let before = self.streams.len();
         keep_where(&mut self.streams, |s| s.id != id);
         let mut known = before != self.streams.len();
@@ -604,8 +610,9 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
             self.push(Record::SubscriptionData { sub, payload });
             return Flow::Consumed;
         }
-        #[cfg(not(feature = "subscriptions"))]
-        let _ = inbox;
+        if let Some(flow) = self.channel_data(m, tx, inbox) {
+            return flow;
+        }
         let Some(stream) = self.streams.iter().find(|s| s.id == id) else {
             self.push(Record::Dropped(Dropped::UnknownStream { stream_id: id }));
             return Flow::Consumed;

@@ -3,11 +3,13 @@
 //! [`handshake`] reads and checks the CONNECT; [`state`] holds what a live connection
 //! knows; the read loop here hands each frame to the concern that owns it: [`requests`]
 //! (what the server asks of the device, and the streams it opens), [`cloud`] (the cloud
-//! calls the device makes) and [`subscriptions`] (the events the device subscribed to).
+//! calls the device makes), [`sessions`] (byte streams opened for callers) and
+//! [`subscriptions`] (the events the device subscribed to).
 
 mod cloud;
 mod handshake;
 mod requests;
+mod sessions;
 mod state;
 mod subscriptions;
 
@@ -111,6 +113,9 @@ pub(crate) async fn serve(
         streams: HashMap::new(),
         stream_by_sid: HashMap::new(),
         subs: HashMap::new(),
+        sessions: HashMap::new(),
+        drained: Arc::new(tokio::sync::Notify::new()),
+        paused_since: None,
         next_sid: (random_u64() & 0xffff) as u16,
         frame_limit: hub.config.limits.device_frame_limit,
         events: event_tx,
@@ -123,6 +128,14 @@ pub(crate) async fn serve(
         hub.unsubscribe(&conn.user, conn_id);
     }
     hub.unregister(&conn.user, &conn.device, conn_id);
+}
+
+/// Sleeps until `at`, or forever without one.
+async fn sleep_or_never(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 impl Conn {
@@ -148,7 +161,30 @@ impl Conn {
             if self.out.overflowed() {
                 return "send queue overflow (device not reading)".into();
             }
+            // A caller behind on a byte stream: stop reading from the device (TCP pushes
+            // back on it) until the caller catches up, for at most the stall timeout.
+            let paused = self.stream_backlogged();
+            let stall = match (paused, self.paused_since) {
+                (false, _) => {
+                    self.paused_since = None;
+                    None
+                }
+                (true, Some(t)) => Some(t),
+                (true, None) => {
+                    let t = Instant::now();
+                    self.paused_since = Some(t);
+                    Some(t)
+                }
+            };
+            if paused {
+                // Time paused is not the device's silence.
+                deadline = Instant::now() + silence;
+            }
+            let stall_deadline = stall.map(|t| t + self.hub.config.limits.stream_stall_timeout);
+            let drained = Arc::clone(&self.drained);
             tokio::select! {
+                () = drained.notified(), if paused => {}
+                () = sleep_or_never(stall_deadline) => self.stop_backlogged(),
                 _ = shutdown.changed() => {
                     self.out.send(disconnect(REASON_SHUTDOWN, "server shutting down"));
                     return "server shutting down".into();
@@ -160,7 +196,7 @@ impl Conn {
                     }
                 }
                 Some(event) = event_rx.recv() => self.on_event(&event),
-                read = reader.read(&mut buf) => match read {
+                read = reader.read(&mut buf), if !paused => match read {
                     Ok(0) => {
                         if buf.is_empty() {
                             return "closed by device".into();
@@ -242,7 +278,9 @@ impl Conn {
             MessageType::Run => self.on_cloud_call(&msg),
             MessageType::StartStream => self.on_subscribe(&msg),
             MessageType::StopStream => {
-                self.subs.remove(&msg.stream_id);
+                if !self.on_session_stop(msg.stream_id) {
+                    self.subs.remove(&msg.stream_id);
+                }
                 self.out.send(ok(msg.stream_id, None));
             }
             MessageType::Describe => {

@@ -24,6 +24,7 @@ impl Conn {
                 && !self.pending.contains_key(&sid)
                 && !self.stream_by_sid.contains_key(&sid)
                 && !self.subs.contains_key(&sid)
+                && !self.sessions.contains_key(&sid)
             {
                 return Some(sid);
             }
@@ -67,6 +68,10 @@ impl Conn {
                 }
                 self.close_idle_stream(&resource);
             }
+            Command::OpenSession { key, resource, params, sink, reply } => {
+                self.open_session(key, resource, params, sink, reply);
+            }
+            Command::CloseSession { key } => self.close_session(key),
             Command::Disconnect { code, reason } => {
                 self.out.send(disconnect(code, reason));
                 return Flow::Close(reason.to_owned());
@@ -173,6 +178,7 @@ impl Conn {
                 }
             }
             Some(Pending::Stop { .. }) => {}
+            Some(Pending::Session { reply, .. }) => self.on_session_reply(msg, reply),
             None => {
                 tracing::debug!(device = %self.device, sid = msg.stream_id, "dropped reply that matches no request")
             }
@@ -187,6 +193,10 @@ impl Conn {
                 self.hub.retain(&self.user, topic, &payload);
             }
             self.hub.dispatch(HubEvent::Topic { user: self.user.clone(), topic: topic.clone(), payload });
+            return;
+        }
+        if self.sessions.contains_key(&sid) {
+            self.on_session_data(sid, owned(msg.payload));
             return;
         }
         let Some(resource) = self.stream_by_sid.get(&sid).cloned() else {

@@ -11,13 +11,14 @@ use tokio::time::Instant;
 use crate::error::DeviceError;
 use crate::hub::Hub;
 use crate::transport::Outbox;
-use crate::vocab::{EventTx, ReplyTx};
+use crate::vocab::{EventTx, Opened, ReplyTx, SessionSink};
 
 /// A request the server sent to the device, waiting for its OK/ERROR.
 pub(super) enum Pending {
     Request { reply: ReplyTx, deadline: Instant },
     Start { resource: String, replies: Vec<oneshot::Sender<Result<(), DeviceError>>>, deadline: Instant },
     Stop { deadline: Instant },
+    Session { reply: oneshot::Sender<Result<Opened, DeviceError>>, deadline: Instant },
 }
 
 impl Pending {
@@ -25,6 +26,7 @@ impl Pending {
         match self {
             Pending::Request { reply, deadline } => reply.is_closed() || *deadline < now,
             Pending::Start { deadline, .. } | Pending::Stop { deadline } => *deadline < now,
+            Pending::Session { reply, deadline } => reply.is_closed() || *deadline < now,
         }
     }
 }
@@ -36,6 +38,13 @@ pub(super) struct SharedStream {
     pub(super) sinks: Vec<(u64, mpsc::Sender<Value>)>,
     pub(super) last: Option<Value>,
     pub(super) open: bool,
+}
+
+/// A byte stream the server opened for a caller (see `sessions`).
+pub(super) struct Session {
+    pub(super) key: u64,
+    pub(super) resource: String,
+    pub(super) sink: SessionSink,
 }
 
 /// A subscription the device opened (START_STREAM F4=8).
@@ -56,6 +65,12 @@ pub(super) struct Conn {
     pub(super) streams: HashMap<String, SharedStream>,
     pub(super) stream_by_sid: HashMap<u16, String>,
     pub(super) subs: HashMap<u16, Subscription>,
+    /// Byte streams opened for callers, by stream id.
+    pub(super) sessions: HashMap<u16, Session>,
+    /// Signalled by a session's receiver when it took something from its buffer.
+    pub(super) drained: Arc<tokio::sync::Notify>,
+    /// Since when reading from the device has been paused for a backlogged session.
+    pub(super) paused_since: Option<Instant>,
     pub(super) next_sid: u16,
     /// This connection's event queue, handed to the hub once it subscribes to something.
     pub(super) events: EventTx,

@@ -14,6 +14,8 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
+pub mod gateway;
+
 pub const TIMEOUT: Duration = Duration::from_secs(5);
 
 pub trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}

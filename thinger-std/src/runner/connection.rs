@@ -4,6 +4,7 @@ use std::cell::{Cell, RefCell};
 use std::io;
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use rand_core::OsRng;
 use thinger_core::queue::Settled;
@@ -17,9 +18,12 @@ use crate::event::{ClientEvent, Status};
 use crate::resources::{Captured, Handler};
 use crate::transport::Conn;
 
+use super::channels::Hub;
 use super::convert::{Ev, own, queue_answer, send_call};
 use super::driver::Driver;
-use super::handlers::{LastValue, Running, finished, next_finished, resource_table, start_async_handlers};
+use super::handlers::{
+    LastValue, Running, channel_starts, finished, next_finished, resource_table, start_async_handlers,
+};
 use super::link::Link;
 use super::session::{Clock, Sess, core_duration};
 
@@ -105,6 +109,8 @@ pub(super) async fn serve<const R: usize, const S: usize, const P: usize>(
     // Strings of this connection's subscriptions (the default arena starts at 1 KiB).
     let arena: Arena<String> = Arena::with_capacity(driver.subs.len().max(1));
     let captured: RefCell<Vec<Captured>> = RefCell::new(Vec::new());
+    let starts = channel_starts(handlers);
+    let mut hub = Hub::new();
     let thing = resource_table(handlers, &captured);
     let mut config = Config::new(&settings.user, &settings.device, &settings.credential)
         .keep_alive(core_duration(settings.keep_alive))
@@ -221,6 +227,21 @@ pub(super) async fn serve<const R: usize, const S: usize, const P: usize>(
                     driver.emit(ClientEvent::StreamStarted { resource: path });
                 }
                 Ev::StreamStopped { stream_id } => driver.emit(ClientEvent::StreamStopped { stream_id }),
+                Ev::ChannelOpened { id, resource, path, params } => match starts.get(resource) {
+                    Some(Some(start)) => {
+                        let max_value = link.session.max_channel_value();
+                        hub.opened(id, path, params, start, max_value);
+                    }
+                    _ => {
+                        let e = thinger_core::resource::HandlerError::new(404, "no channel handler");
+                        let _ = link.session.reject_channel(clock.now(), id, e);
+                    }
+                },
+                Ev::ChannelData { id, data } => hub.data(id, data),
+                Ev::ChannelClosed { id } => {
+                    tracing::debug!("channel {id} stopped by the server");
+                    hub.close_local(id);
+                }
                 Ev::Dropped(session::Dropped::TooLarge { size, stream_id, .. }) => {
                     tracing::warn!("skipped a frame of {size} bytes (stream {stream_id})");
                     driver.emit(ClientEvent::FrameSkipped { size, stream_id });
@@ -228,8 +249,10 @@ pub(super) async fn serve<const R: usize, const S: usize, const P: usize>(
                 Ev::Dropped(d) => tracing::debug!("dropped frame: {d:?}"),
             }
         }
+        hub.deliver();
         // 3. The end.
         if link.session.is_closed() || link.session.phase() == session::Phase::Idle {
+            hub.end();
             let _ = flush(&mut link.session, conn, Duration::from_secs(1)).await;
             let _ = tokio::time::timeout(Duration::from_secs(1), conn.close()).await;
             // Completions of requests that were pending.
@@ -258,6 +281,7 @@ pub(super) async fn serve<const R: usize, const S: usize, const P: usize>(
         // 4. Work for the session, sent right away.
         if link.session.is_connected() {
             let blocked = driver.pump(&mut link, settings.queue_window);
+            let blocked = hub.pump(&mut link.session, clock.now()) || blocked;
             if let Err(e) = flush(&mut link.session, conn, write_limit).await {
                 if e.kind() == io::ErrorKind::TimedOut {
                     reason.get_or_insert(DisconnectReason::WriteTimeout);
@@ -299,7 +323,9 @@ pub(super) async fn serve<const R: usize, const S: usize, const P: usize>(
             continue;
         }
         let sleep_until = deadline.map(|d| clock.at(d));
-        let reading = inpos >= inbuf.len();
+        // Server data a channel has no room for yet holds the socket back (backpressure).
+        let reading = inpos >= inbuf.len() && !hub.holding();
+        let blocked_on = hub.blocked_on();
         tokio::select! {
             read = conn.read(&mut inbuf, read_chunk), if reading => {
                 match read {
@@ -327,10 +353,24 @@ pub(super) async fn serve<const R: usize, const S: usize, const P: usize>(
                     link.replies.push_back((stream_id, answer));
                 }
             }
+            Some(item) = hub.out_rx.recv(), if hub.pending.is_none() => hub.pending = Some(item),
+            Some(()) = hub.tasks.next(), if !hub.tasks.is_empty() => {}
+            () = room(blocked_on) => hub.deliver(),
             () = sleep(sleep_until) => {
                 link.session.handle_timeout(clock.now());
             }
         }
+    }
+}
+
+/// Waits until `queue` has room (forever without one).
+async fn room(queue: Option<tokio::sync::mpsc::Sender<Vec<u8>>>) {
+    match queue {
+        Some(q) => {
+            // A closed queue counts as room: delivery drops its data.
+            let _ = q.reserve().await;
+        }
+        None => std::future::pending::<()>().await,
     }
 }
 

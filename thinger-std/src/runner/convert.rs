@@ -109,6 +109,19 @@ pub(super) enum Ev {
     StreamStopped {
         stream_id: u16,
     },
+    ChannelOpened {
+        id: u16,
+        resource: usize,
+        path: String,
+        params: Option<Vec<u8>>,
+    },
+    ChannelData {
+        id: u16,
+        data: Vec<u8>,
+    },
+    ChannelClosed {
+        id: u16,
+    },
     Dropped(Dropped),
 }
 
@@ -136,6 +149,19 @@ pub(super) fn own(event: Event<'_>) -> Ev {
         Event::Deferred { .. } => Ev::Deferred,
         Event::StreamStarted { resource, .. } => Ev::StreamStarted { resource },
         Event::StreamStopped { stream_id } => Ev::StreamStopped { stream_id },
+        Event::ChannelOpened { stream_id, resource, path, params } => {
+            Ev::ChannelOpened { id: stream_id, resource, path: path.to_owned(), params: params.map(owned) }
+        }
+        Event::ChannelData { stream_id, data } => Ev::ChannelData {
+            id: stream_id,
+            data: match data {
+                // Bytes (terminal, proxy, file chunks) are copied once.
+                Some(thinger_core::pson::PsonRef::Bytes(b)) => crate::channel::ChannelData::from_bytes(b).0,
+                Some(other) => owned(other),
+                None => vec![0x62], // null
+            },
+        },
+        Event::ChannelClosed { stream_id } => Ev::ChannelClosed { id: stream_id },
         Event::Dropped(d) => Ev::Dropped(d),
     }
 }

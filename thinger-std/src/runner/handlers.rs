@@ -9,7 +9,9 @@ use std::sync::{Arc, Mutex};
 use futures_util::stream::FuturesUnordered;
 use thinger_core::resource::HandlerError;
 
-use thinger_core::resource::Thing;
+use thinger_core::resource::{Call, Resource, ResourceKind, Thing};
+
+use crate::channel::Start;
 
 use crate::resources::{AsyncProxy, Captured, Completed, Handler};
 
@@ -54,9 +56,35 @@ pub(super) fn last_values(handlers: &[(String, Handler)]) -> Vec<Option<LastValu
         .iter()
         .map(|(_, h)| match h {
             Handler::Async(a) => Some(a.last_handle()),
-            Handler::Sync(_) => None,
+            Handler::Sync(_) | Handler::Channel(_) => None,
         })
         .collect()
+}
+
+/// The start functions of the channel handlers, by resource index.
+pub(super) fn channel_starts(handlers: &[(String, Handler)]) -> Vec<Option<Start>> {
+    handlers
+        .iter()
+        .map(|(_, h)| match h {
+            Handler::Channel(c) => Some(c.start.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// What the session's table holds for a channel handler: it only says so.
+struct ChannelMark;
+
+impl Resource for ChannelMark {
+    fn kind(&self) -> ResourceKind {
+        ResourceKind::Run
+    }
+    fn handle(&mut self, _: &mut Call<'_>) -> Result<(), HandlerError> {
+        Err(super::channels::NOT_RUNNABLE)
+    }
+    fn channel(&self) -> bool {
+        true
+    }
 }
 
 /// The core's resource table for one connection: sync handlers borrowed as they are, async
@@ -70,6 +98,7 @@ pub(super) fn resource_table<'a, const R: usize>(
         let added = match handler {
             Handler::Sync(resource) => thing.add(path.as_str(), &mut **resource),
             Handler::Async(handler) => thing.add_owned(path.as_str(), AsyncProxy { handler, index, captured }),
+            Handler::Channel(_) => thing.add_owned(path.as_str(), ChannelMark),
         };
         if let Err(e) = added {
             tracing::error!("resource {path}: {e}");

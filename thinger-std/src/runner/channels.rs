@@ -1,0 +1,168 @@
+//! The channels of one connection: handler futures, their inbound queues and the outbound
+//! values on their way into the session.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures_util::stream::FuturesUnordered;
+use thinger_core::iotmp::DynEncodePson;
+use thinger_core::pson::{PsonRef, Value};
+use thinger_core::resource::HandlerError;
+use thinger_core::session;
+use thinger_core::time::Instant;
+use tokio::sync::mpsc;
+
+use crate::channel::{ChannelFuture, ChannelRequest, INBOUND_ITEMS, OUTBOUND_ITEMS, Out, Start, Wiring};
+use crate::pson_util::RawPson;
+
+use super::session::Sess;
+
+struct Open {
+    inbound: mpsc::Sender<Vec<u8>>,
+    closed: Arc<AtomicBool>,
+}
+
+/// The channels of one connection.
+pub(super) struct Hub {
+    out_tx: mpsc::Sender<(u16, Out)>,
+    pub(super) out_rx: mpsc::Receiver<(u16, Out)>,
+    open: HashMap<u16, Open>,
+    /// Server data that found its channel's queue full: input waits until it is delivered.
+    backlog: VecDeque<(u16, Vec<u8>)>,
+    /// An outbound value taken from `out_rx` that waits for the transmit buffer.
+    pub(super) pending: Option<(u16, Out)>,
+    pub(super) tasks: FuturesUnordered<ChannelFuture>,
+}
+
+impl Hub {
+    pub(super) fn new() -> Hub {
+        let (out_tx, out_rx) = mpsc::channel(OUTBOUND_ITEMS);
+        Hub {
+            out_tx,
+            out_rx,
+            open: HashMap::new(),
+            backlog: VecDeque::new(),
+            pending: None,
+            tasks: FuturesUnordered::new(),
+        }
+    }
+
+    /// The server opened channel `id`: starts its handler.
+    pub(super) fn opened(&mut self, id: u16, path: String, params: Option<Vec<u8>>, start: &Start, max_value: usize) {
+        tracing::debug!("channel {id} opened on {path}");
+        self.close_local(id);
+        let (inbound_tx, inbound) = mpsc::channel(INBOUND_ITEMS);
+        let closed = Arc::new(AtomicBool::new(false));
+        self.open.insert(id, Open { inbound: inbound_tx, closed: closed.clone() });
+        let params = params.and_then(|p| PsonRef::decode(&p).ok().map(Value::from_ref));
+        let wiring = Wiring { id, out: self.out_tx.clone(), inbound, closed, max_value };
+        let mut start = start.lock().unwrap_or_else(|e| e.into_inner());
+        let future = (*start)(ChannelRequest::new(path, params, wiring));
+        self.tasks.push(future);
+    }
+
+    /// Data from the server on channel `id`.
+    pub(super) fn data(&mut self, id: u16, data: Vec<u8>) {
+        if !self.open.contains_key(&id) {
+            return;
+        }
+        self.backlog.push_back((id, data));
+        self.deliver();
+    }
+
+    /// Moves waiting server data into the channels' queues, in order.
+    pub(super) fn deliver(&mut self) {
+        while let Some((id, _)) = self.backlog.front() {
+            let id = *id;
+            let Some(open) = self.open.get(&id) else {
+                self.backlog.pop_front();
+                continue;
+            };
+            let Some((_, data)) = self.backlog.pop_front() else { break };
+            match open.inbound.try_send(data) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(data)) => {
+                    self.backlog.push_front((id, data));
+                    return;
+                }
+                // The handler no longer reads: its data is dropped.
+                Err(mpsc::error::TrySendError::Closed(_)) => {}
+            }
+        }
+    }
+
+    /// Whether server data waits (then the socket is not read).
+    pub(super) fn holding(&self) -> bool {
+        !self.backlog.is_empty()
+    }
+
+    /// The queue the first waiting value is for, to wait on.
+    pub(super) fn blocked_on(&self) -> Option<mpsc::Sender<Vec<u8>>> {
+        let (id, _) = self.backlog.front()?;
+        self.open.get(id).map(|o| o.inbound.clone())
+    }
+
+    /// The server stopped channel `id` (or it went away).
+    pub(super) fn close_local(&mut self, id: u16) {
+        if let Some(open) = self.open.remove(&id) {
+            open.closed.store(true, Ordering::Release);
+        }
+    }
+
+    /// Every channel ends with the connection.
+    pub(super) fn end(&mut self) {
+        for (_, open) in self.open.drain() {
+            open.closed.store(true, Ordering::Release);
+        }
+        self.backlog.clear();
+    }
+
+    /// Moves outbound values into the session; true when the transmit buffer must be drained.
+    pub(super) fn pump<const R: usize, const S: usize, const P: usize>(
+        &mut self,
+        session: &mut Sess<'_, R, S, P>,
+        now: Instant,
+    ) -> bool {
+        loop {
+            let item = match self.pending.take() {
+                Some(item) => item,
+                None => match self.out_rx.try_recv() {
+                    Ok(item) => item,
+                    Err(_) => return false,
+                },
+            };
+            let (id, out) = item;
+            let result = match &out {
+                Out::Accept(reply) => {
+                    let raw = reply.as_deref().map(RawPson);
+                    session.accept_channel(now, id, raw.as_ref().map(|r| r as &dyn DynEncodePson))
+                }
+                Out::Reject(e) => {
+                    self.close_local(id);
+                    session.reject_channel(now, id, *e)
+                }
+                Out::Data(bytes) => session.channel_send(now, id, &RawPson(bytes)),
+                Out::Close => {
+                    self.close_local(id);
+                    session.close_channel(now, id)
+                }
+            };
+            match result {
+                Ok(()) => {}
+                Err(session::Error::TransmitBufferFull) => {
+                    self.pending = Some((id, out));
+                    return true;
+                }
+                Err(session::Error::TooLarge) => {
+                    tracing::warn!("channel {id}: value larger than a frame dropped");
+                }
+                // Gone (stopped by the server, or disconnected).
+                Err(_) => self.close_local(id),
+            }
+        }
+    }
+}
+
+/// A handler error for a channel resource asked with RUN.
+pub(super) const NOT_RUNNABLE: HandlerError = HandlerError::new(405, "channel resource: open it as a stream");
