@@ -986,17 +986,6 @@ fn split_regions(buf: &mut [u8], rx_len: usize, tx_len: usize) -> (&mut [u8], &m
     (rx, tx, inbox)
 }
 
-/// `{"error": message}`, the body of a handler error, written without the generic map
-/// encoder (one fixed key).
-struct ErrorBody<'m>(&'m str);
-
-impl pson::EncodePson for ErrorBody<'_> {
-    fn encode_pson<S: pson::Sink>(&self, enc: &mut pson::Encoder<S>) -> Result<(), pson::Error> {
-        enc.raw(&[0xc1, 0x85, b'e', b'r', b'r', b'o', b'r'])?;
-        enc.str(self.0)
-    }
-}
-
 /// Whether a frame was used or must wait for room.
 enum Flow {
     Consumed,
@@ -1049,12 +1038,21 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
         }
     }
 
+    /// `ERROR F1=id F2=code F3={"error": message}`, built like every other answer by
+    /// `emit_output`: the body goes to `OUT_OFFSET` of the free transmit space first.
     fn queue_handler_error(&mut self, tx: &mut [u8], id: u16, e: HandlerError) -> Result<(), Error> {
-        let body = ErrorBody(e.message);
-        let msg = OutgoingMessage::new(MessageType::Error, id)
-            .parameters(OutField::Varint(u64::from(e.code)))
-            .payload(OutField::Pson(&body));
-        self.queue(tx, &msg)
+        let capacity = tx.len();
+        let free = self.tx.compact(tx);
+        let mut enc = pson::Encoder::new(pson::SliceSink::new(free.get_mut(OUT_OFFSET..).unwrap_or(&mut [])));
+        // `{"error": …}`: map of 1, the 5-byte key, then the message.
+        let body = enc.raw(&[0xc1, 0x85, b'e', b'r', b'r', b'o', b'r']).and_then(|()| enc.str(e.message));
+        let len = enc.into_sink().written();
+        match body {
+            Ok(()) if self.emit_output(tx, MessageType::Error, id, Some(u64::from(e.code)), len) => Ok(()),
+            Ok(()) => Err(Error::TransmitBufferFull),
+            Err(_) if OUT_OFFSET + 8 + e.message.len() > capacity => Err(Error::TooLarge),
+            Err(_) => Err(Error::TransmitBufferFull),
+        }
     }
 
     fn end_connection_state(&mut self) {
@@ -1082,7 +1080,7 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
     /// Ends the connection, queueing DISCONNECT when a transmit region is given.
     fn close(&mut self, reason: DisconnectReason, tx: Option<&mut [u8]>) {
         if let Some(tx) = tx {
-            let _ = self.queue(tx, &OutgoingMessage::new(MessageType::Disconnect, 0));
+            let _ = self.reply_status(tx, MessageType::Disconnect, 0);
         }
         match self.phase {
             Phase::Connecting => self.push(Record::AuthFailed(match reason {
@@ -1186,7 +1184,7 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
                 }
                 if now >= self.keep_alive_due() && self.tx.is_empty() {
                     trace!("keep-alive");
-                    if self.queue(tx, &OutgoingMessage::new(MessageType::KeepAlive, 0)).is_ok() {
+                    if self.reply_status(tx, MessageType::KeepAlive, 0) {
                         self.last_keep_alive = now;
                     }
                 }
