@@ -74,7 +74,7 @@ use rand_core::{CryptoRng, RngCore};
 
 use crate::iotmp::{self, MessageType, OutField, OutgoingMessage, parse_frame, parse_header};
 use crate::log::{debug, trace, warn};
-use crate::pson::{self, PsonRef};
+use crate::pson::{self, EncodePson, PsonRef};
 use crate::resource::{HandlerError, ResourceKind, Thing};
 use crate::time::{Duration, Instant};
 #[cfg(feature = "cloud")]
@@ -392,18 +392,32 @@ where
         st.phase = Phase::Connecting;
         let credentials = [st.config.user, st.config.device, st.config.credential];
         let config = st.config;
-        let params = config::ConnectParams(&config);
-        let mut msg = OutgoingMessage::new(MessageType::Connect, id).payload(OutField::Pson(&credentials));
-        if st.config.has_connect_params() {
-            msg = msg.parameters(OutField::Pson(&params));
-        }
         let buf = self.buf.as_mut();
         let rest = buf.get_mut(self.rx_len..).unwrap_or(&mut []);
         let tx_len = self.tx_len.min(rest.len());
         let tx = rest.get_mut(..tx_len).unwrap_or(&mut []);
-        if self.state.queue(tx, &msg).is_err() {
-            warn!("CONNECT does not fit the transmit buffer");
-            self.state.close(DisconnectReason::Local, None);
+        // Written in place with `FrameWriter` (no size pass, no `dyn` encoders):
+        // `CONNECT F1=id [F2=parameters] F3=[user, device, credential]`.
+        let frame = (|| -> Result<usize, pson::Error> {
+            let mut w = iotmp::FrameWriter::new(tx, MessageType::Connect)?;
+            if id != 0 {
+                w.varint(iotmp::FieldId::StreamId, u64::from(id))?;
+            }
+            if config.has_connect_params() {
+                w.pson(iotmp::FieldId::Parameters, |enc| config::ConnectParams(&config).encode_pson(enc))?;
+            }
+            w.pson(iotmp::FieldId::Payload, |enc| credentials.encode_pson(enc))?;
+            Ok(w.finish())
+        })();
+        match frame {
+            Ok(n) => {
+                self.state.tx.end = n;
+                self.state.last_tx = now;
+            }
+            Err(_) => {
+                warn!("CONNECT does not fit the transmit buffer");
+                self.state.close(DisconnectReason::Local, None);
+            }
         }
         debug!("connecting as {}/{}", self.state.config.user, self.state.config.device);
     }
