@@ -390,27 +390,19 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
         let (sb, sn) = varint::to_array(body_len as u64);
         let header_len = 1 + sn;
         let total = header_len + body_len;
+        // Header and fields go right in front of a PSON output (then the frame moves to the
+        // start of the free space), else at the start of the free space.
+        let head = header_len + body_prefix;
+        let start = if pson_len > 0 { OUT_OFFSET - head } else { 0 };
+        let Some(dst) = free.get_mut(start..start + head) else { return false };
+        let (h, rest) = dst.split_at_mut(header_len);
+        if let Some((k, s)) = h.split_first_mut() {
+            *k = kind as u8;
+            s.copy_from_slice(sb.get(..sn).unwrap_or(&[]));
+        }
+        rest.copy_from_slice(prefix.get(..body_prefix).unwrap_or(&[]));
         if pson_len > 0 {
-            // Header and fields go right in front of the output, then the frame moves to
-            // the start of the free space.
-            let start = OUT_OFFSET - body_prefix - header_len;
-            if let Some(dst) = free.get_mut(start..OUT_OFFSET) {
-                let (h, rest) = dst.split_at_mut(header_len);
-                if let Some((k, s)) = h.split_first_mut() {
-                    *k = kind as u8;
-                    s.copy_from_slice(sb.get(..sn).unwrap_or(&[]));
-                }
-                rest.copy_from_slice(prefix.get(..body_prefix).unwrap_or(&[]));
-            }
             pson::copy_down(free, start, OUT_OFFSET + len, 0);
-        } else {
-            let Some(dst) = free.get_mut(..total) else { return false };
-            let (h, rest) = dst.split_at_mut(header_len);
-            if let Some((k, s)) = h.split_first_mut() {
-                *k = kind as u8;
-                s.copy_from_slice(sb.get(..sn).unwrap_or(&[]));
-            }
-            rest.copy_from_slice(prefix.get(..body_prefix).unwrap_or(&[]));
         }
         self.tx.end += total;
         self.last_tx = self.now;
