@@ -347,7 +347,14 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
     /// Builds `kind F1=id [F2=code] [F3=output]` from output bytes at `OUT_OFFSET` of the free
     /// transmit space; an unsigned-integer output travels as a varint, as the official
     /// client sends it.
-    pub(super) fn emit_output(&mut self, tx: &mut [u8], kind: MessageType, id: u16, code: Option<u64>, len: usize) -> bool {
+    pub(super) fn emit_output(
+        &mut self,
+        tx: &mut [u8],
+        kind: MessageType,
+        id: u16,
+        code: Option<u64>,
+        len: usize,
+    ) -> bool {
         let free = self.tx.compact(tx);
         let output = free.get(OUT_OFFSET..OUT_OFFSET + len).unwrap_or(&[]);
         // Only an unsigned integer (tag type 0) changes form; looking at the tag first avoids
