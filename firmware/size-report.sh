@@ -53,6 +53,9 @@ measure() {
     echo "$text $ro $data $bss $((text + ro + data)) $((data + bss))"
 }
 
+# Where cargo puts the probe: CARGO_TARGET_DIR when set (absolute), else size-core/target.
+size_target=${CARGO_TARGET_DIR:-size-core/target}
+
 # Measured core shares, "target opt flash ram" per line, for the budget check.
 shares=$(mktemp)
 trap 'rm -f "$shares"' EXIT
@@ -69,7 +72,7 @@ for target in "${TARGETS[@]}"; do
     )
     for profile in release release-z; do
         level=s; [[ $profile == release-z ]] && level=z
-        dir=size-core/target/$target/$profile
+        dir=$size_target/$target/$profile
         read -r ct cr cd cb cf cram <<<"$(measure "$dir/core")"
         read -r bt br bd bb bf bram <<<"$(measure "$dir/baseline")"
         echo "| $target | size-core \`core\` (thinger-core + 4 resources) | $level | $ct | $cr | $cd | $cb | $cf | $cram |"

@@ -61,7 +61,9 @@ mod config;
 mod event;
 mod ids;
 mod oversized;
+mod requests;
 mod serve;
+mod timers;
 
 pub use cloud::{CloudCall, Subscription};
 pub use config::{Config, DEFAULT_KEEP_ALIVE};
@@ -75,7 +77,7 @@ use rand_core::{CryptoRng, RngCore};
 
 use crate::iotmp::{self, MessageType, OutField, OutgoingMessage, parse_frame, parse_header};
 use crate::log::{debug, trace, warn};
-use crate::pson::{self, PsonRef};
+use crate::pson::{self, EncodePson, PsonRef};
 use crate::resource::{HandlerError, ResourceKind, Thing};
 use crate::time::{Duration, Instant};
 #[cfg(feature = "cloud")]
@@ -410,18 +412,32 @@ where
         st.phase = Phase::Connecting;
         let credentials = [st.config.user, st.config.device, st.config.credential];
         let config = st.config;
-        let params = config::ConnectParams(&config);
-        let mut msg = OutgoingMessage::new(MessageType::Connect, id).payload(OutField::Pson(&credentials));
-        if st.config.has_connect_params() {
-            msg = msg.parameters(OutField::Pson(&params));
-        }
         let buf = self.buf.as_mut();
         let rest = buf.get_mut(self.rx_len..).unwrap_or(&mut []);
         let tx_len = self.tx_len.min(rest.len());
         let tx = rest.get_mut(..tx_len).unwrap_or(&mut []);
-        if self.state.queue(tx, &msg).is_err() {
-            warn!("CONNECT does not fit the transmit buffer");
-            self.state.close(DisconnectReason::Local, None);
+        // Written in place with `FrameWriter` (no size pass, no `dyn` encoders):
+        // `CONNECT F1=id [F2=parameters] F3=[user, device, credential]`.
+        let frame = (|| -> Result<usize, pson::Error> {
+            let mut w = iotmp::FrameWriter::new(tx, MessageType::Connect)?;
+            if id != 0 {
+                w.varint(iotmp::FieldId::StreamId, u64::from(id))?;
+            }
+            if config.has_connect_params() {
+                w.pson(iotmp::FieldId::Parameters, |enc| config::ConnectParams(&config).encode_pson(enc))?;
+            }
+            w.pson(iotmp::FieldId::Payload, |enc| credentials.encode_pson(enc))?;
+            Ok(w.finish())
+        })();
+        match frame {
+            Ok(n) => {
+                self.state.tx.end = n;
+                self.state.last_tx = now;
+            }
+            Err(_) => {
+                warn!("CONNECT does not fit the transmit buffer");
+                self.state.close(DisconnectReason::Local, None);
+            }
         }
         debug!("connecting as {}/{}", self.state.config.user, self.state.config.device);
     }
@@ -701,283 +717,6 @@ where
             Record::Dropped(d) => Event::Dropped(d),
         })
     }
-
-    #[cfg(any(feature = "cloud", feature = "subscriptions"))]
-    fn api(&mut self, now: Instant) -> Result<(), Error> {
-        self.state.now = now;
-        if self.state.phase != Phase::Connected {
-            return Err(Error::NotConnected);
-        }
-        Ok(())
-    }
-
-    /// Sends a cloud call: `RUN F4=code F2=target F3=payload`. With `confirm` false the
-    /// reply is not reported (it is still consumed).
-    #[cfg(feature = "cloud")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "cloud")))]
-    #[inline(never)]
-    pub fn cloud_call(
-        &mut self,
-        now: Instant,
-        call: CloudCall,
-        target: &dyn iotmp::DynEncodePson,
-        payload: Option<&dyn iotmp::DynEncodePson>,
-        confirm: bool,
-    ) -> Result<RequestId, Error> {
-        let wait = self.state.config.request_timeout;
-        self.cloud_call_waiting(now, call, target, payload, confirm, wait)
-    }
-
-    /// [`Session::cloud_call`] whose answer may take `wait` (instead of the request timeout).
-    #[cfg(feature = "cloud")]
-    fn cloud_call_waiting(
-        &mut self,
-        now: Instant,
-        call: CloudCall,
-        target: &dyn iotmp::DynEncodePson,
-        payload: Option<&dyn iotmp::DynEncodePson>,
-        confirm: bool,
-        wait: Duration,
-    ) -> Result<RequestId, Error> {
-        self.api(now)?;
-        let (_, tx, _) = split_regions(self.buf.as_mut(), self.rx_len, self.tx_len);
-        let st = &mut self.state;
-        let id = st.fresh_id();
-        let mut msg = OutgoingMessage::new(MessageType::Run, id)
-            .parameters(OutField::Pson(target))
-            .resource(OutField::Varint(call as u64));
-        if let Some(p) = payload {
-            msg = msg.payload(OutField::Pson(p));
-        }
-        let deadline = now.saturating_add(wait);
-        let entry =
-            Pending { id, kind: PendingKind::Call { silent: !confirm }, deadline, state: PendingState::Waiting };
-        if st.pending.is_full() && confirm {
-            return Err(Error::TooManyPending);
-        }
-        st.queue(tx, &msg)?;
-        // A silent call that finds the table full is sent anyway; its reply is then dropped.
-        let _ = st.pending.push(entry);
-        trace!("cloud call {} on stream {}", call as u8, id);
-        Ok(RequestId(id))
-    }
-
-    /// Reads a property; the reply event carries its value (or `CallError::Server` 404).
-    #[cfg(feature = "cloud")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "cloud")))]
-    pub fn read_property(&mut self, now: Instant, property: &str) -> Result<RequestId, Error> {
-        self.cloud_call(now, CloudCall::ReadProperty, &property, None, true)
-    }
-
-    /// Sets a property; with `confirm` false no completion event is reported.
-    #[cfg(feature = "cloud")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "cloud")))]
-    pub fn set_property(
-        &mut self,
-        now: Instant,
-        property: &str,
-        value: &dyn iotmp::DynEncodePson,
-        confirm: bool,
-    ) -> Result<RequestId, Error> {
-        self.cloud_call(now, CloudCall::SetProperty, &property, Some(value), confirm)
-    }
-
-    /// Appends a record to a data bucket; the OK comes once the server stored it.
-    #[cfg(feature = "cloud")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "cloud")))]
-    pub fn write_bucket(
-        &mut self,
-        now: Instant,
-        bucket: &str,
-        record: &dyn iotmp::DynEncodePson,
-    ) -> Result<RequestId, Error> {
-        self.cloud_call(now, CloudCall::WriteBucket, &bucket, Some(record), true)
-    }
-
-    /// Calls an endpoint, with or without data.
-    #[cfg(feature = "cloud")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "cloud")))]
-    pub fn call_endpoint(
-        &mut self,
-        now: Instant,
-        endpoint: &str,
-        data: Option<&dyn iotmp::DynEncodePson>,
-    ) -> Result<RequestId, Error> {
-        self.cloud_call(now, CloudCall::CallEndpoint, &endpoint, data, true)
-    }
-
-    /// Runs a resource of another device of the same account.
-    #[cfg(feature = "cloud")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "cloud")))]
-    pub fn call_device(
-        &mut self,
-        now: Instant,
-        device: &str,
-        resource: &str,
-        input: Option<&dyn iotmp::DynEncodePson>,
-    ) -> Result<RequestId, Error> {
-        self.cloud_call(now, CloudCall::CallDevice, &[device, resource], input, true)
-    }
-
-    /// Takes a sync lock named `sync` for holder `lock`, with `slots` holders allowed and a
-    /// server-side wait of `timeout_s` seconds (0 = wait as long as needed). The call waits
-    /// as long as the server may: the request timeout plus `timeout_s`, or until the
-    /// connection ends when `timeout_s` is 0, so that a late grant is never dropped.
-    #[cfg(feature = "cloud")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "cloud")))]
-    pub fn lock_sync(
-        &mut self,
-        now: Instant,
-        sync: &str,
-        lock: &str,
-        slots: u32,
-        timeout_s: u32,
-    ) -> Result<RequestId, Error> {
-        let request = LockRequest { lock, slots, timeout_s };
-        let wait = match timeout_s {
-            0 => Duration::from_millis(u64::MAX),
-            s => self.state.config.request_timeout + Duration::from_secs(u64::from(s)),
-        };
-        self.cloud_call_waiting(now, CloudCall::LockSync, &sync, Some(&request), true, wait)
-    }
-
-    /// Releases a sync lock.
-    #[cfg(feature = "cloud")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "cloud")))]
-    pub fn unlock_sync(&mut self, now: Instant, sync: &str, lock: &str) -> Result<RequestId, Error> {
-        let request = LockRequest { lock, slots: 1, timeout_s: 0 };
-        self.cloud_call(now, CloudCall::UnlockSync, &sync, Some(&request), true)
-    }
-
-    /// Registers a subscription; it is opened now if connected (or as soon as the transmit
-    /// queue and request table have room), and again after every reconnect. Events arrive
-    /// as [`Event::SubscriptionData`]. Fails only when all `S` subscription slots are taken.
-    #[cfg(feature = "subscriptions")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "subscriptions")))]
-    pub fn subscribe(&mut self, now: Instant, def: Subscription<'a>) -> Result<SubscriptionId, Error> {
-        self.state.now = now;
-        let entry = SubEntry { def, id: 0, open: false };
-        let st = &mut self.state;
-        let index = match st.subs.iter().position(Option::is_none) {
-            Some(i) => {
-                if let Some(slot) = st.subs.get_mut(i) {
-                    *slot = Some(entry);
-                }
-                i
-            }
-            None => {
-                st.subs.push(Some(entry)).map_err(|_| Error::TooManyPending)?;
-                st.subs.len() - 1
-            }
-        };
-        let sub = u8::try_from(index).map_err(|_| Error::TooManyPending)?;
-        if st.phase == Phase::Connected {
-            let (_, tx, _) = split_regions(self.buf.as_mut(), self.rx_len, self.tx_len);
-            // No room now: it opens as soon as the transmit queue or request table allows.
-            if self.state.open_subscription(tx, sub).is_err() {
-                self.state.resubscribe = true;
-            }
-        }
-        Ok(SubscriptionId(sub))
-    }
-
-    /// Removes a subscription (STOP_STREAM if it is open).
-    #[cfg(feature = "subscriptions")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "subscriptions")))]
-    pub fn unsubscribe(&mut self, now: Instant, id: SubscriptionId) -> Result<(), Error> {
-        self.state.now = now;
-        let entry = self.state.subs.get_mut(usize::from(id.0)).and_then(Option::take).ok_or(Error::UnknownId)?;
-        if entry.id != 0 && self.state.phase == Phase::Connected {
-            keep_where(&mut self.state.pending, |p| !(p.id == entry.id && matches!(p.kind, PendingKind::Subscribe(_))));
-            let (_, tx, _) = split_regions(self.buf.as_mut(), self.rx_len, self.tx_len);
-            self.state.queue(tx, &OutgoingMessage::new(MessageType::StopStream, entry.id))?;
-        }
-        Ok(())
-    }
-
-    /// Publishes `payload` on a [`Subscription::TopicPublish`] stream.
-    #[cfg(feature = "subscriptions")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "subscriptions")))]
-    pub fn publish(
-        &mut self,
-        now: Instant,
-        id: SubscriptionId,
-        payload: &dyn iotmp::DynEncodePson,
-    ) -> Result<(), Error> {
-        self.api(now)?;
-        let (_, tx, _) = split_regions(self.buf.as_mut(), self.rx_len, self.tx_len);
-        let st = &mut self.state;
-        let entry = st.subs.get(usize::from(id.0)).copied().flatten().ok_or(Error::UnknownId)?;
-        if !entry.open || !matches!(entry.def, Subscription::TopicPublish { .. }) {
-            return Err(Error::UnknownId);
-        }
-        st.queue(tx, &OutgoingMessage::new(MessageType::StreamData, entry.id).payload(OutField::Pson(payload)))
-    }
-
-    /// Sends a sample of resource `path` on every stream the server has open on it (matched
-    /// by the stream's path, or by the resource's pattern). Returns whether anyone listened
-    /// and got a sample.
-    #[inline(never)]
-    pub fn stream(&mut self, now: Instant, path: &str) -> bool {
-        self.state.now = now;
-        if self.state.phase != Phase::Connected {
-            return false;
-        }
-        let (_, tx, _) = split_regions(self.buf.as_mut(), self.rx_len, self.tx_len);
-        let st = &mut self.state;
-        let mut sent = false;
-        for i in 0..st.streams.len() {
-            let matches = st.streams.get(i).is_some_and(|s| {
-                s.path.as_str() == path || st.thing.entry(s.resource).is_some_and(|e| e.path() == path)
-            });
-            if matches && st.send_sample(tx, i) {
-                sent = true;
-            }
-        }
-        sent
-    }
-
-    /// Answers a request a handler deferred ([`Event::Deferred`]): `Ok(Some(value))` →
-    /// `OK F3=value`, `Ok(None)` → `OK`, `Err(e)` → `ERROR F2=code F3={"error": message}`.
-    pub fn reply(
-        &mut self,
-        now: Instant,
-        stream_id: u16,
-        result: Result<Option<&dyn iotmp::DynEncodePson>, HandlerError>,
-    ) -> Result<(), Error> {
-        self.state.now = now;
-        if self.state.phase != Phase::Connected {
-            return Err(Error::NotConnected);
-        }
-        let position = self
-            .state
-            .pending
-            .iter()
-            .position(|p| p.id == stream_id && matches!(p.kind, PendingKind::Deferred { .. }))
-            .ok_or(Error::UnknownId)?;
-        let (_, tx, _) = split_regions(self.buf.as_mut(), self.rx_len, self.tx_len);
-        let st = &mut self.state;
-        match result {
-            Ok(value) => {
-                let out = OutgoingMessage::new(MessageType::Ok, stream_id);
-                match value {
-                    Some(v) => st.queue(tx, &out.payload(OutField::Pson(v)))?,
-                    None => st.queue(tx, &out)?,
-                }
-            }
-            Err(e) => st.queue_handler_error(tx, stream_id, e)?,
-        }
-        let _ = take_at(&mut st.pending, position);
-        Ok(())
-    }
-}
-
-/// `⌊ka × 115 / 100⌋` truncated to 64 bits, as [`Duration::mul_ratio`] computes it:
-/// with `ka = 20q + r`, that is `ka + 3q + ⌊3r / 20⌋`.
-fn watchdog_millis(ka: u64) -> u64 {
-    let q = crate::time::div_u64_u32(ka, 20);
-    let r = (ka - q * 20) as u32; // < 20
-    ka.wrapping_add(q.wrapping_mul(3)).wrapping_add(u64::from(r * 3 / 20))
 }
 
 /// `Vec::swap_remove` without `ptr::copy` (which links the 1.5 KB `memmove`): the last
@@ -1016,17 +755,6 @@ fn split_regions(buf: &mut [u8], rx_len: usize, tx_len: usize) -> (&mut [u8], &m
     let tx_len = tx_len.min(rest.len());
     let (tx, inbox) = rest.split_at_mut(tx_len);
     (rx, tx, inbox)
-}
-
-/// `{"error": message}`, the body of a handler error, written without the generic map
-/// encoder (one fixed key).
-struct ErrorBody<'m>(&'m str);
-
-impl pson::EncodePson for ErrorBody<'_> {
-    fn encode_pson<S: pson::Sink>(&self, enc: &mut pson::Encoder<S>) -> Result<(), pson::Error> {
-        enc.raw(&[0xc1, 0x85, b'e', b'r', b'r', b'o', b'r'])?;
-        enc.str(self.0)
-    }
 }
 
 /// Whether a frame was used or must wait for room.
@@ -1082,12 +810,21 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
         }
     }
 
+    /// `ERROR F1=id F2=code F3={"error": message}`, built like every other answer by
+    /// `emit_output`: the body goes to `OUT_OFFSET` of the free transmit space first.
     fn queue_handler_error(&mut self, tx: &mut [u8], id: u16, e: HandlerError) -> Result<(), Error> {
-        let body = ErrorBody(e.message);
-        let msg = OutgoingMessage::new(MessageType::Error, id)
-            .parameters(OutField::Varint(u64::from(e.code)))
-            .payload(OutField::Pson(&body));
-        self.queue(tx, &msg)
+        let capacity = tx.len();
+        let free = self.tx.compact(tx);
+        let mut enc = pson::Encoder::new(pson::SliceSink::new(free.get_mut(OUT_OFFSET..).unwrap_or(&mut [])));
+        // `{"error": …}`: map of 1, the 5-byte key, then the message.
+        let body = enc.raw(&[0xc1, 0x85, b'e', b'r', b'r', b'o', b'r']).and_then(|()| enc.str(e.message));
+        let len = enc.into_sink().written();
+        match body {
+            Ok(()) if self.emit_output(tx, MessageType::Error, id, Some(u64::from(e.code)), len) => Ok(()),
+            Ok(()) => Err(Error::TransmitBufferFull),
+            Err(_) if OUT_OFFSET + 8 + e.message.len() > capacity => Err(Error::TooLarge),
+            Err(_) => Err(Error::TransmitBufferFull),
+        }
     }
 
     fn end_connection_state(&mut self) {
@@ -1116,7 +853,7 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
     /// Ends the connection, queueing DISCONNECT when a transmit region is given.
     fn close(&mut self, reason: DisconnectReason, tx: Option<&mut [u8]>) {
         if let Some(tx) = tx {
-            let _ = self.queue(tx, &OutgoingMessage::new(MessageType::Disconnect, 0));
+            let _ = self.reply_status(tx, MessageType::Disconnect, 0);
         }
         match self.phase {
             Phase::Connecting => self.push(Record::AuthFailed(match reason {
@@ -1133,160 +870,12 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
     fn protocol_error(&mut self, tx: &mut [u8], e: iotmp::FrameError) {
         self.close(DisconnectReason::Protocol(e), Some(tx));
     }
-
-    /// 1.15 × the keep-alive interval: `keep_alive.mul_ratio(115, 100)`, computed without
-    /// 128-bit arithmetic (which costs about 1.5 KB of flash per use on 32-bit targets).
-    #[inline(never)]
-    fn watchdog(&self) -> Duration {
-        Duration::from_millis(watchdog_millis(self.config.keep_alive.as_millis()))
-    }
-
-    /// A KEEP_ALIVE goes out when either side has been quiet for the interval (so the
-    /// server hears from us, and we give it a reason to answer), at most once per interval.
-    fn keep_alive_due(&self) -> Instant {
-        let quiet = self.last_rx.min(self.last_tx) + self.config.keep_alive;
-        quiet.max(self.last_keep_alive + self.config.keep_alive)
-    }
-
-    fn next_deadline(&self) -> Option<Instant> {
-        let mut next: Option<Instant> = None;
-        let mut consider = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
-        match self.phase {
-            Phase::Connecting => consider(self.last_rx + self.watchdog()),
-            Phase::Connected => {
-                consider(self.last_rx + self.watchdog());
-                // Sending deadlines that are already due wait for the transmit queue to drain
-                // (the adapter calls `handle_timeout` after draining), so an adapter blocked
-                // on a slow socket is not woken in a loop.
-                let waiting = !self.tx.is_empty();
-                let mut consider_send = |t: Instant| {
-                    if !(waiting && t <= self.now) {
-                        consider(t);
-                    }
-                };
-                consider_send(self.keep_alive_due());
-                for s in &self.streams {
-                    if s.interval != Duration::ZERO {
-                        consider_send(s.next);
-                    }
-                }
-            }
-            Phase::Idle | Phase::Closed => {}
-        }
-        for p in &self.pending {
-            if p.state == PendingState::Waiting {
-                consider(p.deadline);
-            }
-        }
-        next
-    }
-
-    fn on_timeout(&mut self, now: Instant, tx: &mut [u8]) {
-        // Request and deferred-reply timeouts.
-        let mut i = 0;
-        while let Some(p) = self.pending.get(i).copied() {
-            if p.state == PendingState::Waiting && now >= p.deadline {
-                match p.kind {
-                    PendingKind::Deferred { .. } => {
-                        if self.phase == Phase::Connected {
-                            let _ = self.queue_handler_error(tx, p.id, HandlerError::new(504, "handler timed out"));
-                        }
-                        let _ = take_at(&mut self.pending, i);
-                        continue;
-                    }
-                    PendingKind::Call { silent: true } => {
-                        let _ = take_at(&mut self.pending, i);
-                        continue;
-                    }
-                    _ => {
-                        if let Some(p) = self.pending.get_mut(i) {
-                            p.state = PendingState::TimedOut;
-                        }
-                    }
-                }
-            }
-            i += 1;
-        }
-        match self.phase {
-            Phase::Connecting if now >= self.last_rx + self.watchdog() => {
-                warn!("no answer to CONNECT");
-                self.close(DisconnectReason::Timeout, None);
-            }
-            Phase::Connected => {
-                if now >= self.last_rx + self.watchdog() {
-                    warn!("keep-alive timeout: nothing received for 1.15 x ka");
-                    self.close(DisconnectReason::Timeout, None);
-                    return;
-                }
-                if now >= self.keep_alive_due() && self.tx.is_empty() {
-                    trace!("keep-alive");
-                    if self.queue(tx, &OutgoingMessage::new(MessageType::KeepAlive, 0)).is_ok() {
-                        self.last_keep_alive = now;
-                    }
-                }
-                for i in 0..self.streams.len() {
-                    let due =
-                        self.streams.get(i).filter(|s| s.interval != Duration::ZERO).map(|s| (s.next, s.interval));
-                    let Some((next, interval)) = due else { continue };
-                    if now < next {
-                        continue;
-                    }
-                    if !self.send_sample(tx, i) && !self.tx.is_empty() {
-                        // No room now: try again once the queue is drained.
-                        continue;
-                    }
-                    if let Some(s) = self.streams.get_mut(i) {
-                        let mut n = next + interval;
-                        if n <= now {
-                            n = now + interval;
-                        }
-                        s.next = n;
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-
-    /// Reports one completion synthesized from the pending table (timeouts, disconnects).
-    #[cfg_attr(not(any(feature = "cloud", feature = "subscriptions")), allow(unused_variables))]
-    fn synthesize_completion(&mut self) {
-        if !CLOUD && !SUBSCRIPTIONS {
-            return; // only calls and subscriptions complete this way
-        }
-        let Some(i) = self.pending.iter().position(|p| p.state != PendingState::Waiting) else { return };
-        let Some(p) = take_at(&mut self.pending, i) else { return };
-        let timeout = p.state == PendingState::TimedOut;
-        match p.kind {
-            #[cfg(feature = "cloud")]
-            PendingKind::Call { silent: false } => self.push(Record::CallFailed { id: p.id, timeout }),
-            #[cfg(feature = "subscriptions")]
-            PendingKind::Subscribe(sub) => self.push(Record::SubscriptionError { sub, timeout }),
-            _ => {}
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{keep_where, take_at, watchdog_millis};
-    use crate::time::Duration;
+    use super::{keep_where, take_at};
     use proptest::prelude::*;
-
-    #[test]
-    fn watchdog_is_mul_ratio_115_100() {
-        for ka in [0, 1, 19, 20, 21, 99, 100, 1000, 60_000, 1_800_000, u64::MAX / 115 * 100, u64::MAX - 1, u64::MAX] {
-            assert_eq!(watchdog_millis(ka), Duration::from_millis(ka).mul_ratio(115, 100).as_millis(), "{ka}");
-        }
-    }
-
-    proptest! {
-        #[test]
-        fn watchdog_matches_mul_ratio(ka in any::<u64>()) {
-            prop_assert_eq!(watchdog_millis(ka), Duration::from_millis(ka).mul_ratio(115, 100).as_millis());
-            prop_assert_eq!(watchdog_millis(ka >> 24), Duration::from_millis(ka >> 24).mul_ratio(115, 100).as_millis());
-        }
-    }
 
     #[test]
     fn take_at_is_swap_remove() {

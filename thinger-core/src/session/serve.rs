@@ -238,13 +238,13 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
     fn on_run(&mut self, m: &Message<'_>, tx: &mut [u8]) -> Flow {
         let id = m.stream_id;
         let Some(path) = Self::resource_path(m) else {
-            let _ = self.queue(tx, &OutgoingMessage::new(MessageType::Error, id));
+            self.reply_status(tx, MessageType::Error, id);
             return Flow::Consumed;
         };
         let mut params = Params::new();
         let Some(index) = self.thing.lookup(path, &mut params) else {
             trace!("unknown resource");
-            let _ = self.queue(tx, &OutgoingMessage::new(MessageType::Error, id));
+            self.reply_status(tx, MessageType::Error, id);
             return Flow::Consumed;
         };
         let kind = self.kind_of(index);
@@ -338,10 +338,23 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
         }
     }
 
+    /// `kind [F1=id]`: a bare OK / ERROR answer, KEEP_ALIVE or DISCONNECT; false when it
+    /// does not fit.
+    pub(super) fn reply_status(&mut self, tx: &mut [u8], kind: MessageType, id: u16) -> bool {
+        self.emit_output(tx, kind, id, None, 0)
+    }
+
     /// Builds `kind F1=id [F2=code] [F3=output]` from output bytes at `OUT_OFFSET` of the free
     /// transmit space; an unsigned-integer output travels as a varint, as the official
     /// client sends it.
-    fn emit_output(&mut self, tx: &mut [u8], kind: MessageType, id: u16, code: Option<u64>, len: usize) -> bool {
+    pub(super) fn emit_output(
+        &mut self,
+        tx: &mut [u8],
+        kind: MessageType,
+        id: u16,
+        code: Option<u64>,
+        len: usize,
+    ) -> bool {
         let free = self.tx.compact(tx);
         let output = free.get(OUT_OFFSET..OUT_OFFSET + len).unwrap_or(&[]);
         // Only an unsigned integer (tag type 0) changes form; looking at the tag first avoids
@@ -384,27 +397,19 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
         let (sb, sn) = varint::to_array(body_len as u64);
         let header_len = 1 + sn;
         let total = header_len + body_len;
+        // Header and fields go right in front of a PSON output (then the frame moves to the
+        // start of the free space), else at the start of the free space.
+        let head = header_len + body_prefix;
+        let start = if pson_len > 0 { OUT_OFFSET - head } else { 0 };
+        let Some(dst) = free.get_mut(start..start + head) else { return false };
+        let (h, rest) = dst.split_at_mut(header_len);
+        if let Some((k, s)) = h.split_first_mut() {
+            *k = kind as u8;
+            s.copy_from_slice(sb.get(..sn).unwrap_or(&[]));
+        }
+        rest.copy_from_slice(prefix.get(..body_prefix).unwrap_or(&[]));
         if pson_len > 0 {
-            // Header and fields go right in front of the output, then the frame moves to
-            // the start of the free space.
-            let start = OUT_OFFSET - body_prefix - header_len;
-            if let Some(dst) = free.get_mut(start..OUT_OFFSET) {
-                let (h, rest) = dst.split_at_mut(header_len);
-                if let Some((k, s)) = h.split_first_mut() {
-                    *k = kind as u8;
-                    s.copy_from_slice(sb.get(..sn).unwrap_or(&[]));
-                }
-                rest.copy_from_slice(prefix.get(..body_prefix).unwrap_or(&[]));
-            }
             pson::copy_down(free, start, OUT_OFFSET + len, 0);
-        } else {
-            let Some(dst) = free.get_mut(..total) else { return false };
-            let (h, rest) = dst.split_at_mut(header_len);
-            if let Some((k, s)) = h.split_first_mut() {
-                *k = kind as u8;
-                s.copy_from_slice(sb.get(..sn).unwrap_or(&[]));
-            }
-            rest.copy_from_slice(prefix.get(..body_prefix).unwrap_or(&[]));
         }
         self.tx.end += total;
         self.last_tx = self.now;
@@ -455,7 +460,7 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
                 let mut params = Params::new();
                 match self.thing.lookup(path, &mut params) {
                     None => {
-                        let _ = self.queue(tx, &OutgoingMessage::new(MessageType::Error, id));
+                        self.reply_status(tx, MessageType::Error, id);
                         return Flow::Consumed;
                     }
                     Some(index) => self.describe_one(index, &params, free.get_mut(OUT_OFFSET..).unwrap_or(&mut [])),
@@ -537,7 +542,7 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
     fn on_start_stream(&mut self, m: &Message<'_>, tx: &mut [u8], inbox: &mut [u8]) -> Flow {
         let id = m.stream_id;
         let error = |st: &mut Self, tx: &mut [u8]| {
-            let _ = st.queue(tx, &OutgoingMessage::new(MessageType::Error, id));
+            st.reply_status(tx, MessageType::Error, id);
             Flow::Consumed
         };
         let Some(path) = Self::resource_path(m) else { return error(self, tx) };
@@ -563,7 +568,7 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
             let _ = self.queue_handler_error(tx, id, HandlerError::new(503, "too many streams"));
             return Flow::Consumed;
         }
-        let _ = self.queue(tx, &OutgoingMessage::new(MessageType::Ok, id));
+        self.reply_status(tx, MessageType::Ok, id);
         self.push(Record::StreamStarted { stream_id: id, resource: index });
         // One sample right after the OK, always.
         if let Some(i) = self.streams.iter().position(|s| s.id == id) {
@@ -589,10 +594,10 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
             }
         }
         if known {
-            let _ = self.queue(tx, &OutgoingMessage::new(MessageType::Ok, id));
+            self.reply_status(tx, MessageType::Ok, id);
             self.push(Record::StreamStopped { stream_id: id });
         } else {
-            let _ = self.queue(tx, &OutgoingMessage::new(MessageType::Error, id));
+            self.reply_status(tx, MessageType::Error, id);
         }
         Flow::Consumed
     }
