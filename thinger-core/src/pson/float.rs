@@ -5,6 +5,8 @@
 //! library (about 1.5 KB of it for the few operations the PSON rules need). These helpers
 //! look at the IEEE 754 bits instead and give exactly the answers of the float expressions
 //! they replace (the tests compare them on special values and random bit patterns).
+//! x86-64 and AArch64 hosts, which have the instructions, use the float expressions for
+//! `f64_whole_i64` and `f64_exact_f32` (the encoder's hot path) instead.
 
 /// A finite, non-zero float as `±m × 2^e` (`m` has the implicit bit, if any), or a class.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,9 +157,12 @@ pub(crate) fn f64_exact_f32(f: f64) -> Option<f32> {
 }
 
 /// `f as f32` when that conversion is exact, for every input, with integer arithmetic only
-/// (microcontrollers use it as `f64_exact_f32`).
+/// (microcontrollers and hosts other than x86-64 and AArch64 use it as `f64_exact_f32`).
 #[cfg_attr(target_os = "none", inline(never))]
-#[cfg_attr(all(not(test), not(target_os = "none"), any(target_arch = "x86_64", target_arch = "aarch64")), allow(dead_code))]
+#[cfg_attr(
+    all(not(test), not(target_os = "none"), any(target_arch = "x86_64", target_arch = "aarch64")),
+    allow(dead_code)
+)]
 pub(crate) fn f64_exact_f32_general(f: f64) -> Option<f32> {
     let bits = f.to_bits();
     let sign = ((bits >> 63) as u32) << 31;
