@@ -84,6 +84,10 @@ pub(crate) use self::f64_whole_i64_general as f64_whole_i64;
 
 /// `Some(f as i64)` when `f` is a whole number in `[-2^63, 2^63)`, for every input, with
 /// integer arithmetic only (microcontrollers use it as `f64_whole_i64`).
+#[cfg_attr(
+    all(not(test), not(target_os = "none"), any(target_arch = "x86_64", target_arch = "aarch64")),
+    allow(dead_code)
+)]
 pub(crate) fn f64_whole_i64_general(f: f64) -> Option<i64> {
     let (neg, parts) = split_f64(f);
     to_i64(neg, whole_magnitude(parts)?)
