@@ -300,7 +300,9 @@ impl<'a> Cursor<'a> {
         })
     }
 
-    /// Skips one value, checking it when `validate`.
+    /// Skips one value, checking it when `validate`. Inlined on hosts into the validating
+    /// map and array loops (the recursion goes through the out-of-line `value_other`).
+    #[cfg_attr(not(target_os = "none"), inline)]
     pub(crate) fn skip(&mut self, depth_left: usize, validate: bool) -> Result<(), Error> {
         if validate { self.value(depth_left, true).map(|_| ()) } else { self.skip_trusted(1) }
     }
