@@ -8,7 +8,9 @@
 //! ```
 //!
 //! The memory scenarios run the local server in a child process (this binary re-executed
-//! with `--server-child`) so that only the client side is measured.
+//! with `--server-child`) so that only the client side is measured. The CPU-per-request row
+//! runs the client alone in a child process (`--run-child`) and reads that process's CPU
+//! time from `/proc` (Linux only).
 
 #[path = "../tests/e2e/peer.rs"]
 mod peer;
@@ -122,6 +124,93 @@ async fn raw_run(n: usize) -> Vec<Row> {
     };
     client.shutdown().await;
     vec![sequential, pipelined]
+}
+
+/// CPU time of every thread of process `pid` so far, in ns: the sum of the first field of
+/// `/proc/PID/task/*/schedstat` (time on CPU, user and kernel), and the same from `utime +
+/// stime` of `/proc/PID/stat` (clock ticks, coarse) as a cross-check.
+fn process_cpu_ns(pid: u32) -> Option<(u64, u64)> {
+    let mut sched = 0u64;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let text = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+        sched += text.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which is in parentheses and may contain spaces).
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // USER_HZ is 100 on every Linux configuration the bench runs on.
+    Some((sched, ticks * 10_000_000))
+}
+
+/// RUN requests with `window` in flight to a client running alone in a child process
+/// (`--run-child`): the client's CPU time (all threads, user + kernel, from `/proc`) per
+/// request. The scripted peer runs here, so its CPU is not counted.
+async fn run_cpu(total: usize, window: usize) -> Row {
+    let scenario = format!("RUN CPU per request, raw IOTMP, client process alone ({window} in flight)");
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--run-child", &addr.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let (mut peer, _) = Peer::accept(&listener).await;
+    let exchange = async |peer: &mut Peer, total: usize| {
+        let (mut sent, mut received) = (0usize, 0usize);
+        while received < total {
+            while sent < total && sent - received < window {
+                peer.queue_run((sent % 60_000) as u16 + 1, "n", None);
+                sent += 1;
+            }
+            peer.flush().await;
+            let reply = peer.recv_skipping_keepalives().await.unwrap();
+            assert_eq!(reply.kind, MessageType::Ok);
+            received += 1;
+        }
+    };
+    exchange(&mut peer, 2_000).await;
+    let before = process_cpu_ns(pid);
+    let start = Instant::now();
+    exchange(&mut peer, total).await;
+    let elapsed = start.elapsed();
+    let after = process_cpu_ns(pid);
+    drop(child.stdin.take());
+    let _ = child.wait();
+    let result = match (before, after) {
+        (Some((s0, t0)), Some((s1, t1))) => format!(
+            "{:.2} µs CPU per request (schedstat; utime+stime: {:.1} µs), {:.0} round trips/s ({total} requests)",
+            (s1 - s0) as f64 / total as f64 / 1e3,
+            (t1 - t0) as f64 / total as f64 / 1e3,
+            total as f64 / elapsed.as_secs_f64()
+        ),
+        _ => "not measured: needs Linux /proc/PID/task/*/schedstat".to_owned(),
+    };
+    Row { scenario, result }
+}
+
+/// The `--run-child ADDR` process: one client serving the output resource `n`, connected to
+/// the scripted peer at ADDR, until our stdin closes.
+fn run_client_child(addr: &str) {
+    let addr: SocketAddr = addr.parse().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async {
+        let counter = Arc::new(AtomicU64::new(0));
+        let c = counter.clone();
+        let client =
+            tcp_client(addr, "cpu").resource("n", output(move || c.fetch_add(1, Ordering::Relaxed))).spawn().unwrap();
+        tokio::task::spawn_blocking(|| {
+            let mut sink = Vec::new();
+            let _ = std::io::stdin().read_to_end(&mut sink);
+        })
+        .await
+        .unwrap();
+        client.shutdown().await;
+    });
 }
 
 /// One HTTP/1.1 keep-alive GET; returns the body.
@@ -430,8 +519,19 @@ fn main() {
         run_server_child();
         return;
     }
+    if let Some(i) = args.iter().position(|a| a == "--run-child") {
+        run_client_child(&args[i + 1]);
+        return;
+    }
     if let Some(i) = args.iter().position(|a| a == "--memory") {
         run_memory_child(&args[i + 1..]);
+        return;
+    }
+    // Only the CPU-per-request row (BENCH_RUN_CPU_ONLY=1).
+    if std::env::var("BENCH_RUN_CPU_ONLY").is_ok() {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let row = rt.block_on(run_cpu(200_000, 64));
+        println!("| {} | {} |", row.scenario, row.result);
         return;
     }
     let quick = std::env::var("BENCH_QUICK").is_ok();
@@ -441,6 +541,7 @@ fn main() {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         rt.block_on(async {
             rows.extend(raw_run(if quick { 2_000 } else { 20_000 }).await);
+            rows.push(run_cpu(if quick { 20_000 } else { 200_000 }, 64).await);
             rows.push(rest_run(if quick { 1_000 } else { 5_000 }).await);
             rows.push(stream_throughput(Duration::from_secs(if quick { 1 } else { 3 })).await);
         });

@@ -5,6 +5,8 @@
 //! library (about 1.5 KB of it for the few operations the PSON rules need). These helpers
 //! look at the IEEE 754 bits instead and give exactly the answers of the float expressions
 //! they replace (the tests compare them on special values and random bit patterns).
+//! x86-64 and AArch64 hosts, which have the instructions, use the float expressions for
+//! `f64_whole_i64` and `f64_exact_f32` (the encoder's hot path) instead.
 
 /// A finite, non-zero float as `±m × 2^e` (`m` has the implicit bit, if any), or a class.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,42 +78,16 @@ fn to_i64(neg: bool, magnitude: u64) -> Option<i64> {
     }
 }
 
-#[cfg(target_os = "none")]
+// Microcontrollers, and hosts other than x86-64 and AArch64 (which may lack a double FPU).
+#[cfg(any(target_os = "none", not(any(target_arch = "x86_64", target_arch = "aarch64"))))]
 pub(crate) use self::f64_whole_i64_general as f64_whole_i64;
-
-/// `Some(f as i64)` when `f` is a whole number in `[-2^63, 2^63)`.
-///
-/// Hosts: `1 <= |f| < 2^63` is decided inline from the exponent and the fraction bits;
-/// the rest (zero aside) goes to the general version.
-#[cfg(not(target_os = "none"))]
-#[inline(always)]
-pub(crate) fn f64_whole_i64(f: f64) -> Option<i64> {
-    let bits = f.to_bits();
-    let exp = ((bits >> 52) & 0x7ff) as i32;
-    if exp < 1023 {
-        // |f| < 1: only zero is whole.
-        return if bits << 1 == 0 { Some(0) } else { None };
-    }
-    if exp >= 1023 + 63 {
-        return f64_whole_i64_general(f);
-    }
-    // 1 <= |f| < 2^63: value = m × 2^(exp - 1075), m < 2^53.
-    let m = (bits & ((1u64 << 52) - 1)) | (1u64 << 52);
-    let frac_bits = 1075 - exp; // in -10..=52
-    let magnitude = if frac_bits > 0 {
-        if m & ((1u64 << frac_bits) - 1) != 0 {
-            return None;
-        }
-        m >> frac_bits
-    } else {
-        m << -frac_bits
-    };
-    let v = magnitude as i64; // < 2^63
-    Some(if bits >> 63 == 0 { v } else { -v })
-}
 
 /// `Some(f as i64)` when `f` is a whole number in `[-2^63, 2^63)`, for every input, with
 /// integer arithmetic only (microcontrollers use it as `f64_whole_i64`).
+#[cfg_attr(
+    all(not(test), not(target_os = "none"), any(target_arch = "x86_64", target_arch = "aarch64")),
+    allow(dead_code)
+)]
 pub(crate) fn f64_whole_i64_general(f: f64) -> Option<i64> {
     let (neg, parts) = split_f64(f);
     to_i64(neg, whole_magnitude(parts)?)
@@ -150,35 +126,47 @@ pub(crate) fn f32_nonzero(f: f32) -> Option<bool> {
     if magnitude > 0x7f80_0000 { None } else { Some(magnitude != 0) }
 }
 
-#[cfg(target_os = "none")]
+#[cfg(any(target_os = "none", not(any(target_arch = "x86_64", target_arch = "aarch64"))))]
 pub(crate) use self::f64_exact_f32_general as f64_exact_f32;
+
+/// `Some(f as i64)` when `f` is a whole number in `[-2^63, 2^63)`.
+///
+/// x86-64 and AArch64 hosts: two compares and a round trip through the hardware
+/// conversions (a handful of instructions, against about twenty for the bit tests).
+/// NaN fails the range test; inside the range `f as i64` truncates, and it converts back
+/// to `f` exactly when `f` had no fraction (a fraction means `|f| < 2^52`, where every
+/// integer is exact as `f64`).
+#[cfg(all(not(target_os = "none"), any(target_arch = "x86_64", target_arch = "aarch64")))]
+#[inline(always)]
+pub(crate) fn f64_whole_i64(f: f64) -> Option<i64> {
+    if (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&f) {
+        let v = f as i64;
+        if v as f64 == f {
+            return Some(v);
+        }
+    }
+    None
+}
 
 /// `f as f32` when that conversion is exact (`f64::from(f as f32) == f`); `None` for NaN
 /// and for values `f32` cannot hold exactly.
 ///
-/// Hosts: values in the normal `f32` exponent range are decided inline (exact when the 29
-/// fraction bits `f32` lacks are zero); zero, subnormals, infinities and NaN go to the
-/// general version.
-#[cfg(not(target_os = "none"))]
+/// x86-64 and AArch64 hosts: the hardware narrowing and widening (round to nearest, so
+/// the round trip gives `f` back exactly when `f32` holds it; NaN never compares equal).
+#[cfg(all(not(target_os = "none"), any(target_arch = "x86_64", target_arch = "aarch64")))]
 #[inline(always)]
 pub(crate) fn f64_exact_f32(f: f64) -> Option<f32> {
-    let bits = f.to_bits();
-    let exp = ((bits >> 52) & 0x7ff) as u32;
-    // Biased f64 exponents of the normal f32 range 2^-126 ..= 2^127.
-    if (1023 - 126..=1023 + 127).contains(&exp) {
-        if bits & ((1u64 << 29) - 1) != 0 {
-            return None;
-        }
-        let sign = ((bits >> 63) as u32) << 31;
-        let fraction = ((bits >> 29) & 0x007f_ffff) as u32;
-        return Some(f32::from_bits(sign | ((exp + 127 - 1023) << 23) | fraction));
-    }
-    f64_exact_f32_general(f)
+    let narrow = f as f32;
+    if f64::from(narrow) == f { Some(narrow) } else { None }
 }
 
 /// `f as f32` when that conversion is exact, for every input, with integer arithmetic only
-/// (microcontrollers use it as `f64_exact_f32`).
+/// (microcontrollers and hosts other than x86-64 and AArch64 use it as `f64_exact_f32`).
 #[cfg_attr(target_os = "none", inline(never))]
+#[cfg_attr(
+    all(not(test), not(target_os = "none"), any(target_arch = "x86_64", target_arch = "aarch64")),
+    allow(dead_code)
+)]
 pub(crate) fn f64_exact_f32_general(f: f64) -> Option<f32> {
     let bits = f.to_bits();
     let sign = ((bits >> 63) as u32) << 31;

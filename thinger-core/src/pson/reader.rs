@@ -300,7 +300,9 @@ impl<'a> Cursor<'a> {
         })
     }
 
-    /// Skips one value, checking it when `validate`.
+    /// Skips one value, checking it when `validate`. Inlined on hosts into the validating
+    /// map and array loops (the recursion goes through the out-of-line `value_other`).
+    #[cfg_attr(not(target_os = "none"), inline)]
     pub(crate) fn skip(&mut self, depth_left: usize, validate: bool) -> Result<(), Error> {
         if validate { self.value(depth_left, true).map(|_| ()) } else { self.skip_trusted(1) }
     }
@@ -669,6 +671,9 @@ pub struct MapIter<'a> {
 
 impl<'a> Iterator for MapIter<'a> {
     type Item = (&'a str, PsonRef<'a>);
+    // Inlined into the caller's loop on hosts (the pair is then never built in memory);
+    // one copy on microcontrollers.
+    #[cfg_attr(not(target_os = "none"), inline)]
     fn next(&mut self) -> Option<Self::Item> {
         self.left = self.left.checked_sub(1)?;
         // The map was validated when decoded; an error here cannot happen, and ends the walk.
@@ -758,6 +763,8 @@ pub struct ArrayIter<'a> {
 
 impl<'a> Iterator for ArrayIter<'a> {
     type Item = PsonRef<'a>;
+    // As `MapIter::next`: inlined on hosts only.
+    #[cfg_attr(not(target_os = "none"), inline)]
     fn next(&mut self) -> Option<Self::Item> {
         self.left = self.left.checked_sub(1)?;
         self.cursor.value(usize::MAX, false).ok()
