@@ -628,7 +628,12 @@ mod tests {
         std::fs::write(base.join("secret"), b"s").unwrap();
         std::os::unix::fs::symlink(base.join("secret"), root.join("link")).unwrap();
         std::os::unix::fs::symlink(&base, root.join("up")).unwrap();
-        let fs = Fs { roots: vec![("r".into(), root.canonicalize().unwrap())], max_inline: 10, max_hash: 10 };
+        let fs = Fs {
+            roots: vec![("r".into(), root.canonicalize().unwrap())],
+            max_inline: 10,
+            max_hash: 10,
+            max_upload: 10,
+        };
         assert_eq!(fs.resolve("r/link", true).err(), Some(PathError::OutsideRoot));
         assert_eq!(fs.resolve("r/up/secret", true).err(), Some(PathError::OutsideRoot));
         assert_eq!(fs.resolve("r/up/new/file", false).err(), Some(PathError::OutsideRoot));
