@@ -242,3 +242,95 @@ async fn proxy_tunnels_to_allowed_targets_only() {
     client.shutdown().await;
     server.shutdown().await;
 }
+
+#[cfg(feature = "ext-fs")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fs_chunked_transfers_of_5_mib_round_trip_through_the_rest_routes() {
+    use md5::{Digest, Md5};
+    use thinger_std::ext::fs::FsConfig;
+    let dir = std::env::temp_dir().join(format!("thinger-fs-stream-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let root = dir.join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    let mut thing = Resources::new();
+    FsConfig::new().root("r", &root).writable(true).install(&mut thing).unwrap();
+    let limits = Limits { device_frame_limit: FRAME, ..Limits::default() };
+    let config = ServerConfig::local().tls(TlsMode::Off).limits(limits).api_token("tok");
+    let server = Server::start(config).await.unwrap();
+    let addr = server.tcp_addr();
+    let client = Client::builder(USER, "fsdev", "secret")
+        .host(addr.ip().to_string())
+        .port(addr.port())
+        .transport(Transport::Tcp)
+        .buffer_size(BUFFER)
+        .resources(thing)
+        .spawn()
+        .unwrap();
+    client.connected().await.unwrap();
+
+    let data: Vec<u8> = (0..5u32 * 1024 * 1024).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    let local = dir.join("in.bin");
+    std::fs::write(&local, &data).unwrap();
+    let base = |mut v: Vec<String>| {
+        v.extend(["--user".into(), USER.into(), "--server".into(), format!("http://{}", server.http_addr())]);
+        v.extend(["--token".into(), "tok".into()]);
+        v
+    };
+    let success = format!("{:?}", std::process::ExitCode::SUCCESS);
+    // Upload through PUT /fs/upload, then the file is on the device's disk.
+    let put = base(vec!["fs".into(), "put".into(), "fsdev".into(), local.display().to_string(), "r/sub/f.bin".into()]);
+    let code = thinger_server::remote::fs_cli(put.iter().map(std::ffi::OsString::from)).await;
+    assert_eq!(format!("{code:?}"), success, "upload failed");
+    let on_disk = std::fs::read(root.join("sub/f.bin")).unwrap();
+    assert_eq!(Md5::digest(&on_disk), Md5::digest(&data), "uploaded file differs");
+    // No temporary file is left next to it.
+    assert_eq!(std::fs::read_dir(root.join("sub")).unwrap().count(), 1);
+    // Download through GET /fs/download.
+    let back = dir.join("out.bin");
+    let get = base(vec!["fs".into(), "get".into(), "fsdev".into(), "r/sub/f.bin".into(), back.display().to_string()]);
+    let code = thinger_server::remote::fs_cli(get.iter().map(std::ffi::OsString::from)).await;
+    assert_eq!(format!("{code:?}"), success, "download failed");
+    assert_eq!(Md5::digest(std::fs::read(&back).unwrap()), Md5::digest(&data), "downloaded file differs");
+
+    // Paths that leave the roots are refused on both channels, before any file is touched.
+    std::os::unix::fs::symlink("/etc", root.join("link")).unwrap();
+    let long = format!("r/{}", "a".repeat(5000));
+    let bad = [
+        "r/../in.bin",
+        "r/./sub/f.bin",
+        "/etc/passwd",
+        "r\\..\\in.bin",
+        "C:/windows",
+        "r/a\0b",
+        "r/a\u{1}b",
+        "r//sub/f.bin",
+        "r/%2e%2e/in.bin",
+        long.as_str(),
+        "nope/f.bin",
+        "r/link/passwd",
+        "r/sub/../../in.bin",
+    ];
+    for (i, path) in bad.iter().enumerate() {
+        let dl = map(&[("path", Value::Str((*path).into())), ("window_size", Value::Uint(1 << 20))]);
+        let ul =
+            map(&[("path", Value::Str((*path).into())), ("size", Value::Uint(4)), ("overwrite", Value::Bool(true))]);
+        for (resource, params) in [("download", dl), ("upload", ul)] {
+            let opened = server.open_stream(USER, "fsdev", &format!("$fs/{resource}/t{i}"), Some(params)).await;
+            match opened {
+                Err(StreamError::Open(thinger_server::DeviceError::Failed { code, .. })) => {
+                    assert!(matches!(code, Some(400 | 403 | 404 | 414)), "{resource} {path:?}: code {code:?}")
+                }
+                Err(e) => panic!("{resource} {path:?}: {e:?}"),
+                Ok(_) => panic!("{resource} of {path:?} was accepted"),
+            }
+        }
+    }
+    // Nothing was created by the refused uploads.
+    let mut names: Vec<String> =
+        std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    assert_eq!(names, ["link", "sub"]);
+    client.shutdown().await;
+    server.shutdown().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}

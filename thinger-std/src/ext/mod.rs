@@ -27,6 +27,8 @@ pub mod cmd;
 pub mod fs;
 #[cfg(feature = "ext-fs")]
 mod fs_path;
+#[cfg(feature = "ext-fs")]
+mod fs_stream;
 #[cfg(feature = "ext-proxy")]
 #[cfg_attr(docsrs, doc(cfg(feature = "ext-proxy")))]
 pub mod proxy;
