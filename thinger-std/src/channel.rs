@@ -131,6 +131,12 @@ impl ChannelRequest {
         self.path.rsplit('/').next().unwrap_or("")
     }
 
+    /// The most bytes one `STREAM_DATA` of this channel carries (see
+    /// [`ChannelSender::max_chunk`]).
+    pub fn max_chunk(&self) -> usize {
+        self.wiring.as_ref().map_or(1, |w| w.max_value.saturating_sub(10).max(1))
+    }
+
     /// The START_STREAM parameters, as sent.
     pub fn params(&self) -> Option<&Value> {
         self.params.as_ref()

@@ -84,7 +84,7 @@ pub mod channel;
 mod client;
 #[cfg(feature = "tokio")]
 mod command;
-#[cfg(any(feature = "ext-cmd", feature = "ext-fs"))]
+#[cfg(any(feature = "ext-cmd", feature = "ext-fs", feature = "ext-terminal", feature = "ext-proxy"))]
 pub mod ext;
 #[cfg(feature = "tokio")]
 mod mailbox;

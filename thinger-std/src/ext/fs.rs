@@ -62,6 +62,8 @@ use crate::resources::Resources;
 pub const DEFAULT_MAX_INLINE: usize = 64 * 1024;
 /// The largest file `$fs/hash` reads (the handler runs on the client's task).
 pub const DEFAULT_MAX_HASH: u64 = 64 * 1024 * 1024;
+/// The largest chunked upload (`$fs/upload/:session`), by default.
+pub const DEFAULT_MAX_UPLOAD: u64 = 256 * 1024 * 1024;
 /// The most entries a directory listing returns.
 pub const MAX_LIST_ENTRIES: usize = 1000;
 
@@ -95,11 +97,18 @@ pub struct FsConfig {
     writable: bool,
     max_inline: usize,
     max_hash: u64,
+    max_upload: u64,
 }
 
 impl Default for FsConfig {
     fn default() -> Self {
-        FsConfig { roots: Vec::new(), writable: false, max_inline: DEFAULT_MAX_INLINE, max_hash: DEFAULT_MAX_HASH }
+        FsConfig {
+            roots: Vec::new(),
+            writable: false,
+            max_inline: DEFAULT_MAX_INLINE,
+            max_hash: DEFAULT_MAX_HASH,
+            max_upload: DEFAULT_MAX_UPLOAD,
+        }
     }
 }
 
@@ -153,6 +162,17 @@ impl FsConfig {
         self
     }
 
+    /// The largest chunked upload accepted (default [`DEFAULT_MAX_UPLOAD`]); larger ones are
+    /// refused with 413 before any byte is written.
+    ///
+    /// ```
+    /// let _ = thinger_std::ext::fs::FsConfig::new().max_upload(1 << 30);
+    /// ```
+    pub fn max_upload(mut self, bytes: u64) -> Self {
+        self.max_upload = bytes;
+        self
+    }
+
     /// Resolves the roots and adds the resources to `thing`.
     ///
     /// ```
@@ -175,7 +195,9 @@ impl FsConfig {
             let canonical = dir.canonicalize().map_err(|e| FsSetupError::Root(dir.clone(), e))?;
             roots.push((name.clone(), canonical));
         }
-        let fs = Arc::new(Fs { roots, max_inline: self.max_inline, max_hash: self.max_hash });
+        let fs =
+            Arc::new(Fs { roots, max_inline: self.max_inline, max_hash: self.max_hash, max_upload: self.max_upload });
+        super::fs_stream::install(&fs, self.writable, thing);
         let ops: &[(&str, Op)] = &[
             ("$fs/get", Op::Get),
             ("$fs/get/*path", Op::Get),
@@ -215,19 +237,20 @@ impl Op {
 
 /// The installed extension: canonical roots and limits.
 #[derive(Debug)]
-struct Fs {
+pub(super) struct Fs {
     roots: Vec<(String, PathBuf)>,
     max_inline: usize,
     max_hash: u64,
+    pub(super) max_upload: u64,
 }
 
 /// A requested path, checked and resolved inside its root.
-struct Target {
-    full: PathBuf,
+pub(super) struct Target {
+    pub(super) full: PathBuf,
     /// Whether it is the root directory itself.
-    is_root: bool,
+    pub(super) is_root: bool,
     /// Whether the request ended with `/`.
-    dir: bool,
+    pub(super) dir: bool,
 }
 
 #[derive(Serialize)]
@@ -308,7 +331,7 @@ impl Fs {
     }
 
     /// Checks `requested` lexically, then resolves it and makes sure it stays in its root.
-    fn resolve(&self, requested: &str, must_exist: bool) -> Result<Target, PathError> {
+    pub(super) fn resolve(&self, requested: &str, must_exist: bool) -> Result<Target, PathError> {
         let checked = parse(requested)?;
         let (_, root) = self.roots.iter().find(|(n, _)| n == checked.root).ok_or(PathError::UnknownRoot)?;
         let mut full = root.clone();
@@ -605,7 +628,12 @@ mod tests {
         std::fs::write(base.join("secret"), b"s").unwrap();
         std::os::unix::fs::symlink(base.join("secret"), root.join("link")).unwrap();
         std::os::unix::fs::symlink(&base, root.join("up")).unwrap();
-        let fs = Fs { roots: vec![("r".into(), root.canonicalize().unwrap())], max_inline: 10, max_hash: 10 };
+        let fs = Fs {
+            roots: vec![("r".into(), root.canonicalize().unwrap())],
+            max_inline: 10,
+            max_hash: 10,
+            max_upload: 10,
+        };
         assert_eq!(fs.resolve("r/link", true).err(), Some(PathError::OutsideRoot));
         assert_eq!(fs.resolve("r/up/secret", true).err(), Some(PathError::OutsideRoot));
         assert_eq!(fs.resolve("r/up/new/file", false).err(), Some(PathError::OutsideRoot));

@@ -6,6 +6,8 @@
 //! |---|---|---|
 //! | `ext-cmd` | [`cmd`] | `cmd` |
 //! | `ext-fs` | [`fs`] | `$fs/get`, `$fs/get/*path`, `$fs/info/*path`, `$fs/hash/*path`, and when writable `$fs/put/*path`, `$fs/delete/*path`, `$fs/move/*source` |
+//! | `ext-terminal` | [`terminal`] | `$terminal/:session` (channel), `$terminal/:session/params` |
+//! | `ext-proxy` | [`proxy`] | `$proxy/:session` (channel) |
 //!
 //! Both are dangerous by nature: whoever can call the device's resources (the server and
 //! anyone holding an API token for the device) can run these. Their defaults are the safe
@@ -13,8 +15,9 @@
 //! a timeout and an output limit; `fs` is read-only, confined to named roots, and refuses
 //! traversal before touching the filesystem. `docs/security.md` describes what each exposes.
 //!
-//! Not here yet: the extensions that need server-opened streams (`terminal`, `proxy`, cmd's
-//! streaming output and fs's chunked transfers).
+//! `terminal` and `proxy` run on [channels](crate::channel) the server opens. `terminal`
+//! runs only the one program the application names, `proxy` connects only to allow-listed
+//! `host:port` targets.
 
 #[cfg(feature = "ext-cmd")]
 #[cfg_attr(docsrs, doc(cfg(feature = "ext-cmd")))]
@@ -24,3 +27,11 @@ pub mod cmd;
 pub mod fs;
 #[cfg(feature = "ext-fs")]
 mod fs_path;
+#[cfg(feature = "ext-fs")]
+mod fs_stream;
+#[cfg(feature = "ext-proxy")]
+#[cfg_attr(docsrs, doc(cfg(feature = "ext-proxy")))]
+pub mod proxy;
+#[cfg(feature = "ext-terminal")]
+#[cfg_attr(docsrs, doc(cfg(feature = "ext-terminal")))]
+pub mod terminal;
