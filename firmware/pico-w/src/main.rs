@@ -170,7 +170,7 @@ async fn main(spawner: Spawner) {
 
     // OTA: embassy-boot's DFU and state partitions (linker symbols from memory.x).
     static FLASH_MUTEX: StaticCell<Mutex<NoopRawMutex, RefCell<FlashDriver>>> = StaticCell::new();
-    let flash = FLASH_MUTEX.init(Mutex::new(RefCell::new(Flash::new_blocking(p.FLASH))));
+    let flash: &'static _ = FLASH_MUTEX.init(Mutex::new(RefCell::new(Flash::new_blocking(p.FLASH))));
     let partitions = FirmwareUpdaterConfig::from_linkerfile_blocking(flash, flash);
     static ALIGNED: StaticCell<[u8; embassy_rp::flash::WRITE_SIZE]> = StaticCell::new();
     let aligned = ALIGNED.init([0; embassy_rp::flash::WRITE_SIZE]);
@@ -179,7 +179,7 @@ async fn main(spawner: Spawner) {
     CONFIRMED.store(!matches!(updater.boot_state(), Ok(State::Swap)), Ordering::Relaxed);
     static OTA: StaticCell<RefCell<Ota<OtaUpdater>>> = StaticCell::new();
     let ota_config = OtaConfig::new(block_size_for(SESSION_BUFFER)).version(env!("CARGO_PKG_VERSION"));
-    let ota = OTA.init(RefCell::new(Ota::new(updater, ota_config)));
+    let ota: &'static _ = OTA.init(RefCell::new(Ota::new(updater, ota_config)));
 
     // A ChaCha20 stream seeded with 256 bits from the ring oscillator (the RP2040 has no TRNG).
     let mut seed = [0u8; 32];

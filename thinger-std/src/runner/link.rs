@@ -2,6 +2,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use thinger_core::queue::Window;
 use thinger_core::session::SubscriptionId;
 use typed_arena::Arena;
 
@@ -11,6 +12,9 @@ use crate::error::Error;
 use super::handlers::Answer;
 use super::session::{Clock, Sess};
 use super::subscriptions::{Registered, Slots, SubSpec};
+
+/// Largest offline-queue window (`ClientBuilder::queue_window` clamps to it).
+const MAX_QUEUE_WINDOW: usize = 32;
 
 /// The state of one connection.
 pub(super) struct Link<'a> {
@@ -23,16 +27,14 @@ pub(super) struct Link<'a> {
     pub(super) calls: HashMap<u16, CallReply>,
     /// Lock requests in flight (sync, lock): a grant nobody waits for any more is released.
     pub(super) locks: HashMap<u16, (String, String)>,
-    /// Queued entries in flight: request id → sequence number.
-    pub(super) queued: HashMap<u16, u64>,
-    /// Queue entries from the front that are in flight.
-    pub(super) sent: usize,
+    /// Offline-queue entries in flight (core's send window).
+    pub(super) queue: Window<MAX_QUEUE_WINDOW>,
     /// Async handler answers waiting for room in the transmit buffer.
     pub(super) replies: VecDeque<(u16, Answer)>,
 }
 
 impl<'a> Link<'a> {
-    pub(super) fn new(session: Sess<'a>, arena: &'a Arena<String>, clock: &'a Clock) -> Self {
+    pub(super) fn new(session: Sess<'a>, arena: &'a Arena<String>, clock: &'a Clock, queue_window: usize) -> Self {
         Link {
             session,
             arena,
@@ -40,8 +42,7 @@ impl<'a> Link<'a> {
             subs: Slots::default(),
             calls: HashMap::new(),
             locks: HashMap::new(),
-            queued: HashMap::new(),
-            sent: 0,
+            queue: Window::new(queue_window),
             replies: VecDeque::new(),
         }
     }
@@ -63,14 +64,5 @@ impl<'a> Link<'a> {
     pub(super) fn unregister(&mut self, key: u64) {
         let now = self.clock.now();
         self.subs.unregister(&mut self.session, now, key);
-    }
-
-    /// A queue entry was dropped by the overflow policy: forget it if it was in flight.
-    pub(super) fn forget_queued(&mut self, seq: u64) {
-        let before = self.queued.len();
-        self.queued.retain(|_, s| *s != seq);
-        if self.queued.len() < before {
-            self.sent = self.sent.saturating_sub(1);
-        }
     }
 }
