@@ -8,10 +8,10 @@ use core::task::Poll;
 
 use thinger_core::iotmp::DynEncodePson;
 use thinger_core::pson::PsonRef;
-use thinger_core::queue::{AsyncStorage, Op, Pump, PushError, Pushed, Restored, record};
+use thinger_core::queue::{AsyncStorage, Op, PushError, Pushed, Restored, record};
 use thinger_core::session::Error as SessionError;
 
-use crate::shared::{Inner, Shared};
+use crate::shared::{Inner, QUEUE_WINDOW, Shared};
 use crate::{Client, Error, now};
 
 /// Largest queued entry: its record (name, PSON payload and 24 bytes) must fit this.
@@ -75,7 +75,8 @@ impl<'d, const R: usize> Client<'d, R> {
                     // at most (some may have left already).
                     let first = last_dropped.saturating_sub(dropped as u64 - 1);
                     for old in first..=last_dropped {
-                        q.window.removed(old);
+                        q.sent = q.sent.saturating_sub(usize::from(q.in_flight.iter().any(|(_, s)| *s == old)));
+                        q.in_flight.retain(|(_, s)| *s != old);
                         q.forget(old);
                     }
                     Ok((seq, q.store))
@@ -109,34 +110,41 @@ fn encode(value: &dyn DynEncodePson, out: &mut [u8]) -> Result<usize, Error> {
 }
 
 impl<const R: usize> Inner<'_, R> {
-    /// Sends queued entries that are not in flight yet, in order, up to the window
-    /// (thinger-core's [`Window`](thinger_core::queue::Window) decides which).
+    /// Sends queued entries that are not in flight yet, in order, up to the window.
     pub(crate) fn pump_queue(&mut self) {
         if !self.session.is_connected() {
             return;
         }
         let t = now();
-        loop {
-            let session = &mut self.session;
-            let pumped = self.queue.window.pump(&self.queue.ring, |entry| match entry.op {
+        while self.queue.in_flight.len() < QUEUE_WINDOW {
+            let q = &mut self.queue;
+            let Some(entry) = q.ring.get(q.sent) else { break };
+            let seq = entry.seq;
+            let sent = match entry.op {
                 Op::WriteBucket { bucket, record } => match PsonRef::decode(record) {
-                    Ok(value) => session.write_bucket(t, bucket, &value),
+                    Ok(value) => self.session.write_bucket(t, bucket, &value),
                     Err(e) => Err(SessionError::Pson(e)),
                 },
-                Op::CallEndpoint { endpoint, data: None } => session.call_endpoint(t, endpoint, None),
+                Op::CallEndpoint { endpoint, data: None } => self.session.call_endpoint(t, endpoint, None),
                 Op::CallEndpoint { endpoint, data: Some(data) } => match PsonRef::decode(data) {
-                    Ok(value) => session.call_endpoint(t, endpoint, Some(&value)),
+                    Ok(value) => self.session.call_endpoint(t, endpoint, Some(&value)),
                     Err(e) => Err(SessionError::Pson(e)),
                 },
-            });
-            match pumped {
-                // It can never be sent (bad PSON from a damaged store, larger than a frame).
-                Pump::Unsendable { seq, .. } => {
-                    self.queue.discarded = self.queue.discarded.saturating_add(1);
-                    self.queue.remove(seq);
+            };
+            let q = &mut self.queue;
+            match sent {
+                Ok(id) => {
+                    let _ = q.in_flight.push((id, seq));
+                    q.sent += 1;
                 }
-                // The writer drains the transmit buffer and pumps again.
-                Pump::Done | Pump::TransmitFull => break,
+                Err(SessionError::TransmitBufferFull | SessionError::TooManyPending | SessionError::NotConnected) => {
+                    break;
+                }
+                // It can never be sent (bad PSON from a damaged store, larger than a frame).
+                Err(_) => {
+                    q.discarded = q.discarded.saturating_add(1);
+                    q.remove(seq);
+                }
             }
         }
     }

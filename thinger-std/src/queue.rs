@@ -127,7 +127,6 @@ impl Op {
         }
     }
 
-    #[cfg(test)]
     fn from_core(op: core_queue::Op<'_>) -> Op {
         match op {
             core_queue::Op::WriteBucket { bucket, record } => {
@@ -141,7 +140,6 @@ impl Op {
 }
 
 /// One queued operation with its sequence number (increasing, never reused in a log).
-#[cfg(test)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Entry {
     pub(crate) seq: u64,
@@ -230,13 +228,7 @@ impl OfflineQueue {
         self.ring.is_empty()
     }
 
-    /// The ring itself (the runner sends from it through core's send window).
-    pub(crate) fn ring(&self) -> &Ring<Vec<u8>> {
-        &self.ring
-    }
-
     /// The entry at `index` from the front.
-    #[cfg(test)]
     pub(crate) fn get(&self, index: usize) -> Option<Entry> {
         self.ring.get(index).map(|e| Entry { seq: e.seq, op: Op::from_core(e.op) })
     }

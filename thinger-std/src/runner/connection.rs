@@ -7,8 +7,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use rand_core::OsRng;
-use thinger_core::queue::Reply;
-use thinger_core::session::{self, Config, DisconnectReason, RequestId, Session};
+use thinger_core::session::{self, Config, DisconnectReason, Session};
 use thinger_core::time::Instant;
 use typed_arena::Arena;
 
@@ -79,7 +78,7 @@ pub(super) async fn serve(
         config = config.firmware(firmware);
     }
     let session: Sess<'_> = Session::new(config, thing, vec![0u8; settings.buffer_size], &mut OsRng);
-    let mut link = Link::new(session, &arena, clock, settings.queue_window);
+    let mut link = Link::new(session, &arena, clock);
     // Subscriptions go in before CONNECT; the session opens them after authentication.
     for spec in &driver.subs {
         if let Err(e) = link.register(spec) {
@@ -150,14 +149,18 @@ pub(super) async fn serve(
                             let now = clock.now();
                             let _ = send_call(&mut link.session, now, &CallSpec::UnlockSync { sync, lock });
                         }
-                    } else if link.queue.owns(RequestId(id)) {
-                        // No answer: core's window sends again from the oldest entry, in order.
-                        let reply = match &result {
-                            Err(Error::Disconnected | Error::Timeout) => Reply::Lost,
-                            _ => Reply::Answered,
-                        };
-                        if let Some(seq) = link.queue.answered(RequestId(id), reply) {
-                            driver.complete_queued(seq, result.map(drop));
+                    } else if let Some(seq) = link.queued.remove(&id) {
+                        match result {
+                            Err(Error::Disconnected) => {}
+                            Err(Error::Timeout) => {
+                                // Resend from the oldest unacknowledged entry, in order.
+                                link.queued.clear();
+                                link.sent = 0;
+                            }
+                            other => {
+                                link.sent = link.sent.saturating_sub(1);
+                                driver.complete_queued(seq, other.map(drop));
+                            }
                         }
                     }
                 }
@@ -227,7 +230,7 @@ pub(super) async fn serve(
         }
         // 4. Work for the session, sent right away.
         if link.session.is_connected() {
-            let blocked = driver.pump(&mut link);
+            let blocked = driver.pump(&mut link, settings.queue_window);
             if let Err(e) = flush(&mut link.session, conn, &mut txbuf, write_limit).await {
                 if e.kind() == io::ErrorKind::TimedOut {
                     reason.get_or_insert(DisconnectReason::WriteTimeout);

@@ -1,7 +1,6 @@
 //! Translation between the core session's borrowed types and the runner's owned ones.
 
 use thinger_core::iotmp::DynEncodePson;
-use thinger_core::queue::Op;
 use thinger_core::session::{
     self, AuthFailure, CallError, DisconnectReason, Dropped, Event, RequestId, SubscriptionId,
 };
@@ -10,6 +9,7 @@ use thinger_core::time::Instant;
 use crate::command::CallSpec;
 use crate::error::Error;
 use crate::pson_util::{RawPson, owned};
+use crate::queue::Op;
 
 use super::session::Sess;
 
@@ -30,11 +30,11 @@ pub(super) fn send_call(session: &mut Sess<'_>, now: Instant, spec: &CallSpec) -
     }
 }
 
-pub(super) fn send_op(session: &mut Sess<'_>, now: Instant, op: &Op<'_>) -> Result<RequestId, session::Error> {
-    match *op {
+pub(super) fn send_op(session: &mut Sess<'_>, now: Instant, op: &Op) -> Result<RequestId, session::Error> {
+    match op {
         Op::WriteBucket { bucket, record } => session.write_bucket(now, bucket, &RawPson(record)),
         Op::CallEndpoint { endpoint, data } => {
-            let raw = data.map(RawPson);
+            let raw = data.as_deref().map(RawPson);
             session.call_endpoint(now, endpoint, raw.as_ref().map(|r| r as &dyn DynEncodePson))
         }
     }

@@ -4,7 +4,6 @@ use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 
 use thinger_core::iotmp::DynEncodePson;
-use thinger_core::queue::Pump;
 use thinger_core::resource::HandlerError;
 use thinger_core::session;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -128,7 +127,7 @@ impl Driver {
                     Ok(Pushed::Queued(seq)) => Ok(seq),
                     Ok(Pushed::QueuedDropping { seq, dropped }) => {
                         if let Some(l) = link.as_deref_mut() {
-                            l.queue.removed(dropped);
+                            l.forget_queued(dropped);
                         }
                         if let Some(w) = self.acks.remove(&dropped) {
                             let _ = w.send(Err(Error::Dropped));
@@ -161,7 +160,7 @@ impl Driver {
             Command::Stats { reply } => {
                 let mut stats = self.stats;
                 stats.queued = self.queue.len();
-                stats.in_flight = link.map_or(0, |l| l.queue.in_flight());
+                stats.in_flight = link.map_or(0, |l| l.queued.len());
                 let _ = reply.send(stats);
             }
             Command::Subscribe { kind, data, reply } => {
@@ -238,7 +237,7 @@ impl Driver {
 
     /// Moves waiting work into the session. Returns true when the transmit buffer must be
     /// drained first.
-    pub(super) fn pump(&mut self, link: &mut Link<'_>) -> bool {
+    pub(super) fn pump(&mut self, link: &mut Link<'_>, window: usize) -> bool {
         let now = link.clock.now();
         // Answers of async handlers.
         while let Some((stream_id, result)) = link.replies.pop_front() {
@@ -309,16 +308,18 @@ impl Driver {
                 }
             }
         }
-        // Queued writes, in order, up to the window (core's `Window` decides which).
-        loop {
-            let session = &mut link.session;
-            match link.queue.pump(self.queue.ring(), |entry| send_op(session, now, &entry.op)) {
-                Pump::Done => break,
-                Pump::TransmitFull => return true,
-                Pump::Unsendable { seq, error } => {
-                    link.queue.removed(seq);
-                    self.complete_queued(seq, Err(session_error(error)));
+        // Queued writes, in order, up to the window.
+        while link.queued.len() < window {
+            let Some(entry) = self.queue.get(link.sent) else { break };
+            let seq = entry.seq;
+            match send_op(&mut link.session, now, &entry.op) {
+                Ok(id) => {
+                    link.queued.insert(id.0, seq);
+                    link.sent += 1;
                 }
+                Err(session::Error::TransmitBufferFull) => return true,
+                Err(session::Error::TooManyPending) => break,
+                Err(e) => self.complete_queued(seq, Err(session_error(e))),
             }
         }
         // MQTT publishes on open topic streams.

@@ -2,7 +2,6 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use thinger_core::queue::Window;
 use thinger_core::session::SubscriptionId;
 use typed_arena::Arena;
 
@@ -12,9 +11,6 @@ use crate::error::Error;
 use super::handlers::Answer;
 use super::session::{Clock, Sess};
 use super::subscriptions::{Registered, Slots, SubSpec};
-
-/// Largest offline-queue window (`ClientBuilder::queue_window` clamps to it).
-const MAX_QUEUE_WINDOW: usize = 32;
 
 /// The state of one connection.
 pub(super) struct Link<'a> {
@@ -27,14 +23,16 @@ pub(super) struct Link<'a> {
     pub(super) calls: HashMap<u16, CallReply>,
     /// Lock requests in flight (sync, lock): a grant nobody waits for any more is released.
     pub(super) locks: HashMap<u16, (String, String)>,
-    /// Offline-queue entries in flight (core's send window).
-    pub(super) queue: Window<MAX_QUEUE_WINDOW>,
+    /// Queued entries in flight: request id → sequence number.
+    pub(super) queued: HashMap<u16, u64>,
+    /// Queue entries from the front that are in flight.
+    pub(super) sent: usize,
     /// Async handler answers waiting for room in the transmit buffer.
     pub(super) replies: VecDeque<(u16, Answer)>,
 }
 
 impl<'a> Link<'a> {
-    pub(super) fn new(session: Sess<'a>, arena: &'a Arena<String>, clock: &'a Clock, queue_window: usize) -> Self {
+    pub(super) fn new(session: Sess<'a>, arena: &'a Arena<String>, clock: &'a Clock) -> Self {
         Link {
             session,
             arena,
@@ -42,7 +40,8 @@ impl<'a> Link<'a> {
             subs: Slots::default(),
             calls: HashMap::new(),
             locks: HashMap::new(),
-            queue: Window::new(queue_window),
+            queued: HashMap::new(),
+            sent: 0,
             replies: VecDeque::new(),
         }
     }
@@ -64,5 +63,14 @@ impl<'a> Link<'a> {
     pub(super) fn unregister(&mut self, key: u64) {
         let now = self.clock.now();
         self.subs.unregister(&mut self.session, now, key);
+    }
+
+    /// A queue entry was dropped by the overflow policy: forget it if it was in flight.
+    pub(super) fn forget_queued(&mut self, seq: u64) {
+        let before = self.queued.len();
+        self.queued.retain(|_, s| *s != seq);
+        if self.queued.len() < before {
+            self.sent = self.sent.saturating_sub(1);
+        }
     }
 }
