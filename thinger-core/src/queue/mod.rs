@@ -24,11 +24,9 @@
 pub mod record;
 mod replay;
 mod ring;
-mod window;
 
 pub use replay::{Restored, Scanned, replay, scan};
 pub use ring::{Buffer, Iter, PushError, Pushed, RestoreError, Ring};
-pub use window::{Pump, Reply, Window};
 
 /// What happens to a new entry when the queue is full.
 ///
