@@ -28,10 +28,10 @@
 #![no_std]
 #![no_main]
 
-use embassy_executor::Spawner;
-use embassy_net::{Stack, StackResources};
 use core::cell::RefCell;
 use core::sync::atomic::{AtomicBool, Ordering};
+use embassy_executor::Spawner;
+use embassy_net::{Stack, StackResources};
 
 use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
 use embassy_sync::signal::Signal;
@@ -40,8 +40,8 @@ use esp_bootloader_esp_idf::ota_updater::OtaUpdater;
 use esp_bootloader_esp_idf::partitions::{FlashStorage, PARTITION_TABLE_MAX_LEN};
 use esp_hal::clock::CpuClock;
 use esp_hal::gpio::{Level, Output, OutputConfig};
-use esp_hal::rng::{Trng, TrngSource};
 use esp_hal::peripherals::TIMG1;
+use esp_hal::rng::{Trng, TrngSource};
 use esp_hal::timer::timg::{MwdtStage, TimerGroup, Wdt};
 use esp_radio::wifi::sta::StationConfig;
 use esp_radio::wifi::{AuthenticationMethodConfig, Config as WifiConfig, Interface, WifiController};
@@ -127,7 +127,9 @@ async fn wifi_task(mut controller: WifiController<'static>) -> ! {
         panic!("WIFI_SSID or WIFI_PASSWORD too long")
     };
     let config = WifiConfig::Station(
-        StationConfig::default().with_ssid(ssid).with_authentication(AuthenticationMethodConfig::Wpa2Personal(password)),
+        StationConfig::default()
+            .with_ssid(ssid)
+            .with_authentication(AuthenticationMethodConfig::Wpa2Personal(password)),
     );
     loop {
         if controller.set_config(&config).is_ok() && controller.connect_async().await.is_ok() {
