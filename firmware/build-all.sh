@@ -15,6 +15,9 @@ rustup target add thumbv7em-none-eabihf thumbv6m-none-eabi riscv32imc-unknown-no
 echo "== size-core (thumbv7em-none-eabihf)"
 (cd size-core && cargo build --release --bins && cargo build --profile release-z --bins)
 
+echo "== pico-w-boot (thumbv6m-none-eabi: the embassy-boot bootloader, must fit its 24 KiB - 256 B)"
+(cd pico-w-boot && cargo build --release)
+
 echo "== pico-w (thumbv6m-none-eabi)"
 (cd pico-w && cargo build --release && cargo build --release --no-default-features --features plain-tcp)
 

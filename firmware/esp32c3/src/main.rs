@@ -17,21 +17,38 @@
 //! (default `iot.thinger.io`), `THINGER_SERVER_NAME` (DNS name in the server certificate,
 //! default `iot.thinger.io`), `NTP_SERVER` (default `pool.ntp.org`). The port is the IOTMP
 //! TLS port, 25206.
+//!
+//! Over-the-air updates (`ota.rs`) on the ESP-IDF bootloader's two app slots: flash with
+//! `partitions.csv` (`ota_0`, `ota_1`, `otadata`). `$ota/reboot` resets the chip a second
+//! later, the new firmware marks itself `Valid` once connected, and a watchdog (TIMG1, 8 s)
+//! resets a firmware that hangs, or one on trial that has not connected within
+//! [`CONFIRM_WINDOW`]; rollback on that reset needs a bootloader built with
+//! `CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE` (docs/embedded.md). Without the OTA partitions
+//! the firmware runs without the `$ota` resources.
 #![no_std]
 #![no_main]
 
+use core::cell::RefCell;
+use core::sync::atomic::{AtomicBool, Ordering};
 use embassy_executor::Spawner;
 use embassy_net::{Stack, StackResources};
-use embassy_time::{Duration, Ticker, Timer};
+
+use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
+use embassy_sync::signal::Signal;
+use embassy_time::{Duration, Instant, Ticker, Timer};
+use esp_bootloader_esp_idf::ota_updater::OtaUpdater;
+use esp_bootloader_esp_idf::partitions::{FlashStorage, PARTITION_TABLE_MAX_LEN};
 use esp_hal::clock::CpuClock;
 use esp_hal::gpio::{Level, Output, OutputConfig};
+use esp_hal::peripherals::TIMG1;
 use esp_hal::rng::{Trng, TrngSource};
-use esp_hal::timer::timg::TimerGroup;
+use esp_hal::timer::timg::{MwdtStage, TimerGroup, Wdt};
 use esp_radio::wifi::sta::StationConfig;
 use esp_radio::wifi::{AuthenticationMethodConfig, Config as WifiConfig, Interface, WifiController};
 use rand_core::RngCore;
 use static_cell::StaticCell;
 use thinger_core::dsl::{DigitalPin, OutputValue, Thing, digital_pin, output_value};
+use thinger_core::ota::{Ota, OtaConfig, OtaResources, Version, block_size_for};
 use thinger_core::session::Config as SessionConfig;
 #[cfg(not(feature = "plain-tcp"))]
 use thinger_embassy::Tls;
@@ -39,6 +56,7 @@ use thinger_embassy::Tls;
 use thinger_embassy::tls::{SyncedClock, roots};
 use thinger_embassy::{Buffers, Config, Runner};
 
+mod ota;
 mod sntp;
 
 esp_bootloader_esp_idf::esp_app_desc!();
@@ -68,8 +86,26 @@ const HOST: &str = setting!("THINGER_HOST", "iot.thinger.io");
 const SERVER_NAME: &str = setting!("THINGER_SERVER_NAME", "iot.thinger.io");
 const NTP_SERVER: &str = setting!("NTP_SERVER", "pool.ntp.org");
 
-/// Resources in the table (`led`, `millis`, room for two more).
-const RESOURCES: usize = 4;
+/// Resources in the table (`led`, `millis`, the five `$ota` ones, `version`).
+const RESOURCES: usize = 8;
+
+/// Session buffer size (the `Buffers` default): bounds the OTA chunk size.
+const SESSION_BUFFER: usize = 2048;
+
+/// How long a firmware on trial (just installed) has to connect before the watchdog resets it.
+const CONFIRM_WINDOW: Duration = Duration::from_secs(300);
+
+type OtaSlots = ota::SlotUpdater<fn()>;
+
+/// Set once the running firmware is confirmed (at boot, or after its first connection).
+static CONFIRMED: AtomicBool = AtomicBool::new(false);
+
+/// Raised by `$ota/reboot`; the reboot task resets the chip.
+static REBOOT: Signal<CriticalSectionRawMutex, ()> = Signal::new();
+
+fn request_reboot() {
+    REBOOT.signal(());
+}
 
 /// The chip's true RNG (radio noise while Wi-Fi runs, plus the ADC source).
 type Rng = Trng;
@@ -91,7 +127,9 @@ async fn wifi_task(mut controller: WifiController<'static>) -> ! {
         panic!("WIFI_SSID or WIFI_PASSWORD too long")
     };
     let config = WifiConfig::Station(
-        StationConfig::default().with_ssid(ssid).with_authentication(AuthenticationMethodConfig::Wpa2Personal(password)),
+        StationConfig::default()
+            .with_ssid(ssid)
+            .with_authentication(AuthenticationMethodConfig::Wpa2Personal(password)),
     );
     loop {
         if controller.set_config(&config).is_ok() && controller.connect_async().await.is_ok() {
@@ -127,6 +165,28 @@ async fn time_task(stack: Stack<'static>) -> ! {
     }
 }
 
+/// Feeds the watchdog while the firmware is confirmed, or still inside its confirm window.
+#[embassy_executor::task]
+async fn watchdog_task(mut watchdog: Wdt<TIMG1<'static>>) -> ! {
+    watchdog.set_timeout(MwdtStage::Stage0, esp_hal::time::Duration::from_secs(8));
+    watchdog.enable();
+    let booted = Instant::now();
+    loop {
+        if CONFIRMED.load(Ordering::Relaxed) || booted.elapsed() < CONFIRM_WINDOW {
+            watchdog.feed();
+        }
+        Timer::after(Duration::from_secs(1)).await;
+    }
+}
+
+/// Resets the chip a second after `$ota/reboot` (its reply goes out first).
+#[embassy_executor::task]
+async fn reboot_task() -> ! {
+    REBOOT.wait().await;
+    Timer::after(Duration::from_secs(1)).await;
+    esp_hal::system::software_reset()
+}
+
 fn millis() -> u64 {
     embassy_time::Instant::now().as_millis()
 }
@@ -140,6 +200,26 @@ async fn main(spawner: Spawner) {
 
     let timg0 = TimerGroup::new(p.TIMG0);
     esp_rtos::start(timg0.timer0, p.FROM_CPU_INTR0);
+    spawner.spawn(watchdog_task(TimerGroup::new(p.TIMG1).wdt).unwrap());
+    spawner.spawn(reboot_task().unwrap());
+
+    // OTA: the partition table's app slots, if it has them (partitions.csv).
+    static FLASH: StaticCell<FlashStorage<'static>> = StaticCell::new();
+    static TABLE: StaticCell<[u8; PARTITION_TABLE_MAX_LEN]> = StaticCell::new();
+    let flash = FLASH.init(FlashStorage::new(p.FLASH));
+    let ota = match OtaUpdater::new(flash, TABLE.init([0; PARTITION_TABLE_MAX_LEN])) {
+        Ok(slots) => {
+            let mut slots = ota::SlotUpdater::new(slots, request_reboot as fn());
+            CONFIRMED.store(!slots.on_trial(), Ordering::Relaxed);
+            static OTA: StaticCell<RefCell<Ota<OtaSlots>>> = StaticCell::new();
+            let config = OtaConfig::new(block_size_for(SESSION_BUFFER)).version(env!("CARGO_PKG_VERSION"));
+            Some(&*OTA.init(RefCell::new(Ota::new(slots, config))))
+        }
+        Err(_) => {
+            CONFIRMED.store(true, Ordering::Relaxed);
+            None
+        }
+    };
 
     static TRNG_SOURCE: StaticCell<TrngSource<'static>> = StaticCell::new();
     TRNG_SOURCE.init(TrngSource::new(p.RNG, p.ADC1));
@@ -166,6 +246,13 @@ async fn main(spawner: Spawner) {
     let mut thing: Thing<'static, RESOURCES> = Thing::new();
     thing["led"] <<= led;
     thing["millis"] >>= uptime;
+    static VERSION: StaticCell<Version> = StaticCell::new();
+    thing[Version::PATH] >>= VERSION.init(Version::new(env!("CARGO_PKG_VERSION")));
+    if let Some(ota) = ota {
+        static OTA_RESOURCES: StaticCell<OtaResources<'static, OtaSlots>> = StaticCell::new();
+        // Cannot fail: RESOURCES leaves room for the five `$ota` resources.
+        let _ = OTA_RESOURCES.init(OtaResources::new(ota)).register(&mut thing);
+    }
 
     // The client: TLS to the cloud, the chain checked against its roots for SERVER_NAME,
     // the dates once SNTP answered.
@@ -183,6 +270,14 @@ async fn main(spawner: Spawner) {
     let mut ticker = Ticker::every(Duration::from_secs(10));
     loop {
         ticker.next().await;
+        // A firmware on trial is kept once it has connected (state `Valid`).
+        if !CONFIRMED.load(Ordering::Relaxed)
+            && client.is_connected()
+            && let Some(Ok(mut ota)) = ota.map(RefCell::try_borrow_mut)
+            && ota.updater().confirm_boot().is_ok()
+        {
+            CONFIRMED.store(true, Ordering::Relaxed);
+        }
         client.stream("millis");
     }
 }
