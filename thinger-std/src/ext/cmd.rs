@@ -105,10 +105,10 @@ impl From<CmdError> for HandlerError {
 #[derive(Debug, Clone)]
 pub struct CmdConfig {
     allowed: Allowed,
-    timeout: Duration,
+    pub(super) timeout: Duration,
     max_output: usize,
-    max_concurrent: usize,
-    running: Arc<AtomicUsize>,
+    pub(super) max_concurrent: usize,
+    pub(super) running: Arc<AtomicUsize>,
     working_dir: Option<PathBuf>,
     pass_env: Vec<String>,
     set_env: Vec<(String, String)>,
@@ -235,6 +235,7 @@ impl CmdConfig {
     /// ```
     pub fn install(self, thing: &mut Resources) {
         let config = Arc::new(self);
+        super::cmd_stream::install(&config, thing);
         thing[RESOURCE] >>= async_input_output(move |request: Request| {
             let config = config.clone();
             async move { config.execute(request).await }
@@ -242,7 +243,7 @@ impl CmdConfig {
     }
 
     /// The process for `command`, or why it may not run.
-    fn build(&self, command: &str) -> Result<Command, CmdError> {
+    pub(super) fn build(&self, command: &str) -> Result<Command, CmdError> {
         let command = command.trim();
         if command.is_empty() {
             return Err(CmdError::EmptyCommand);
@@ -374,10 +375,10 @@ enum Reply {
 }
 
 /// One of the `max_concurrent` places for a running command, given back on drop.
-struct Slot(Arc<AtomicUsize>);
+pub(super) struct Slot(Arc<AtomicUsize>);
 
 impl Slot {
-    fn take(running: &Arc<AtomicUsize>, max: usize) -> Option<Slot> {
+    pub(super) fn take(running: &Arc<AtomicUsize>, max: usize) -> Option<Slot> {
         running.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1)).ok()?;
         Some(Slot(running.clone()))
     }
@@ -391,13 +392,13 @@ impl Drop for Slot {
 
 /// The exit code, or 128 + the signal number when a signal ended the process (as a shell
 /// reports it).
-fn exit_code(status: std::process::ExitStatus) -> i32 {
+pub(super) fn exit_code(status: std::process::ExitStatus) -> i32 {
     use std::os::unix::process::ExitStatusExt;
     status.code().or_else(|| status.signal().map(|s| 128 + s)).unwrap_or(-1)
 }
 
 /// SIGKILL to the command's process group (its own, see `process_group(0)`).
-fn kill_group(pid: Option<u32>) {
+pub(super) fn kill_group(pid: Option<u32>) {
     if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
         let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
     }
