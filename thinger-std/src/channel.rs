@@ -21,7 +21,7 @@
 //! let mut thing = Resources::new();
 //! // An echo channel: every value the server sends comes back.
 //! thing.entry("$echo/:session").set_channel(channel(|request| async move {
-//!     let Ok(mut ch) = request.accept(None).await else { return };
+//!     let Ok(mut ch) = request.accept(None::<()>).await else { return };
 //!     while let Some(data) = ch.recv().await {
 //!         if ch.sender().send_pson(data.raw().to_vec()).await.is_err() {
 //!             break;

@@ -13,7 +13,8 @@ use thinger_core::pson::Value;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-use super::cmd::{CmdConfig, Slot, exit_code, kill_group};
+use thinger_core::resource::HandlerError;
+
 use crate::channel::{ChannelRequest, channel};
 use crate::resources::Resources;
 
@@ -26,44 +27,61 @@ struct StreamRequest {
     timeout: f64,
 }
 
-pub(super) fn install(config: &Arc<CmdConfig>, thing: &mut Resources) {
-    let config = config.clone();
+/// A command checked against the `cmd` settings, ready to spawn.
+pub(super) struct Prepared {
+    pub(super) process: tokio::process::Command,
+    pub(super) timeout: Duration,
+    /// Its place among the commands allowed at once, given back on drop.
+    pub(super) slot: Box<dyn Send>,
+}
+
+/// Checks a command and its requested timeout (seconds) against the `cmd` settings.
+pub(super) type Prepare = Arc<PrepareFn>;
+/// See [`Prepare`].
+pub(super) type PrepareFn = dyn Fn(&str, f64) -> Result<Prepared, HandlerError> + Send + Sync;
+
+pub(super) fn install(prepare: Prepare, thing: &mut Resources) {
     thing.entry("$cmd/:session").set_channel(channel(move |request| {
-        let config = config.clone();
-        async move { serve(request, &config).await }
+        let prepare = prepare.clone();
+        async move { serve(request, &*prepare).await }
     }));
+}
+
+/// The exit code, or 128 + the signal number when a signal ended the process (as a shell
+/// reports it).
+pub(super) fn exit_code(status: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status.code().or_else(|| status.signal().map(|s| 128 + s)).unwrap_or(-1)
+}
+
+/// SIGKILL to the command's process group (its own, see `process_group(0)`).
+pub(super) fn kill_group(pid: Option<u32>) {
+    if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
+        let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+    }
 }
 
 fn one(key: &str, value: Value) -> Vec<u8> {
     Value::Map(vec![(key.to_owned(), value)]).encode_to_vec()
 }
 
-async fn serve(request: ChannelRequest, config: &CmdConfig) {
+async fn serve(request: ChannelRequest, prepare: &PrepareFn) {
     let params: StreamRequest = request.params_as().unwrap_or_default();
     let command = params.cmd.trim().to_owned();
-    let mut process = match config.build(&command) {
+    let Prepared { mut process, timeout, slot: _slot } = match prepare(&command, params.timeout) {
         Ok(p) => p,
         Err(e) => {
-            tracing::warn!(target: "thinger::ext::cmd", command, reason = ?e, "server stream request refused");
-            let _ = request.reject(e.into()).await;
+            tracing::warn!(target: "thinger::ext::cmd", command, reason = e.message, "server stream request refused");
+            let _ = request.reject(e).await;
             return;
         }
-    };
-    let Some(_slot) = Slot::take(&config.running, config.max_concurrent) else {
-        tracing::warn!(target: "thinger::ext::cmd", command, "server stream request refused: too many commands running");
-        let _ = request.reject(super::cmd::CmdError::Busy.into()).await;
-        return;
-    };
-    let timeout = match params.timeout {
-        t if t > 0.0 && t.is_finite() => config.timeout.min(Duration::from_secs_f64(t)),
-        _ => config.timeout,
     };
     process.stdin(std::process::Stdio::piped());
     let mut child = match process.spawn() {
         Ok(c) => c,
         Err(e) => {
             tracing::warn!(target: "thinger::ext::cmd", command, error = %e, "command could not start");
-            let _ = request.reject(super::cmd::CmdError::SpawnFailed.into()).await;
+            let _ = request.reject(HandlerError::new(500, "command could not start")).await;
             return;
         }
     };
