@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use thinger_examples::{LOCAL_USER, Target, init_logging, run_limit, wait_for_stop};
 use thinger_std::dsl::{input, output};
-use thinger_std::{Client, ClientBuilder, Status, Transport};
+use thinger_std::{Capacity, Client, ClientBuilder, Status, Transport};
 
 fn sensor_value(id: usize) -> f64 {
     20.0 + (id % 10) as f64 / 2.0
@@ -51,8 +51,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut clients = Vec::with_capacity(count);
     let mut tasks = Vec::with_capacity(count);
     for i in 0..count {
+        // Small frames and few resources per device: a 4 KiB session buffer and compact
+        // session tables (about 10.5 KiB per device in all, docs/benchmarks-std.md).
         let (client, runner) = builder_for(i)?
             .buffer_size(4096)
+            .capacity(Capacity::Compact)
             .resource("temperature", output(move || sensor_value(i)))
             .resource("relay", input(move |on: bool| println!("gw-{i}: relay {on}")))
             .build()?;

@@ -8,7 +8,7 @@ use core::task::Poll;
 
 use thinger_core::iotmp::DynEncodePson;
 use thinger_core::pson::PsonRef;
-use thinger_core::queue::{AsyncStorage, Op, PushError, Pushed, Restored, record};
+use thinger_core::queue::{AsyncStorage, Op, Pumped, PushError, Pushed, Restored, record};
 use thinger_core::session::Error as SessionError;
 
 use crate::shared::{Inner, QUEUE_WINDOW, Shared};
@@ -75,8 +75,7 @@ impl<'d, const R: usize> Client<'d, R> {
                     // at most (some may have left already).
                     let first = last_dropped.saturating_sub(dropped as u64 - 1);
                     for old in first..=last_dropped {
-                        q.sent = q.sent.saturating_sub(usize::from(q.in_flight.iter().any(|(_, s)| *s == old)));
-                        q.in_flight.retain(|(_, s)| *s != old);
+                        q.in_flight.forget(old);
                         q.forget(old);
                     }
                     Ok((seq, q.store))
@@ -116,37 +115,39 @@ impl<const R: usize> Inner<'_, R> {
             return;
         }
         let t = now();
-        while self.queue.in_flight.len() < QUEUE_WINDOW {
-            let q = &mut self.queue;
-            let Some(entry) = q.ring.get(q.sent) else { break };
-            let seq = entry.seq;
-            let sent = match entry.op {
-                Op::WriteBucket { bucket, record } => match PsonRef::decode(record) {
-                    Ok(value) => self.session.write_bucket(t, bucket, &value),
-                    Err(e) => Err(SessionError::Pson(e)),
-                },
-                Op::CallEndpoint { endpoint, data: None } => self.session.call_endpoint(t, endpoint, None),
-                Op::CallEndpoint { endpoint, data: Some(data) } => match PsonRef::decode(data) {
-                    Ok(value) => self.session.call_endpoint(t, endpoint, Some(&value)),
-                    Err(e) => Err(SessionError::Pson(e)),
-                },
-            };
-            let q = &mut self.queue;
-            match sent {
-                Ok(id) => {
-                    let _ = q.in_flight.push((id, seq));
-                    q.sent += 1;
-                }
-                Err(SessionError::TransmitBufferFull | SessionError::TooManyPending | SessionError::NotConnected) => {
-                    break;
-                }
+        loop {
+            let Inner { session, queue, .. } = self;
+            let pumped = queue.in_flight.pump(QUEUE_WINDOW, |position| {
+                let entry = queue.ring.get(position)?;
+                Some((entry.seq, send(session, t, &entry.op)))
+            });
+            match pumped {
+                Pumped::Idle | Pumped::Blocked => return,
                 // It can never be sent (bad PSON from a damaged store, larger than a frame).
-                Err(_) => {
-                    q.discarded = q.discarded.saturating_add(1);
-                    q.remove(seq);
+                Pumped::Failed { seq, .. } => {
+                    self.queue.discarded = self.queue.discarded.saturating_add(1);
+                    self.queue.remove(seq);
                 }
             }
         }
+    }
+}
+
+fn send<const R: usize>(
+    session: &mut crate::shared::CoreSession<'_, R>,
+    t: thinger_core::time::Instant,
+    op: &Op<'_>,
+) -> Result<thinger_core::session::RequestId, SessionError> {
+    match *op {
+        Op::WriteBucket { bucket, record } => match PsonRef::decode(record) {
+            Ok(value) => session.write_bucket(t, bucket, &value),
+            Err(e) => Err(SessionError::Pson(e)),
+        },
+        Op::CallEndpoint { endpoint, data: None } => session.call_endpoint(t, endpoint, None),
+        Op::CallEndpoint { endpoint, data: Some(data) } => match PsonRef::decode(data) {
+            Ok(value) => session.call_endpoint(t, endpoint, Some(&value)),
+            Err(e) => Err(SessionError::Pson(e)),
+        },
     }
 }
 

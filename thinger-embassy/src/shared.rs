@@ -8,7 +8,7 @@ use embassy_sync::signal::Signal;
 use embassy_sync::waitqueue::MultiWakerRegistration;
 use heapless::{Deque, Vec};
 use thinger_core::pson::PsonRef;
-use thinger_core::queue::Ring;
+use thinger_core::queue::{Answer, InFlight, Ring, Settled};
 use thinger_core::session::{CallError, DisconnectReason, Event, RequestId, Session, SubscriptionId};
 
 use crate::{ConnectError, Error, ServerMessage};
@@ -95,8 +95,7 @@ pub enum LinkState {
 pub(crate) struct Queue<'d> {
     pub(crate) ring: Ring<&'d mut [u8]>,
     /// Entries at the front of the ring sent on this connection, awaiting their answer.
-    pub(crate) sent: usize,
-    pub(crate) in_flight: Vec<(RequestId, u64), QUEUE_WINDOW>,
+    pub(crate) in_flight: InFlight<QUEUE_WINDOW>,
     /// With a store: entries below this sequence number are saved in it.
     pub(crate) saved_below: u64,
     /// With a store: entries that left the ring and must leave the store too.
@@ -144,8 +143,7 @@ impl<'d, const R: usize> Shared<'d, R> {
                 deferred: Deque::new(),
                 queue: Queue {
                     ring,
-                    sent: 0,
-                    in_flight: Vec::new(),
+                    in_flight: InFlight::new(),
                     saved_below: 1,
                     deletes: Deque::new(),
                     resync: false,
@@ -222,8 +220,7 @@ impl<const R: usize> Inner<'_, R> {
                     self.connections = self.connections.wrapping_add(1);
                     self.last_error = None;
                     // Everything in the queue goes out again, in order.
-                    self.queue.sent = 0;
-                    self.queue.in_flight.clear();
+                    self.queue.in_flight.restart();
                 }
                 Event::AuthFailed(failure) => {
                     self.link = LinkState::Down;
@@ -253,19 +250,12 @@ impl<const R: usize> Inner<'_, R> {
                             Err(e) => Err(Error::from(&e)),
                         };
                         slot.state = SlotState::Done(outcome);
-                    } else if let Some(i) = self.queue.in_flight.iter().position(|(id, _)| *id == request) {
-                        let (_, seq) = self.queue.in_flight.swap_remove(i);
-                        match result {
-                            // Answered (stored, or refused for good): it leaves the queue.
-                            Ok(_) | Err(CallError::Server { .. } | CallError::PayloadTooLarge) => {
-                                self.queue.remove(seq);
-                            }
-                            // No answer: send everything again from the front, in order.
-                            Err(CallError::Timeout | CallError::Disconnected) => {
-                                self.queue.sent = 0;
-                                self.queue.in_flight.clear();
-                            }
-                        }
+                    } else if let Some(Settled::Done(seq)) =
+                        self.queue.in_flight.answered(request, Answer::from(&result))
+                    {
+                        // Answered (stored, or refused for good): it leaves the queue. A lost
+                        // answer sends everything again from the front, in order.
+                        self.queue.remove(seq);
                     }
                     // Otherwise its caller gave up waiting.
                 }
@@ -325,12 +315,8 @@ impl SubSlot {
 impl Queue<'_> {
     /// Takes entry `seq` out of the ring (and, with a store, schedules its delete).
     pub(crate) fn remove(&mut self, seq: u64) {
-        let was_sent = self.ring.position(seq).is_some_and(|p| p < self.sent);
         if self.ring.remove(seq) {
-            if was_sent {
-                self.sent = self.sent.saturating_sub(1);
-            }
-            self.in_flight.retain(|(_, s)| *s != seq);
+            self.in_flight.forget(seq);
             self.forget(seq);
         }
     }

@@ -4,6 +4,7 @@
 //! ```text
 //! cargo bench -p thinger-std --bench client            # full run, prints a Markdown table
 //! BENCH_QUICK=1 cargo bench -p thinger-std --bench client
+//! BENCH_ONLY=memory cargo bench -p thinger-std --bench client   # only the devices-in-one-process rows
 //! ```
 //!
 //! The memory scenarios run the local server in a child process (this binary re-executed
@@ -23,7 +24,7 @@ use thinger_core::iotmp::MessageType;
 use thinger_server::{Server, ServerConfig, TlsMode};
 use thinger_std::dsl::output;
 use thinger_std::tls::TlsConfig;
-use thinger_std::{Backoff, Client, ClientBuilder, Status, Transport};
+use thinger_std::{Backoff, Capacity, Client, ClientBuilder, Status, Transport};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -302,11 +303,11 @@ struct Target {
 }
 
 /// Runs one memory scenario in a fresh process (so earlier scenarios do not skew its RSS).
-fn memory_in_child(server: &ServerChild, n: usize, tls: bool, buffer: usize) -> Row {
+fn memory_in_child(server: &ServerChild, n: usize, tls: bool, buffer: usize, compact: bool) -> Row {
     let ca_path = std::env::temp_dir().join(format!("thinger-bench-ca-{}.pem", std::process::id()));
     std::fs::write(&ca_path, &server.ca).unwrap();
     let output = Command::new(std::env::current_exe().unwrap())
-        .args(["--memory", &n.to_string(), &tls.to_string(), &buffer.to_string()])
+        .args(["--memory", &n.to_string(), &tls.to_string(), &buffer.to_string(), &compact.to_string()])
         .arg(server.tcp.to_string())
         .arg(server.tls.to_string())
         .arg(&ca_path)
@@ -324,19 +325,20 @@ fn run_memory_child(args: &[String]) {
     let n: usize = args[0].parse().unwrap();
     let tls: bool = args[1].parse().unwrap();
     let buffer: usize = args[2].parse().unwrap();
+    let capacity = if args[3].parse().unwrap() { Capacity::Compact } else { Capacity::Standard };
     let target = Target {
-        tcp: args[3].parse().unwrap(),
-        tls: args[4].parse().unwrap(),
-        ca: std::fs::read_to_string(&args[5]).unwrap(),
-        http: args[6].parse().unwrap(),
+        tcp: args[4].parse().unwrap(),
+        tls: args[5].parse().unwrap(),
+        ca: std::fs::read_to_string(&args[6]).unwrap(),
+        http: args[7].parse().unwrap(),
     };
-    let row = memory(&target, n, tls, buffer);
+    let row = memory(&target, n, tls, buffer, capacity);
     println!("ROW {} | {}", row.scenario, row.result);
 }
 
 /// RSS growth per device for `n` devices, each runner `tokio::spawn`ed on the
 /// multi-threaded runtime; then REST round trips to one of them while all are connected.
-fn memory(server: &Target, n: usize, tls: bool, buffer: usize) -> Row {
+fn memory(server: &Target, n: usize, tls: bool, buffer: usize, capacity: Capacity) -> Row {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let before = rss_kib();
     let (up, elapsed, after, rest) = rt.block_on(async {
@@ -355,6 +357,7 @@ fn memory(server: &Target, n: usize, tls: bool, buffer: usize) -> Row {
             };
             let (client, runner) = builder
                 .buffer_size(buffer)
+                .capacity(capacity)
                 .connect_timeout(Duration::from_secs(60))
                 .resource("temperature", output(move || 20.0 + (i % 10) as f64))
                 .build()
@@ -388,7 +391,11 @@ fn memory(server: &Target, n: usize, tls: bool, buffer: usize) -> Row {
     assert_eq!(up, n, "not every device connected");
     let per = (after.saturating_sub(before)) as f64 * 1024.0 / n as f64;
     Row {
-        scenario: format!("{n} devices, {}, {} KiB session buffer", if tls { "TLS" } else { "TCP" }, buffer / 1024),
+        scenario: format!(
+            "{n} devices, {}, {} KiB session buffer, {capacity:?} tables",
+            if tls { "TLS" } else { "TCP" },
+            buffer / 1024
+        ),
         result: format!(
             "{:.1} KiB/device (RSS {} → {} MiB; {up}/{n} connected in {:.1} s); REST GET to one device: {rest:.0} round trips/s",
             per / 1024.0,
@@ -428,8 +435,9 @@ fn main() {
         return;
     }
     let quick = std::env::var("BENCH_QUICK").is_ok();
+    let memory_only = std::env::var("BENCH_ONLY").is_ok_and(|v| v == "memory");
     let mut rows = Vec::new();
-    {
+    if !memory_only {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         rt.block_on(async {
             rows.extend(raw_run(if quick { 2_000 } else { 20_000 }).await);
@@ -438,20 +446,23 @@ fn main() {
         });
     }
     let server = ServerChild::start();
-    let sizes: &[(usize, bool, usize)] = if quick {
-        &[(1, false, 4096), (100, false, 4096), (1_000, false, 4096)]
+    // (devices, TLS, session buffer, compact tables)
+    let sizes: &[(usize, bool, usize, bool)] = if quick {
+        &[(1, false, 4096, true), (100, false, 4096, true), (1_000, false, 4096, true)]
     } else {
         &[
-            (1, false, 4096),
-            (100, false, 4096),
-            (1_000, false, 4096),
-            (10_000, false, 4096),
-            (1_000, false, 32 * 1024),
-            (1_000, true, 4096),
+            (1, false, 4096, true),
+            (100, false, 4096, true),
+            (1_000, false, 4096, true),
+            (10_000, false, 4096, true),
+            (10_000, false, 4096, false),
+            (10_000, false, 2048, true),
+            (1_000, false, 32 * 1024, false),
+            (1_000, true, 4096, true),
         ]
     };
-    for &(n, tls, buffer) in sizes {
-        rows.push(memory_in_child(&server, n, tls, buffer));
+    for &(n, tls, buffer, compact) in sizes {
+        rows.push(memory_in_child(&server, n, tls, buffer, compact));
     }
     drop(server);
 

@@ -9,11 +9,15 @@ use thinger_core::resource::HandlerError;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::backoff::Backoff;
+use crate::capacity::Capacity;
 use crate::error::Error;
 use crate::queue::Op;
 use crate::transport::Target;
 
 /// Everything the builder decided.
+/// Largest offline-queue window ([`ClientBuilder::queue_window`](crate::ClientBuilder::queue_window)).
+pub(crate) const MAX_QUEUE_WINDOW: usize = 32;
+
 pub(crate) struct Settings {
     pub(crate) user: String,
     pub(crate) device: String,
@@ -25,6 +29,7 @@ pub(crate) struct Settings {
     /// How long a connection must stay authenticated before the backoff starts over.
     pub(crate) healthy_after: Duration,
     pub(crate) buffer_size: usize,
+    pub(crate) capacity: Capacity,
     pub(crate) firmware: Option<String>,
     pub(crate) queue_window: usize,
 }
@@ -57,11 +62,11 @@ pub(crate) type CallReply = oneshot::Sender<Result<Option<Vec<u8>>, Error>>;
 /// Where "done" (or why not) goes.
 pub(crate) type DoneReply = oneshot::Sender<Result<(), Error>>;
 
-/// The handles' side of the command channel. Commands travel boxed: the channel's first
-/// block holds 32 slots per device, 8 bytes each instead of a whole `Command` (88 bytes).
-pub(crate) type CommandTx = mpsc::Sender<Box<Command>>;
+/// The handles' side of the command channel. Commands travel boxed: a queue slot is 8
+/// bytes instead of a whole `Command` (88 bytes).
+pub(crate) type CommandTx = crate::mailbox::Sender<Box<Command>>;
 /// The runner's side of the command channel.
-pub(crate) type CommandRx = mpsc::Receiver<Box<Command>>;
+pub(crate) type CommandRx = crate::mailbox::Receiver<Box<Command>>;
 
 /// What a [`Client`](crate::Client) asks of the runner.
 pub(crate) enum Command {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use thinger_core::session::DisconnectReason;
 
-use crate::error::ConnectError;
+use crate::error::{ConnectError, Error};
 
 /// Where the client's connection is.
 ///
@@ -98,6 +98,20 @@ pub enum ClientEvent {
         /// Its stream id (0 if it could not be read).
         stream_id: u16,
     },
+    /// The server answered a queued write (a bucket write or an endpoint call from the
+    /// offline queue) with an error, or it could not be sent at all: the entry left the
+    /// queue, since sending it again would fail again. Reported whether or not a caller
+    /// awaits the write ([`Client::write_bucket`](crate::Client::write_bucket) also returns
+    /// the error; [`Client::queue_bucket_write`](crate::Client::queue_bucket_write) has
+    /// only this event).
+    QueuedWriteFailed {
+        /// The bucket written, or the endpoint called.
+        target: String,
+        /// Whether `target` is an endpoint (else a bucket).
+        endpoint: bool,
+        /// Why.
+        error: Error,
+    },
     /// The client stopped (shutdown, or all handles dropped).
     Stopped,
 }
@@ -131,6 +145,10 @@ impl fmt::Display for ClientEvent {
             ClientEvent::Backoff { attempt, delay } => write!(f, "reconnecting in {delay:?} (attempt {attempt})"),
             ClientEvent::StreamStarted { resource } => write!(f, "stream started on {resource}"),
             ClientEvent::StreamStopped { stream_id } => write!(f, "stream {stream_id} stopped"),
+            ClientEvent::QueuedWriteFailed { target, endpoint, error } => {
+                let what = if *endpoint { "endpoint call" } else { "bucket write" };
+                write!(f, "queued {what} to {target} dropped: {error}")
+            }
             ClientEvent::Stopped => f.write_str("stopped"),
         }
     }

@@ -45,6 +45,9 @@
 //! `run()` future is `Send`: `tokio::spawn(runner.run())` on any runtime, thousands of
 //! them for a gateway of virtual devices (the connections run on a pool of one thread per
 //! core, see [`Runner`]). [`Runner::run_local`] runs the same loop in place (not `Send`).
+//! A gateway's devices are small with [`ClientBuilder::capacity`]`(`[`Capacity::Compact`]`)`
+//! and a 4 KiB [`ClientBuilder::buffer_size`]: about 10.5 KiB each over plain TCP
+//! (docs/benchmarks-std.md).
 //!
 //! ## What the client guarantees
 //! * Protocol behaviour (keep-alives, dead-peer detection, request timeouts, streams,
@@ -74,6 +77,8 @@ mod announce;
 #[cfg(feature = "tokio")]
 mod builder;
 #[cfg(feature = "tokio")]
+mod capacity;
+#[cfg(feature = "tokio")]
 pub mod channel;
 #[cfg(feature = "tokio")]
 mod client;
@@ -81,6 +86,8 @@ mod client;
 mod command;
 #[cfg(any(feature = "ext-cmd", feature = "ext-fs", feature = "ext-terminal", feature = "ext-proxy"))]
 pub mod ext;
+#[cfg(feature = "tokio")]
+mod mailbox;
 #[cfg(all(feature = "tokio", unix))]
 pub mod ota;
 #[cfg(feature = "tokio")]
@@ -101,6 +108,8 @@ pub use queue::{Overflow, QueueConfig};
 
 #[cfg(feature = "tokio")]
 pub use builder::{ClientBuilder, DEFAULT_HOST};
+#[cfg(feature = "tokio")]
+pub use capacity::Capacity;
 #[cfg(feature = "tokio")]
 pub use client::{Client, QoS};
 #[cfg(feature = "tokio")]

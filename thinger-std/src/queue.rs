@@ -234,7 +234,6 @@ impl OfflineQueue {
     }
 
     /// Position of the entry with sequence number `seq`.
-    #[cfg(test)]
     pub(crate) fn position(&self, seq: u64) -> Option<usize> {
         self.ring.position(seq)
     }

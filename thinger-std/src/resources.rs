@@ -41,7 +41,7 @@ use thinger_core::resource::{
 use crate::pson_util::to_pson;
 
 /// The most resources one client can register.
-pub const MAX_RESOURCES: usize = 32;
+pub const MAX_RESOURCES: usize = crate::capacity::tables::STANDARD_R;
 
 /// What an async handler's future yields inside the client: the reply value and the state
 /// to report for samples, both as PSON.

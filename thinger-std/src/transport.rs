@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
@@ -140,12 +140,13 @@ impl Conn {
     /// Appends received bytes to `buf` (reading up to `chunk` bytes from a byte stream);
     /// 0 means the peer closed. Cancel safe: when dropped before completion, nothing was
     /// consumed.
+    ///
+    /// A byte stream is read into a buffer of the thread's (see [`read_scratch`]) and only
+    /// what arrived is copied to `buf`: a connection waiting for input holds no read
+    /// buffer of its own.
     pub(crate) async fn read(&mut self, buf: &mut Vec<u8>, chunk: usize) -> io::Result<usize> {
         match self {
-            Conn::Stream(s) => {
-                buf.reserve(chunk);
-                s.read_buf(buf).await
-            }
+            Conn::Stream(s) => std::future::poll_fn(|cx| read_scratch(cx, s, buf, chunk)).await,
             Conn::Ws(ws) => loop {
                 match ws.next().await {
                     None | Some(Ok(Message::Close(_))) => return Ok(0),
@@ -199,6 +200,38 @@ impl Conn {
             Stream::Tcp(_) => None,
         }
     }
+}
+
+thread_local! {
+    /// The read buffer the connections polled on this thread share (one poll at a time).
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// One read of up to `chunk` bytes into the thread's scratch buffer, appended to `buf`.
+fn read_scratch(cx: &mut Context<'_>, s: &mut Stream, buf: &mut Vec<u8>, chunk: usize) -> Poll<io::Result<usize>> {
+    let chunk = chunk.max(1);
+    let mut read = |scratch: &mut Vec<u8>| {
+        if scratch.len() < chunk {
+            scratch.resize(chunk, 0);
+        }
+        let mut rb = ReadBuf::new(scratch.get_mut(..chunk).unwrap_or(&mut []));
+        match Pin::new(&mut *s).poll_read(cx, &mut rb) {
+            Poll::Ready(Ok(())) => {
+                buf.extend_from_slice(rb.filled());
+                Poll::Ready(Ok(rb.filled().len()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    };
+    SCRATCH
+        .try_with(|cell| match cell.try_borrow_mut() {
+            Ok(mut scratch) => read(&mut scratch),
+            // Never while a poll is in progress on this thread; but if so, a buffer of its own.
+            Err(_) => read(&mut Vec::new()),
+        })
+        // The thread is exiting: a buffer of its own.
+        .unwrap_or_else(|_| read(&mut Vec::new()))
 }
 
 /// Where and how to connect.

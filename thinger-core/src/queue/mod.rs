@@ -6,6 +6,8 @@
 //! a file, thinger-embassy keeps its ring in a static array and its records in flash.
 //! The ring does no I/O; a store implements [`Storage`] (or [`AsyncStorage`] for flash
 //! behind `embedded-storage-async`), and [`replay`] rebuilds a ring from a stored log.
+//! [`InFlight`] decides which entries go out on a connection and what each answer does to
+//! the queue, the same for both clients.
 //!
 //! Delivery is at-least-once: an entry leaves the ring when its answer (OK or ERROR)
 //! arrived; one whose answer was lost with the connection is sent again after the
@@ -21,10 +23,12 @@
 //! assert!(ring.is_empty());
 //! ```
 
+mod in_flight;
 pub mod record;
 mod replay;
 mod ring;
 
+pub use in_flight::{Answer, InFlight, Pumped, Settled};
 pub use replay::{Restored, Scanned, replay, scan};
 pub use ring::{Buffer, Iter, PushError, Pushed, RestoreError, Ring};
 

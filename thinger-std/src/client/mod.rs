@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use thinger_core::resource::HandlerError;
-use tokio::sync::{broadcast, oneshot, watch};
+use tokio::sync::{broadcast, oneshot};
 
 use crate::announce::{Announcer, initial_event};
 use crate::command::{CallSpec, Command, CommandTx};
@@ -23,7 +23,6 @@ use crate::streams::Events;
 #[derive(Debug)]
 struct Shared {
     cmd: CommandTx,
-    status: watch::Receiver<Status>,
     events: Announcer,
 }
 
@@ -65,8 +64,8 @@ pub struct Client {
 
 impl Client {
     /// The handle of the runner listening on `cmd`.
-    pub(crate) fn new(cmd: CommandTx, status: watch::Receiver<Status>, events: Announcer, timeout: Duration) -> Client {
-        Client { shared: Arc::new(Shared { cmd, status, events }), timeout }
+    pub(crate) fn new(cmd: CommandTx, events: Announcer, timeout: Duration) -> Client {
+        Client { shared: Arc::new(Shared { cmd, events }), timeout }
     }
 
     /// A handle whose calls use `timeout` instead.
@@ -106,7 +105,7 @@ impl Client {
     /// assert_eq!(client.status(), thinger_std::Status::Connecting);
     /// ```
     pub fn status(&self) -> Status {
-        *self.shared.status.borrow()
+        self.shared.events.status()
     }
 
     /// Whether the client is authenticated right now.
@@ -142,20 +141,12 @@ impl Client {
     /// # });
     /// ```
     pub async fn connected(&self) -> Result<(), Error> {
-        let mut status = self.shared.status.clone();
-        let wait = async move {
-            loop {
-                match *status.borrow_and_update() {
-                    Status::Connected => return Ok(()),
-                    Status::Stopped => return Err(Error::Stopped),
-                    _ => {}
-                }
-                if status.changed().await.is_err() {
-                    return Err(Error::Stopped);
-                }
-            }
-        };
-        tokio::time::timeout(self.timeout, wait).await.map_err(|_| Error::Timeout)?
+        let wait = self.shared.events.wait_for(|s| matches!(s, Status::Connected | Status::Stopped));
+        match tokio::time::timeout(self.timeout, wait).await {
+            Ok(Some(Status::Connected)) => Ok(()),
+            Ok(_) => Err(Error::Stopped),
+            Err(_) => Err(Error::Timeout),
+        }
     }
 
     /// Connection events (connecting, connected, auth failed, disconnected with the reason,
@@ -181,7 +172,7 @@ impl Client {
     /// # });
     /// ```
     pub fn events(&self) -> Events {
-        let (rx, status) = self.shared.events.subscribe(&self.shared.status);
+        let (rx, status) = self.shared.events.subscribe();
         let first = initial_event(status);
         let stream = futures_util::stream::unfold((rx, first), |(mut rx, first)| async move {
             if let Some(event) = first {
@@ -297,11 +288,6 @@ impl Client {
         if self.shared.cmd.send(Box::new(Command::Shutdown { reply: tx })).await.is_ok() {
             let _ = rx.await;
         }
-        let mut status = self.shared.status.clone();
-        while *status.borrow_and_update() != Status::Stopped {
-            if status.changed().await.is_err() {
-                break;
-            }
-        }
+        self.shared.events.wait_for(|s| s == Status::Stopped).await;
     }
 }

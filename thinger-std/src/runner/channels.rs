@@ -119,7 +119,11 @@ impl Hub {
     }
 
     /// Moves outbound values into the session; true when the transmit buffer must be drained.
-    pub(super) fn pump(&mut self, session: &mut Sess<'_>, now: Instant) -> bool {
+    pub(super) fn pump<const R: usize, const S: usize, const P: usize>(
+        &mut self,
+        session: &mut Sess<'_, R, S, P>,
+        now: Instant,
+    ) -> bool {
         loop {
             let item = match self.pending.take() {
                 Some(item) => item,

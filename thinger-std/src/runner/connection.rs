@@ -1,13 +1,14 @@
 //! One connection: the session driven over the transport until it ends.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::io;
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use rand_core::OsRng;
-use thinger_core::session::{self, Config, DisconnectReason, Session};
+use thinger_core::queue::Settled;
+use thinger_core::session::{self, Config, DisconnectReason, RequestId, Session};
 use thinger_core::time::Instant;
 use typed_arena::Arena;
 
@@ -18,9 +19,11 @@ use crate::resources::{Captured, Handler};
 use crate::transport::Conn;
 
 use super::channels::Hub;
-use super::convert::{Ev, own, send_call};
+use super::convert::{Ev, own, queue_answer, send_call};
 use super::driver::Driver;
-use super::handlers::{LastValue, Running, channel_starts, finished, resource_table, start_async_handlers};
+use super::handlers::{
+    LastValue, Running, channel_starts, finished, next_finished, resource_table, start_async_handlers,
+};
 use super::link::Link;
 use super::session::{Clock, Sess, core_duration};
 
@@ -36,8 +39,43 @@ pub(super) struct Ended {
     pub(super) detail: Option<String>,
 }
 
+thread_local! {
+    /// A transmit buffer the connections on this thread lend each other: a connection
+    /// takes it while it writes and gives it back when done, so an idle connection holds
+    /// none. Connections writing at the same time get a buffer of their own.
+    static SPARE_TX: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// A transmit buffer kept for reuse is at most this big.
+const SPARE_TX_MAX: usize = 64 * 1024;
+
 /// Writes everything the session has queued.
-async fn flush(session: &mut Sess<'_>, conn: &mut Conn, buf: &mut Vec<u8>, limit: Duration) -> io::Result<()> {
+async fn flush<const R: usize, const S: usize, const P: usize>(
+    session: &mut Sess<'_, R, S, P>,
+    conn: &mut Conn,
+    limit: Duration,
+) -> io::Result<()> {
+    let mut buf = SPARE_TX.try_with(Cell::take).unwrap_or_default();
+    let result = flush_with(session, conn, &mut buf, limit).await;
+    if buf.len() <= SPARE_TX_MAX {
+        // Keep the larger of this buffer and one another connection gave back meanwhile.
+        let _ = SPARE_TX.try_with(|spare| {
+            let other = spare.take();
+            spare.set(if other.len() > buf.len() { other } else { buf });
+        });
+    }
+    result
+}
+
+async fn flush_with<const R: usize, const S: usize, const P: usize>(
+    session: &mut Sess<'_, R, S, P>,
+    conn: &mut Conn,
+    buf: &mut Vec<u8>,
+    limit: Duration,
+) -> io::Result<()> {
+    if buf.len() < 1024 {
+        buf.resize(1024, 0);
+    }
     loop {
         let n = match session.poll_transmit(buf) {
             Ok(n) => n,
@@ -59,7 +97,7 @@ async fn flush(session: &mut Sess<'_>, conn: &mut Conn, buf: &mut Vec<u8>, limit
 }
 
 /// Serves one connection until it ends.
-pub(super) async fn serve(
+pub(super) async fn serve<const R: usize, const S: usize, const P: usize>(
     settings: &Settings,
     handlers: &mut [(String, Handler)],
     lasts: &[Option<LastValue>],
@@ -68,7 +106,8 @@ pub(super) async fn serve(
     conn: &mut Conn,
     clock: &Clock,
 ) -> Ended {
-    let arena: Arena<String> = Arena::new();
+    // Strings of this connection's subscriptions (the default arena starts at 1 KiB).
+    let arena: Arena<String> = Arena::with_capacity(driver.subs.len().max(1));
     let captured: RefCell<Vec<Captured>> = RefCell::new(Vec::new());
     let starts = channel_starts(handlers);
     let mut hub = Hub::new();
@@ -80,7 +119,7 @@ pub(super) async fn serve(
     if let Some(firmware) = &settings.firmware {
         config = config.firmware(firmware);
     }
-    let session: Sess<'_> = Session::new(config, thing, vec![0u8; settings.buffer_size], &mut OsRng);
+    let session: Sess<'_, R, S, P> = Session::new(config, thing, vec![0u8; settings.buffer_size], &mut OsRng);
     let mut link = Link::new(session, &arena, clock);
     // Subscriptions go in before CONNECT; the session opens them after authentication.
     for spec in &driver.subs {
@@ -89,13 +128,12 @@ pub(super) async fn serve(
         }
     }
     let write_limit = settings.keep_alive + Duration::from_secs(5);
-    // Grown on demand (up to the session's transmit region); reading takes a quarter of the
-    // session buffer at a time.
-    let mut txbuf = vec![0u8; settings.buffer_size.min(1024)];
+    // Reading takes a quarter of the session buffer at a time (into a buffer of the
+    // thread's); `inbuf` holds only input the session could not take yet.
     let read_chunk = (settings.buffer_size / 4).clamp(1024, 16 * 1024);
     let mut inbuf: Vec<u8> = Vec::new();
     let mut inpos = 0usize;
-    let mut running: FuturesUnordered<Running> = FuturesUnordered::new();
+    let mut running: Option<FuturesUnordered<Running>> = None;
     let mut authenticated = None;
     let mut refused = false;
     let mut reason: Option<DisconnectReason> = None;
@@ -106,7 +144,7 @@ pub(super) async fn serve(
     link.session.connect(clock.now());
     loop {
         // 1. Send what the session queued.
-        if let Err(e) = flush(&mut link.session, conn, &mut txbuf, write_limit).await {
+        if let Err(e) = flush(&mut link.session, conn, write_limit).await {
             if e.kind() == io::ErrorKind::TimedOut {
                 reason.get_or_insert(DisconnectReason::WriteTimeout);
             }
@@ -152,19 +190,11 @@ pub(super) async fn serve(
                             let now = clock.now();
                             let _ = send_call(&mut link.session, now, &CallSpec::UnlockSync { sync, lock });
                         }
-                    } else if let Some(seq) = link.queued.remove(&id) {
-                        match result {
-                            Err(Error::Disconnected) => {}
-                            Err(Error::Timeout) => {
-                                // Resend from the oldest unacknowledged entry, in order.
-                                link.queued.clear();
-                                link.sent = 0;
-                            }
-                            other => {
-                                link.sent = link.sent.saturating_sub(1);
-                                driver.complete_queued(seq, other.map(drop));
-                            }
-                        }
+                    } else if let Some(Settled::Done(seq)) = link.queued.answered(RequestId(id), queue_answer(&result))
+                    {
+                        // Answered (stored, or refused for good): it leaves the queue. A lost
+                        // answer sends everything again from the front, in order.
+                        driver.complete_queued(seq, result.map(drop));
                     }
                 }
                 Ev::Subscribed { id, initial } => {
@@ -223,7 +253,7 @@ pub(super) async fn serve(
         // 3. The end.
         if link.session.is_closed() || link.session.phase() == session::Phase::Idle {
             hub.end();
-            let _ = flush(&mut link.session, conn, &mut txbuf, Duration::from_secs(1)).await;
+            let _ = flush(&mut link.session, conn, Duration::from_secs(1)).await;
             let _ = tokio::time::timeout(Duration::from_secs(1), conn.close()).await;
             // Completions of requests that were pending.
             while let Some(event) = link.session.poll_event() {
@@ -252,7 +282,7 @@ pub(super) async fn serve(
         if link.session.is_connected() {
             let blocked = driver.pump(&mut link, settings.queue_window);
             let blocked = hub.pump(&mut link.session, clock.now()) || blocked;
-            if let Err(e) = flush(&mut link.session, conn, &mut txbuf, write_limit).await {
+            if let Err(e) = flush(&mut link.session, conn, write_limit).await {
                 if e.kind() == io::ErrorKind::TimedOut {
                     reason.get_or_insert(DisconnectReason::WriteTimeout);
                 }
@@ -269,7 +299,7 @@ pub(super) async fn serve(
             let taken = link.session.handle_input(clock.now(), inbuf.get(inpos..).unwrap_or(&[]));
             inpos += taken;
             if inpos >= inbuf.len() {
-                inbuf.clear();
+                inbuf = Vec::new();
                 inpos = 0;
             }
             if taken > 0 || progressed {
@@ -307,7 +337,7 @@ pub(super) async fn serve(
                         let taken = link.session.handle_input(clock.now(), inbuf.get(inpos..).unwrap_or(&[]));
                         inpos += taken;
                         if inpos >= inbuf.len() {
-                            inbuf.clear();
+                            inbuf = Vec::new();
                             inpos = 0;
                         }
                     }
@@ -318,7 +348,7 @@ pub(super) async fn serve(
                 }
             }
             cmd = driver.cmd_rx.recv(), if !driver.stop => driver.on_command(cmd.map(|c| *c), Some(&mut link)),
-            Some((stream_id, index, result)) = running.next(), if !running.is_empty() => {
+            (stream_id, index, result) = next_finished(&mut running) => {
                 if let Some(answer) = finished(lasts, stream_id, index, result) {
                     link.replies.push_back((stream_id, answer));
                 }

@@ -13,7 +13,11 @@ use crate::queue::Op;
 
 use super::session::Sess;
 
-pub(super) fn send_call(session: &mut Sess<'_>, now: Instant, spec: &CallSpec) -> Result<RequestId, session::Error> {
+pub(super) fn send_call<const R: usize, const S: usize, const P: usize>(
+    session: &mut Sess<'_, R, S, P>,
+    now: Instant,
+    spec: &CallSpec,
+) -> Result<RequestId, session::Error> {
     match spec {
         CallSpec::ReadProperty { property } => session.read_property(now, property),
         CallSpec::SetProperty { property, value } => session.set_property(now, property, &RawPson(value), true),
@@ -30,13 +34,25 @@ pub(super) fn send_call(session: &mut Sess<'_>, now: Instant, spec: &CallSpec) -
     }
 }
 
-pub(super) fn send_op(session: &mut Sess<'_>, now: Instant, op: &Op) -> Result<RequestId, session::Error> {
+pub(super) fn send_op<const R: usize, const S: usize, const P: usize>(
+    session: &mut Sess<'_, R, S, P>,
+    now: Instant,
+    op: &Op,
+) -> Result<RequestId, session::Error> {
     match op {
         Op::WriteBucket { bucket, record } => session.write_bucket(now, bucket, &RawPson(record)),
         Op::CallEndpoint { endpoint, data } => {
             let raw = data.as_deref().map(RawPson);
             session.call_endpoint(now, endpoint, raw.as_ref().map(|r| r as &dyn DynEncodePson))
         }
+    }
+}
+
+/// How the answer to a queued entry came back, for the core's [`InFlight`](thinger_core::queue::InFlight).
+pub(super) fn queue_answer<T>(result: &Result<T, Error>) -> thinger_core::queue::Answer {
+    match result {
+        Err(Error::Timeout | Error::Disconnected) => thinger_core::queue::Answer::Lost,
+        _ => thinger_core::queue::Answer::Delivered,
     }
 }
 

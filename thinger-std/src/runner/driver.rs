@@ -6,14 +6,15 @@ use std::future::Future;
 use thinger_core::iotmp::DynEncodePson;
 use thinger_core::resource::HandlerError;
 use thinger_core::session;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::announce::Announcer;
 use crate::command::{CallReply, CallSpec, Command, CommandRx, Stats, SubItem, SubKind};
 use crate::error::Error;
 use crate::event::{ClientEvent, Status};
 use crate::pson_util::RawPson;
-use crate::queue::{OfflineQueue, Pushed};
+use crate::queue::{OfflineQueue, Op, Pushed};
+use thinger_core::queue::Pumped;
 
 use super::convert::{send_call, send_op, session_error};
 use super::link::Link;
@@ -28,7 +29,6 @@ const MAX_OUTBOX: usize = 256;
 pub(super) struct Driver {
     pub(super) cmd_rx: CommandRx,
     pub(super) events: Announcer,
-    pub(super) status: watch::Sender<Status>,
     pub(super) queue: OfflineQueue,
     pub(super) acks: HashMap<u64, oneshot::Sender<Result<(), Error>>>,
     pub(super) flushes: Vec<oneshot::Sender<Result<(), Error>>>,
@@ -40,17 +40,18 @@ pub(super) struct Driver {
     pub(super) stats: Stats,
 }
 
+impl Drop for Driver {
+    /// Whoever waits for a status change stops waiting: there will be none.
+    fn drop(&mut self) {
+        self.events.runner_gone();
+    }
+}
+
 impl Driver {
-    pub(super) fn new(
-        cmd_rx: CommandRx,
-        events: Announcer,
-        status: watch::Sender<Status>,
-        queue: OfflineQueue,
-    ) -> Driver {
+    pub(super) fn new(cmd_rx: CommandRx, events: Announcer, queue: OfflineQueue) -> Driver {
         Driver {
             cmd_rx,
             events,
-            status,
             queue,
             acks: HashMap::new(),
             flushes: Vec::new(),
@@ -68,12 +69,12 @@ impl Driver {
     }
 
     pub(super) fn set_status(&self, status: Status) {
-        self.events.transition(&self.status, status, None);
+        self.events.transition(status, None);
     }
 
     /// A status change and the event that reports it, seen together by every subscriber.
     pub(super) fn transition(&self, status: Status, event: ClientEvent) {
-        self.events.transition(&self.status, status, Some(event));
+        self.events.transition(status, Some(event));
     }
 
     /// Runs `fut` while answering commands; `None` when the client is told to stop.
@@ -85,7 +86,8 @@ impl Driver {
             }
             tokio::select! {
                 out = &mut fut => return Some(out),
-                cmd = self.cmd_rx.recv() => self.on_command(cmd.map(|c| *c), None),
+                // No connection: the table sizes do not matter.
+                cmd = self.cmd_rx.recv() => self.on_command::<0, 0, 0>(cmd.map(|c| *c), None),
             }
         }
     }
@@ -111,7 +113,11 @@ impl Driver {
         }
     }
 
-    pub(super) fn on_command(&mut self, cmd: Option<Command>, mut link: Option<&mut Link<'_>>) {
+    pub(super) fn on_command<const R: usize, const S: usize, const P: usize>(
+        &mut self,
+        cmd: Option<Command>,
+        mut link: Option<&mut Link<'_, R, S, P>>,
+    ) {
         let Some(cmd) = cmd else {
             // Every client handle is gone.
             self.stop = true;
@@ -222,6 +228,16 @@ impl Driver {
 
     /// A queued entry got its answer: remove it and tell its waiter.
     pub(super) fn complete_queued(&mut self, seq: u64, result: Result<(), Error>) {
+        if let Err(error) = &result {
+            let op = self.queue.position(seq).and_then(|i| self.queue.get(i)).map(|e| e.op);
+            let (target, endpoint) = match op {
+                Some(Op::WriteBucket { bucket, .. }) => (bucket, false),
+                Some(Op::CallEndpoint { endpoint, .. }) => (endpoint, true),
+                None => (String::new(), false),
+            };
+            tracing::warn!("queued write to {target} dropped: {error}");
+            self.emit(ClientEvent::QueuedWriteFailed { target, endpoint, error: error.clone() });
+        }
         if let Err(e) = self.queue.remove(seq) {
             tracing::error!("offline queue storage: {e}");
         }
@@ -237,7 +253,11 @@ impl Driver {
 
     /// Moves waiting work into the session. Returns true when the transmit buffer must be
     /// drained first.
-    pub(super) fn pump(&mut self, link: &mut Link<'_>, window: usize) -> bool {
+    pub(super) fn pump<const R: usize, const S: usize, const P: usize>(
+        &mut self,
+        link: &mut Link<'_, R, S, P>,
+        window: usize,
+    ) -> bool {
         let now = link.clock.now();
         // Answers of async handlers.
         while let Some((stream_id, result)) = link.replies.pop_front() {
@@ -309,17 +329,16 @@ impl Driver {
             }
         }
         // Queued writes, in order, up to the window.
-        while link.queued.len() < window {
-            let Some(entry) = self.queue.get(link.sent) else { break };
-            let seq = entry.seq;
-            match send_op(&mut link.session, now, &entry.op) {
-                Ok(id) => {
-                    link.queued.insert(id.0, seq);
-                    link.sent += 1;
-                }
-                Err(session::Error::TransmitBufferFull) => return true,
-                Err(session::Error::TooManyPending) => break,
-                Err(e) => self.complete_queued(seq, Err(session_error(e))),
+        loop {
+            let Link { queued, session, .. } = link;
+            let queue = &self.queue;
+            match queued.pump(window, |position| {
+                let entry = queue.get(position)?;
+                Some((entry.seq, send_op(session, now, &entry.op)))
+            }) {
+                Pumped::Idle => break,
+                Pumped::Blocked => return true,
+                Pumped::Failed { seq, error } => self.complete_queued(seq, Err(session_error(error))),
             }
         }
         // MQTT publishes on open topic streams.
@@ -356,7 +375,12 @@ impl Driver {
     }
 
     /// Hands subscription data to its stream; a stream that was dropped is unsubscribed.
-    pub(super) fn deliver(&mut self, link: &mut Link<'_>, key: u64, item: SubItem) {
+    pub(super) fn deliver<const R: usize, const S: usize, const P: usize>(
+        &mut self,
+        link: &mut Link<'_, R, S, P>,
+        key: u64,
+        item: SubItem,
+    ) {
         let Some(spec) = self.spec_mut(key) else { return };
         let Some(data) = &spec.data else { return };
         match data.try_send(item) {

@@ -13,7 +13,7 @@ use thinger_core::resource::{Call, Resource, ResourceKind, Thing};
 
 use crate::channel::Start;
 
-use crate::resources::{AsyncProxy, Captured, Completed, Handler, MAX_RESOURCES};
+use crate::resources::{AsyncProxy, Captured, Completed, Handler};
 
 /// The last value an async output computed, shown to the server while the next runs.
 pub(super) type LastValue = Arc<Mutex<Option<Vec<u8>>>>;
@@ -26,10 +26,27 @@ pub(super) type Running = Pin<Box<dyn Future<Output = (u16, usize, Result<Comple
 /// Starts the futures of async handlers called since the last batch. Each knows the
 /// server request it answers (`Call::stream_id`), so replies can never be crossed; a future
 /// started by stream data is run for its effect and answers nothing.
-pub(super) fn start_async_handlers(captured: &RefCell<Vec<Captured>>, running: &mut FuturesUnordered<Running>) {
+///
+/// The set of running futures is made by the first one (a device without async handlers
+/// never allocates it).
+pub(super) fn start_async_handlers(captured: &RefCell<Vec<Captured>>, running: &mut Option<FuturesUnordered<Running>>) {
     for c in std::mem::take(&mut *captured.borrow_mut()) {
         let (id, resource, future) = (c.stream_id.unwrap_or(0), c.index, c.future);
-        running.push(Box::pin(async move { (id, resource, future.await) }));
+        running.get_or_insert_with(FuturesUnordered::new).push(Box::pin(async move { (id, resource, future.await) }));
+    }
+}
+
+/// The next async handler to finish; never, when none runs.
+pub(super) async fn next_finished(
+    running: &mut Option<FuturesUnordered<Running>>,
+) -> (u16, usize, Result<Completed, HandlerError>) {
+    use futures_util::StreamExt;
+    match running.as_mut() {
+        Some(set) if !set.is_empty() => match set.next().await {
+            Some(done) => done,
+            None => std::future::pending().await,
+        },
+        _ => std::future::pending().await,
     }
 }
 
@@ -72,11 +89,11 @@ impl Resource for ChannelMark {
 
 /// The core's resource table for one connection: sync handlers borrowed as they are, async
 /// ones behind a proxy that starts their future into `captured` and defers the answer.
-pub(super) fn resource_table<'a>(
+pub(super) fn resource_table<'a, const R: usize>(
     handlers: &'a mut [(String, Handler)],
     captured: &'a RefCell<Vec<Captured>>,
-) -> Thing<'a, MAX_RESOURCES> {
-    let mut thing: Thing<'a, MAX_RESOURCES> = Thing::new();
+) -> Thing<'a, R> {
+    let mut thing: Thing<'a, R> = Thing::new();
     for (index, (path, handler)) in handlers.iter_mut().enumerate() {
         let added = match handler {
             Handler::Sync(resource) => thing.add(path.as_str(), &mut **resource),

@@ -2,10 +2,11 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use thinger_core::queue::InFlight;
 use thinger_core::session::SubscriptionId;
 use typed_arena::Arena;
 
-use crate::command::CallReply;
+use crate::command::{CallReply, MAX_QUEUE_WINDOW};
 use crate::error::Error;
 
 use super::handlers::Answer;
@@ -13,8 +14,8 @@ use super::session::{Clock, Sess};
 use super::subscriptions::{Registered, Slots, SubSpec};
 
 /// The state of one connection.
-pub(super) struct Link<'a> {
-    pub(super) session: Sess<'a>,
+pub(super) struct Link<'a, const R: usize, const S: usize, const P: usize> {
+    pub(super) session: Sess<'a, R, S, P>,
     arena: &'a Arena<String>,
     pub(super) clock: &'a Clock,
     /// The client's subscriptions registered with this session.
@@ -23,16 +24,14 @@ pub(super) struct Link<'a> {
     pub(super) calls: HashMap<u16, CallReply>,
     /// Lock requests in flight (sync, lock): a grant nobody waits for any more is released.
     pub(super) locks: HashMap<u16, (String, String)>,
-    /// Queued entries in flight: request id → sequence number.
-    pub(super) queued: HashMap<u16, u64>,
-    /// Queue entries from the front that are in flight.
-    pub(super) sent: usize,
+    /// Queued entries in flight (the first ones of the queue).
+    pub(super) queued: InFlight<MAX_QUEUE_WINDOW>,
     /// Async handler answers waiting for room in the transmit buffer.
     pub(super) replies: VecDeque<(u16, Answer)>,
 }
 
-impl<'a> Link<'a> {
-    pub(super) fn new(session: Sess<'a>, arena: &'a Arena<String>, clock: &'a Clock) -> Self {
+impl<'a, const R: usize, const S: usize, const P: usize> Link<'a, R, S, P> {
+    pub(super) fn new(session: Sess<'a, R, S, P>, arena: &'a Arena<String>, clock: &'a Clock) -> Self {
         Link {
             session,
             arena,
@@ -40,8 +39,7 @@ impl<'a> Link<'a> {
             subs: Slots::default(),
             calls: HashMap::new(),
             locks: HashMap::new(),
-            queued: HashMap::new(),
-            sent: 0,
+            queued: InFlight::new(),
             replies: VecDeque::new(),
         }
     }
@@ -67,10 +65,6 @@ impl<'a> Link<'a> {
 
     /// A queue entry was dropped by the overflow policy: forget it if it was in flight.
     pub(super) fn forget_queued(&mut self, seq: u64) {
-        let before = self.queued.len();
-        self.queued.retain(|_, s| *s != seq);
-        if self.queued.len() < before {
-            self.sent = self.sent.saturating_sub(1);
-        }
+        self.queued.forget(seq);
     }
 }

@@ -21,10 +21,11 @@ mod session;
 mod subscriptions;
 
 use thinger_core::backoff::Reconnect;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::oneshot;
 
 use crate::announce::Announcer;
 use crate::backoff::Backoff;
+use crate::capacity::{Capacity, tables};
 use crate::command::{CommandRx, Settings};
 use crate::event::{ClientEvent, Status};
 use crate::queue::OfflineQueue;
@@ -72,10 +73,9 @@ impl Runner {
         handlers: Vec<(String, Handler)>,
         cmd_rx: CommandRx,
         events: Announcer,
-        status: watch::Sender<Status>,
         queue: OfflineQueue,
     ) -> Runner {
-        let driver = Driver::new(cmd_rx, events, status, queue);
+        let driver = Driver::new(cmd_rx, events, queue);
         Runner { settings, handlers, driver }
     }
 
@@ -102,21 +102,23 @@ impl Runner {
     /// # });
     /// ```
     pub fn run(self) -> impl std::future::Future<Output = ()> + Send + 'static {
-        let (done_tx, done_rx) = oneshot::channel::<()>();
-        // Dropped with this future: tells the pool task to stop.
-        let (cancel_tx, cancel_rx) = oneshot::channel::<()>();
+        // The pool task says "done" through it; dropping this future (the receiver) tells
+        // the pool task to stop.
+        let (mut done_tx, done_rx) = oneshot::channel::<()>();
         let job: pool::Job = Box::new(move || {
+            // Boxed as it is, so that the task holds the runner once (an `async` block that
+            // moved `self` into `run_local` would keep both).
+            let running = Box::pin(self.run_local());
             Box::pin(async move {
                 tokio::select! {
-                    () = self.run_local() => {}
-                    _ = cancel_rx => {}
+                    () = running => {}
+                    () = done_tx.closed() => {}
                 }
                 let _ = done_tx.send(());
             })
         });
         let spawned = pool::spawn(job);
         async move {
-            let _cancel = cancel_tx;
             match spawned {
                 Ok(()) => {
                     let _ = done_rx.await;
@@ -148,63 +150,84 @@ impl Runner {
     /// # server.shutdown().await;
     /// # });
     /// ```
-    pub async fn run_local(self) {
+    pub fn run_local(self) -> impl std::future::Future<Output = ()> + 'static {
         // Every log line of this client names its device (a gateway runs thousands).
         let span = tracing::info_span!("thinger", user = %self.settings.user, device = %self.settings.device);
-        tracing::Instrument::instrument(self.reconnect_loop(), span).await;
+        tracing::Instrument::instrument(self.reconnect_loop(), span)
     }
 
     /// Connects, serves, backs off and connects again until the client is stopped.
-    async fn reconnect_loop(self) {
+    ///
+    /// Not an `async fn`: one would keep the runner twice in its state (the argument and
+    /// the fields taken out of it). The connection's future is boxed, sized for the
+    /// session tables the client was built with, and freed when the connection ends; so is
+    /// the connect future.
+    fn reconnect_loop(self) -> impl std::future::Future<Output = ()> + 'static {
         let Runner { settings, mut handlers, mut driver } = self;
-        let clock = Clock { start: tokio::time::Instant::now() };
-        let lasts = last_values(&handlers);
-        let paths: Vec<String> = handlers.iter().map(|(p, _)| p.clone()).collect();
-        let address = settings.target.address();
-        let mut reconnect = Reconnect::new(settings.backoff.core(), settings.healthy_after);
-        loop {
-            if driver.stop {
-                break;
-            }
-            driver.transition(
-                Status::Connecting,
-                ClientEvent::Connecting { address: address.clone(), attempt: reconnect.failures() },
-            );
-            let Some(result) = driver.service_while(transport::connect(&settings.target)).await else { break };
-            match result {
-                Err(e) => {
-                    tracing::warn!("connecting to {address}: {e}");
-                    driver.emit(ClientEvent::ConnectFailed(e));
+        async move {
+            let clock = Clock { start: tokio::time::Instant::now() };
+            let lasts = last_values(&handlers);
+            let paths: Vec<String> = handlers.iter().map(|(p, _)| p.clone()).collect();
+            let address = settings.target.address();
+            let mut reconnect = Reconnect::new(settings.backoff.core(), settings.healthy_after);
+            loop {
+                if driver.stop {
+                    break;
                 }
-                Ok(mut conn) => {
-                    driver.stats.connections += 1;
-                    let ended = serve(&settings, &mut handlers, &lasts, &paths, &mut driver, &mut conn, &clock).await;
-                    if let Some(at) = ended.authenticated {
-                        reconnect.connected(at);
+                driver.transition(
+                    Status::Connecting,
+                    ClientEvent::Connecting { address: address.clone(), attempt: reconnect.failures() },
+                );
+                let Some(result) = driver.service_while(Box::pin(transport::connect(&settings.target))).await else {
+                    break;
+                };
+                match result {
+                    Err(e) => {
+                        tracing::warn!("connecting to {address}: {e}");
+                        driver.emit(ClientEvent::ConnectFailed(e));
                     }
-                    reconnect.disconnected(clock.now());
-                    match ended.outcome {
-                        Outcome::AuthRefused => {}
-                        Outcome::Ended(reason) => {
-                            tracing::info!("disconnected from {address}: {reason}");
-                            driver.transition(
-                                Status::Disconnected,
-                                ClientEvent::Disconnected { reason, detail: ended.detail },
-                            );
+                    Ok(mut conn) => {
+                        driver.stats.connections += 1;
+                        let (s, h, l, p, d, c, k) =
+                            (&settings, &mut handlers, &lasts, &paths, &mut driver, &mut conn, &clock);
+                        let ended = match settings.capacity {
+                            Capacity::Standard => {
+                                use tables::{STANDARD_P, STANDARD_R, STANDARD_S};
+                                Box::pin(serve::<STANDARD_R, STANDARD_S, STANDARD_P>(s, h, l, p, d, c, k)).await
+                            }
+                            Capacity::Compact => {
+                                use tables::{COMPACT_P, COMPACT_R, COMPACT_S};
+                                Box::pin(serve::<COMPACT_R, COMPACT_S, COMPACT_P>(s, h, l, p, d, c, k)).await
+                            }
+                        };
+                        if let Some(at) = ended.authenticated {
+                            reconnect.connected(at);
+                        }
+                        reconnect.disconnected(clock.now());
+                        match ended.outcome {
+                            Outcome::AuthRefused => {}
+                            Outcome::Ended(reason) => {
+                                tracing::info!("disconnected from {address}: {reason}");
+                                driver.transition(
+                                    Status::Disconnected,
+                                    ClientEvent::Disconnected { reason, detail: ended.detail },
+                                );
+                            }
                         }
                     }
                 }
+                if driver.stop {
+                    break;
+                }
+                driver.set_status(Status::Disconnected);
+                let delay = reconnect.next_delay(Backoff::random());
+                driver.emit(ClientEvent::Backoff { attempt: reconnect.failures(), delay });
+                // Boxed like the connect future: the loop holds neither between uses.
+                if driver.service_while(Box::pin(tokio::time::sleep(delay))).await.is_none() {
+                    break;
+                }
             }
-            if driver.stop {
-                break;
-            }
-            driver.set_status(Status::Disconnected);
-            let delay = reconnect.next_delay(Backoff::random());
-            driver.emit(ClientEvent::Backoff { attempt: reconnect.failures(), delay });
-            if driver.service_while(tokio::time::sleep(delay)).await.is_none() {
-                break;
-            }
+            driver.finish();
         }
-        driver.finish();
     }
 }

@@ -5,14 +5,9 @@ use std::time::Duration;
 use thinger_core::session::Session;
 use thinger_core::time::{Duration as CoreDuration, Instant};
 
-use crate::resources::MAX_RESOURCES;
-
-/// Streams the server may open at once, and subscriptions the client may hold.
-pub(super) const MAX_STREAMS: usize = 16;
-/// Requests waiting for an answer at once (calls, queued writes, subscriptions, deferred).
-const MAX_PENDING: usize = 64;
-
-pub(super) type Sess<'a> = Session<'a, Vec<u8>, MAX_RESOURCES, MAX_STREAMS, MAX_PENDING>;
+/// The core session with the tables of a [`Capacity`](crate::Capacity): `R` resources, `S`
+/// streams and subscriptions, `P` requests in flight.
+pub(super) type Sess<'a, const R: usize, const S: usize, const P: usize> = Session<'a, Vec<u8>, R, S, P>;
 
 /// Milliseconds since the runner started, for the core.
 pub(super) struct Clock {

@@ -12,7 +12,7 @@ use crate::command::{DoneReply, SubItem, SubKind};
 use crate::error::Error;
 
 use super::convert::session_error;
-use super::session::{MAX_STREAMS, Sess};
+use super::session::Sess;
 
 /// The core's subscription for `kind`, its strings copied into `arena`.
 fn core_subscription<'a>(kind: &SubKind, arena: &'a Arena<String>) -> Subscription<'a> {
@@ -72,15 +72,15 @@ impl Slots {
     }
 
     /// Registers a subscription with the session.
-    pub(super) fn register<'a>(
+    pub(super) fn register<'a, const R: usize, const S: usize, const P: usize>(
         &mut self,
-        session: &mut Sess<'a>,
+        session: &mut Sess<'a, R, S, P>,
         arena: &'a Arena<String>,
         now: Instant,
         spec: &SubSpec,
     ) -> Result<Registered, Error> {
         let predicted = self.slots.iter().position(Option::is_none).unwrap_or(self.slots.len());
-        if predicted >= MAX_STREAMS {
+        if predicted >= S {
             return Err(Error::TooMany);
         }
         let def = core_subscription(&spec.kind, arena);
@@ -107,7 +107,12 @@ impl Slots {
         }
     }
 
-    pub(super) fn unregister(&mut self, session: &mut Sess<'_>, now: Instant, key: u64) {
+    pub(super) fn unregister<const R: usize, const S: usize, const P: usize>(
+        &mut self,
+        session: &mut Sess<'_, R, S, P>,
+        now: Instant,
+        key: u64,
+    ) {
         if let Some(id) = self.slot_of(key) {
             let _ = session.unsubscribe(now, id);
             if let Some(slot) = self.slots.get_mut(usize::from(id.0)) {

@@ -1,6 +1,7 @@
 //! End-to-end tests of the tokio client against the local `thinger-server`, over real
 //! loopback sockets (TCP, TLS, WebSocket), with server restarts in a child process.
 
+mod capacity;
 mod cloud;
 mod events;
 mod hostile;

@@ -107,3 +107,38 @@ async fn async_handlers_never_answer_a_request_with_another_requests_result() {
     assert!(ran_with.lock().unwrap().contains(&5), "{:?}", ran_with.lock().unwrap());
     client.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_write_the_server_refuses_is_reported_and_leaves_the_queue() {
+    let (listener, addr) = listener().await;
+    let client = tcp_builder(addr, "refused").spawn().unwrap();
+    let (mut peer, _) = Peer::accept(&listener).await;
+    client.connected().await.unwrap();
+    let mut events = client.events();
+
+    // Nobody awaits this write: only the event can tell that the server refused it.
+    client.queue_bucket_write("readings", &1u8).await.unwrap();
+    let call = tokio::time::timeout(Duration::from_secs(5), peer.recv_skipping_keepalives()).await.unwrap().unwrap();
+    peer.send(OutgoingMessage::new(MessageType::Error, call.id)).await;
+    let event = crate::support::wait_event(&mut events, "the refused write", |e| {
+        matches!(e, thinger_std::ClientEvent::QueuedWriteFailed { .. })
+    })
+    .await;
+    let thinger_std::ClientEvent::QueuedWriteFailed { target, endpoint, error } = event else { unreachable!() };
+    assert_eq!((target.as_str(), endpoint), ("readings", false), "{error}");
+    assert_eq!(client.stats().await.unwrap().queued, 0, "a refused entry is not resent");
+
+    // An endpoint call refused the same way names the endpoint.
+    client.queue_endpoint_call("alert", Some(&"hot")).await.unwrap();
+    let call = tokio::time::timeout(Duration::from_secs(5), peer.recv_skipping_keepalives()).await.unwrap().unwrap();
+    peer.send(OutgoingMessage::new(MessageType::Error, call.id)).await;
+    let event = crate::support::wait_event(&mut events, "the refused endpoint call", |e| {
+        matches!(e, thinger_std::ClientEvent::QueuedWriteFailed { .. })
+    })
+    .await;
+    assert!(
+        matches!(&event, thinger_std::ClientEvent::QueuedWriteFailed { target, endpoint: true, .. } if target == "alert"),
+        "{event:?}"
+    );
+    client.shutdown().await;
+}
