@@ -191,3 +191,29 @@ fn unpolled_data_holds_input_back() {
     }
     assert_eq!(taken, input.len());
 }
+
+#[test]
+fn data_too_large_to_receive_stops_the_channel() {
+    let mut term = Terminal;
+    let mut thing: Thing<'_, 16> = Thing::new();
+    thing["$terminal/:session"].set(&mut term);
+    let mut h = Harness::with_buffer(Config::new("u", "d", "c"), thing, 2048);
+    h.connect();
+    for id in [5u16, 6] {
+        h.feed(&start(id, "$terminal/s", &[0xc0]));
+        h.drain_events();
+        h.session.accept_channel(h.now, id, None).unwrap();
+        h.sent();
+    }
+    // Larger than the event buffer (512) but not the receive buffer (768).
+    let sent = frames(&h.feed(&data(5, &[1u8; 600])));
+    let m = message(&sent[0]);
+    assert_eq!((m.kind, m.stream_id), (MessageType::StopStream, 5));
+    assert_eq!(h.session.poll_event(), Some(Event::ChannelClosed { stream_id: 5 }));
+    // Larger than the receive buffer: skipped, and the channel is stopped too.
+    let sent = frames(&h.feed(&data(6, &[2u8; 1500])));
+    let m = message(&sent[0]);
+    assert_eq!((m.kind, m.stream_id), (MessageType::StopStream, 6));
+    assert_eq!(h.session.poll_event(), Some(Event::ChannelClosed { stream_id: 6 }));
+    assert_eq!(h.session.open_channels(), 0);
+}

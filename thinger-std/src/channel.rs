@@ -2,8 +2,8 @@
 //! bytes) both ways — what the terminal, proxy and chunked file transfers of the Linux
 //! gateway run on.
 //!
-//! Bind a [`ChannelHandler`] to a path with [`ResourceEntry::set_channel`]
-//! (`crate::resources::ResourceEntry`). Every `START_STREAM` the server sends on that path
+//! Bind a [`ChannelHandler`] to a path with
+//! [`ResourceEntry::set_channel`](crate::resources::ResourceEntry::set_channel). Every `START_STREAM` the server sends on that path
 //! calls it with a [`ChannelRequest`]; the handler's future runs next to the connection and
 //! answers with [`ChannelRequest::accept`] (then reads and writes the [`Channel`]) or
 //! [`ChannelRequest::reject`]. When the server stops the stream, [`Channel::recv`] returns
@@ -21,7 +21,7 @@
 //! let mut thing = Resources::new();
 //! // An echo channel: every value the server sends comes back.
 //! thing.entry("$echo/:session").set_channel(channel(|request| async move {
-//!     let Ok(mut ch) = request.accept(None).await else { return };
+//!     let Ok(mut ch) = request.accept(None::<()>).await else { return };
 //!     while let Some(data) = ch.recv().await {
 //!         if ch.sender().send_pson(data.raw().to_vec()).await.is_err() {
 //!             break;

@@ -334,3 +334,41 @@ async fn fs_chunked_transfers_of_5_mib_round_trip_through_the_rest_routes() {
     server.shutdown().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[cfg(feature = "ext-cmd")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cmd_streams_output_then_exit_and_honours_allow_list_and_timeout() {
+    use thinger_std::ext::cmd::CmdConfig;
+    let mut thing = Resources::new();
+    CmdConfig::allow(["echo", "sleep"]).install(&mut thing);
+    let (server, client) = device("cmdstream", thing).await;
+    let req = |cmd: &str, timeout: f64| Some(map(&[("cmd", Value::Str(cmd.into())), ("timeout", Value::F64(timeout))]));
+    // Every value until the device stops the stream.
+    async fn all(mut s: thinger_server::DeviceStream) -> Vec<Value> {
+        let mut got = Vec::new();
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), s.recv()).await.expect("stream did not end") {
+                Ok(v) => got.push(v),
+                Err(StreamError::Closed) => return got,
+                Err(e) => panic!("{e:?}"),
+            }
+        }
+    }
+    let got = all(server.open_stream(USER, "cmdstream", "$cmd/s1", req("echo streamed out", 5.0)).await.unwrap()).await;
+    let out: Vec<u8> = got.iter().filter_map(|v| v.get("out").and_then(Value::as_bytes)).flatten().copied().collect();
+    assert_eq!(out, b"streamed out\n");
+    assert_eq!(got.last().and_then(|v| v.get("exit")).and_then(Value::as_i64), Some(0), "{got:?}");
+
+    let got = all(server.open_stream(USER, "cmdstream", "$cmd/s2", req("sleep 30", 0.3)).await.unwrap()).await;
+    let end = got.last().expect("an exit frame");
+    assert_eq!(end.get("timeout"), Some(&Value::Bool(true)), "{got:?}");
+    assert_eq!(end.get("exit").and_then(Value::as_i64), Some(137));
+
+    match server.open_stream(USER, "cmdstream", "$cmd/s3", req("rm -rf /tmp/x", 5.0)).await {
+        Err(StreamError::Open(thinger_server::DeviceError::Failed { code, .. })) => assert_eq!(code, Some(403)),
+        Err(e) => panic!("{e:?}"),
+        Ok(_) => panic!("a command outside the allow-list ran"),
+    }
+    client.shutdown().await;
+    server.shutdown().await;
+}

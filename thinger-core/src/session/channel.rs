@@ -126,9 +126,7 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
             Payload::None => Some(Flow::Blocked),
             Payload::TooLarge => {
                 // Data the application can never see: the channel cannot go on.
-                keep_where(&mut self.channels, |c| c.id != id);
-                let _ = self.queue(tx, &OutgoingMessage::new(MessageType::StopStream, id));
-                self.push(Record::ChannelClosed { stream_id: id });
+                self.channel_lost(id, tx);
                 Some(Flow::Consumed)
             }
             payload => {
@@ -136,6 +134,19 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
                 Some(Flow::Consumed)
             }
         }
+    }
+
+    /// Data of channel `id` could not be received (too large): the session stops the channel
+    /// and reports it closed. False when `id` is no channel.
+    pub(super) fn channel_lost(&mut self, id: u16, tx: &mut [u8]) -> bool {
+        let before = self.channels.len();
+        keep_where(&mut self.channels, |c| c.id != id);
+        if before == self.channels.len() {
+            return false;
+        }
+        let _ = self.queue(tx, &OutgoingMessage::new(MessageType::StopStream, id));
+        self.push(Record::ChannelClosed { stream_id: id });
+        true
     }
 
     /// STOP_STREAM from the server; false when `id` is no channel.

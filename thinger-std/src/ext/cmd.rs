@@ -49,6 +49,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command;
 use tokio::task::JoinHandle;
 
+use super::cmd_stream::{self, Prepare, Prepared, exit_code, kill_group};
 use crate::resources::{Resources, async_input_output};
 
 /// The timeout of a command unless [`CmdConfig::timeout`] sets another.
@@ -235,10 +236,26 @@ impl CmdConfig {
     /// ```
     pub fn install(self, thing: &mut Resources) {
         let config = Arc::new(self);
+        let checker = config.clone();
+        let prepare: Prepare = Arc::new(move |command: &str, seconds: f64| {
+            let process = checker.build(command)?;
+            let slot = Slot::take(&checker.running, checker.max_concurrent).ok_or(CmdError::Busy)?;
+            let timeout = checker.timeout_for(seconds);
+            Ok(Prepared { process, timeout, slot: Box::new(slot) })
+        });
+        cmd_stream::install(prepare, thing);
         thing[RESOURCE] >>= async_input_output(move |request: Request| {
             let config = config.clone();
             async move { config.execute(request).await }
         });
+    }
+
+    /// The configured timeout, shortened (never lengthened) by a request's seconds.
+    fn timeout_for(&self, seconds: f64) -> Duration {
+        match seconds {
+            t if t > 0.0 && t.is_finite() => self.timeout.min(Duration::from_secs_f64(t)),
+            _ => self.timeout,
+        }
     }
 
     /// The process for `command`, or why it may not run.
@@ -302,10 +319,7 @@ impl CmdConfig {
             tracing::warn!(target: "thinger::ext::cmd", command, "server request refused: too many commands running");
             return Err(CmdError::Busy.into());
         };
-        let timeout = match request.timeout {
-            t if t > 0.0 && t.is_finite() => self.timeout.min(Duration::from_secs_f64(t)),
-            _ => self.timeout,
-        };
+        let timeout = self.timeout_for(request.timeout);
         tracing::info!(target: "thinger::ext::cmd", command, timeout_ms = timeout.as_millis() as u64, "server request: run");
         let started = Instant::now();
         let mut child = process.spawn().map_err(|e| {
@@ -386,20 +400,6 @@ impl Slot {
 impl Drop for Slot {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-/// The exit code, or 128 + the signal number when a signal ended the process (as a shell
-/// reports it).
-fn exit_code(status: std::process::ExitStatus) -> i32 {
-    use std::os::unix::process::ExitStatusExt;
-    status.code().or_else(|| status.signal().map(|s| 128 + s)).unwrap_or(-1)
-}
-
-/// SIGKILL to the command's process group (its own, see `process_group(0)`).
-fn kill_group(pid: Option<u32>) {
-    if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
-        let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
     }
 }
 

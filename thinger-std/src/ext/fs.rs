@@ -56,6 +56,7 @@ use thinger_core::resource::{Call, HandlerError, ResourceKind, handler};
 
 use super::fs_path::parse;
 pub use super::fs_path::{MAX_PATH_LEN, MAX_SEGMENTS, PathError};
+use super::fs_stream;
 use crate::resources::Resources;
 
 /// The largest file sent or received inline, as on the official client (64 KiB).
@@ -195,9 +196,16 @@ impl FsConfig {
             let canonical = dir.canonicalize().map_err(|e| FsSetupError::Root(dir.clone(), e))?;
             roots.push((name.clone(), canonical));
         }
-        let fs =
-            Arc::new(Fs { roots, max_inline: self.max_inline, max_hash: self.max_hash, max_upload: self.max_upload });
-        super::fs_stream::install(&fs, self.writable, thing);
+        let fs = Arc::new(Fs { roots, max_inline: self.max_inline, max_hash: self.max_hash });
+        let resolver = fs.clone();
+        let transfers = fs_stream::Fs {
+            resolve: Box::new(move |path, must_exist| {
+                let t = resolver.resolve(path, must_exist)?;
+                Ok(fs_stream::Resolved { full: t.full, is_root: t.is_root, dir: t.dir })
+            }),
+            max_upload: self.max_upload,
+        };
+        fs_stream::install(&Arc::new(transfers), self.writable, thing);
         let ops: &[(&str, Op)] = &[
             ("$fs/get", Op::Get),
             ("$fs/get/*path", Op::Get),
@@ -237,20 +245,19 @@ impl Op {
 
 /// The installed extension: canonical roots and limits.
 #[derive(Debug)]
-pub(super) struct Fs {
+struct Fs {
     roots: Vec<(String, PathBuf)>,
     max_inline: usize,
     max_hash: u64,
-    pub(super) max_upload: u64,
 }
 
 /// A requested path, checked and resolved inside its root.
-pub(super) struct Target {
-    pub(super) full: PathBuf,
+struct Target {
+    full: PathBuf,
     /// Whether it is the root directory itself.
-    pub(super) is_root: bool,
+    is_root: bool,
     /// Whether the request ended with `/`.
-    pub(super) dir: bool,
+    dir: bool,
 }
 
 #[derive(Serialize)]
@@ -331,7 +338,7 @@ impl Fs {
     }
 
     /// Checks `requested` lexically, then resolves it and makes sure it stays in its root.
-    pub(super) fn resolve(&self, requested: &str, must_exist: bool) -> Result<Target, PathError> {
+    fn resolve(&self, requested: &str, must_exist: bool) -> Result<Target, PathError> {
         let checked = parse(requested)?;
         let (_, root) = self.roots.iter().find(|(n, _)| n == checked.root).ok_or(PathError::UnknownRoot)?;
         let mut full = root.clone();
@@ -628,12 +635,7 @@ mod tests {
         std::fs::write(base.join("secret"), b"s").unwrap();
         std::os::unix::fs::symlink(base.join("secret"), root.join("link")).unwrap();
         std::os::unix::fs::symlink(&base, root.join("up")).unwrap();
-        let fs = Fs {
-            roots: vec![("r".into(), root.canonicalize().unwrap())],
-            max_inline: 10,
-            max_hash: 10,
-            max_upload: 10,
-        };
+        let fs = Fs { roots: vec![("r".into(), root.canonicalize().unwrap())], max_inline: 10, max_hash: 10 };
         assert_eq!(fs.resolve("r/link", true).err(), Some(PathError::OutsideRoot));
         assert_eq!(fs.resolve("r/up/secret", true).err(), Some(PathError::OutsideRoot));
         assert_eq!(fs.resolve("r/up/new/file", false).err(), Some(PathError::OutsideRoot));

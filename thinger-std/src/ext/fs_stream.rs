@@ -20,7 +20,6 @@ use serde::{Deserialize, Serialize};
 use thinger_core::resource::HandlerError;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::fs::Fs;
 use crate::channel::{Channel, ChannelRequest, channel};
 use crate::resources::Resources;
 
@@ -58,6 +57,22 @@ struct Opened {
     size: Option<u64>,
 }
 
+/// A path checked and resolved inside its root (by the `fs` module).
+pub(super) struct Resolved {
+    pub(super) full: std::path::PathBuf,
+    pub(super) is_root: bool,
+    pub(super) dir: bool,
+}
+
+/// Checks and resolves a requested path (`true`: it must exist).
+pub(super) type Resolve = Box<dyn Fn(&str, bool) -> Result<Resolved, HandlerError> + Send + Sync>;
+
+/// What the transfers need of the installed `fs` extension.
+pub(super) struct Fs {
+    pub(super) resolve: Resolve,
+    pub(super) max_upload: u64,
+}
+
 pub(super) fn install(fs: &Arc<Fs>, writable: bool, thing: &mut Resources) {
     let dl = fs.clone();
     thing.entry("$fs/download/:session").set_channel(channel(move |request| {
@@ -83,9 +98,9 @@ async fn download(request: ChannelRequest, fs: &Fs) {
         return refuse(request, "download", "", HandlerError::new(400, "expected {path, window_size}")).await;
     };
     let path = params.path.as_str();
-    let target = match fs.resolve(path, true) {
+    let target = match (fs.resolve)(path, true) {
         Ok(t) => t,
-        Err(e) => return refuse(request, "download", path, e.into()).await,
+        Err(e) => return refuse(request, "download", path, e).await,
     };
     let file = match tokio::fs::File::open(&target.full).await {
         Ok(f) => f,
@@ -144,9 +159,9 @@ async fn upload(request: ChannelRequest, fs: &Fs) {
         return refuse(request, "upload", "", HandlerError::new(400, "expected {path, size, overwrite}")).await;
     };
     let path = params.path.as_str();
-    let target = match fs.resolve(path, false) {
+    let target = match (fs.resolve)(path, false) {
         Ok(t) => t,
-        Err(e) => return refuse(request, "upload", path, e.into()).await,
+        Err(e) => return refuse(request, "upload", path, e).await,
     };
     if target.is_root || target.dir {
         return refuse(request, "upload", path, HandlerError::new(400, "not a file path")).await;

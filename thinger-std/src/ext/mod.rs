@@ -4,7 +4,7 @@
 //!
 //! | feature | module | resources |
 //! |---|---|---|
-//! | `ext-cmd` | [`cmd`] | `cmd` |
+//! | `ext-cmd` | [`cmd`] | `cmd`, `$cmd/:session` (channel: streamed output) |
 //! | `ext-fs` | [`fs`] | `$fs/get`, `$fs/get/*path`, `$fs/info/*path`, `$fs/hash/*path`, and when writable `$fs/put/*path`, `$fs/delete/*path`, `$fs/move/*source` |
 //! | `ext-terminal` | [`terminal`] | `$terminal/:session` (channel), `$terminal/:session/params` |
 //! | `ext-proxy` | [`proxy`] | `$proxy/:session` (channel) |
@@ -22,6 +22,8 @@
 #[cfg(feature = "ext-cmd")]
 #[cfg_attr(docsrs, doc(cfg(feature = "ext-cmd")))]
 pub mod cmd;
+#[cfg(feature = "ext-cmd")]
+mod cmd_stream;
 #[cfg(feature = "ext-fs")]
 #[cfg_attr(docsrs, doc(cfg(feature = "ext-fs")))]
 pub mod fs;
