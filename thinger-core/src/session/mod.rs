@@ -55,6 +55,7 @@
 //! assert_eq!(now.as_millis(), 60_000);
 //! ```
 
+#[cfg(feature = "channels")]
 mod channel;
 mod cloud;
 mod config;
@@ -228,6 +229,7 @@ enum Record {
     StreamStopped {
         stream_id: u16,
     },
+    #[cfg(feature = "channels")]
     ChannelOpened {
         stream_id: u16,
         resource: usize,
@@ -235,10 +237,12 @@ enum Record {
         payload: Payload,
         params_len: u16,
     },
+    #[cfg(feature = "channels")]
     ChannelData {
         stream_id: u16,
         payload: Payload,
     },
+    #[cfg(feature = "channels")]
     ChannelClosed {
         stream_id: u16,
     },
@@ -295,6 +299,7 @@ struct State<'a, const R: usize, const S: usize, const P: usize> {
     pending: Vec<Pending, P>,
     streams: Vec<OpenStream, S>,
     /// Server-opened channels (see `channel`).
+    #[cfg(feature = "channels")]
     channels: channel::Channels<S>,
     subs: Vec<Option<SubEntry<'a>>, S>,
     events: Deque<Record, EVENT_QUEUE>,
@@ -348,6 +353,7 @@ where
                 ids: IdGenerator::new(rng),
                 pending: Vec::new(),
                 streams: Vec::new(),
+                #[cfg(feature = "channels")]
                 channels: Vec::new(),
                 subs: Vec::new(),
                 events: Deque::new(),
@@ -640,6 +646,7 @@ where
             Record::Subscribed { payload, .. }
             | Record::SubscriptionFailed { payload, .. }
             | Record::SubscriptionData { payload, .. } => payload,
+            #[cfg(feature = "channels")]
             Record::ChannelOpened { payload, .. } | Record::ChannelData { payload, .. } => payload,
             _ => Payload::None,
         };
@@ -701,6 +708,7 @@ where
             Record::Deferred { stream_id, resource } => Event::Deferred { stream_id, resource },
             Record::StreamStarted { stream_id, resource } => Event::StreamStarted { stream_id, resource },
             Record::StreamStopped { stream_id } => Event::StreamStopped { stream_id },
+            #[cfg(feature = "channels")]
             Record::ChannelOpened { stream_id, resource, payload, params_len } => {
                 let n = if let Payload::Inbox(n) = payload { n } else { 0 };
                 let stored = inbox.get(inbox_start..inbox_start + n).unwrap_or(&[]);
@@ -712,7 +720,9 @@ where
                     params: PsonRef::decode(params).ok(),
                 }
             }
+            #[cfg(feature = "channels")]
             Record::ChannelData { stream_id, .. } => Event::ChannelData { stream_id, data: data.ok().flatten() },
+            #[cfg(feature = "channels")]
             Record::ChannelClosed { stream_id } => Event::ChannelClosed { stream_id },
             Record::Dropped(d) => Event::Dropped(d),
         })
@@ -764,11 +774,21 @@ enum Flow {
 }
 
 impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
+    #[cfg(feature = "channels")]
+    fn channel_id_in_use(&self, id: u16) -> bool {
+        self.channels.iter().any(|c| c.id == id)
+    }
+
+    #[cfg(not(feature = "channels"))]
+    fn channel_id_in_use(&self, _id: u16) -> bool {
+        false
+    }
+
     fn id_in_use(&self, id: u16) -> bool {
         id == self.connect_id
             || self.pending.iter().any(|p| p.id == id)
             || self.streams.iter().any(|s| s.id == id)
-            || self.channels.iter().any(|c| c.id == id)
+            || self.channel_id_in_use(id)
             || (SUBSCRIPTIONS && self.subs.iter().flatten().any(|s| s.id == id))
     }
 
@@ -829,6 +849,7 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
 
     fn end_connection_state(&mut self) {
         self.streams.clear();
+        #[cfg(feature = "channels")]
         self.channels.clear();
         if SUBSCRIPTIONS {
             for sub in self.subs.iter_mut().flatten() {

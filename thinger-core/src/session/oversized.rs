@@ -44,6 +44,7 @@ impl<const R: usize, const S: usize, const P: usize> State<'_, R, S, P> {
                 return Some(pending.len());
             }
             // Channel data lost: the channel cannot go on (see `channel_lost`).
+            #[cfg(feature = "channels")]
             (Some(MessageType::StreamData), Some(id)) if self.channel_lost(id, tx) => return Some(pending.len()),
             _ => {}
         }

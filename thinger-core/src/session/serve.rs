@@ -548,9 +548,12 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
         let Some(path) = Self::resource_path(m) else { return error(self, tx) };
         let mut params = Params::new();
         let Some(index) = self.thing.lookup(path, &mut params) else { return error(self, tx) };
+        #[cfg(feature = "channels")]
         if self.is_channel(index) {
             return self.open_channel(m, index, tx, inbox);
         }
+        #[cfg(not(feature = "channels"))]
+        let _ = inbox;
         let Ok(stored) = heapless::String::<{ super::MAX_STREAM_PATH }, u8>::try_from(path) else {
             let _ = self.queue_handler_error(tx, id, HandlerError::new(414, "resource path too long"));
             return Flow::Consumed;
@@ -579,6 +582,7 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
 
     fn on_stop_stream(&mut self, m: &Message<'_>, tx: &mut [u8]) -> Flow {
         let id = m.stream_id;
+        #[cfg(feature = "channels")]
         if self.channel_stopped(id, tx) {
             return Flow::Consumed;
         }
@@ -615,9 +619,12 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
             self.push(Record::SubscriptionData { sub, payload });
             return Flow::Consumed;
         }
+        #[cfg(feature = "channels")]
         if let Some(flow) = self.channel_data(m, tx, inbox) {
             return flow;
         }
+        #[cfg(not(any(feature = "subscriptions", feature = "channels")))]
+        let _ = inbox;
         let Some(stream) = self.streams.iter().find(|s| s.id == id) else {
             self.push(Record::Dropped(Dropped::UnknownStream { stream_id: id }));
             return Flow::Consumed;
