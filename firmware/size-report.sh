@@ -39,6 +39,14 @@ section() {
     "$SIZE" -A "$2" | awk -v s="$1" '$1 == s { print $2; found = 1 } END { if (!found) print 0 }'
 }
 
+# require FILE...: stop unless each binary exists (a missing one must not measure as 0 B).
+require() {
+    local f
+    for f in "$@"; do
+        [[ -f "$f" ]] || { echo "error: no binary at $f (CARGO_TARGET_DIR must be absolute, or unset)" >&2; exit 1; }
+    done
+}
+
 # measure FILE -> "text rodata data bss flash ram"
 measure() {
     local text=0 name ro data bss
@@ -73,6 +81,7 @@ for target in "${TARGETS[@]}"; do
     for profile in release release-z; do
         level=s; [[ $profile == release-z ]] && level=z
         dir=$size_target/$target/$profile
+        require "$dir/core" "$dir/baseline"
         read -r ct cr cd cb cf cram <<<"$(measure "$dir/core")"
         read -r bt br bd bb bf bram <<<"$(measure "$dir/baseline")"
         echo "| $target | size-core \`core\` (thinger-core + 4 resources) | $level | $ct | $cr | $cd | $cb | $cf | $cram |"
@@ -83,8 +92,9 @@ for target in "${TARGETS[@]}"; do
 done
 
 if ! $core_only && [[ -d pico-w ]]; then
-    elf=pico-w/target/thumbv6m-none-eabi/release/pico-w
+    elf=${CARGO_TARGET_DIR:-pico-w/target}/thumbv6m-none-eabi/release/pico-w
     (cd pico-w && cargo build --quiet --release --no-default-features --features plain-tcp)
+    require "$elf"
     read -r qt qr qd qb qf qram <<<"$(measure "$elf")"
     (cd pico-w && cargo build --quiet --release)
     read -r pt pr pd pb pf pram <<<"$(measure "$elf")"
