@@ -9,12 +9,13 @@
 //! ```
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use thinger_server::{Limits, Server, ServerConfig, TlsMode};
+mod gateway_common;
+use gateway_common::{runs, runtime, server_and_device, stats};
+
 use thinger_std::ext::fs::FsConfig;
 use thinger_std::resources::Resources;
-use thinger_std::{Client, Transport};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -33,33 +34,16 @@ async fn exchange(addr: SocketAddr, head: &str, body: &[u8]) -> (u16, usize) {
     (status, raw.len() - end - 4)
 }
 
-fn stats(mut v: Vec<f64>) -> (f64, f64, f64) {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    (v[0], v[v.len() / 2], v[v.len() - 1])
-}
-
 fn main() {
-    let runs: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(5).max(1);
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let runs = runs();
+    let rt = runtime();
     rt.block_on(async {
         let root = std::env::temp_dir().join(format!("thinger-fs-bench-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(&root).unwrap();
         let mut thing = Resources::new();
         FsConfig::new().root("r", &root).writable(true).install(&mut thing).unwrap();
-        let limits = Limits { device_frame_limit: 32 * 1024, ..Limits::default() };
-        let server = Server::start(ServerConfig::local().tls(TlsMode::Off).limits(limits)).await.unwrap();
-        let addr = server.tcp_addr();
-        let client = Client::builder("u", "gw", "secret")
-            .host(addr.ip().to_string())
-            .port(addr.port())
-            .transport(Transport::Tcp)
-            .buffer_size(256 * 1024)
-            .resources(thing)
-            .spawn()
-            .unwrap();
-        client.connected().await.unwrap();
-        assert!(server.wait_connected("u", "gw", Duration::from_secs(5)).await);
+        let (server, client) = server_and_device(thing, 32 * 1024, 256 * 1024).await;
         let file: Vec<u8> = (0..FILE as u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
         let (mut up, mut down) = (Vec::new(), Vec::new());
         for _ in 0..runs {

@@ -8,12 +8,13 @@
 //! ```
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use thinger_server::{Limits, Server, ServerConfig, TlsMode};
+mod gateway_common;
+use gateway_common::{runs, runtime, server_and_device, stats};
+
 use thinger_std::ext::proxy::ProxyConfig;
 use thinger_std::resources::Resources;
-use thinger_std::{Client, Transport};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -77,31 +78,14 @@ async fn listener(http: SocketAddr, target: SocketAddr) -> SocketAddr {
     json["listen"].as_str().unwrap().parse().unwrap()
 }
 
-fn stats(mut v: Vec<f64>) -> (f64, f64, f64) {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    (v[0], v[v.len() / 2], v[v.len() - 1])
-}
-
 fn main() {
-    let runs: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(5).max(1);
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let runs = runs();
+    let rt = runtime();
     rt.block_on(async {
         let (to_sink, from_source) = (sink().await, source().await);
-        let limits = Limits { device_frame_limit: 32 * 1024, ..Limits::default() };
-        let server = Server::start(ServerConfig::local().tls(TlsMode::Off).limits(limits)).await.unwrap();
         let mut thing = Resources::new();
         ProxyConfig::allow([("127.0.0.1", to_sink.port()), ("127.0.0.1", from_source.port())]).install(&mut thing);
-        let addr = server.tcp_addr();
-        let client = Client::builder("u", "gw", "secret")
-            .host(addr.ip().to_string())
-            .port(addr.port())
-            .transport(Transport::Tcp)
-            .buffer_size(256 * 1024)
-            .resources(thing)
-            .spawn()
-            .unwrap();
-        client.connected().await.unwrap();
-        assert!(server.wait_connected("u", "gw", Duration::from_secs(5)).await);
+        let (server, client) = server_and_device(thing, 32 * 1024, 256 * 1024).await;
         let up_addr = listener(server.http_addr(), to_sink).await;
         let down_addr = listener(server.http_addr(), from_source).await;
         let (mut up, mut down) = (Vec::new(), Vec::new());

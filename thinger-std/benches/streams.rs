@@ -8,13 +8,14 @@
 //! cargo bench -p thinger-std --bench streams -- 3       # runs per row
 //! ```
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
+
+mod gateway_common;
+use gateway_common::{runs, runtime, server_and_device, stats};
 
 use thinger_core::pson::Value;
-use thinger_server::{Limits, Server, ServerConfig, TlsMode};
 use thinger_std::channel::channel;
 use thinger_std::resources::Resources;
-use thinger_std::{Client, Transport};
 
 const TOTAL: usize = 64 * 1024 * 1024;
 
@@ -49,30 +50,13 @@ fn thing() -> Resources {
     thing
 }
 
-fn stats(mut v: Vec<f64>) -> (f64, f64, f64) {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    (v[0], v[v.len() / 2], v[v.len() - 1])
-}
-
 fn main() {
-    let runs: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(5).max(1);
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let runs = runs();
+    let rt = runtime();
     rt.block_on(async {
         let mut rows = Vec::new();
         for (frame, buffer) in [(16 * 1024usize, 128 * 1024usize), (32 * 1024, 256 * 1024)] {
-            let limits = Limits { device_frame_limit: frame, ..Limits::default() };
-            let server = Server::start(ServerConfig::local().tls(TlsMode::Off).limits(limits)).await.unwrap();
-            let addr = server.tcp_addr();
-            let client = Client::builder("u", "gw", "secret")
-                .host(addr.ip().to_string())
-                .port(addr.port())
-                .transport(Transport::Tcp)
-                .buffer_size(buffer)
-                .resources(thing())
-                .spawn()
-                .unwrap();
-            client.connected().await.unwrap();
-            assert!(server.wait_connected("u", "gw", Duration::from_secs(5)).await);
+            let (server, client) = server_and_device(thing(), frame, buffer).await;
             let (mut down, mut up) = (Vec::new(), Vec::new());
             for _ in 0..runs {
                 let s = server.open_stream("u", "gw", "$sink/b", None).await.unwrap();
