@@ -46,21 +46,6 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
         self.thing.entry_mut(index).and_then(|e| e.resource()).is_some_and(|r| r.channel())
     }
 
-    /// Copies `bytes` to the event buffer (see `store_payload`).
-    fn store_raw(&mut self, bytes: &[u8], inbox: &mut [u8]) -> Payload {
-        let capacity = inbox.len();
-        let free = self.inbox.compact(inbox);
-        match free.get_mut(..bytes.len()) {
-            Some(dst) => {
-                dst.copy_from_slice(bytes);
-                self.inbox.end += bytes.len();
-                Payload::Inbox(bytes.len())
-            }
-            None if bytes.len() > capacity => Payload::TooLarge,
-            None => Payload::None,
-        }
-    }
-
     /// A field as PSON bytes: a varint field is re-encoded into `scratch`.
     fn field_bytes<'f>(
         raw: Option<&'f [u8]>,

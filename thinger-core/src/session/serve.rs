@@ -170,6 +170,12 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
             }
             _ => return Payload::None,
         };
+        self.store_raw(bytes, inbox)
+    }
+
+    /// Copies `bytes` to the event buffer: `None` when it has no room now (the caller blocks
+    /// until it drains), `TooLarge` when it never will.
+    pub(super) fn store_raw(&mut self, bytes: &[u8], inbox: &mut [u8]) -> Payload {
         let capacity = inbox.len();
         let free = self.inbox.compact(inbox);
         match free.get_mut(..bytes.len()) {
@@ -179,7 +185,7 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
                 Payload::Inbox(bytes.len())
             }
             None if bytes.len() > capacity => Payload::TooLarge,
-            None => Payload::None, // caller blocks until the buffer drains
+            None => Payload::None,
         }
     }
 

@@ -28,6 +28,17 @@ pub(super) fn check(headers: &HeaderMap) -> Result<Response, ApiError> {
     crate::ws::handshake(headers).map_err(|e| ApiError::new(400, e))
 }
 
+/// Checks a WebSocket upgrade request and takes its upgrade: the 101 answer to send and the
+/// connection to come.
+pub(super) fn upgrade(request: &mut axum::extract::Request) -> Result<(Response, OnUpgrade), ApiError> {
+    let response = check(request.headers())?;
+    let on_upgrade = request
+        .extensions_mut()
+        .remove::<OnUpgrade>()
+        .ok_or_else(|| ApiError::new(400, "connection cannot be upgraded"))?;
+    Ok((response, on_upgrade))
+}
+
 /// Answers the upgrade and runs the bridge in a task; `on_text` handles control messages
 /// (an error closes the socket with that reason).
 pub(super) fn spawn<C, F>(on_upgrade: OnUpgrade, stream: DeviceStream, on_text: C)

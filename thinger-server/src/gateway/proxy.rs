@@ -77,11 +77,7 @@ pub(super) async fn websocket(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     mut request: Request,
 ) -> ApiResult {
-    let response = bridge::check(request.headers())?;
-    let on_upgrade = request
-        .extensions_mut()
-        .remove::<hyper::upgrade::OnUpgrade>()
-        .ok_or_else(|| ApiError::new(400, "connection cannot be upgraded"))?;
+    let (response, on_upgrade) = bridge::upgrade(&mut request)?;
     let port = query.get("port").map(|p| p.parse::<u64>().unwrap_or(0));
     let (address, port) = target(query.get("address").map(String::as_str), port)?;
     let secure = query.get("secure").is_some_and(|s| s == "true");

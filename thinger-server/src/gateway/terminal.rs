@@ -61,11 +61,7 @@ pub(super) async fn websocket(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     mut request: Request,
 ) -> ApiResult {
-    let response = bridge::check(request.headers())?;
-    let on_upgrade = request
-        .extensions_mut()
-        .remove::<hyper::upgrade::OnUpgrade>()
-        .ok_or_else(|| ApiError::new(400, "connection cannot be upgraded"))?;
+    let (response, on_upgrade) = bridge::upgrade(&mut request)?;
     let (cols, rows) = (size(&query, "cols", 80)?, size(&query, "rows", 24)?);
     let session = match query.get("session") {
         Some(s) if valid_session(s) => s.clone(),
