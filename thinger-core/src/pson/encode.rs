@@ -333,7 +333,7 @@ impl<S: Sink> Encoder<S> {
 
     /// The tag byte `base | 31` and `value` as a varint, of any length.
     #[cfg(not(target_os = "none"))]
-    #[inline]
+    #[inline(always)]
     fn tag_varint(&mut self, base: u8, value: u64) -> Result<(), Error> {
         let (bytes, n) = extended_tag(base, value);
         self.sink.write(bytes.get(..n).ok_or(Error::BufferFull)?)

@@ -461,7 +461,8 @@ impl<S: Sink> Compound<'_, S> {
         value.serialize(&mut *self.ser)
     }
 
-    #[inline]
+    #[cfg_attr(not(target_os = "none"), inline(always))]
+    #[cfg_attr(target_os = "none", inline)]
     fn field<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) -> Result<(), Error> {
         self.next()?;
         self.ser.enc.str(key)?;
@@ -542,9 +543,14 @@ impl<S: Sink> ser::SerializeMap for Compound<'_, S> {
 impl<S: Sink> ser::SerializeStruct for Compound<'_, S> {
     type Ok = ();
     type Error = Error;
+    // Inlined on hosts: a struct's fields then encode as one straight run of writes with
+    // its literal keys, like a hand-written encoder; microcontrollers keep one copy per
+    // field type (flash).
+    #[cfg_attr(not(target_os = "none"), inline(always))]
     fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result<(), Error> {
         self.field(key, value)
     }
+    #[cfg_attr(not(target_os = "none"), inline)]
     fn end(self) -> Result<(), Error> {
         self.finish()
     }
