@@ -129,18 +129,16 @@ impl Sink for SliceSink<'_> {
     {
         // One room check for tag and body; the body copy has the caller's length, which
         // is a constant for literal keys once this is inlined.
-        let free = self.buf.get_mut(self.pos..).ok_or(Error::BufferFull)?;
-        if bytes.len() >= free.len() {
-            return Err(Error::BufferFull);
-        }
-        let (first, rest) = free.split_first_mut().ok_or(Error::BufferFull)?;
+        // (`pos + 1 + len` as one checked sum: one carry test and one compare.)
+        let end = bytes.len().checked_add(1).and_then(|n| self.pos.checked_add(n)).ok_or(Error::BufferFull)?;
+        let (first, dst) =
+            self.buf.get_mut(self.pos..end).and_then(|d| d.split_first_mut()).ok_or(Error::BufferFull)?;
         *first = prefix;
-        let dst = rest.get_mut(..bytes.len()).ok_or(Error::BufferFull)?;
         #[cfg(not(target_os = "none"))]
         copy_short(dst, bytes);
         #[cfg(target_os = "none")]
         dst.copy_from_slice(bytes);
-        self.pos += bytes.len() + 1;
+        self.pos = end;
         Ok(())
     }
 }

@@ -131,21 +131,20 @@ pub(crate) use self::f64_exact_f32_general as f64_exact_f32;
 
 /// `Some(f as i64)` when `f` is a whole number in `[-2^63, 2^63)`.
 ///
-/// x86-64 and AArch64 hosts: two compares and a round trip through the hardware
-/// conversions (a handful of instructions, against about twenty for the bit tests).
-/// NaN fails the range test; inside the range `f as i64` truncates, and it converts back
-/// to `f` exactly when `f` had no fraction (a fraction means `|f| < 2^52`, where every
-/// integer is exact as `f64`).
+/// x86-64 and AArch64 hosts: a round trip through the hardware conversions, no range
+/// compares (a handful of instructions, against about twenty for the bit tests).
+/// `f as i64` truncates and saturates (NaN gives 0, which is not NaN); it converts back to
+/// `f` exactly when `f` had no fraction (a fraction means `|f| < 2^52`, where every
+/// integer is exact as `f64`) and was in range, or saturated to `i64::MIN` from exactly
+/// -2^63, or to `i64::MAX` from 2^63 and up, which the last test refuses (below -2^63 the
+/// round trip gives -2^63, which is not `f`).
 #[cfg(all(not(target_os = "none"), any(target_arch = "x86_64", target_arch = "aarch64")))]
 #[inline(always)]
 pub(crate) fn f64_whole_i64(f: f64) -> Option<i64> {
-    if (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&f) {
-        let v = f as i64;
-        if v as f64 == f {
-            return Some(v);
-        }
-    }
-    None
+    let v = f as i64;
+    // `v != i64::MAX` excludes what saturated from 2^63 and up (i64::MAX itself is not an
+    // f64, so no whole number in range converts to it).
+    if v as f64 == f && v != i64::MAX { Some(v) } else { None }
 }
 
 /// `f as f32` when that conversion is exact (`f64::from(f as f32) == f`); `None` for NaN
