@@ -162,18 +162,28 @@ fn copy_short(dst: &mut [u8], src: &[u8]) {
         dst.copy_from_slice(src);
         return;
     }
-    let done = match len {
-        0 => Some(()),
-        1..=3 => (|| {
-            *dst.first_mut()? = *src.first()?;
-            *dst.get_mut(len / 2)? = *src.get(len / 2)?;
-            *dst.last_mut()? = *src.last()?;
-            Some(())
-        })(),
-        4..=7 => pieces::<4>(dst, src),
-        8..=15 => pieces::<8>(dst, src),
-        16..=31 => pieces::<16>(dst, src),
-        _ => None,
+    fn up_to_three(dst: &mut [u8], src: &[u8]) -> Option<()> {
+        let len = src.len();
+        *dst.first_mut()? = *src.first()?;
+        *dst.get_mut(len / 2)? = *src.get(len / 2)?;
+        *dst.last_mut()? = *src.last()?;
+        Some(())
+    }
+    // Split at 8 first: keys and labels are mostly 4 to 15 bytes, two compares away.
+    let done = if len >= 8 {
+        if len >= 32 {
+            None
+        } else if len >= 16 {
+            pieces::<16>(dst, src)
+        } else {
+            pieces::<8>(dst, src)
+        }
+    } else if len >= 4 {
+        pieces::<4>(dst, src)
+    } else if len > 0 {
+        up_to_three(dst, src)
+    } else {
+        Some(())
     };
     if done.is_none() {
         dst.copy_from_slice(src);
