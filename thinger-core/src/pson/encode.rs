@@ -271,6 +271,11 @@ impl<W: embedded_io::Write> Sink for IoSink<W> {
 /// encoder: whole numbers in `i64` range become integers, doubles exactly representable as
 /// `f32` are written as f32, everything else as f64; always little-endian.
 ///
+/// On hosts every method inlines into the caller, so a literal key is a constant store and
+/// the sink's position stays in a register; a short string's tag and body share one room
+/// check (one checked sum), and its body is copied as two overlapping fixed-size pieces.
+/// Microcontrollers keep `tag` and `str` out of line instead (flash).
+///
 /// ```
 /// use thinger_core::pson::{Encoder, SliceSink};
 /// let mut buf = [0u8; 8];
@@ -719,6 +724,35 @@ mod tests {
             }
             let mut small = [0u8; 64];
             assert_eq!(encode_to_slice(s, &mut small[..len]), Err(Error::BufferFull));
+        }
+    }
+
+    #[test]
+    fn strings_fail_at_every_room_short_of_their_length() {
+        let text = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGH";
+        for len in 0..text.len() {
+            let s = &text[..len];
+            let need = if len < 31 { 1 } else { 2 } + len;
+            // After a one-byte value, so the room check starts at a non-zero position.
+            for room in 0..need + 1 {
+                let mut buf = [0xEEu8; 64];
+                let mut enc = Encoder::new(SliceSink::new(&mut buf[..room + 1]));
+                enc.null().unwrap();
+                let result = enc.str(s);
+                let written = enc.into_sink().written();
+                if room < need {
+                    assert_eq!(result, Err(Error::BufferFull), "length {len}, room {room}");
+                    // A short string's tag and body are checked together: nothing written.
+                    // (A long one's tag goes first, as it always has.)
+                    if len < 31 {
+                        assert_eq!(written, 1, "length {len}, room {room}");
+                    }
+                } else {
+                    assert_eq!(result, Ok(()), "length {len}, room {room}");
+                    assert_eq!(written, 1 + need, "length {len}, room {room}");
+                    assert_eq!(&buf[1 + need - len..1 + need], s.as_bytes());
+                }
+            }
         }
     }
 
