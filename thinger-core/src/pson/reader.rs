@@ -240,7 +240,7 @@ impl<'a> Cursor<'a> {
         depth_left: usize,
         validate: bool,
     ) -> Result<PsonRef<'a>, Error> {
-        self.value_other(tag, depth_left, validate)
+        self.value_other(tag.wire, tag.small, tag.value, depth_left, validate)
     }
 
     /// The value whose tag was just read. The common scalars here, inlined into the loops
@@ -260,8 +260,9 @@ impl<'a> Cursor<'a> {
             // Through a copy: `self` then never has its address taken, so the loops that
             // inline this keep the cursor in registers instead of reloading it per item.
             _ => {
+                // The tag in pieces: passed in registers, not stored for every item.
                 let mut cold = self.clone();
-                let value = cold.value_other(tag, depth_left, validate);
+                let value = cold.value_other(tag.wire, tag.small, tag.value, depth_left, validate);
                 *self = cold;
                 value
             }
@@ -269,7 +270,15 @@ impl<'a> Cursor<'a> {
     }
 
     #[cfg_attr(not(target_os = "none"), inline(never))]
-    fn value_other(&mut self, tag: Tag, depth_left: usize, validate: bool) -> Result<PsonRef<'a>, Error> {
+    fn value_other(
+        &mut self,
+        wire: WireType,
+        small: u8,
+        value: u64,
+        depth_left: usize,
+        validate: bool,
+    ) -> Result<PsonRef<'a>, Error> {
+        let tag = Tag { wire, small, value };
         Ok(match tag.wire {
             WireType::PositiveInt => PsonRef::Uint(tag.value),
             WireType::NegativeInt => PsonRef::Int(negate(tag.value)?),
