@@ -313,33 +313,53 @@ impl<'a> Cursor<'a> {
                 let len = self.map_len(tag)?;
                 let depth = depth_left.checked_sub(1).ok_or(Error::DepthLimitExceeded)?;
                 let start = self.rest;
-                for _ in 0..len {
-                    let key = self.tag()?;
-                    if key.wire != WireType::String {
-                        return Err(Error::NonStringKey);
-                    }
-                    self.str_body(key.value, validate)?;
-                    self.skip(depth, validate)?;
-                }
-                let body = self.since(start);
-                PsonRef::Map(MapRef { body, len })
+                // On a local copy: `self` is behind a pointer here, and the loop would
+                // otherwise load and store it for every byte it reads.
+                let mut local = self.clone();
+                let checked = local.check_pairs(len, depth, validate);
+                *self = local;
+                checked?;
+                PsonRef::Map(MapRef { body: self.since(start), len })
             }
             WireType::Array => {
                 let len = self.array_len(tag)?;
                 let depth = depth_left.checked_sub(1).ok_or(Error::DepthLimitExceeded)?;
                 let start = self.rest;
-                for _ in 0..len {
-                    self.skip(depth, validate)?;
-                }
-                let body = self.since(start);
-                PsonRef::Array(ArrayRef { body, len })
+                let mut local = self.clone();
+                let checked = local.check_elements(len, depth, validate);
+                *self = local;
+                checked?;
+                PsonRef::Array(ArrayRef { body: self.since(start), len })
             }
         })
     }
 
+    /// Reads past `len` map pairs, checking them when `validate`.
+    #[cfg_attr(not(target_os = "none"), inline(always))]
+    fn check_pairs(&mut self, len: usize, depth: usize, validate: bool) -> Result<(), Error> {
+        for _ in 0..len {
+            let key = self.tag()?;
+            if key.wire != WireType::String {
+                return Err(Error::NonStringKey);
+            }
+            self.str_body(key.value, validate)?;
+            self.skip(depth, validate)?;
+        }
+        Ok(())
+    }
+
+    /// Reads past `len` array elements, checking them when `validate`.
+    #[cfg_attr(not(target_os = "none"), inline(always))]
+    fn check_elements(&mut self, len: usize, depth: usize, validate: bool) -> Result<(), Error> {
+        for _ in 0..len {
+            self.skip(depth, validate)?;
+        }
+        Ok(())
+    }
+
     /// Skips one value, checking it when `validate`. Inlined on hosts into the validating
     /// map and array loops (the recursion goes through the out-of-line `value_other`).
-    #[cfg_attr(not(target_os = "none"), inline)]
+    #[cfg_attr(not(target_os = "none"), inline(always))]
     pub(crate) fn skip(&mut self, depth_left: usize, validate: bool) -> Result<(), Error> {
         if validate { self.value(depth_left, true).map(|_| ()) } else { self.skip_trusted(1) }
     }
