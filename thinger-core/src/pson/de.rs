@@ -113,6 +113,8 @@ impl<'de> Deserializer<'de> {
 
     /// Reads the next tag: a scalar is read completely, a container only up to its
     /// (checked) element count.
+    // Inlined on hosts into each `deserialize_*`: the item is then never built in memory.
+    #[cfg_attr(not(target_os = "none"), inline(always))]
     fn next(&mut self) -> Result<Item<'de>, Error> {
         let tag = self.cursor.tag()?;
         Ok(match tag.wire {
@@ -421,6 +423,7 @@ impl<'de> de::MapAccess<'de> for MapAccess<'_, 'de> {
     }
 }
 
+#[cfg_attr(not(target_os = "none"), inline)]
 fn read_key<'de>(cursor: &mut Cursor<'de>) -> Result<&'de str, Error> {
     let tag = cursor.tag()?;
     if tag.wire != WireType::String {

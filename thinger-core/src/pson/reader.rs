@@ -49,10 +49,15 @@ impl Default for DecodeOptions {
 }
 
 /// A low-level cursor over PSON bytes. Every read checks the remaining input first.
+///
+/// It holds the unread rest of the input as a slice (not the input and an index): each
+/// read is one length test and a re-slice, with no `pos <= len` bookkeeping the compiler
+/// has to re-prove on every access.
 #[derive(Debug, Clone)]
 pub(crate) struct Cursor<'a> {
-    input: &'a [u8],
-    pos: usize,
+    rest: &'a [u8],
+    /// Length of the whole input, for [`Cursor::position`].
+    input_len: usize,
 }
 
 /// A decoded tag: the wire type and its value (inline or from the varint).
@@ -66,37 +71,61 @@ pub(crate) struct Tag {
 impl<'a> Cursor<'a> {
     #[cfg_attr(not(target_os = "none"), inline)]
     pub(crate) fn new(input: &'a [u8]) -> Self {
-        Cursor { input, pos: 0 }
+        Cursor { rest: input, input_len: input.len() }
     }
     #[cfg_attr(not(target_os = "none"), inline)]
     pub(crate) fn position(&self) -> usize {
-        self.pos
+        self.input_len - self.rest.len()
     }
     #[cfg_attr(not(target_os = "none"), inline)]
     pub(crate) fn remaining(&self) -> usize {
-        self.input.len().saturating_sub(self.pos)
+        self.rest.len()
     }
     #[allow(dead_code)] // used by the serde deserializer
     pub(crate) fn peek(&self) -> Option<u8> {
-        self.input.get(self.pos).copied()
+        self.rest.first().copied()
     }
 
     #[cfg_attr(not(target_os = "none"), inline(always))]
     pub(crate) fn take(&mut self, len: usize) -> Result<&'a [u8], Error> {
-        if len > self.remaining() {
-            return Err(if self.remaining() == 0 { Error::Truncated } else { Error::LengthExceedsInput });
+        match self.rest.split_at_checked(len) {
+            Some((bytes, rest)) => {
+                self.rest = rest;
+                Ok(bytes)
+            }
+            None => Err(if self.rest.is_empty() { Error::Truncated } else { Error::LengthExceedsInput }),
         }
-        let end = self.pos + len;
-        let bytes = self.input.get(self.pos..end).ok_or(Error::Truncated)?;
-        self.pos = end;
-        Ok(bytes)
+    }
+
+    /// `N` bytes as an array (the floats).
+    #[cfg_attr(not(target_os = "none"), inline(always))]
+    fn take_array<const N: usize>(&mut self) -> Result<[u8; N], Error> {
+        match self.rest.split_first_chunk::<N>() {
+            Some((bytes, rest)) => {
+                self.rest = rest;
+                Ok(*bytes)
+            }
+            None => Err(if self.rest.is_empty() { Error::Truncated } else { Error::LengthExceedsInput }),
+        }
+    }
+
+    /// Moves past `len` bytes that a check before proved are there.
+    #[cfg_attr(not(target_os = "none"), inline(always))]
+    fn advance(&mut self, len: usize) {
+        self.rest = self.rest.get(len..).unwrap_or(&[]);
+    }
+
+    /// The bytes read since `start` (an earlier copy of this cursor's rest).
+    #[cfg_attr(not(target_os = "none"), inline)]
+    fn since(&self, start: &'a [u8]) -> &'a [u8] {
+        start.get(..start.len() - self.rest.len()).unwrap_or(&[])
     }
 
     #[cfg_attr(not(target_os = "none"), inline(always))]
     #[cfg_attr(target_os = "none", inline)]
     pub(crate) fn tag(&mut self) -> Result<Tag, Error> {
-        let byte = *self.input.get(self.pos).ok_or(Error::Truncated)?;
-        self.pos += 1;
+        let (&byte, rest) = self.rest.split_first().ok_or(Error::Truncated)?;
+        self.rest = rest;
         let small = byte & EXTENDED;
         let wire = WireType::from_tag(byte);
         let value = if small == EXTENDED { self.tag_varint()? } else { u64::from(small) };
@@ -108,21 +137,25 @@ impl<'a> Cursor<'a> {
     #[cfg(not(target_os = "none"))]
     #[inline(always)]
     fn tag_varint(&mut self) -> Result<u64, Error> {
-        let rest = self.input.get(self.pos..).unwrap_or(&[]);
-        match *rest {
+        match *self.rest {
             [b0, ..] if b0 < 0x80 => {
-                self.pos += 1;
+                self.advance(1);
                 Ok(u64::from(b0))
             }
             [b0, b1, ..] if b1 < 0x80 => {
-                self.pos += 2;
+                self.advance(2);
                 Ok(u64::from(b0 & 0x7f) | (u64::from(b1) << 7))
             }
             [b0, b1, b2, ..] if b2 < 0x80 => {
-                self.pos += 3;
+                self.advance(3);
                 Ok(u64::from(b0 & 0x7f) | (u64::from(b1 & 0x7f) << 7) | (u64::from(b2) << 14))
             }
-            _ => self.tag_varint_long(),
+            _ => {
+                let mut cold = self.clone();
+                let value = cold.tag_varint_long();
+                *self = cold;
+                value
+            }
         }
     }
 
@@ -130,10 +163,9 @@ impl<'a> Cursor<'a> {
     #[cfg(target_os = "none")]
     #[inline]
     fn tag_varint(&mut self) -> Result<u64, Error> {
-        let rest = self.input.get(self.pos..).unwrap_or(&[]);
-        match varint::decode_u64(rest)? {
+        match varint::decode_u64(self.rest)? {
             Some((v, n)) => {
-                self.pos += n;
+                self.advance(n);
                 Ok(v)
             }
             None => Err(Error::Truncated),
@@ -143,10 +175,9 @@ impl<'a> Cursor<'a> {
     #[cfg(not(target_os = "none"))]
     #[inline(never)]
     fn tag_varint_long(&mut self) -> Result<u64, Error> {
-        let rest = self.input.get(self.pos..).unwrap_or(&[]);
-        match varint::decode_u64(rest)? {
+        match varint::decode_u64(self.rest)? {
             Some((v, n)) => {
-                self.pos += n;
+                self.advance(n);
                 Ok(v)
             }
             None => Err(Error::Truncated),
@@ -176,18 +207,8 @@ impl<'a> Cursor<'a> {
     #[cfg_attr(not(target_os = "none"), inline(always))]
     pub(crate) fn float(&mut self, tag: Tag) -> Result<PsonRef<'a>, Error> {
         match tag.small {
-            0 => {
-                let b = self.take(4)?;
-                let mut a = [0u8; 4];
-                a.copy_from_slice(b);
-                Ok(PsonRef::F32(f32::from_le_bytes(a)))
-            }
-            1 => {
-                let b = self.take(8)?;
-                let mut a = [0u8; 8];
-                a.copy_from_slice(b);
-                Ok(PsonRef::F64(f64::from_le_bytes(a)))
-            }
+            0 => Ok(PsonRef::F32(f32::from_le_bytes(self.take_array()?))),
+            1 => Ok(PsonRef::F64(f64::from_le_bytes(self.take_array()?))),
             _ => Err(Error::InvalidTag(((WireType::Float as u8) << 5) | tag.small)),
         }
     }
@@ -219,7 +240,7 @@ impl<'a> Cursor<'a> {
         depth_left: usize,
         validate: bool,
     ) -> Result<PsonRef<'a>, Error> {
-        self.value_other(tag, depth_left, validate)
+        self.value_other(tag.wire, tag.small, tag.value, depth_left, validate)
     }
 
     /// The value whose tag was just read. The common scalars here, inlined into the loops
@@ -236,12 +257,28 @@ impl<'a> Cursor<'a> {
             WireType::PositiveInt => Ok(PsonRef::Uint(tag.value)),
             WireType::String => Ok(PsonRef::Str(self.str_body(tag.value, validate)?)),
             WireType::Float => self.float(tag),
-            _ => self.value_other(tag, depth_left, validate),
+            // Through a copy: `self` then never has its address taken, so the loops that
+            // inline this keep the cursor in registers instead of reloading it per item.
+            _ => {
+                // The tag in pieces: passed in registers, not stored for every item.
+                let mut cold = self.clone();
+                let value = cold.value_other(tag.wire, tag.small, tag.value, depth_left, validate);
+                *self = cold;
+                value
+            }
         }
     }
 
     #[cfg_attr(not(target_os = "none"), inline(never))]
-    fn value_other(&mut self, tag: Tag, depth_left: usize, validate: bool) -> Result<PsonRef<'a>, Error> {
+    fn value_other(
+        &mut self,
+        wire: WireType,
+        small: u8,
+        value: u64,
+        depth_left: usize,
+        validate: bool,
+    ) -> Result<PsonRef<'a>, Error> {
+        let tag = Tag { wire, small, value };
         Ok(match tag.wire {
             WireType::PositiveInt => PsonRef::Uint(tag.value),
             WireType::NegativeInt => PsonRef::Int(negate(tag.value)?),
@@ -260,49 +297,69 @@ impl<'a> Cursor<'a> {
             WireType::Map if !validate => {
                 // Already validated: find the end without rebuilding every value.
                 let len = self.map_len(tag)?;
-                let start = self.pos;
+                let start = self.rest;
                 self.skip_trusted(2 * len as u64)?;
-                let body = self.input.get(start..self.pos).ok_or(Error::Truncated)?;
+                let body = self.since(start);
                 PsonRef::Map(MapRef { body, len })
             }
             WireType::Array if !validate => {
                 let len = self.array_len(tag)?;
-                let start = self.pos;
+                let start = self.rest;
                 self.skip_trusted(len as u64)?;
-                let body = self.input.get(start..self.pos).ok_or(Error::Truncated)?;
+                let body = self.since(start);
                 PsonRef::Array(ArrayRef { body, len })
             }
             WireType::Map => {
                 let len = self.map_len(tag)?;
                 let depth = depth_left.checked_sub(1).ok_or(Error::DepthLimitExceeded)?;
-                let start = self.pos;
-                for _ in 0..len {
-                    let key = self.tag()?;
-                    if key.wire != WireType::String {
-                        return Err(Error::NonStringKey);
-                    }
-                    self.str_body(key.value, validate)?;
-                    self.skip(depth, validate)?;
-                }
-                let body = self.input.get(start..self.pos).ok_or(Error::Truncated)?;
-                PsonRef::Map(MapRef { body, len })
+                let start = self.rest;
+                // On a local copy: `self` is behind a pointer here, and the loop would
+                // otherwise load and store it for every byte it reads.
+                let mut local = self.clone();
+                let checked = local.check_pairs(len, depth, validate);
+                *self = local;
+                checked?;
+                PsonRef::Map(MapRef { body: self.since(start), len })
             }
             WireType::Array => {
                 let len = self.array_len(tag)?;
                 let depth = depth_left.checked_sub(1).ok_or(Error::DepthLimitExceeded)?;
-                let start = self.pos;
-                for _ in 0..len {
-                    self.skip(depth, validate)?;
-                }
-                let body = self.input.get(start..self.pos).ok_or(Error::Truncated)?;
-                PsonRef::Array(ArrayRef { body, len })
+                let start = self.rest;
+                let mut local = self.clone();
+                let checked = local.check_elements(len, depth, validate);
+                *self = local;
+                checked?;
+                PsonRef::Array(ArrayRef { body: self.since(start), len })
             }
         })
     }
 
+    /// Reads past `len` map pairs, checking them when `validate`.
+    #[cfg_attr(not(target_os = "none"), inline(always))]
+    fn check_pairs(&mut self, len: usize, depth: usize, validate: bool) -> Result<(), Error> {
+        for _ in 0..len {
+            let key = self.tag()?;
+            if key.wire != WireType::String {
+                return Err(Error::NonStringKey);
+            }
+            self.str_body(key.value, validate)?;
+            self.skip(depth, validate)?;
+        }
+        Ok(())
+    }
+
+    /// Reads past `len` array elements, checking them when `validate`.
+    #[cfg_attr(not(target_os = "none"), inline(always))]
+    fn check_elements(&mut self, len: usize, depth: usize, validate: bool) -> Result<(), Error> {
+        for _ in 0..len {
+            self.skip(depth, validate)?;
+        }
+        Ok(())
+    }
+
     /// Skips one value, checking it when `validate`. Inlined on hosts into the validating
     /// map and array loops (the recursion goes through the out-of-line `value_other`).
-    #[cfg_attr(not(target_os = "none"), inline)]
+    #[cfg_attr(not(target_os = "none"), inline(always))]
     pub(crate) fn skip(&mut self, depth_left: usize, validate: bool) -> Result<(), Error> {
         if validate { self.value(depth_left, true).map(|_| ()) } else { self.skip_trusted(1) }
     }
