@@ -571,7 +571,7 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
         });
         let interval = Duration::from_millis(interval.unwrap_or(0));
         // The same id, or the same resource path, replaces the earlier stream.
-        keep_where(&mut self.streams, |s| s.id != id && s.path.as_str() != path);
+        self.close_streams(id, Some(path));
         let stream = OpenStream { id, resource: index, path: stored, interval, next: self.now + interval };
         if self.streams.push(stream).is_err() {
             let _ = self.queue_handler_error(tx, id, HandlerError::new(503, "too many streams"));
@@ -586,6 +586,13 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
         Flow::Consumed
     }
 
+    /// Closes the open stream `id` and, with `path`, any stream on that resource path: one
+    /// copy of the table compaction for START_STREAM and STOP_STREAM.
+    #[inline(never)]
+    fn close_streams(&mut self, id: u16, path: Option<&str>) {
+        keep_where(&mut self.streams, |s| s.id != id && path.is_none_or(|p| s.path.as_str() != p));
+    }
+
     fn on_stop_stream(&mut self, m: &Message<'_>, tx: &mut [u8]) -> Flow {
         let id = m.stream_id;
         #[cfg(feature = "channels")]
@@ -593,7 +600,7 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
             return Flow::Consumed;
         }
         let before = self.streams.len();
-        keep_where(&mut self.streams, |s| s.id != id);
+        self.close_streams(id, None);
         let mut known = before != self.streams.len();
         for sub in self.subs.iter_mut().flatten().filter(|_| SUBSCRIPTIONS) {
             if sub.id == id {
