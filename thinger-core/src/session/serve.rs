@@ -64,22 +64,16 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
             self.close(DisconnectReason::UnexpectedFrame, Some(tx));
             return Flow::Consumed;
         }
-        let request = matches!(
-            MessageType::from_u32(e.msg_type),
-            Some(MessageType::Run | MessageType::Describe | MessageType::StartStream)
-        );
+        // RUN (6), DESCRIBE (7), START_STREAM (8), compared on the number (a range check is
+        // smaller than decoding the type again).
+        let request = matches!(e.msg_type, 6..=8);
         match e.kind {
             MessageErrorKind::UnknownType(t) => self.push(Record::Dropped(Dropped::UnknownType(t))),
-            MessageErrorKind::Pson(_) if request && e.stream_id != 0 => {
-                // A request we cannot read is still answered, so the server does not wait.
-                let _ = self.queue_handler_error(tx, e.stream_id, HandlerError::new(400, "undecodable PSON"));
-                self.push(Record::Dropped(Dropped::Malformed {
-                    msg_type: e.msg_type,
-                    stream_id: e.stream_id,
-                    kind: e.kind,
-                }));
-            }
             kind => {
+                if matches!(kind, MessageErrorKind::Pson(_)) && request && e.stream_id != 0 {
+                    // A request we cannot read is still answered, so the server does not wait.
+                    let _ = self.queue_handler_error(tx, e.stream_id, HandlerError::new(400, "undecodable PSON"));
+                }
                 self.push(Record::Dropped(Dropped::Malformed { msg_type: e.msg_type, stream_id: e.stream_id, kind }))
             }
         }

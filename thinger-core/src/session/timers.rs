@@ -21,10 +21,11 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
     pub(super) fn next_deadline(&self) -> Option<Instant> {
         let mut next: Option<Instant> = None;
         let mut consider = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
+        if self.phase == Phase::Connecting || self.phase == Phase::Connected {
+            consider(self.last_rx + self.watchdog());
+        }
         match self.phase {
-            Phase::Connecting => consider(self.last_rx + self.watchdog()),
             Phase::Connected => {
-                consider(self.last_rx + self.watchdog());
                 // Sending deadlines that are already due wait for the transmit queue to drain
                 // (the adapter calls `handle_timeout` after draining), so an adapter blocked
                 // on a slow socket is not woken in a loop.
@@ -41,7 +42,7 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
                     }
                 }
             }
-            Phase::Idle | Phase::Closed => {}
+            _ => {}
         }
         for p in &self.pending {
             if p.state == PendingState::Waiting {
@@ -77,17 +78,18 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
             }
             i += 1;
         }
-        match self.phase {
-            Phase::Connecting if now >= self.last_rx + self.watchdog() => {
+        // One watchdog check for both phases: nothing received for 1.15 × ka.
+        if (self.phase == Phase::Connecting || self.phase == Phase::Connected) && now >= self.last_rx + self.watchdog() {
+            if self.phase == Phase::Connecting {
                 warn!("no answer to CONNECT");
-                self.close(DisconnectReason::Timeout, None);
+            } else {
+                warn!("keep-alive timeout: nothing received for 1.15 x ka");
             }
+            self.close(DisconnectReason::Timeout, None);
+            return;
+        }
+        match self.phase {
             Phase::Connected => {
-                if now >= self.last_rx + self.watchdog() {
-                    warn!("keep-alive timeout: nothing received for 1.15 x ka");
-                    self.close(DisconnectReason::Timeout, None);
-                    return;
-                }
                 if now >= self.keep_alive_due() && self.tx.is_empty() {
                     trace!("keep-alive");
                     if self.reply_status(tx, MessageType::KeepAlive, 0) {
