@@ -340,16 +340,20 @@ where
         let total = buf.as_ref().len();
         let rx_len = config.rx_buffer.unwrap_or(total / 8 * 3).min(total);
         let tx_len = config.tx_buffer.unwrap_or(total / 8 * 3).min(total - rx_len);
+        // Code size only (the value is `Instant::ZERO`): four adjacent constant-zero times
+        // become a `memclr` call that nothing else links (208 B); through `black_box` they
+        // are plain stores. −176 B on thumbv7em "z" (docs/footprint.md).
+        let zero = core::hint::black_box(Instant::ZERO);
         Session {
             state: State {
                 config,
                 thing,
                 phase: Phase::Idle,
                 connect_id: 0,
-                now: Instant::ZERO,
-                last_rx: Instant::ZERO,
-                last_tx: Instant::ZERO,
-                last_keep_alive: Instant::ZERO,
+                now: zero,
+                last_rx: zero,
+                last_tx: zero,
+                last_keep_alive: zero,
                 ids: IdGenerator::new(rng),
                 pending: Vec::new(),
                 streams: Vec::new(),
