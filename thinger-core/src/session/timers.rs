@@ -79,7 +79,8 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
             i += 1;
         }
         // One watchdog check for both phases: nothing received for 1.15 × ka.
-        if (self.phase == Phase::Connecting || self.phase == Phase::Connected) && now >= self.last_rx + self.watchdog() {
+        if (self.phase == Phase::Connecting || self.phase == Phase::Connected) && now >= self.last_rx + self.watchdog()
+        {
             if self.phase == Phase::Connecting {
                 warn!("no answer to CONNECT");
             } else {
