@@ -851,6 +851,17 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
         }
     }
 
+    /// With `Some(id)`, drops the deferred request `id` (the server reused its id); with
+    /// `None`, keeps only the cloud calls that report their failure (a connection ended).
+    /// One out-of-line copy of the table compaction for both.
+    #[inline(never)]
+    fn prune_pending(&mut self, deferred: Option<u16>) {
+        keep_where(&mut self.pending, |p| match deferred {
+            Some(id) => !(p.id == id && matches!(p.kind, PendingKind::Deferred { .. })),
+            None => matches!(p.kind, PendingKind::Call { silent: false }),
+        });
+    }
+
     fn end_connection_state(&mut self) {
         self.streams.clear();
         #[cfg(feature = "channels")]
@@ -861,7 +872,7 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
                 sub.open = false;
             }
         }
-        keep_where(&mut self.pending, |p| matches!(p.kind, PendingKind::Call { silent: false }));
+        self.prune_pending(None);
         for p in self.pending.iter_mut() {
             if p.state == PendingState::Waiting {
                 p.state = PendingState::Disconnected;

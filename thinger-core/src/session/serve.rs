@@ -265,7 +265,7 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
                     state: PendingState::Waiting,
                 };
                 // Replace a deferred request the server reused the id of.
-                keep_where(&mut self.pending, |p| !(p.id == id && matches!(p.kind, PendingKind::Deferred { .. })));
+                self.prune_pending(Some(id));
                 if self.pending.push(entry).is_err() {
                     let _ = self.queue_handler_error(tx, id, HandlerError::new(503, "too many pending requests"));
                 } else {
