@@ -64,22 +64,16 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
             self.close(DisconnectReason::UnexpectedFrame, Some(tx));
             return Flow::Consumed;
         }
-        let request = matches!(
-            MessageType::from_u32(e.msg_type),
-            Some(MessageType::Run | MessageType::Describe | MessageType::StartStream)
-        );
+        // RUN (6), DESCRIBE (7), START_STREAM (8), compared on the number (a range check is
+        // smaller than decoding the type again).
+        let request = matches!(e.msg_type, 6..=8);
         match e.kind {
             MessageErrorKind::UnknownType(t) => self.push(Record::Dropped(Dropped::UnknownType(t))),
-            MessageErrorKind::Pson(_) if request && e.stream_id != 0 => {
-                // A request we cannot read is still answered, so the server does not wait.
-                let _ = self.queue_handler_error(tx, e.stream_id, HandlerError::new(400, "undecodable PSON"));
-                self.push(Record::Dropped(Dropped::Malformed {
-                    msg_type: e.msg_type,
-                    stream_id: e.stream_id,
-                    kind: e.kind,
-                }));
-            }
             kind => {
+                if matches!(kind, MessageErrorKind::Pson(_)) && request && e.stream_id != 0 {
+                    // A request we cannot read is still answered, so the server does not wait.
+                    let _ = self.queue_handler_error(tx, e.stream_id, HandlerError::new(400, "undecodable PSON"));
+                }
                 self.push(Record::Dropped(Dropped::Malformed { msg_type: e.msg_type, stream_id: e.stream_id, kind }))
             }
         }
@@ -271,7 +265,7 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
                     state: PendingState::Waiting,
                 };
                 // Replace a deferred request the server reused the id of.
-                keep_where(&mut self.pending, |p| !(p.id == id && matches!(p.kind, PendingKind::Deferred { .. })));
+                self.prune_pending(Some(id));
                 if self.pending.push(entry).is_err() {
                     let _ = self.queue_handler_error(tx, id, HandlerError::new(503, "too many pending requests"));
                 } else {
@@ -571,7 +565,7 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
         });
         let interval = Duration::from_millis(interval.unwrap_or(0));
         // The same id, or the same resource path, replaces the earlier stream.
-        keep_where(&mut self.streams, |s| s.id != id && s.path.as_str() != path);
+        self.close_streams(id, Some(path));
         let stream = OpenStream { id, resource: index, path: stored, interval, next: self.now + interval };
         if self.streams.push(stream).is_err() {
             let _ = self.queue_handler_error(tx, id, HandlerError::new(503, "too many streams"));
@@ -586,6 +580,13 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
         Flow::Consumed
     }
 
+    /// Closes the open stream `id` and, with `path`, any stream on that resource path: one
+    /// copy of the table compaction for START_STREAM and STOP_STREAM.
+    #[inline(never)]
+    fn close_streams(&mut self, id: u16, path: Option<&str>) {
+        keep_where(&mut self.streams, |s| s.id != id && path.is_none_or(|p| s.path.as_str() != p));
+    }
+
     fn on_stop_stream(&mut self, m: &Message<'_>, tx: &mut [u8]) -> Flow {
         let id = m.stream_id;
         #[cfg(feature = "channels")]
@@ -593,7 +594,7 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
             return Flow::Consumed;
         }
         let before = self.streams.len();
-        keep_where(&mut self.streams, |s| s.id != id);
+        self.close_streams(id, None);
         let mut known = before != self.streams.len();
         for sub in self.subs.iter_mut().flatten().filter(|_| SUBSCRIPTIONS) {
             if sub.id == id {

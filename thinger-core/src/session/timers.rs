@@ -21,27 +21,25 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
     pub(super) fn next_deadline(&self) -> Option<Instant> {
         let mut next: Option<Instant> = None;
         let mut consider = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
-        match self.phase {
-            Phase::Connecting => consider(self.last_rx + self.watchdog()),
-            Phase::Connected => {
-                consider(self.last_rx + self.watchdog());
-                // Sending deadlines that are already due wait for the transmit queue to drain
-                // (the adapter calls `handle_timeout` after draining), so an adapter blocked
-                // on a slow socket is not woken in a loop.
-                let waiting = !self.tx.is_empty();
-                let mut consider_send = |t: Instant| {
-                    if !(waiting && t <= self.now) {
-                        consider(t);
-                    }
-                };
-                consider_send(self.keep_alive_due());
-                for s in &self.streams {
-                    if s.interval != Duration::ZERO {
-                        consider_send(s.next);
-                    }
+        if self.phase == Phase::Connecting || self.phase == Phase::Connected {
+            consider(self.last_rx + self.watchdog());
+        }
+        if self.phase == Phase::Connected {
+            // Sending deadlines that are already due wait for the transmit queue to drain
+            // (the adapter calls `handle_timeout` after draining), so an adapter blocked
+            // on a slow socket is not woken in a loop.
+            let waiting = !self.tx.is_empty();
+            let mut consider_send = |t: Instant| {
+                if !(waiting && t <= self.now) {
+                    consider(t);
+                }
+            };
+            consider_send(self.keep_alive_due());
+            for s in &self.streams {
+                if s.interval != Duration::ZERO {
+                    consider_send(s.next);
                 }
             }
-            Phase::Idle | Phase::Closed => {}
         }
         for p in &self.pending {
             if p.state == PendingState::Waiting {
@@ -77,44 +75,38 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
             }
             i += 1;
         }
-        match self.phase {
-            Phase::Connecting if now >= self.last_rx + self.watchdog() => {
-                warn!("no answer to CONNECT");
-                self.close(DisconnectReason::Timeout, None);
-            }
-            Phase::Connected => {
-                if now >= self.last_rx + self.watchdog() {
-                    warn!("keep-alive timeout: nothing received for 1.15 x ka");
-                    self.close(DisconnectReason::Timeout, None);
-                    return;
-                }
-                if now >= self.keep_alive_due() && self.tx.is_empty() {
-                    trace!("keep-alive");
-                    if self.reply_status(tx, MessageType::KeepAlive, 0) {
-                        self.last_keep_alive = now;
-                    }
-                }
-                for i in 0..self.streams.len() {
-                    let due =
-                        self.streams.get(i).filter(|s| s.interval != Duration::ZERO).map(|s| (s.next, s.interval));
-                    let Some((next, interval)) = due else { continue };
-                    if now < next {
-                        continue;
-                    }
-                    if !self.send_sample(tx, i) && !self.tx.is_empty() {
-                        // No room now: try again once the queue is drained.
-                        continue;
-                    }
-                    if let Some(s) = self.streams.get_mut(i) {
-                        let mut n = next + interval;
-                        if n <= now {
-                            n = now + interval;
-                        }
-                        s.next = n;
-                    }
+        // One watchdog check for both phases: nothing received for 1.15 × ka.
+        if (self.phase == Phase::Connecting || self.phase == Phase::Connected) && now >= self.last_rx + self.watchdog()
+        {
+            warn!("nothing received for 1.15 x ka (no answer to CONNECT, or a dead connection)");
+            self.close(DisconnectReason::Timeout, None);
+            return;
+        }
+        if self.phase == Phase::Connected {
+            if now >= self.keep_alive_due() && self.tx.is_empty() {
+                trace!("keep-alive");
+                if self.reply_status(tx, MessageType::KeepAlive, 0) {
+                    self.last_keep_alive = now;
                 }
             }
-            _ => {}
+            for i in 0..self.streams.len() {
+                let due = self.streams.get(i).filter(|s| s.interval != Duration::ZERO).map(|s| (s.next, s.interval));
+                let Some((next, interval)) = due else { continue };
+                if now < next {
+                    continue;
+                }
+                if !self.send_sample(tx, i) && !self.tx.is_empty() {
+                    // No room now: try again once the queue is drained.
+                    continue;
+                }
+                if let Some(s) = self.streams.get_mut(i) {
+                    let mut n = next + interval;
+                    if n <= now {
+                        n = now + interval;
+                    }
+                    s.next = n;
+                }
+            }
         }
     }
 
