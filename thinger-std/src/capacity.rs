@@ -45,12 +45,17 @@ pub(crate) mod tables {
     pub(crate) const STANDARD_S: usize = 16;
     /// Requests in flight.
     pub(crate) const STANDARD_P: usize = 64;
+    /// Events waiting to be polled (the core's default).
+    pub(crate) const STANDARD_E: usize = thinger_core::session::EVENT_QUEUE;
     /// [`Capacity::Compact`](super::Capacity::Compact): resources.
     pub(crate) const COMPACT_R: usize = 8;
     /// Streams, and subscriptions.
     pub(crate) const COMPACT_S: usize = 4;
     /// Requests in flight.
     pub(crate) const COMPACT_P: usize = 16;
+    /// Events waiting to be polled: the run loop drains them after every read, so a short
+    /// queue only makes the session take input in smaller steps (40 bytes an event saved).
+    pub(crate) const COMPACT_E: usize = 8;
 }
 
 impl Capacity {

@@ -98,11 +98,14 @@ async fn channel_echoes_bytes_both_ways_and_closes_from_either_side() {
     server.shutdown().await;
 }
 
+// Used by the extensions' tests only (each behind its feature).
+#[cfg(any(feature = "ext-terminal", feature = "ext-proxy", feature = "ext-fs", feature = "ext-cmd"))]
 fn map(pairs: &[(&str, Value)]) -> Value {
     Value::Map(pairs.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect())
 }
 
 /// Reads from `rx` until `needle` shows up in what came; returns all of it.
+#[cfg(feature = "ext-terminal")]
 async fn read_until(s: &mut thinger_server::DeviceStream, needle: &str) -> String {
     let mut seen = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);

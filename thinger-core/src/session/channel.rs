@@ -40,7 +40,7 @@ pub(super) struct Channel {
 /// The channel table of a session with `S` stream slots.
 pub(super) type Channels<const S: usize> = Vec<Channel, S>;
 
-impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
+impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'a, R, S, P, E> {
     /// Whether resource `index` takes channels.
     pub(super) fn is_channel(&mut self, index: usize) -> bool {
         self.thing.entry_mut(index).and_then(|e| e.resource()).is_some_and(|r| r.channel())
@@ -147,7 +147,7 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
     }
 }
 
-impl<'a, B, const R: usize, const S: usize, const P: usize> Session<'a, B, R, S, P>
+impl<'a, B, const R: usize, const S: usize, const P: usize, const E: usize> Session<'a, B, R, S, P, E>
 where
     B: AsRef<[u8]> + AsMut<[u8]>,
 {

@@ -88,10 +88,12 @@ use ids::IdGenerator;
 
 /// Longest resource path a stream can be opened on.
 pub const MAX_STREAM_PATH: usize = 64;
-/// Events that can wait to be polled; input is not processed while the queue is nearly full.
+/// Events that can wait to be polled, by default (the `E` parameter of [`Session`]); input
+/// is not processed while the queue is nearly full.
 pub const EVENT_QUEUE: usize = 16;
-/// Event slots kept free for what timers report (timeouts, disconnects).
-const EVENT_RESERVE: usize = 4;
+/// Event slots kept free for what timers report (timeouts, disconnects); a queue must be
+/// deeper than this (checked when a session is made).
+pub const EVENT_RESERVE: usize = 4;
 /// Cloud calls are compiled in (feature `cloud`): replies and call timeouts are handled.
 const CLOUD: bool = cfg!(feature = "cloud");
 /// Subscriptions are compiled in (feature `subscriptions`).
@@ -285,7 +287,7 @@ impl Fifo {
 
 /// The session's state, apart from its buffer (so that frames borrowed from the receive
 /// region can be processed while the transmit region is written).
-struct State<'a, const R: usize, const S: usize, const P: usize> {
+struct State<'a, const R: usize, const S: usize, const P: usize, const E: usize> {
     config: Config<'a>,
     thing: Thing<'a, R>,
     phase: Phase,
@@ -302,7 +304,7 @@ struct State<'a, const R: usize, const S: usize, const P: usize> {
     #[cfg(feature = "channels")]
     channels: channel::Channels<S>,
     subs: Vec<Option<SubEntry<'a>>, S>,
-    events: Deque<Record, EVENT_QUEUE>,
+    events: Deque<Record, E>,
     tx: Fifo,
     inbox: Fifo,
     /// Inbox bytes of the event returned last, released at the next `poll_event`.
@@ -312,13 +314,14 @@ struct State<'a, const R: usize, const S: usize, const P: usize> {
 }
 
 /// A client session over one IOTMP connection, with a resource table of capacity `R`, up
-/// to `S` open streams and subscriptions and `P` pending requests. `B` is the buffer the
-/// session works in (e.g. `[u8; 2048]`, or a `Vec<u8>`), split into receive, transmit and
-/// event regions (see [`Config::buffers`]).
+/// to `S` open streams and subscriptions, `P` pending requests and `E` events waiting to be
+/// polled (more than [`EVENT_RESERVE`]; 40 bytes each on 64-bit targets). `B` is the buffer
+/// the session works in (e.g. `[u8; 2048]`, or a `Vec<u8>`), split into receive, transmit
+/// and event regions (see [`Config::buffers`]).
 ///
 /// See the [module documentation](self) for the call sequence and an example.
-pub struct Session<'a, B, const R: usize, const S: usize = 8, const P: usize = 8> {
-    state: State<'a, R, S, P>,
+pub struct Session<'a, B, const R: usize, const S: usize = 8, const P: usize = 8, const E: usize = EVENT_QUEUE> {
+    state: State<'a, R, S, P, E>,
     buf: B,
     rx: Fifo,
     rx_len: usize,
@@ -330,13 +333,14 @@ pub struct Session<'a, B, const R: usize, const S: usize = 8, const P: usize = 8
 /// Room left in front of a handler's output for the frame header and fields.
 const OUT_OFFSET: usize = 16;
 
-impl<'a, B, const R: usize, const S: usize, const P: usize> Session<'a, B, R, S, P>
+impl<'a, B, const R: usize, const S: usize, const P: usize, const E: usize> Session<'a, B, R, S, P, E>
 where
     B: AsRef<[u8]> + AsMut<[u8]>,
 {
     /// A new session; `rng` seeds the stream-id generator (use the platform's
     /// cryptographic RNG: ids must not be predictable).
     pub fn new<G: RngCore + CryptoRng>(config: Config<'a>, thing: Thing<'a, R>, buf: B, rng: &mut G) -> Self {
+        const { assert!(E > EVENT_RESERVE, "the event queue must be deeper than EVENT_RESERVE") };
         let total = buf.as_ref().len();
         let rx_len = config.rx_buffer.unwrap_or(total / 8 * 3).min(total);
         let tx_len = config.tx_buffer.unwrap_or(total / 8 * 3).min(total - rx_len);
@@ -777,7 +781,7 @@ enum Flow {
     Blocked,
 }
 
-impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
+impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'a, R, S, P, E> {
     #[cfg(feature = "channels")]
     fn channel_id_in_use(&self, id: u16) -> bool {
         self.channels.iter().any(|c| c.id == id)
@@ -815,7 +819,7 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
 
     /// Whether a frame may be taken: replies need an empty transmit queue, events need room.
     fn can_take_frame(&self) -> bool {
-        self.tx.is_empty() && self.events.len() + EVENT_RESERVE <= EVENT_QUEUE
+        self.tx.is_empty() && self.events.len() + EVENT_RESERVE <= E
     }
 
     /// Queues a frame; `TransmitBufferFull` when it does not fit.

@@ -13,7 +13,7 @@ use crate::resource::HandlerError;
 /// the server passes a device's ERROR code on as the REST status).
 pub(super) const TOO_LARGE: u16 = 413;
 
-impl<const R: usize, const S: usize, const P: usize> State<'_, R, S, P> {
+impl<const R: usize, const S: usize, const P: usize, const E: usize> State<'_, R, S, P, E> {
     /// An oversized frame of `size` bytes starts `pending` (all of `pending` belongs to it).
     /// Returns how many bytes of it to drop now (the rest is skipped as it arrives), or
     /// `None` to wait for more of its first bytes (its stream id).

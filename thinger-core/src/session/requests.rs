@@ -3,7 +3,7 @@
 
 use super::*;
 
-impl<'a, B, const R: usize, const S: usize, const P: usize> Session<'a, B, R, S, P>
+impl<'a, B, const R: usize, const S: usize, const P: usize, const E: usize> Session<'a, B, R, S, P, E>
 where
     B: AsRef<[u8]> + AsMut<[u8]>,
 {

@@ -25,7 +25,7 @@ enum Outcome {
     Failed(HandlerError),
 }
 
-impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
+impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'a, R, S, P, E> {
     // Out of line: measured −208 B on thumbv7em "z" (docs/footprint.md).
     #[inline(never)]
     pub(super) fn on_frame(&mut self, frame: RawFrame<'_>, tx: &mut [u8], inbox: &mut [u8]) -> Flow {
@@ -442,7 +442,7 @@ impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
         match self.invoke(index, CallMode::Sample, Input::empty(), &params, tx, None) {
             Outcome::Done { len, .. } if len > 0 => self.emit_output(tx, MessageType::StreamData, id, None, len),
             Outcome::Failed(HandlerError { code: 413, .. }) => {
-                if self.tx.is_empty() && self.events.len() + super::EVENT_RESERVE < super::EVENT_QUEUE {
+                if self.tx.is_empty() && self.events.len() + super::EVENT_RESERVE < E {
                     self.push(Record::Dropped(Dropped::SampleTooLarge { stream_id: id }));
                 }
                 false

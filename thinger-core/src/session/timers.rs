@@ -3,7 +3,7 @@
 
 use super::*;
 
-impl<'a, const R: usize, const S: usize, const P: usize> State<'a, R, S, P> {
+impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'a, R, S, P, E> {
     /// 1.15 × the keep-alive interval: `keep_alive.mul_ratio(115, 100)`, computed without
     /// 128-bit arithmetic (which costs about 1.5 KB of flash per use on 32-bit targets).
     #[inline(never)]

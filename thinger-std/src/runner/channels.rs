@@ -5,6 +5,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use thinger_core::iotmp::DynEncodePson;
 use thinger_core::pson::{PsonRef, Value};
@@ -23,28 +24,48 @@ struct Open {
     closed: Arc<AtomicBool>,
 }
 
-/// The channels of one connection.
+/// The outbound queue every channel of a connection writes into.
+pub(super) type OutQueue = (mpsc::Sender<(u16, Out)>, mpsc::Receiver<(u16, Out)>);
+
+/// The channels of one connection. The outbound queue and the set of handler futures are
+/// made when the server opens the first channel: a connection without channels (most
+/// devices of a gateway) does not pay for them (about 2 KiB: tokio's `mpsc` allocates its
+/// first block of slots up front).
 pub(super) struct Hub {
-    out_tx: mpsc::Sender<(u16, Out)>,
-    pub(super) out_rx: mpsc::Receiver<(u16, Out)>,
+    /// Waited on apart from the rest (see [`Hub::next_out`]).
+    pub(super) out: Option<OutQueue>,
     open: HashMap<u16, Open>,
     /// Server data that found its channel's queue full: input waits until it is delivered.
     backlog: VecDeque<(u16, Vec<u8>)>,
-    /// An outbound value taken from `out_rx` that waits for the transmit buffer.
+    /// An outbound value taken from the queue that waits for the transmit buffer.
     pub(super) pending: Option<(u16, Out)>,
-    pub(super) tasks: FuturesUnordered<ChannelFuture>,
+    /// Driven apart from the rest (see [`Hub::next_task`]).
+    pub(super) tasks: Option<FuturesUnordered<ChannelFuture>>,
 }
 
 impl Hub {
     pub(super) fn new() -> Hub {
-        let (out_tx, out_rx) = mpsc::channel(OUTBOUND_ITEMS);
-        Hub {
-            out_tx,
-            out_rx,
-            open: HashMap::new(),
-            backlog: VecDeque::new(),
-            pending: None,
-            tasks: FuturesUnordered::new(),
+        Hub { out: None, open: HashMap::new(), backlog: VecDeque::new(), pending: None, tasks: None }
+    }
+
+    /// Whether a channel handler is running (then [`Hub::next_task`] has something to wait on).
+    pub(super) fn running(&self) -> bool {
+        self.tasks.as_ref().is_some_and(|t| !t.is_empty())
+    }
+
+    /// The next value a channel sends, for `select!` (waits forever before the first channel).
+    pub(super) async fn next_out(out: &mut Option<OutQueue>) -> Option<(u16, Out)> {
+        match out {
+            Some((_, rx)) => rx.recv().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Drives the channel handlers until one ends (waits forever without one).
+    pub(super) async fn next_task(tasks: &mut Option<FuturesUnordered<ChannelFuture>>) -> Option<()> {
+        match tasks {
+            Some(t) if !t.is_empty() => t.next().await,
+            _ => std::future::pending().await,
         }
     }
 
@@ -56,10 +77,11 @@ impl Hub {
         let closed = Arc::new(AtomicBool::new(false));
         self.open.insert(id, Open { inbound: inbound_tx, closed: closed.clone() });
         let params = params.and_then(|p| PsonRef::decode(&p).ok().map(Value::from_ref));
-        let wiring = Wiring { id, out: self.out_tx.clone(), inbound, closed, max_value };
+        let (out_tx, _) = self.out.get_or_insert_with(|| mpsc::channel(OUTBOUND_ITEMS));
+        let wiring = Wiring { id, out: out_tx.clone(), inbound, closed, max_value };
         let mut start = start.lock().unwrap_or_else(|e| e.into_inner());
         let future = (*start)(ChannelRequest::new(path, params, wiring));
-        self.tasks.push(future);
+        self.tasks.get_or_insert_with(FuturesUnordered::new).push(future);
     }
 
     /// Data from the server on channel `id`.
@@ -119,17 +141,17 @@ impl Hub {
     }
 
     /// Moves outbound values into the session; true when the transmit buffer must be drained.
-    pub(super) fn pump<const R: usize, const S: usize, const P: usize>(
+    pub(super) fn pump<const R: usize, const S: usize, const P: usize, const E: usize>(
         &mut self,
-        session: &mut Sess<'_, R, S, P>,
+        session: &mut Sess<'_, R, S, P, E>,
         now: Instant,
     ) -> bool {
         loop {
             let item = match self.pending.take() {
                 Some(item) => item,
-                None => match self.out_rx.try_recv() {
-                    Ok(item) => item,
-                    Err(_) => return false,
+                None => match self.out.as_mut().map(|(_, rx)| rx.try_recv()) {
+                    Some(Ok(item)) => item,
+                    _ => return false,
                 },
             };
             let (id, out) = item;

@@ -4,7 +4,6 @@ use std::cell::{Cell, RefCell};
 use std::io;
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use rand_core::OsRng;
 use thinger_core::queue::Settled;
@@ -50,8 +49,8 @@ thread_local! {
 const SPARE_TX_MAX: usize = 64 * 1024;
 
 /// Writes everything the session has queued.
-async fn flush<const R: usize, const S: usize, const P: usize>(
-    session: &mut Sess<'_, R, S, P>,
+async fn flush<const R: usize, const S: usize, const P: usize, const E: usize>(
+    session: &mut Sess<'_, R, S, P, E>,
     conn: &mut Conn,
     limit: Duration,
 ) -> io::Result<()> {
@@ -67,8 +66,8 @@ async fn flush<const R: usize, const S: usize, const P: usize>(
     result
 }
 
-async fn flush_with<const R: usize, const S: usize, const P: usize>(
-    session: &mut Sess<'_, R, S, P>,
+async fn flush_with<const R: usize, const S: usize, const P: usize, const E: usize>(
+    session: &mut Sess<'_, R, S, P, E>,
     conn: &mut Conn,
     buf: &mut Vec<u8>,
     limit: Duration,
@@ -97,7 +96,7 @@ async fn flush_with<const R: usize, const S: usize, const P: usize>(
 }
 
 /// Serves one connection until it ends.
-pub(super) async fn serve<const R: usize, const S: usize, const P: usize>(
+pub(super) async fn serve<const R: usize, const S: usize, const P: usize, const E: usize>(
     settings: &Settings,
     handlers: &mut [(String, Handler)],
     lasts: &[Option<LastValue>],
@@ -119,7 +118,7 @@ pub(super) async fn serve<const R: usize, const S: usize, const P: usize>(
     if let Some(firmware) = &settings.firmware {
         config = config.firmware(firmware);
     }
-    let session: Sess<'_, R, S, P> = Session::new(config, thing, vec![0u8; settings.buffer_size], &mut OsRng);
+    let session: Sess<'_, R, S, P, E> = Session::new(config, thing, vec![0u8; settings.buffer_size], &mut OsRng);
     let mut link = Link::new(session, &arena, clock);
     // Subscriptions go in before CONNECT; the session opens them after authentication.
     for spec in &driver.subs {
@@ -353,8 +352,8 @@ pub(super) async fn serve<const R: usize, const S: usize, const P: usize>(
                     link.replies.push_back((stream_id, answer));
                 }
             }
-            Some(item) = hub.out_rx.recv(), if hub.pending.is_none() => hub.pending = Some(item),
-            Some(()) = hub.tasks.next(), if !hub.tasks.is_empty() => {}
+            Some(item) = Hub::next_out(&mut hub.out), if hub.pending.is_none() => hub.pending = Some(item),
+            Some(()) = Hub::next_task(&mut hub.tasks), if hub.running() => {}
             () = room(blocked_on) => hub.deliver(),
             () = sleep(sleep_until) => {
                 link.session.handle_timeout(clock.now());

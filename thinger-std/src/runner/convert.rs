@@ -13,8 +13,8 @@ use crate::queue::Op;
 
 use super::session::Sess;
 
-pub(super) fn send_call<const R: usize, const S: usize, const P: usize>(
-    session: &mut Sess<'_, R, S, P>,
+pub(super) fn send_call<const R: usize, const S: usize, const P: usize, const E: usize>(
+    session: &mut Sess<'_, R, S, P, E>,
     now: Instant,
     spec: &CallSpec,
 ) -> Result<RequestId, session::Error> {
@@ -34,8 +34,8 @@ pub(super) fn send_call<const R: usize, const S: usize, const P: usize>(
     }
 }
 
-pub(super) fn send_op<const R: usize, const S: usize, const P: usize>(
-    session: &mut Sess<'_, R, S, P>,
+pub(super) fn send_op<const R: usize, const S: usize, const P: usize, const E: usize>(
+    session: &mut Sess<'_, R, S, P, E>,
     now: Instant,
     op: &Op,
 ) -> Result<RequestId, session::Error> {

@@ -87,7 +87,7 @@ impl Driver {
             tokio::select! {
                 out = &mut fut => return Some(out),
                 // No connection: the table sizes do not matter.
-                cmd = self.cmd_rx.recv() => self.on_command::<0, 0, 0>(cmd.map(|c| *c), None),
+                cmd = self.cmd_rx.recv() => self.on_command::<0, 0, 0, 0>(cmd.map(|c| *c), None),
             }
         }
     }
@@ -113,10 +113,10 @@ impl Driver {
         }
     }
 
-    pub(super) fn on_command<const R: usize, const S: usize, const P: usize>(
+    pub(super) fn on_command<const R: usize, const S: usize, const P: usize, const E: usize>(
         &mut self,
         cmd: Option<Command>,
-        mut link: Option<&mut Link<'_, R, S, P>>,
+        mut link: Option<&mut Link<'_, R, S, P, E>>,
     ) {
         let Some(cmd) = cmd else {
             // Every client handle is gone.
@@ -253,9 +253,9 @@ impl Driver {
 
     /// Moves waiting work into the session. Returns true when the transmit buffer must be
     /// drained first.
-    pub(super) fn pump<const R: usize, const S: usize, const P: usize>(
+    pub(super) fn pump<const R: usize, const S: usize, const P: usize, const E: usize>(
         &mut self,
-        link: &mut Link<'_, R, S, P>,
+        link: &mut Link<'_, R, S, P, E>,
         window: usize,
     ) -> bool {
         let now = link.clock.now();
@@ -375,9 +375,9 @@ impl Driver {
     }
 
     /// Hands subscription data to its stream; a stream that was dropped is unsubscribed.
-    pub(super) fn deliver<const R: usize, const S: usize, const P: usize>(
+    pub(super) fn deliver<const R: usize, const S: usize, const P: usize, const E: usize>(
         &mut self,
-        link: &mut Link<'_, R, S, P>,
+        link: &mut Link<'_, R, S, P, E>,
         key: u64,
         item: SubItem,
     ) {

@@ -14,8 +14,8 @@ use super::session::{Clock, Sess};
 use super::subscriptions::{Registered, Slots, SubSpec};
 
 /// The state of one connection.
-pub(super) struct Link<'a, const R: usize, const S: usize, const P: usize> {
-    pub(super) session: Sess<'a, R, S, P>,
+pub(super) struct Link<'a, const R: usize, const S: usize, const P: usize, const E: usize> {
+    pub(super) session: Sess<'a, R, S, P, E>,
     arena: &'a Arena<String>,
     pub(super) clock: &'a Clock,
     /// The client's subscriptions registered with this session.
@@ -30,8 +30,8 @@ pub(super) struct Link<'a, const R: usize, const S: usize, const P: usize> {
     pub(super) replies: VecDeque<(u16, Answer)>,
 }
 
-impl<'a, const R: usize, const S: usize, const P: usize> Link<'a, R, S, P> {
-    pub(super) fn new(session: Sess<'a, R, S, P>, arena: &'a Arena<String>, clock: &'a Clock) -> Self {
+impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> Link<'a, R, S, P, E> {
+    pub(super) fn new(session: Sess<'a, R, S, P, E>, arena: &'a Arena<String>, clock: &'a Clock) -> Self {
         Link {
             session,
             arena,

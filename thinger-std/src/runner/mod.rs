@@ -192,12 +192,13 @@ impl Runner {
                             (&settings, &mut handlers, &lasts, &paths, &mut driver, &mut conn, &clock);
                         let ended = match settings.capacity {
                             Capacity::Standard => {
-                                use tables::{STANDARD_P, STANDARD_R, STANDARD_S};
-                                Box::pin(serve::<STANDARD_R, STANDARD_S, STANDARD_P>(s, h, l, p, d, c, k)).await
+                                use tables::{STANDARD_E, STANDARD_P, STANDARD_R, STANDARD_S};
+                                Box::pin(serve::<STANDARD_R, STANDARD_S, STANDARD_P, STANDARD_E>(s, h, l, p, d, c, k))
+                                    .await
                             }
                             Capacity::Compact => {
-                                use tables::{COMPACT_P, COMPACT_R, COMPACT_S};
-                                Box::pin(serve::<COMPACT_R, COMPACT_S, COMPACT_P>(s, h, l, p, d, c, k)).await
+                                use tables::{COMPACT_E, COMPACT_P, COMPACT_R, COMPACT_S};
+                                Box::pin(serve::<COMPACT_R, COMPACT_S, COMPACT_P, COMPACT_E>(s, h, l, p, d, c, k)).await
                             }
                         };
                         if let Some(at) = ended.authenticated {

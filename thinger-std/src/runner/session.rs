@@ -7,7 +7,8 @@ use thinger_core::time::{Duration as CoreDuration, Instant};
 
 /// The core session with the tables of a [`Capacity`](crate::Capacity): `R` resources, `S`
 /// streams and subscriptions, `P` requests in flight.
-pub(super) type Sess<'a, const R: usize, const S: usize, const P: usize> = Session<'a, Vec<u8>, R, S, P>;
+pub(super) type Sess<'a, const R: usize, const S: usize, const P: usize, const E: usize> =
+    Session<'a, Vec<u8>, R, S, P, E>;
 
 /// Milliseconds since the runner started, for the core.
 pub(super) struct Clock {

@@ -72,9 +72,9 @@ impl Slots {
     }
 
     /// Registers a subscription with the session.
-    pub(super) fn register<'a, const R: usize, const S: usize, const P: usize>(
+    pub(super) fn register<'a, const R: usize, const S: usize, const P: usize, const E: usize>(
         &mut self,
-        session: &mut Sess<'a, R, S, P>,
+        session: &mut Sess<'a, R, S, P, E>,
         arena: &'a Arena<String>,
         now: Instant,
         spec: &SubSpec,
@@ -107,9 +107,9 @@ impl Slots {
         }
     }
 
-    pub(super) fn unregister<const R: usize, const S: usize, const P: usize>(
+    pub(super) fn unregister<const R: usize, const S: usize, const P: usize, const E: usize>(
         &mut self,
-        session: &mut Sess<'_, R, S, P>,
+        session: &mut Sess<'_, R, S, P, E>,
         now: Instant,
         key: u64,
     ) {
