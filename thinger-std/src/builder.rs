@@ -301,9 +301,9 @@ impl ClientBuilder {
     }
     /// The sizes of the session's tables (default [`Capacity::Standard`]): how many
     /// resources, streams, subscriptions and requests in flight the client holds.
-    /// [`Capacity::Compact`] suits a gateway's many small virtual devices (2.3 KiB of
-    /// tables instead of 6.2 KiB); building fails if more resources are registered than
-    /// the capacity holds.
+    /// [`Capacity::Compact`] suits a gateway's many small virtual devices (2.0 KiB of
+    /// tables instead of 6.3 KiB on a 64-bit host); building fails if more resources are
+    /// registered than the capacity holds.
     ///
     /// ```
     /// use thinger_std::dsl::output;

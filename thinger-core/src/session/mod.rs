@@ -315,9 +315,10 @@ struct State<'a, const R: usize, const S: usize, const P: usize, const E: usize>
 
 /// A client session over one IOTMP connection, with a resource table of capacity `R`, up
 /// to `S` open streams and subscriptions, `P` pending requests and `E` events waiting to be
-/// polled (more than [`EVENT_RESERVE`]; 40 bytes each on 64-bit targets). `B` is the buffer
-/// the session works in (e.g. `[u8; 2048]`, or a `Vec<u8>`), split into receive, transmit
-/// and event regions (see [`Config::buffers`]).
+/// polled (more than [`EVENT_RESERVE`], checked when `Session::new` is compiled for that
+/// `E`; 40 bytes each on 64-bit targets). `B` is the buffer the session works in (e.g.
+/// `[u8; 2048]`, or a `Vec<u8>`), split into receive, transmit and event regions (see
+/// [`Config::buffers`]).
 ///
 /// See the [module documentation](self) for the call sequence and an example.
 pub struct Session<'a, B, const R: usize, const S: usize = 8, const P: usize = 8, const E: usize = EVENT_QUEUE> {
