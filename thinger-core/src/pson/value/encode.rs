@@ -1,4 +1,4 @@
-//! Encoding a [`Value`] (the float rules of [`Encoder::f64`] for `F64`, `F32` as is).
+//! Encoding a [`Value`] (the float rules of [`Encoder::f64`](crate::pson::Encoder::f64) for `F64`, `F32` as is).
 
 use alloc::vec::Vec;
 

@@ -15,7 +15,7 @@ use super::WireType;
 ///   number is still accepted and encodes as an unsigned integer.
 /// * Floats: [`Value::F32`] is written **as is** (tag `0x40` + 4 bytes), so it decodes to the
 ///   same `F32`, NaN payload included. [`Value::F64`] is written with the official encoder's
-///   rules ([`Encoder::f64`]): a whole number in `i64` range becomes an integer (`3.0` →
+///   rules ([`Encoder::f64`](crate::pson::Encoder::f64)): a whole number in `i64` range becomes an integer (`3.0` →
 ///   `03`), a double that is exact as `f32` is sent as f32, anything else as f64. An `F64`
 ///   may therefore decode as `Uint`, `Int`, `F32` or `F64`: compare such values with
 ///   [`Value::value_eq`], not `==`.
