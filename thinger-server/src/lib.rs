@@ -243,14 +243,16 @@ impl Server {
         let hub = Arc::new(Hub::new(config, store, shutdown_rx));
 
         let mut tasks = Vec::new();
-        // Committed property changes reach the subscribed devices in commit order.
+        // Committed property changes reach the subscribed devices in commit order, each
+        // before its writer is answered.
         let events_hub = Arc::downgrade(&hub);
         tasks.push(tokio::spawn(async move {
-            while let Some(event) = events_rx.recv().await {
-                match events_hub.upgrade() {
-                    Some(hub) => hub.dispatch(event),
-                    None => break,
-                }
+            while let Some(committed) = events_rx.recv().await {
+                let Some(hub) = events_hub.upgrade() else {
+                    committed.deliver(drop);
+                    break;
+                };
+                committed.deliver(|event| hub.dispatch(event));
             }
         }));
         let handler: transport::Handler = {

@@ -151,8 +151,12 @@ pub(crate) struct Store {
 
 impl Store {
     /// Opens the storage (a database file `thinger.redb` in `data_dir`, or memory) and starts
-    /// its thread. Committed property changes are reported on `events`.
-    pub(crate) fn open(data_dir: Option<&Path>, events: mpsc::UnboundedSender<HubEvent>) -> Result<Store, ServerError> {
+    /// its thread. Committed property changes are reported on `events`, each with the
+    /// writer's reply, which the receiver sends once the change has been dispatched.
+    pub(crate) fn open(
+        data_dir: Option<&Path>,
+        events: mpsc::UnboundedSender<Committed>,
+    ) -> Result<Store, ServerError> {
         let backend = match data_dir {
             None => Backend::Memory(Box::default()),
             Some(dir) => {
@@ -231,7 +235,7 @@ impl Clock {
     }
 }
 
-fn run(mut backend: Backend, mut rx: mpsc::UnboundedReceiver<Op>, events: mpsc::UnboundedSender<HubEvent>) {
+fn run(mut backend: Backend, mut rx: mpsc::UnboundedReceiver<Op>, events: mpsc::UnboundedSender<Committed>) {
     let mut clock = Clock { last: 0 };
     let mut queued: Option<Op> = None;
     loop {
@@ -296,15 +300,35 @@ enum Written {
     Deleted { reply: Reply<Result<bool, String>>, existed: bool },
 }
 
+/// A committed property change on its way to the subscribers, with the writer's reply.
+pub(crate) struct Committed {
+    event: HubEvent,
+    reply: Reply<Result<(), String>>,
+}
+
+impl Committed {
+    /// Hands the change to `dispatch`, then tells the writer it is committed: whoever
+    /// subscribes after the write returned does not get this change as news.
+    pub(crate) fn deliver(self, dispatch: impl FnOnce(HubEvent)) {
+        dispatch(self.event);
+        let _ = self.reply.send(Ok(()));
+    }
+}
+
 impl Written {
-    fn finish(self, commit: Result<(), String>, events: &mpsc::UnboundedSender<HubEvent>) {
+    fn finish(self, commit: Result<(), String>, events: &mpsc::UnboundedSender<Committed>) {
         match self {
-            Written::Property { reply, event } => {
-                if let (Ok(()), Some(event)) = (&commit, event) {
-                    let _ = events.send(event);
+            Written::Property { reply, event } => match (commit, event) {
+                // The writer hears back only after the change reached the subscribers.
+                (Ok(()), Some(event)) => {
+                    if let Err(mpsc::error::SendError(unsent)) = events.send(Committed { event, reply }) {
+                        unsent.deliver(drop);
+                    }
                 }
-                let _ = reply.send(commit);
-            }
+                (commit, _) => {
+                    let _ = reply.send(commit);
+                }
+            },
             Written::Bucket { reply, result } => {
                 let _ = reply.send(commit.and(result));
             }
@@ -657,6 +681,33 @@ mod tests {
         assert_eq!(desc.iter().map(|r| r.ts).collect::<Vec<_>>(), vec![5, 4]);
         let q = BucketQuery { items: 10, min_ts: Some(2), max_ts: Some(3), descending: false };
         assert_eq!(select(records.into_iter(), q).len(), 2);
+    }
+
+    /// A property write is answered only once its change has been dispatched, so a device
+    /// that subscribes after the write returned (and reads the value as current) does not
+    /// get the same change again as an update.
+    #[tokio::test]
+    async fn a_property_write_is_answered_after_its_change_is_dispatched() {
+        let (events_tx, mut events_rx) = mpsc::unbounded_channel();
+        let store = Store::open(None, events_tx).unwrap();
+        let write = tokio::spawn(async move {
+            store
+                .ask(|reply| Op::SetProperty {
+                    user: "u".into(),
+                    device: "d".into(),
+                    property: "mode".into(),
+                    value: Value::Str("eco".into()),
+                    reply,
+                })
+                .await
+        });
+        let committed = events_rx.recv().await.expect("the change is reported");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!write.is_finished(), "the writer was answered before the change was dispatched");
+        let mut dispatched = None;
+        committed.deliver(|event| dispatched = Some(event));
+        assert!(matches!(dispatched, Some(HubEvent::Property { .. })));
+        assert_eq!(write.await.unwrap(), Some(Ok(())));
     }
 
     #[test]
