@@ -355,7 +355,7 @@ pub(super) async fn serve<const R: usize, const S: usize, const P: usize, const 
                     link.replies.push_back((stream_id, answer));
                 }
             }
-            Some(item) = Hub::next_out(&mut hub.out), if hub.pending.is_none() => hub.pending = Some(item),
+            Some(item) = Hub::next_out(&mut hub.out), if !hub.has_pending() => hub.set_pending(item),
             Some(()) = Hub::next_task(&mut hub.tasks), if hub.running() => {}
             () = waiting(room) => hub.deliver(),
             () = sleep(sleep_until) => {
