@@ -98,6 +98,35 @@ async fn channel_echoes_bytes_both_ways_and_closes_from_either_side() {
     server.shutdown().await;
 }
 
+/// A handler that reads late: the server's values wait in the channel's queue and then in
+/// the connection's backlog (the socket is not read meanwhile), and all arrive, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_that_reads_late_gets_every_value_in_order() {
+    const VALUES: u8 = 3 * thinger_std::channel::INBOUND_ITEMS as u8;
+    let mut thing = Resources::new();
+    thing.entry("$late").set_channel(channel(|request| async move {
+        let Ok(mut ch) = request.accept(None::<Value>).await else { return };
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut got = Vec::new();
+        while got.len() < usize::from(VALUES) {
+            match ch.recv().await {
+                Some(data) => got.extend_from_slice(data.bytes().unwrap_or_default()),
+                None => return,
+            }
+        }
+        let _ = ch.sender().send_bytes(&got).await;
+    }));
+    let (server, client) = device("late", thing).await;
+    let mut s = server.open_stream(USER, "late", "$late", None).await.unwrap();
+    for i in 0..VALUES {
+        s.send_bytes(&[i]).await.unwrap();
+    }
+    let got = tokio::time::timeout(Duration::from_secs(10), s.recv_bytes()).await.unwrap().unwrap();
+    assert_eq!(got, (0..VALUES).collect::<Vec<u8>>());
+    client.shutdown().await;
+    server.shutdown().await;
+}
+
 // Used by the extensions' tests only (each behind its feature).
 #[cfg(any(feature = "ext-terminal", feature = "ext-proxy", feature = "ext-fs", feature = "ext-cmd"))]
 fn map(pairs: &[(&str, Value)]) -> Value {

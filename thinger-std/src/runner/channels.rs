@@ -27,25 +27,42 @@ struct Open {
 /// The outbound queue every channel of a connection writes into.
 pub(super) type OutQueue = (mpsc::Sender<(u16, Out)>, mpsc::Receiver<(u16, Out)>);
 
-/// The channels of one connection. The outbound queue and the set of handler futures are
-/// made when the server opens the first channel: a connection without channels (most
-/// devices of a gateway) does not pay for them (about 2 KiB: tokio's `mpsc` allocates its
-/// first block of slots up front).
+/// The channels of one connection. The outbound queue, the set of handler futures and the
+/// table of open channels are made when the server opens the first channel: a connection
+/// without channels (most devices of a gateway) does not pay for them (about 2 KiB:
+/// tokio's `mpsc` allocates its first block of slots up front; the table and the backlog
+/// inline would add 112 bytes to every connection's future).
 pub(super) struct Hub {
     /// Waited on apart from the rest (see [`Hub::next_out`]).
     pub(super) out: Option<OutQueue>,
-    open: HashMap<u16, Open>,
-    /// Server data that found its channel's queue full: input waits until it is delivered.
-    backlog: VecDeque<(u16, Vec<u8>)>,
-    /// An outbound value taken from the queue that waits for the transmit buffer.
-    pub(super) pending: Option<(u16, Out)>,
+    lines: Option<Box<Lines>>,
     /// Driven apart from the rest (see [`Hub::next_task`]).
     pub(super) tasks: Option<FuturesUnordered<ChannelFuture>>,
 }
 
+/// The open channels and the values waiting between them and the session.
+#[derive(Default)]
+struct Lines {
+    open: HashMap<u16, Open>,
+    /// Server data that found its channel's queue full: input waits until it is delivered.
+    backlog: VecDeque<(u16, Vec<u8>)>,
+    /// An outbound value taken from the queue that waits for the transmit buffer.
+    pending: Option<(u16, Out)>,
+}
+
 impl Hub {
     pub(super) fn new() -> Hub {
-        Hub { out: None, open: HashMap::new(), backlog: VecDeque::new(), pending: None, tasks: None }
+        Hub { out: None, lines: None, tasks: None }
+    }
+
+    /// Whether an outbound value waits for the transmit buffer (then the queue is not read).
+    pub(super) fn has_pending(&self) -> bool {
+        self.lines.as_ref().is_some_and(|l| l.pending.is_some())
+    }
+
+    /// An outbound value taken from the queue, to send before the next one.
+    pub(super) fn set_pending(&mut self, item: (u16, Out)) {
+        self.lines.get_or_insert_with(Box::default).pending = Some(item);
     }
 
     /// Whether a channel handler is running (then [`Hub::next_task`] has something to wait on).
@@ -75,7 +92,8 @@ impl Hub {
         self.close_local(id);
         let (inbound_tx, inbound) = mpsc::channel(INBOUND_ITEMS);
         let closed = Arc::new(AtomicBool::new(false));
-        self.open.insert(id, Open { inbound: inbound_tx, closed: closed.clone() });
+        let lines = self.lines.get_or_insert_with(Box::default);
+        lines.open.insert(id, Open { inbound: inbound_tx, closed: closed.clone() });
         let params = params.and_then(|p| PsonRef::decode(&p).ok().map(Value::from_ref));
         let (out_tx, _) = self.out.get_or_insert_with(|| mpsc::channel(OUTBOUND_ITEMS));
         let wiring = Wiring { id, out: out_tx.clone(), inbound, closed, max_value };
@@ -86,26 +104,25 @@ impl Hub {
 
     /// Data from the server on channel `id`.
     pub(super) fn data(&mut self, id: u16, data: Vec<u8>) {
-        if !self.open.contains_key(&id) {
-            return;
-        }
-        self.backlog.push_back((id, data));
+        let Some(lines) = self.lines.as_mut().filter(|l| l.open.contains_key(&id)) else { return };
+        lines.backlog.push_back((id, data));
         self.deliver();
     }
 
     /// Moves waiting server data into the channels' queues, in order.
     pub(super) fn deliver(&mut self) {
-        while let Some((id, _)) = self.backlog.front() {
+        let Some(lines) = self.lines.as_mut() else { return };
+        while let Some((id, _)) = lines.backlog.front() {
             let id = *id;
-            let Some(open) = self.open.get(&id) else {
-                self.backlog.pop_front();
+            let Some(open) = lines.open.get(&id) else {
+                lines.backlog.pop_front();
                 continue;
             };
-            let Some((_, data)) = self.backlog.pop_front() else { break };
+            let Some((_, data)) = lines.backlog.pop_front() else { break };
             match open.inbound.try_send(data) {
                 Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(data)) => {
-                    self.backlog.push_front((id, data));
+                    lines.backlog.push_front((id, data));
                     return;
                 }
                 // The handler no longer reads: its data is dropped.
@@ -116,28 +133,30 @@ impl Hub {
 
     /// Whether server data waits (then the socket is not read).
     pub(super) fn holding(&self) -> bool {
-        !self.backlog.is_empty()
+        self.lines.as_ref().is_some_and(|l| !l.backlog.is_empty())
     }
 
     /// The queue the first waiting value is for, to wait on.
     pub(super) fn blocked_on(&self) -> Option<mpsc::Sender<Vec<u8>>> {
-        let (id, _) = self.backlog.front()?;
-        self.open.get(id).map(|o| o.inbound.clone())
+        let lines = self.lines.as_ref()?;
+        let (id, _) = lines.backlog.front()?;
+        lines.open.get(id).map(|o| o.inbound.clone())
     }
 
     /// The server stopped channel `id` (or it went away).
     pub(super) fn close_local(&mut self, id: u16) {
-        if let Some(open) = self.open.remove(&id) {
+        if let Some(open) = self.lines.as_mut().and_then(|l| l.open.remove(&id)) {
             open.closed.store(true, Ordering::Release);
         }
     }
 
     /// Every channel ends with the connection.
     pub(super) fn end(&mut self) {
-        for (_, open) in self.open.drain() {
+        let Some(lines) = self.lines.as_mut() else { return };
+        for (_, open) in lines.open.drain() {
             open.closed.store(true, Ordering::Release);
         }
-        self.backlog.clear();
+        lines.backlog.clear();
     }
 
     /// Moves outbound values into the session; true when the transmit buffer must be drained.
@@ -147,7 +166,7 @@ impl Hub {
         now: Instant,
     ) -> bool {
         loop {
-            let item = match self.pending.take() {
+            let item = match self.lines.as_mut().and_then(|l| l.pending.take()) {
                 Some(item) => item,
                 None => match self.out.as_mut().map(|(_, rx)| rx.try_recv()) {
                     Some(Ok(item)) => item,
@@ -173,7 +192,7 @@ impl Hub {
             match result {
                 Ok(()) => {}
                 Err(session::Error::TransmitBufferFull) => {
-                    self.pending = Some((id, out));
+                    self.set_pending((id, out));
                     return true;
                 }
                 Err(session::Error::TooLarge) => {

@@ -189,7 +189,8 @@ pub(super) async fn serve<const R: usize, const S: usize, const P: usize, const 
                             let now = clock.now();
                             let _ = send_call(&mut link.session, now, &CallSpec::UnlockSync { sync, lock });
                         }
-                    } else if let Some(Settled::Done(seq)) = link.queued.answered(RequestId(id), queue_answer(&result))
+                    } else if let Some(Settled::Done(seq)) =
+                        link.queued.as_mut().and_then(|q| q.answered(RequestId(id), queue_answer(&result)))
                     {
                         // Answered (stored, or refused for good): it leaves the queue. A lost
                         // answer sends everything again from the front, in order.
@@ -324,7 +325,9 @@ pub(super) async fn serve<const R: usize, const S: usize, const P: usize, const 
         let sleep_until = deadline.map(|d| clock.at(d));
         // Server data a channel has no room for yet holds the socket back (backpressure).
         let reading = inpos >= inbuf.len() && !hub.holding();
-        let blocked_on = hub.blocked_on();
+        // Boxed, and only while a channel's queue is full: the wait is rare, and inline it
+        // would be part of every connection's future.
+        let room = hub.blocked_on().map(|queue| Box::pin(room(queue)));
         tokio::select! {
             read = conn.read(&mut inbuf, read_chunk), if reading => {
                 match read {
@@ -352,9 +355,9 @@ pub(super) async fn serve<const R: usize, const S: usize, const P: usize, const 
                     link.replies.push_back((stream_id, answer));
                 }
             }
-            Some(item) = Hub::next_out(&mut hub.out), if hub.pending.is_none() => hub.pending = Some(item),
+            Some(item) = Hub::next_out(&mut hub.out), if !hub.has_pending() => hub.set_pending(item),
             Some(()) = Hub::next_task(&mut hub.tasks), if hub.running() => {}
-            () = room(blocked_on) => hub.deliver(),
+            () = waiting(room) => hub.deliver(),
             () = sleep(sleep_until) => {
                 link.session.handle_timeout(clock.now());
             }
@@ -362,13 +365,16 @@ pub(super) async fn serve<const R: usize, const S: usize, const P: usize, const 
     }
 }
 
-/// Waits until `queue` has room (forever without one).
-async fn room(queue: Option<tokio::sync::mpsc::Sender<Vec<u8>>>) {
-    match queue {
-        Some(q) => {
-            // A closed queue counts as room: delivery drops its data.
-            let _ = q.reserve().await;
-        }
+/// Waits until `queue` has room.
+async fn room(queue: tokio::sync::mpsc::Sender<Vec<u8>>) {
+    // A closed queue counts as room: delivery drops its data.
+    let _ = queue.reserve().await;
+}
+
+/// Runs `wait` to its end, or waits forever without one.
+async fn waiting<F: std::future::Future<Output = ()>>(wait: Option<std::pin::Pin<Box<F>>>) {
+    match wait {
+        Some(wait) => wait.await,
         None => std::future::pending::<()>().await,
     }
 }

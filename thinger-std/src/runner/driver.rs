@@ -14,7 +14,7 @@ use crate::error::Error;
 use crate::event::{ClientEvent, Status};
 use crate::pson_util::RawPson;
 use crate::queue::{OfflineQueue, Op, Pushed};
-use thinger_core::queue::Pumped;
+use thinger_core::queue::{InFlight, Pumped};
 
 use super::convert::{send_call, send_op, session_error};
 use super::link::Link;
@@ -166,7 +166,7 @@ impl Driver {
             Command::Stats { reply } => {
                 let mut stats = self.stats;
                 stats.queued = self.queue.len();
-                stats.in_flight = link.map_or(0, |l| l.queued.len());
+                stats.in_flight = link.map_or(0, |l| l.queued_in_flight());
                 let _ = reply.send(stats);
             }
             Command::Subscribe { kind, data, reply } => {
@@ -328,20 +328,33 @@ impl Driver {
                 }
             }
         }
-        // Queued writes, in order, up to the window.
-        loop {
-            let Link { queued, session, .. } = link;
-            let queue = &self.queue;
-            match queued.pump(window, |position| {
-                let entry = queue.get(position)?;
-                Some((entry.seq, send_op(session, now, &entry.op)))
-            }) {
-                Pumped::Idle => break,
-                Pumped::Blocked => return true,
-                Pumped::Failed { seq, error } => self.complete_queued(seq, Err(session_error(error))),
+        // Queued writes, in order, up to the window. The in-flight table is made by the
+        // first entry to send (see `Link::queued`).
+        if !self.queue.is_empty() || link.queued.is_some() {
+            loop {
+                let Link { queued, session, .. } = link;
+                let queued = queued.get_or_insert_with(|| Box::new(InFlight::new()));
+                let queue = &self.queue;
+                match queued.pump(window, |position| {
+                    let entry = queue.get(position)?;
+                    Some((entry.seq, send_op(session, now, &entry.op)))
+                }) {
+                    Pumped::Idle => break,
+                    Pumped::Blocked => return true,
+                    Pumped::Failed { seq, error } => self.complete_queued(seq, Err(session_error(error))),
+                }
             }
         }
-        // MQTT publishes on open topic streams.
+        self.pump_publishes(link, now)
+    }
+
+    /// Sends the MQTT publishes waiting on open topic streams. Returns true when the
+    /// transmit buffer must be drained first.
+    fn pump_publishes<const R: usize, const S: usize, const P: usize, const E: usize>(
+        &mut self,
+        link: &mut Link<'_, R, S, P, E>,
+        now: thinger_core::time::Instant,
+    ) -> bool {
         for spec in &mut self.subs {
             if !matches!(spec.kind, SubKind::Publish { .. }) || !link.subs.open.contains(&spec.key) {
                 continue;

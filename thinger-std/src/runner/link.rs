@@ -24,8 +24,10 @@ pub(super) struct Link<'a, const R: usize, const S: usize, const P: usize, const
     pub(super) calls: HashMap<u16, CallReply>,
     /// Lock requests in flight (sync, lock): a grant nobody waits for any more is released.
     pub(super) locks: HashMap<u16, (String, String)>,
-    /// Queued entries in flight (the first ones of the queue).
-    pub(super) queued: InFlight<MAX_QUEUE_WINDOW>,
+    /// Queued entries in flight (the first ones of the queue). Made when the offline queue
+    /// first has something to send on this connection: a device that never queues a write
+    /// does not hold its table (520 bytes on x86-64).
+    pub(super) queued: Option<Box<InFlight<MAX_QUEUE_WINDOW>>>,
     /// Async handler answers waiting for room in the transmit buffer.
     pub(super) replies: VecDeque<(u16, Answer)>,
 }
@@ -39,7 +41,7 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> Link<'a
             subs: Slots::default(),
             calls: HashMap::new(),
             locks: HashMap::new(),
-            queued: InFlight::new(),
+            queued: None,
             replies: VecDeque::new(),
         }
     }
@@ -65,6 +67,13 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> Link<'a
 
     /// A queue entry was dropped by the overflow policy: forget it if it was in flight.
     pub(super) fn forget_queued(&mut self, seq: u64) {
-        self.queued.forget(seq);
+        if let Some(queued) = &mut self.queued {
+            queued.forget(seq);
+        }
+    }
+
+    /// How many queued entries are in flight on this connection.
+    pub(super) fn queued_in_flight(&self) -> usize {
+        self.queued.as_ref().map_or(0, |q| q.len())
     }
 }

@@ -18,6 +18,8 @@ mod handlers;
 mod link;
 mod pool;
 mod session;
+#[cfg(test)]
+mod sizes;
 mod subscriptions;
 
 use thinger_core::backoff::Reconnect;
