@@ -289,7 +289,9 @@ impl ClientBuilder {
     }
     /// The session buffer in bytes (default 32 KiB): 3/8 receive (the largest frame
     /// accepted), 3/8 transmit, 1/4 for answers waiting to be read. Gateways with many
-    /// devices may use less (at least 1 KiB).
+    /// devices may use less (at least 1 KiB). The memory is held only while the session
+    /// has data in it: a connection waiting with nothing buffered gives it back to its
+    /// thread (which keeps a few for the next connection to use), so idle devices cost none.
     ///
     /// ```
     /// let b = thinger_std::Client::builder("u", "d", "c").buffer_size(4096);

@@ -387,6 +387,23 @@ where
     pub fn thing_mut(&mut self) -> &mut Thing<'a, R> {
         &mut self.state.thing
     }
+    /// Whether the buffer holds nothing the session still needs: no received bytes waiting
+    /// to be processed, no frame waiting to be sent, no event payload waiting to be polled
+    /// (the payload of the event returned last is released by the next
+    /// [`Session::poll_event`], the one that returns `None` included).
+    pub fn buffer_is_idle(&self) -> bool {
+        self.rx.is_empty() && self.state.tx.is_empty() && self.state.inbox.is_empty()
+    }
+
+    /// The buffer, while [`Session::buffer_is_idle`]: its contents are then scratch, so a
+    /// caller running many sessions may give its memory back and take some again when the
+    /// session next uses it (what thinger-std does, so an idle connection holds no
+    /// buffer). The length must stay the one the session was made with. `None` while the
+    /// buffer holds data.
+    pub fn idle_buffer_mut(&mut self) -> Option<&mut B> {
+        self.buffer_is_idle().then_some(&mut self.buf)
+    }
+
     /// The settings.
     pub fn config(&self) -> &Config<'a> {
         &self.state.config
@@ -497,6 +514,10 @@ where
 
     /// Whether a complete frame is buffered but waits for room to be processed.
     fn has_buffered_frame(&self) -> bool {
+        if self.rx.is_empty() {
+            // Without touching the buffer: a lent one may hold no memory while idle.
+            return false;
+        }
         let pending = self.buf.as_ref().get(self.rx.start..self.rx.end).unwrap_or(&[]);
         matches!(parse_frame(pending, self.max_frame_size()), Ok(Some(_)) | Err(_))
     }
@@ -602,6 +623,10 @@ where
     /// [`BufferTooSmall`] says how big `out` must be.
     pub fn poll_transmit(&mut self, out: &mut [u8]) -> Result<usize, BufferTooSmall> {
         let fifo = self.state.tx;
+        if fifo.is_empty() {
+            // Without touching the buffer: a lent one may hold no memory while idle.
+            return Ok(0);
+        }
         let (_, tx, _) = split_regions(self.buf.as_mut(), self.rx_len, self.tx_len);
         let queued = tx.get(fifo.start..fifo.end).unwrap_or(&[]);
         let mut used = 0;

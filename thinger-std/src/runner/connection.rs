@@ -17,6 +17,7 @@ use crate::event::{ClientEvent, Status};
 use crate::resources::{Captured, Handler};
 use crate::transport::Conn;
 
+use super::buffer::LentBuffer;
 use super::channels::Hub;
 use super::convert::{Ev, own, queue_answer, send_call};
 use super::driver::Driver;
@@ -118,7 +119,7 @@ pub(super) async fn serve<const R: usize, const S: usize, const P: usize, const 
     if let Some(firmware) = &settings.firmware {
         config = config.firmware(firmware);
     }
-    let session: Sess<'_, R, S, P, E> = Session::new(config, thing, vec![0u8; settings.buffer_size], &mut OsRng);
+    let session: Sess<'_, R, S, P, E> = Session::new(config, thing, LentBuffer::new(settings.buffer_size), &mut OsRng);
     let mut link = Link::new(session, &arena, clock);
     // Subscriptions go in before CONNECT; the session opens them after authentication.
     for spec in &driver.subs {
@@ -323,6 +324,10 @@ pub(super) async fn serve<const R: usize, const S: usize, const P: usize, const 
             continue;
         }
         let sleep_until = deadline.map(|d| clock.at(d));
+        // Waiting with nothing in the session buffer: its memory goes back to the thread.
+        if let Some(buffer) = link.session.idle_buffer_mut() {
+            buffer.give_back();
+        }
         // Server data a channel has no room for yet holds the socket back (backpressure).
         let reading = inpos >= inbuf.len() && !hub.holding();
         // Boxed, and only while a channel's queue is full: the wait is rare, and inline it

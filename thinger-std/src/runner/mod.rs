@@ -10,6 +10,7 @@
 //!
 //! The adapter only moves bytes and time: every protocol decision is the session's.
 
+mod buffer;
 mod channels;
 mod connection;
 mod convert;

@@ -3,12 +3,15 @@
 use std::time::Duration;
 
 use thinger_core::session::Session;
+
+use super::buffer::LentBuffer;
 use thinger_core::time::{Duration as CoreDuration, Instant};
 
 /// The core session with the tables of a [`Capacity`](crate::Capacity): `R` resources, `S`
-/// streams and subscriptions, `P` requests in flight.
+/// streams and subscriptions, `P` requests in flight, `E` events; its buffer is lent (held
+/// only while it has data in it).
 pub(super) type Sess<'a, const R: usize, const S: usize, const P: usize, const E: usize> =
-    Session<'a, Vec<u8>, R, S, P, E>;
+    Session<'a, LentBuffer, R, S, P, E>;
 
 /// Milliseconds since the runner started, for the core.
 pub(super) struct Clock {
