@@ -52,7 +52,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut tasks = Vec::with_capacity(count);
     for i in 0..count {
         // Small frames and few resources per device: a 4 KiB session buffer and compact
-        // session tables (about 10.5 KiB per device in all, docs/benchmarks-std.md).
+        // session tables (about 6.4 KiB per idle device in all, docs/benchmarks-std.md).
         let (client, runner) = builder_for(i)?
             .buffer_size(4096)
             .capacity(Capacity::Compact)
