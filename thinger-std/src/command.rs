@@ -132,4 +132,8 @@ pub struct Stats {
     pub connections: u64,
     /// Successful authentications so far.
     pub authentications: u64,
+    /// Bytes of session buffer the connection holds now: 0 while it waits with nothing
+    /// buffered (an idle connection gives its buffer back, see
+    /// [`ClientBuilder::buffer_size`](crate::ClientBuilder::buffer_size)) or is not connected.
+    pub session_buffer: usize,
 }

@@ -395,6 +395,12 @@ where
         self.rx.is_empty() && self.state.tx.is_empty() && self.state.inbox.is_empty()
     }
 
+    /// The buffer the session works in (to look at, e.g. how much memory a lent buffer
+    /// holds; see [`Session::idle_buffer_mut`]).
+    pub fn buffer(&self) -> &B {
+        &self.buf
+    }
+
     /// The buffer, while [`Session::buffer_is_idle`]: its contents are then scratch, so a
     /// caller running many sessions may give its memory back and take some again when the
     /// session next uses it (what thinger-std does, so an idle connection holds no

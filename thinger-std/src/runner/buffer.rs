@@ -37,6 +37,11 @@ impl LentBuffer {
         self.mem.get().is_some()
     }
 
+    /// Bytes of memory held now: the length, or 0 while given back.
+    pub(crate) fn held(&self) -> usize {
+        self.mem.get().map_or(0, |m| m.len())
+    }
+
     /// Gives the memory back to the thread's spares (or frees it).
     pub(crate) fn give_back(&mut self) {
         let Some(mem) = self.mem.take() else { return };

@@ -166,7 +166,8 @@ impl Driver {
             Command::Stats { reply } => {
                 let mut stats = self.stats;
                 stats.queued = self.queue.len();
-                stats.in_flight = link.map_or(0, |l| l.queued_in_flight());
+                stats.in_flight = link.as_ref().map_or(0, |l| l.queued_in_flight());
+                stats.session_buffer = link.map_or(0, |l| l.session.buffer().held());
                 let _ = reply.send(stats);
             }
             Command::Subscribe { kind, data, reply } => {

@@ -142,3 +142,41 @@ async fn a_queued_write_the_server_refuses_is_reported_and_leaves_the_queue() {
     );
     client.shutdown().await;
 }
+
+/// Polls the client's stats (up to 5 s) until `pred` holds; returns them.
+async fn stats_until(client: &thinger_std::Client, pred: impl Fn(&thinger_std::Stats) -> bool) -> thinger_std::Stats {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let stats = client.stats().await.unwrap();
+        if pred(&stats) || tokio::time::Instant::now() > deadline {
+            return stats;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_connection_holds_no_session_buffer() {
+    let (listener, addr) = listener().await;
+    let client = tcp_builder(addr, "idle").buffer_size(4096).resource("n", output(|| 5u32)).spawn().unwrap();
+    let (mut peer, _) = Peer::accept(&listener).await;
+    let connected = tokio::time::Instant::now() + Duration::from_secs(5);
+    while client.status() != thinger_std::Status::Connected && tokio::time::Instant::now() < connected {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(client.status(), thinger_std::Status::Connected);
+    // Authenticated and waiting with nothing buffered: the buffer went back to the thread.
+    assert_eq!(stats_until(&client, |s| s.session_buffer == 0).await.session_buffer, 0);
+
+    // Half a RUN waits in the session buffer, which is then held.
+    peer.queue_run(7, "n", None);
+    let bytes = std::mem::take(peer.out_buffer());
+    peer.stream().write_all(&bytes[..3]).await.unwrap();
+    assert_eq!(stats_until(&client, |s| s.session_buffer > 0).await.session_buffer, 4096);
+    // The rest: answered, and the buffer goes back again.
+    peer.stream().write_all(&bytes[3..]).await.unwrap();
+    let reply = peer.recv_skipping_keepalives().await.unwrap();
+    assert_eq!((reply.kind, reply.id, reply.payload), (MessageType::Ok, 7, Some(Value::Uint(5))));
+    assert_eq!(stats_until(&client, |s| s.session_buffer == 0).await.session_buffer, 0);
+    client.shutdown().await;
+}
