@@ -10,7 +10,7 @@ mod support;
 use std::cell::Cell;
 
 use support::{TestRng, hex, message};
-use thinger_core::resource::{CallMode, ResourceKind, Thing, handler};
+use thinger_core::resource::{ResourceKind, Thing, handler};
 use thinger_core::session::{Config, Session};
 use thinger_core::time::Instant;
 
@@ -46,17 +46,7 @@ macro_rules! device_thing {
     ($millis:expr, $thing:ident) => {
         let millis: &Cell<u64> = $millis;
         let mut counter = handler(ResourceKind::Output, |call| Ok(call.output().set(&millis.get())?));
-        let mut sum = handler(ResourceKind::InputOutput, |call| {
-            if call.mode() == CallMode::DescribeInput {
-                call.output().field("a", &0)?;
-                call.output().field("b", &0)?;
-                return Ok(());
-            }
-            let a = call.input().i64("a").unwrap_or(0);
-            let b = call.input().i64("b").unwrap_or(0);
-            call.output().field("sum", &(a + b))?;
-            Ok(())
-        });
+        let mut sum = handler(ResourceKind::InputOutput, support::sum);
         let mut $thing: Thing<'_, 4> = Thing::new();
         $thing["millis"] >>= &mut counter;
         $thing["sum"].set(&mut sum);

@@ -8,7 +8,7 @@ use std::cell::Cell;
 use support::{Harness, assert_equivalent, frames, hex, message, pson_eq};
 use thinger_core::iotmp::MessageType;
 use thinger_core::pson::PsonRef;
-use thinger_core::resource::{CallMode, HandlerError, ResourceKind, Thing, handler};
+use thinger_core::resource::{HandlerError, ResourceKind, Thing, handler};
 use thinger_core::session::{Config, DisconnectReason, Dropped, Event, Subscription};
 use thinger_core::time::Instant;
 
@@ -30,17 +30,7 @@ macro_rules! official_thing {
             Ok(())
         });
         let mut millis = handler(ResourceKind::Output, |call| Ok(call.output().set(&dev.millis.get())?));
-        let mut sum = handler(ResourceKind::InputOutput, |call| {
-            if call.mode() == CallMode::DescribeInput {
-                call.output().field("a", &0)?;
-                call.output().field("b", &0)?;
-                return Ok(());
-            }
-            let a = call.input().i64("a").unwrap_or(0);
-            let b = call.input().i64("b").unwrap_or(0);
-            call.output().field("sum", &(a + b))?;
-            Ok(())
-        });
+        let mut sum = handler(ResourceKind::InputOutput, support::sum);
         let mut reboot = handler(ResourceKind::Run, |_| Ok(()));
         let mut fail = handler(ResourceKind::Output, |_| Err(HandlerError::new(418, "teapot")));
         let mut sensors = handler(ResourceKind::InputOutput, |call| {

@@ -182,3 +182,17 @@ impl<'a> Harness<'a> {
         self.sent()
     }
 }
+
+/// The `sum` resource of the observed exchange: `{a, b}` in, `{sum: a + b}` out, and zero
+/// inputs to describe.
+pub fn sum(call: &mut thinger_core::resource::Call<'_>) -> Result<(), thinger_core::resource::HandlerError> {
+    if call.mode() == thinger_core::resource::CallMode::DescribeInput {
+        call.output().field("a", &0)?;
+        call.output().field("b", &0)?;
+        return Ok(());
+    }
+    let a = call.input().i64("a").unwrap_or(0);
+    let b = call.input().i64("b").unwrap_or(0);
+    call.output().field("sum", &(a + b))?;
+    Ok(())
+}
