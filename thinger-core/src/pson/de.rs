@@ -425,11 +425,7 @@ impl<'de> de::MapAccess<'de> for MapAccess<'_, 'de> {
 
 #[cfg_attr(not(target_os = "none"), inline)]
 fn read_key<'de>(cursor: &mut Cursor<'de>) -> Result<&'de str, Error> {
-    let tag = cursor.tag()?;
-    if tag.wire != WireType::String {
-        return Err(Error::NonStringKey);
-    }
-    cursor.str_body(tag.value, true)
+    cursor.key()
 }
 
 /// The `{variant: value}` form of an enum.

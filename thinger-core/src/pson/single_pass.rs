@@ -97,11 +97,7 @@ impl<'a> MapReader<'a> {
 
     #[inline]
     fn pair(&mut self) -> Result<(&'a str, PsonRef<'a>), Error> {
-        let key = self.cursor.tag()?;
-        if key.wire != WireType::String {
-            return Err(Error::NonStringKey);
-        }
-        let key = self.cursor.str_body(key.value, true)?;
+        let key = self.cursor.key()?;
         let value = self.cursor.value(self.depth, true)?;
         Ok((key, value))
     }
@@ -263,6 +259,55 @@ mod tests {
         deep.push(0xe0);
         assert_eq!(pairs_one_pass(&deep), Err(Error::DepthLimitExceeded));
         assert_eq!(pairs_two_pass(&deep), Err(Error::DepthLimitExceeded));
+    }
+
+    /// `Cursor::key` without its fast path: what it must agree with.
+    fn key_general<'a>(cursor: &mut Cursor<'a>) -> Result<&'a str, Error> {
+        let tag = cursor.tag()?;
+        if tag.wire != WireType::String {
+            return Err(Error::NonStringKey);
+        }
+        cursor.str_body(tag.value, true)
+    }
+
+    fn same_key(bytes: &[u8]) {
+        let mut fast = Cursor::new(bytes);
+        let mut general = fast.clone();
+        let got = fast.key();
+        assert_eq!(got, key_general(&mut general), "{bytes:02x?}");
+        if got.is_ok() {
+            assert_eq!(fast.position(), general.position(), "{bytes:02x?}");
+        }
+    }
+
+    #[test]
+    fn keys_of_every_length_truncated_at_every_byte() {
+        for len in 0..40usize {
+            for high in [None, Some(0usize), Some(len / 2)] {
+                let mut body: std::vec::Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+                if let Some(at) = high.filter(|&at| at < len) {
+                    body[at] = 0xc3; // not ASCII; valid UTF-8 only with a continuation byte
+                }
+                let mut bytes = if len < 31 { std::vec![0x80 | len as u8] } else { std::vec![0x9f, len as u8] };
+                bytes.extend_from_slice(&body);
+                bytes.push(0x01);
+                for cut in 0..=bytes.len() {
+                    same_key(&bytes[..cut]);
+                }
+            }
+        }
+        same_key(&[0x01, 0x81, b'a']); // not a string
+        same_key(&[0x9f]); // extended length, truncated
+    }
+
+    proptest! {
+        #[test]
+        fn key_fast_path_agrees_with_the_general_one(mut bytes in proptest::collection::vec(any::<u8>(), 0..48), tag in 0x70u8..0xb0) {
+            if let Some(first) = bytes.first_mut() {
+                *first = tag;
+            }
+            same_key(&bytes);
+        }
     }
 
     #[test]
