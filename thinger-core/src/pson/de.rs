@@ -116,6 +116,10 @@ impl<'de> Deserializer<'de> {
     // Inlined on hosts into each `deserialize_*`: the item is then never built in memory.
     #[cfg_attr(not(target_os = "none"), inline(always))]
     fn next(&mut self) -> Result<Item<'de>, Error> {
+        #[cfg(not(target_os = "none"))]
+        if let Some(value) = self.cursor.common_scalar() {
+            return Ok(Item::Scalar(value));
+        }
         let tag = self.cursor.tag()?;
         Ok(match tag.wire {
             WireType::Map => Item::Map(self.cursor.map_len(tag)?),

@@ -302,11 +302,70 @@ mod tests {
 
     proptest! {
         #[test]
+        fn value_fast_path_agrees_with_the_general_one(mut bytes in proptest::collection::vec(any::<u8>(), 0..16), tag in prop_oneof![0x00u8..0x20, 0x40u8..0x42, any::<u8>()]) {
+            if let Some(first) = bytes.first_mut() {
+                *first = tag;
+            }
+            same_value(&bytes);
+        }
+
+        #[test]
         fn key_fast_path_agrees_with_the_general_one(mut bytes in proptest::collection::vec(any::<u8>(), 0..48), tag in 0x70u8..0xb0) {
             if let Some(first) = bytes.first_mut() {
                 *first = tag;
             }
             same_key(&bytes);
+        }
+    }
+
+    /// A value read by `Cursor::value` (with its host fast forms) and by the general path
+    /// alone: same value, same error, same position.
+    fn same_value(bytes: &[u8]) {
+        let mut fast = Cursor::new(bytes);
+        let mut general = fast.clone();
+        let got = fast.value(4, true);
+        let want = general.tag().and_then(|tag| general.value_after_tag(tag, 4, true));
+        // Floats by their bits (NaN is not equal to itself).
+        match (got, want) {
+            (Ok(PsonRef::F32(a)), Ok(PsonRef::F32(b))) => assert_eq!(a.to_bits(), b.to_bits(), "{bytes:02x?}"),
+            (Ok(PsonRef::F64(a)), Ok(PsonRef::F64(b))) => assert_eq!(a.to_bits(), b.to_bits(), "{bytes:02x?}"),
+            (got, want) => assert_eq!(got, want, "{bytes:02x?}"),
+        }
+        if got.is_ok() {
+            assert_eq!(fast.position(), general.position(), "{bytes:02x?}");
+        }
+    }
+
+    #[test]
+    fn common_scalars_truncated_at_every_byte() {
+        let mut cases: std::vec::Vec<std::vec::Vec<u8>> = std::vec::Vec::new();
+        for small in 0..=0x1fu8 {
+            cases.push(std::vec![small, 0x01]);
+        }
+        for value in [31u64, 60, 127, 128, 1013, 0x3fff, 0x4000, 0x1f_ffff, 0x20_0000, u64::MAX] {
+            let mut bytes = std::vec![0x1f];
+            let mut v = value;
+            while v >= 0x80 {
+                bytes.push(v as u8 | 0x80);
+                v >>= 7;
+            }
+            bytes.push(v as u8);
+            cases.push(bytes);
+        }
+        cases.push(std::vec![0x1f, 0x85, 0x00]); // non-minimal varint
+        cases.push(std::vec![0x40, 0, 0, 0xbc, 0x41]);
+        cases.push(std::vec![0x41, 0, 0, 0, 0, 0, 0, 0x37, 0x40]);
+        cases.push(std::vec![0x42]);
+        for bytes in &cases {
+            for cut in 0..=bytes.len() {
+                same_value(&bytes[..cut]);
+            }
+        }
+        // A trailing byte after each: the value stops before it.
+        for bytes in &cases {
+            let mut longer = bytes.clone();
+            longer.push(0x62);
+            same_value(&longer);
         }
     }
 
