@@ -429,7 +429,17 @@ impl<'de> de::MapAccess<'de> for MapAccess<'_, 'de> {
 
 #[cfg_attr(not(target_os = "none"), inline)]
 fn read_key<'de>(cursor: &mut Cursor<'de>) -> Result<&'de str, Error> {
-    cursor.key()
+    #[cfg(not(target_os = "none"))]
+    return cursor.key();
+    // Microcontrollers: the general read written out, as before the host fast path.
+    #[cfg(target_os = "none")]
+    {
+        let tag = cursor.tag()?;
+        if tag.wire != WireType::String {
+            return Err(Error::NonStringKey);
+        }
+        cursor.str_body(tag.value, true)
+    }
 }
 
 /// The `{variant: value}` form of an enum.

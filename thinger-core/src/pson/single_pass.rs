@@ -97,7 +97,17 @@ impl<'a> MapReader<'a> {
 
     #[inline]
     fn pair(&mut self) -> Result<(&'a str, PsonRef<'a>), Error> {
+        #[cfg(not(target_os = "none"))]
         let key = self.cursor.key()?;
+        // Microcontrollers: the general read written out, as before the host fast path.
+        #[cfg(target_os = "none")]
+        let key = {
+            let key = self.cursor.tag()?;
+            if key.wire != WireType::String {
+                return Err(Error::NonStringKey);
+            }
+            self.cursor.str_body(key.value, true)?
+        };
         let value = self.cursor.value(self.depth, true)?;
         Ok((key, value))
     }
