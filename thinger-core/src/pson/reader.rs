@@ -142,8 +142,12 @@ impl<'a> Cursor<'a> {
     /// (type and inline length at once) before the general path: `payload/decode/reader`
     /// 319 -> 303 instructions (callgrind). Anything else, and every error, goes through
     /// the general path from the same place, so results and errors are the same.
+    // Out of line in debug builds: inlined, its locals would sit in the (unoptimised)
+    // frame of every nesting level of `value_other`, close to what the depth-limit test's
+    // 2 MiB thread allows for 256 levels.
     #[cfg(not(target_os = "none"))]
-    #[inline(always)]
+    #[cfg_attr(debug_assertions, inline(never))]
+    #[cfg_attr(not(debug_assertions), inline(always))]
     pub(crate) fn key(&mut self) -> Result<&'a str, Error> {
         if let Some((&tag, rest)) = self.rest.split_first() {
             let len = tag.wrapping_sub((WireType::String as u8) << 5);
