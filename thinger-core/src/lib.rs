@@ -46,8 +46,8 @@
 //! assert_eq!(value.as_f64(), Some(23.5));
 //! ```
 #![no_std]
-// Denied, not forbidden: pson/utf8.rs has the one audited exception (ASCII bytes as `&str`,
-// a measured win on every key read; see there).
+// Denied, not forbidden: two audited exceptions, hosts only, each a measured win (see
+// there): pson/utf8.rs (ASCII bytes as `&str`) and pson/raw.rs (the bare float truncation).
 #![deny(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 // Nothing reachable from wire input may panic: no indexing, unwrap or panic in library code.

@@ -116,6 +116,10 @@ impl<'de> Deserializer<'de> {
     // Inlined on hosts into each `deserialize_*`: the item is then never built in memory.
     #[cfg_attr(not(target_os = "none"), inline(always))]
     fn next(&mut self) -> Result<Item<'de>, Error> {
+        #[cfg(not(target_os = "none"))]
+        if let Some(value) = self.cursor.common_scalar() {
+            return Ok(Item::Scalar(value));
+        }
         let tag = self.cursor.tag()?;
         Ok(match tag.wire {
             WireType::Map => Item::Map(self.cursor.map_len(tag)?),
@@ -425,11 +429,17 @@ impl<'de> de::MapAccess<'de> for MapAccess<'_, 'de> {
 
 #[cfg_attr(not(target_os = "none"), inline)]
 fn read_key<'de>(cursor: &mut Cursor<'de>) -> Result<&'de str, Error> {
-    let tag = cursor.tag()?;
-    if tag.wire != WireType::String {
-        return Err(Error::NonStringKey);
+    #[cfg(not(target_os = "none"))]
+    return cursor.key();
+    // Microcontrollers: the general read written out, as before the host fast path.
+    #[cfg(target_os = "none")]
+    {
+        let tag = cursor.tag()?;
+        if tag.wire != WireType::String {
+            return Err(Error::NonStringKey);
+        }
+        cursor.str_body(tag.value, true)
     }
-    cursor.str_body(tag.value, true)
 }
 
 /// The `{variant: value}` form of an enum.

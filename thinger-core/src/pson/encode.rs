@@ -534,9 +534,52 @@ pub trait EncodePson {
 /// assert_eq!(thinger_core::pson::encode_to_slice("a", &mut buf), Ok(2));
 /// ```
 pub fn encode_to_slice<T: EncodePson + ?Sized>(value: &T, buf: &mut [u8]) -> Result<usize, Error> {
+    // Hosts: the same code twice, once behind a test that the buffer is roomy. In that
+    // copy the compiler proves most room checks of a small value true (their positions
+    // are constants or small ranges) and drops them; the result is the same either way.
+    // (A sink of its own type, so the value's `encode_pson` is a separate instance with
+    // one caller, which the compiler inlines here.)
+    #[cfg(not(target_os = "none"))]
+    if buf.len() >= ROOMY {
+        let mut enc = Encoder::new(RoomySink(SliceSink::new(buf)));
+        value.encode_pson(&mut enc)?;
+        return Ok(enc.into_sink().0.written());
+    }
     let mut enc = Encoder::new(SliceSink::new(buf));
     value.encode_pson(&mut enc)?;
     Ok(enc.into_sink().written())
+}
+
+/// See [`encode_to_slice`]: a buffer at least this long takes the copy of the encoder in
+/// which the compiler drops the room checks it can prove (every check of the benchmark
+/// payload: `payload/encode/hand` 137 -> 117, `serde` 125 -> 106 instructions, callgrind).
+/// Smaller buffers, where running out of room is likely, keep the checked copy.
+#[cfg(not(target_os = "none"))]
+pub(crate) const ROOMY: usize = 256;
+
+/// A [`SliceSink`] over a buffer of at least [`ROOMY`] bytes: the same writes, as another
+/// type (see [`encode_to_slice`]).
+#[cfg(not(target_os = "none"))]
+#[derive(Debug)]
+pub(crate) struct RoomySink<'a>(pub(crate) SliceSink<'a>);
+
+#[cfg(not(target_os = "none"))]
+impl Sink for RoomySink<'_> {
+    #[inline(always)]
+    fn write(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        self.0.write(bytes)
+    }
+    #[inline(always)]
+    fn write_byte(&mut self, byte: u8) -> Result<(), Error> {
+        self.0.write_byte(byte)
+    }
+    #[inline(always)]
+    fn write_prefixed(&mut self, prefix: u8, bytes: &[u8]) -> Result<(), Error>
+    where
+        Self: Sized,
+    {
+        self.0.write_prefixed(prefix, bytes)
+    }
 }
 
 /// The number of bytes `value` encodes to.
@@ -788,6 +831,44 @@ mod tests {
         for cut in 0..full.len() {
             let mut buf = std::vec![0u8; cut];
             assert_eq!(encode_to_slice(&value, &mut buf), Err(Error::BufferFull));
+        }
+    }
+
+    /// Values of about `ROOMY` bytes and more, so both copies of `encode_to_slice` (roomy
+    /// buffer or not) run out of room at every byte, and fill a buffer exactly.
+    #[test]
+    fn roomy_and_tight_buffers_give_the_same_bytes_and_errors() {
+        let keys: std::vec::Vec<std::string::String> = (0..40).map(|i| std::format!("sensor_{i}")).collect();
+        let pairs: std::vec::Vec<(&str, u64)> =
+            keys.iter().enumerate().map(|(i, k)| (k.as_str(), i as u64 * 37_000)).collect();
+        let long = "x".repeat(300);
+        let floats: std::vec::Vec<f64> = (0..60).map(|i| f64::from(i) * 0.7).collect();
+        let big: std::vec::Vec<u64> = (0..40).map(|i| 1u64 << (i + 20)).collect();
+        check_every_room(&Map(&pairs));
+        check_every_room(long.as_str());
+        check_every_room(&floats[..]);
+        check_every_room(&big[..]);
+        check_every_room(&Map(&[("temperature", 23.5f64), ("humidity", 60.0), ("pressure", 1013.0)]));
+    }
+
+    fn check_every_room<T: EncodePson + ?Sized>(value: &T) {
+        let len = encoded_len(value);
+        let mut reference = std::vec![0u8; len];
+        // Through the encoder directly: no roomy copy.
+        let mut enc = Encoder::new(SliceSink::new(&mut reference));
+        value.encode_pson(&mut enc).unwrap();
+        assert_eq!(enc.into_sink().written(), len);
+        for room in 0..len + ROOMY + 9 {
+            let mut buf = std::vec![0xEEu8; room];
+            let result = encode_to_slice(value, &mut buf);
+            if room < len {
+                assert_eq!(result, Err(Error::BufferFull), "room {room} of {len}");
+            } else {
+                assert_eq!(result, Ok(len), "room {room}");
+                assert_eq!(&buf[..len], &reference[..], "room {room}");
+                // Nothing written past the value.
+                assert!(buf[len..].iter().all(|&b| b == 0xEE), "room {room}");
+            }
         }
     }
 

@@ -37,6 +37,8 @@ mod de;
 mod encode;
 mod error;
 pub(crate) mod float;
+#[cfg(not(target_os = "none"))]
+mod raw;
 mod reader;
 #[cfg(feature = "serde")]
 mod ser;

@@ -99,6 +99,21 @@ impl<'a> Cursor<'a> {
 
     /// `N` bytes as an array (the floats).
     #[cfg_attr(not(target_os = "none"), inline(always))]
+    // A reference, not the array: a `Result<[u8; 4], _>` puts the bytes at an odd offset,
+    // and reading the float back out of it took a dozen byte moves (x86-64).
+    #[cfg(not(target_os = "none"))]
+    fn take_array<const N: usize>(&mut self) -> Result<&'a [u8; N], Error> {
+        match self.rest.split_first_chunk::<N>() {
+            Some((bytes, rest)) => {
+                self.rest = rest;
+                Ok(bytes)
+            }
+            None => Err(if self.rest.is_empty() { Error::Truncated } else { Error::LengthExceedsInput }),
+        }
+    }
+
+    /// `N` bytes as an array (the floats).
+    #[cfg(target_os = "none")]
     fn take_array<const N: usize>(&mut self) -> Result<[u8; N], Error> {
         match self.rest.split_first_chunk::<N>() {
             Some((bytes, rest)) => {
@@ -119,6 +134,36 @@ impl<'a> Cursor<'a> {
     #[cfg_attr(not(target_os = "none"), inline)]
     fn since(&self, start: &'a [u8]) -> &'a [u8] {
         start.get(..start.len() - self.rest.len()).unwrap_or(&[])
+    }
+
+    /// A map key: a string tag and its body, or [`Error::NonStringKey`].
+    ///
+    /// On hosts the common short key (length in the tag) is recognised with one compare
+    /// (type and inline length at once) before the general path: `payload/decode/reader`
+    /// 319 -> 303 instructions (callgrind). Anything else, and every error, goes through
+    /// the general path from the same place, so results and errors are the same.
+    // Out of line in debug builds: inlined, its locals would sit in the (unoptimised)
+    // frame of every nesting level of `value_other`, close to what the depth-limit test's
+    // 2 MiB thread allows for 256 levels.
+    #[cfg(not(target_os = "none"))]
+    #[cfg_attr(debug_assertions, inline(never))]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    pub(crate) fn key(&mut self) -> Result<&'a str, Error> {
+        if let Some((&tag, rest)) = self.rest.split_first() {
+            let len = tag.wrapping_sub((WireType::String as u8) << 5);
+            if len < EXTENDED
+                && let Some((body, after)) = rest.split_at_checked(usize::from(len))
+                && let Some(key) = super::utf8::ascii_str(body)
+            {
+                self.rest = after;
+                return Ok(key);
+            }
+        }
+        let tag = self.tag()?;
+        if tag.wire != WireType::String {
+            return Err(Error::NonStringKey);
+        }
+        self.str_body(tag.value, true)
     }
 
     #[cfg_attr(not(target_os = "none"), inline(always))]
@@ -207,7 +252,13 @@ impl<'a> Cursor<'a> {
     #[cfg_attr(not(target_os = "none"), inline(always))]
     pub(crate) fn float(&mut self, tag: Tag) -> Result<PsonRef<'a>, Error> {
         match tag.small {
+            #[cfg(not(target_os = "none"))]
+            0 => Ok(PsonRef::F32(f32::from_le_bytes(*self.take_array()?))),
+            #[cfg(not(target_os = "none"))]
+            1 => Ok(PsonRef::F64(f64::from_le_bytes(*self.take_array()?))),
+            #[cfg(target_os = "none")]
             0 => Ok(PsonRef::F32(f32::from_le_bytes(self.take_array()?))),
+            #[cfg(target_os = "none")]
             1 => Ok(PsonRef::F64(f64::from_le_bytes(self.take_array()?))),
             _ => Err(Error::InvalidTag(((WireType::Float as u8) << 5) | tag.small)),
         }
@@ -224,10 +275,89 @@ impl<'a> Cursor<'a> {
         self.checked_count(tag.value, 1)
     }
 
+    /// The most common scalars, recognised on the whole tag byte (an integer below 2^21,
+    /// an f32), read with one length test each; `None` for anything else and when the
+    /// input is short, and then the cursor has not moved (the general path reads the
+    /// value, and reports any error). In `value` (written out there) and the serde
+    /// deserializer: `payload/decode/reader` 304 -> 297, `walk` 704 -> 668, `serde` 574 ->
+    /// 519, `map10/decode/reader` 655 -> 624 instructions (callgrind); adding short strings
+    /// made the map and array rows slower, so they stay on the general path.
+    #[cfg(not(target_os = "none"))]
+    #[inline(always)]
+    pub(crate) fn common_scalar(&mut self) -> Option<PsonRef<'a>> {
+        let (&tag, rest) = self.rest.split_first()?;
+        match tag {
+            0x00..=0x1e => {
+                self.rest = rest;
+                return Some(PsonRef::Uint(u64::from(tag)));
+            }
+            0x1f => match *rest {
+                [b0, ..] if b0 < 0x80 => {
+                    self.rest = rest.get(1..).unwrap_or(&[]);
+                    return Some(PsonRef::Uint(u64::from(b0)));
+                }
+                [b0, b1, ..] if b1 < 0x80 => {
+                    self.rest = rest.get(2..).unwrap_or(&[]);
+                    return Some(PsonRef::Uint(u64::from(b0 & 0x7f) | (u64::from(b1) << 7)));
+                }
+                [b0, b1, b2, ..] if b2 < 0x80 => {
+                    self.rest = rest.get(3..).unwrap_or(&[]);
+                    return Some(PsonRef::Uint(
+                        u64::from(b0 & 0x7f) | (u64::from(b1 & 0x7f) << 7) | (u64::from(b2) << 14),
+                    ));
+                }
+                _ => {}
+            },
+            0x40 => {
+                if let Some((bytes, after)) = rest.split_first_chunk::<4>() {
+                    self.rest = after;
+                    return Some(PsonRef::F32(f32::from_le_bytes(*bytes)));
+                }
+            }
+            _ => {}
+        }
+        None
+    }
+
     /// Reads one value. Containers are skipped over (validated when `validate`) and returned
     /// as lazy views. `depth_left` is how many more containers may be entered.
     #[cfg_attr(not(target_os = "none"), inline(always))]
     pub(crate) fn value(&mut self, depth_left: usize, validate: bool) -> Result<PsonRef<'a>, Error> {
+        // Hosts: the values of `common_scalar`, written out here rather than called (through
+        // the `Option` the compiler laid the map reader's loop out worse: 297 -> 341).
+        #[cfg(not(target_os = "none"))]
+        if let Some((&tag, rest)) = self.rest.split_first() {
+            match tag {
+                0x00..=0x1e => {
+                    self.rest = rest;
+                    return Ok(PsonRef::Uint(u64::from(tag)));
+                }
+                0x1f => match *rest {
+                    [b0, ..] if b0 < 0x80 => {
+                        self.rest = rest.get(1..).unwrap_or(&[]);
+                        return Ok(PsonRef::Uint(u64::from(b0)));
+                    }
+                    [b0, b1, ..] if b1 < 0x80 => {
+                        self.rest = rest.get(2..).unwrap_or(&[]);
+                        return Ok(PsonRef::Uint(u64::from(b0 & 0x7f) | (u64::from(b1) << 7)));
+                    }
+                    [b0, b1, b2, ..] if b2 < 0x80 => {
+                        self.rest = rest.get(3..).unwrap_or(&[]);
+                        return Ok(PsonRef::Uint(
+                            u64::from(b0 & 0x7f) | (u64::from(b1 & 0x7f) << 7) | (u64::from(b2) << 14),
+                        ));
+                    }
+                    _ => {}
+                },
+                0x40 => {
+                    if let Some((bytes, after)) = rest.split_first_chunk::<4>() {
+                        self.rest = after;
+                        return Ok(PsonRef::F32(f32::from_le_bytes(*bytes)));
+                    }
+                }
+                _ => {}
+            }
+        }
         let tag = self.tag()?;
         self.value_after_tag(tag, depth_left, validate)
     }
@@ -338,11 +468,16 @@ impl<'a> Cursor<'a> {
     #[cfg_attr(not(target_os = "none"), inline(always))]
     fn check_pairs(&mut self, len: usize, depth: usize, validate: bool) -> Result<(), Error> {
         for _ in 0..len {
-            let key = self.tag()?;
-            if key.wire != WireType::String {
-                return Err(Error::NonStringKey);
+            #[cfg(not(target_os = "none"))]
+            self.key()?;
+            #[cfg(target_os = "none")]
+            {
+                let key = self.tag()?;
+                if key.wire != WireType::String {
+                    return Err(Error::NonStringKey);
+                }
+                self.str_body(key.value, validate)?;
             }
-            self.str_body(key.value, validate)?;
             self.skip(depth, validate)?;
         }
         Ok(())
@@ -361,7 +496,19 @@ impl<'a> Cursor<'a> {
     /// map and array loops (the recursion goes through the out-of-line `value_other`).
     #[cfg_attr(not(target_os = "none"), inline(always))]
     pub(crate) fn skip(&mut self, depth_left: usize, validate: bool) -> Result<(), Error> {
-        if validate { self.value(depth_left, true).map(|_| ()) } else { self.skip_trusted(1) }
+        // Not through `value`'s host fast forms: they would sit in the frame of every
+        // nesting level (`value_other` inlines this), and a debug build's frame then grew
+        // past what the depth-limit test's 2 MiB thread allows for 256 levels.
+        #[cfg(not(target_os = "none"))]
+        if validate {
+            let tag = self.tag()?;
+            return self.value_after_tag(tag, depth_left, true).map(|_| ());
+        }
+        #[cfg(target_os = "none")]
+        if validate {
+            return self.value(depth_left, true).map(|_| ());
+        }
+        self.skip_trusted(1)
     }
 
     /// Skips `pending` values of input that was validated before: no recursion, no UTF-8
@@ -734,8 +881,15 @@ impl<'a> Iterator for MapIter<'a> {
     fn next(&mut self) -> Option<Self::Item> {
         self.left = self.left.checked_sub(1)?;
         // The map was validated when decoded; an error here cannot happen, and ends the walk.
-        let tag = self.cursor.tag().ok()?;
-        let key = self.cursor.str_body(tag.value, false).ok()?;
+        // Hosts: the short-key compare of `Cursor::key`; microcontrollers: the tag as it
+        // comes (validated input has string keys), the least code.
+        #[cfg(not(target_os = "none"))]
+        let key = self.cursor.key().ok()?;
+        #[cfg(target_os = "none")]
+        let key = {
+            let tag = self.cursor.tag().ok()?;
+            self.cursor.str_body(tag.value, false).ok()?
+        };
         let value = self.cursor.value(usize::MAX, false).ok()?;
         Some((key, value))
     }
@@ -857,92 +1011,4 @@ impl EncodePson for PsonRef<'_> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    #[test]
-    fn hostile_lengths_are_refused_before_use() {
-        // A string claiming 4 GiB with 1 byte of input.
-        assert_eq!(PsonRef::decode(&[0x9f, 0xff, 0xff, 0xff, 0xff, 0x0f, b'a']), Err(Error::LengthExceedsInput));
-        // A map claiming u64::MAX pairs.
-        let mut m = std::vec![0xdf];
-        m.extend_from_slice(&[0xff; 9]);
-        m.push(0x01);
-        assert_eq!(PsonRef::decode(&m), Err(Error::LengthExceedsInput));
-        assert_eq!(PsonRef::decode(&[0xe5, 0x01]), Err(Error::LengthExceedsInput));
-        assert_eq!(PsonRef::decode(&[]), Err(Error::Truncated));
-        assert_eq!(PsonRef::decode(&[0x85]), Err(Error::Truncated));
-    }
-
-    #[test]
-    fn bad_tags_and_keys() {
-        assert_eq!(PsonRef::decode(&[0x42]), Err(Error::InvalidTag(0x42)));
-        assert_eq!(PsonRef::decode(&[0x63]), Err(Error::InvalidTag(0x63)));
-        assert_eq!(PsonRef::decode(&[0xc1, 0x01, 0x01]), Err(Error::NonStringKey));
-        assert_eq!(PsonRef::decode(&[0x82, 0xff, 0xfe]), Err(Error::InvalidUtf8));
-        assert_eq!(PsonRef::decode(&[0xc1, 0x82, 0xff, 0xfe, 0x01]), Err(Error::InvalidUtf8));
-        assert_eq!(PsonRef::decode(&[0x40, 0, 0]), Err(Error::LengthExceedsInput));
-        assert_eq!(PsonRef::decode(&[0x1f, 0x80]), Err(Error::Truncated));
-        assert_eq!(
-            PsonRef::decode(&[0x1f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]),
-            Err(Error::VarintOverflow)
-        );
-    }
-
-    #[test]
-    fn negative_zero_is_zero() {
-        assert_eq!(PsonRef::decode(&[0x20]).unwrap().as_u64(), Some(0));
-        assert_eq!(PsonRef::decode(&[0x20]).unwrap().as_i64(), Some(0));
-    }
-
-    #[test]
-    fn negative_range() {
-        let mut min = std::vec![0x3f];
-        min.extend_from_slice(&[0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01]);
-        assert_eq!(PsonRef::decode(&min), Ok(PsonRef::Int(i64::MIN)));
-        let mut over = std::vec![0x3f];
-        over.extend_from_slice(&[0x81, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01]);
-        assert_eq!(PsonRef::decode(&over), Err(Error::IntegerOverflow));
-    }
-
-    #[test]
-    fn depth_limit_exact() {
-        let mut nested = std::vec![0xe1; DEFAULT_MAX_DEPTH - 1];
-        nested.push(0xe0);
-        assert!(PsonRef::decode(&nested).is_ok());
-        let mut deeper = std::vec![0xe1; DEFAULT_MAX_DEPTH];
-        deeper.push(0xe0);
-        assert_eq!(PsonRef::decode(&deeper), Err(Error::DepthLimitExceeded));
-        // Maps count too.
-        let mut maps = std::vec::Vec::new();
-        for _ in 0..=DEFAULT_MAX_DEPTH {
-            maps.extend_from_slice(&[0xc1, 0x81, b'k']);
-        }
-        maps.push(0x00);
-        assert_eq!(PsonRef::decode(&maps), Err(Error::DepthLimitExceeded));
-        assert!(PsonRef::decode_with(&maps, &DecodeOptions::new().max_depth(DEFAULT_MAX_DEPTH + 1)).is_ok());
-        assert_eq!(PsonRef::decode_with(&[0x01], &DecodeOptions::new().max_depth(0)), Ok(PsonRef::Uint(1)));
-    }
-
-    proptest! {
-        #[test]
-        fn any_bytes_decode_or_error(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
-            if let Ok(v) = PsonRef::decode(&bytes) {
-                // A decoded value re-encodes to the same length or shorter (non-minimal tags).
-                let mut buf = std::vec![0u8; bytes.len()];
-                let n = crate::pson::encode_to_slice(&v, &mut buf).unwrap();
-                prop_assert!(n <= bytes.len());
-                walk(v);
-            }
-        }
-    }
-
-    fn walk(v: PsonRef<'_>) {
-        match v {
-            PsonRef::Map(m) => m.iter().for_each(|(_, v)| walk(v)),
-            PsonRef::Array(a) => a.iter().for_each(walk),
-            _ => {}
-        }
-    }
-}
+mod tests;

@@ -97,11 +97,17 @@ impl<'a> MapReader<'a> {
 
     #[inline]
     fn pair(&mut self) -> Result<(&'a str, PsonRef<'a>), Error> {
-        let key = self.cursor.tag()?;
-        if key.wire != WireType::String {
-            return Err(Error::NonStringKey);
-        }
-        let key = self.cursor.str_body(key.value, true)?;
+        #[cfg(not(target_os = "none"))]
+        let key = self.cursor.key()?;
+        // Microcontrollers: the general read written out, as before the host fast path.
+        #[cfg(target_os = "none")]
+        let key = {
+            let key = self.cursor.tag()?;
+            if key.wire != WireType::String {
+                return Err(Error::NonStringKey);
+            }
+            self.cursor.str_body(key.value, true)?
+        };
         let value = self.cursor.value(self.depth, true)?;
         Ok((key, value))
     }
@@ -263,6 +269,114 @@ mod tests {
         deep.push(0xe0);
         assert_eq!(pairs_one_pass(&deep), Err(Error::DepthLimitExceeded));
         assert_eq!(pairs_two_pass(&deep), Err(Error::DepthLimitExceeded));
+    }
+
+    /// `Cursor::key` without its fast path: what it must agree with.
+    fn key_general<'a>(cursor: &mut Cursor<'a>) -> Result<&'a str, Error> {
+        let tag = cursor.tag()?;
+        if tag.wire != WireType::String {
+            return Err(Error::NonStringKey);
+        }
+        cursor.str_body(tag.value, true)
+    }
+
+    fn same_key(bytes: &[u8]) {
+        let mut fast = Cursor::new(bytes);
+        let mut general = fast.clone();
+        let got = fast.key();
+        assert_eq!(got, key_general(&mut general), "{bytes:02x?}");
+        if got.is_ok() {
+            assert_eq!(fast.position(), general.position(), "{bytes:02x?}");
+        }
+    }
+
+    #[test]
+    fn keys_of_every_length_truncated_at_every_byte() {
+        for len in 0..40usize {
+            for high in [None, Some(0usize), Some(len / 2)] {
+                let mut body: std::vec::Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+                if let Some(at) = high.filter(|&at| at < len) {
+                    body[at] = 0xc3; // not ASCII; valid UTF-8 only with a continuation byte
+                }
+                let mut bytes = if len < 31 { std::vec![0x80 | len as u8] } else { std::vec![0x9f, len as u8] };
+                bytes.extend_from_slice(&body);
+                bytes.push(0x01);
+                for cut in 0..=bytes.len() {
+                    same_key(&bytes[..cut]);
+                }
+            }
+        }
+        same_key(&[0x01, 0x81, b'a']); // not a string
+        same_key(&[0x9f]); // extended length, truncated
+    }
+
+    proptest! {
+        #[test]
+        fn value_fast_path_agrees_with_the_general_one(mut bytes in proptest::collection::vec(any::<u8>(), 0..16), tag in prop_oneof![0x00u8..0x20, 0x40u8..0x42, any::<u8>()]) {
+            if let Some(first) = bytes.first_mut() {
+                *first = tag;
+            }
+            same_value(&bytes);
+        }
+
+        #[test]
+        fn key_fast_path_agrees_with_the_general_one(mut bytes in proptest::collection::vec(any::<u8>(), 0..48), tag in 0x70u8..0xb0) {
+            if let Some(first) = bytes.first_mut() {
+                *first = tag;
+            }
+            same_key(&bytes);
+        }
+    }
+
+    /// A value read by `Cursor::value` (with its host fast forms) and by the general path
+    /// alone: same value, same error, same position.
+    fn same_value(bytes: &[u8]) {
+        let mut fast = Cursor::new(bytes);
+        let mut general = fast.clone();
+        let got = fast.value(4, true);
+        let want = general.tag().and_then(|tag| general.value_after_tag(tag, 4, true));
+        // Floats by their bits (NaN is not equal to itself).
+        match (got, want) {
+            (Ok(PsonRef::F32(a)), Ok(PsonRef::F32(b))) => assert_eq!(a.to_bits(), b.to_bits(), "{bytes:02x?}"),
+            (Ok(PsonRef::F64(a)), Ok(PsonRef::F64(b))) => assert_eq!(a.to_bits(), b.to_bits(), "{bytes:02x?}"),
+            (got, want) => assert_eq!(got, want, "{bytes:02x?}"),
+        }
+        if got.is_ok() {
+            assert_eq!(fast.position(), general.position(), "{bytes:02x?}");
+        }
+    }
+
+    #[test]
+    fn common_scalars_truncated_at_every_byte() {
+        let mut cases: std::vec::Vec<std::vec::Vec<u8>> = std::vec::Vec::new();
+        for small in 0..=0x1fu8 {
+            cases.push(std::vec![small, 0x01]);
+        }
+        for value in [31u64, 60, 127, 128, 1013, 0x3fff, 0x4000, 0x1f_ffff, 0x20_0000, u64::MAX] {
+            let mut bytes = std::vec![0x1f];
+            let mut v = value;
+            while v >= 0x80 {
+                bytes.push(v as u8 | 0x80);
+                v >>= 7;
+            }
+            bytes.push(v as u8);
+            cases.push(bytes);
+        }
+        cases.push(std::vec![0x1f, 0x85, 0x00]); // non-minimal varint
+        cases.push(std::vec![0x40, 0, 0, 0xbc, 0x41]);
+        cases.push(std::vec![0x41, 0, 0, 0, 0, 0, 0, 0x37, 0x40]);
+        cases.push(std::vec![0x42]);
+        for bytes in &cases {
+            for cut in 0..=bytes.len() {
+                same_value(&bytes[..cut]);
+            }
+        }
+        // A trailing byte after each: the value stops before it.
+        for bytes in &cases {
+            let mut longer = bytes.clone();
+            longer.push(0x62);
+            same_value(&longer);
+        }
     }
 
     #[test]

@@ -20,15 +20,27 @@ pub(crate) fn to_str(bytes: &[u8]) -> Result<&str, Error> {
 #[cfg(not(target_os = "none"))]
 #[inline(always)]
 pub(crate) fn to_str(bytes: &[u8]) -> Result<&str, Error> {
+    match ascii_str(bytes) {
+        Some(s) => Ok(s),
+        None => core::str::from_utf8(bytes).map_err(|_| Error::InvalidUtf8),
+    }
+}
+
+/// The bytes as `&str` when every one is ASCII, else `None` (the caller decides what a
+/// non-ASCII string costs: `to_str` above runs `from_utf8`, the one-pass map reader's fast
+/// path hands the pair to its general path).
+#[cfg(not(target_os = "none"))]
+#[inline(always)]
+pub(crate) fn ascii_str(bytes: &[u8]) -> Option<&str> {
     if is_ascii(bytes) {
         #[allow(unsafe_code)]
         // SAFETY: every byte is below 0x80 (checked just above), and a sequence of ASCII
-        // bytes is valid UTF-8. This is the crate's only `unsafe`: safe code has no way to
-        // get a `&str` without running `from_utf8` again (see the module docs for the cost).
+        // bytes is valid UTF-8. Safe code has no way to get a `&str` without running
+        // `from_utf8` again (see the module docs for the cost).
         let s = unsafe { core::str::from_utf8_unchecked(bytes) };
-        Ok(s)
+        Some(s)
     } else {
-        core::str::from_utf8(bytes).map_err(|_| Error::InvalidUtf8)
+        None
     }
 }
 

@@ -1,0 +1,89 @@
+//! Tests of the validating decoder and its views.
+
+use super::*;
+use proptest::prelude::*;
+
+#[test]
+fn hostile_lengths_are_refused_before_use() {
+    // A string claiming 4 GiB with 1 byte of input.
+    assert_eq!(PsonRef::decode(&[0x9f, 0xff, 0xff, 0xff, 0xff, 0x0f, b'a']), Err(Error::LengthExceedsInput));
+    // A map claiming u64::MAX pairs.
+    let mut m = std::vec![0xdf];
+    m.extend_from_slice(&[0xff; 9]);
+    m.push(0x01);
+    assert_eq!(PsonRef::decode(&m), Err(Error::LengthExceedsInput));
+    assert_eq!(PsonRef::decode(&[0xe5, 0x01]), Err(Error::LengthExceedsInput));
+    assert_eq!(PsonRef::decode(&[]), Err(Error::Truncated));
+    assert_eq!(PsonRef::decode(&[0x85]), Err(Error::Truncated));
+}
+
+#[test]
+fn bad_tags_and_keys() {
+    assert_eq!(PsonRef::decode(&[0x42]), Err(Error::InvalidTag(0x42)));
+    assert_eq!(PsonRef::decode(&[0x63]), Err(Error::InvalidTag(0x63)));
+    assert_eq!(PsonRef::decode(&[0xc1, 0x01, 0x01]), Err(Error::NonStringKey));
+    assert_eq!(PsonRef::decode(&[0x82, 0xff, 0xfe]), Err(Error::InvalidUtf8));
+    assert_eq!(PsonRef::decode(&[0xc1, 0x82, 0xff, 0xfe, 0x01]), Err(Error::InvalidUtf8));
+    assert_eq!(PsonRef::decode(&[0x40, 0, 0]), Err(Error::LengthExceedsInput));
+    assert_eq!(PsonRef::decode(&[0x1f, 0x80]), Err(Error::Truncated));
+    assert_eq!(
+        PsonRef::decode(&[0x1f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]),
+        Err(Error::VarintOverflow)
+    );
+}
+
+#[test]
+fn negative_zero_is_zero() {
+    assert_eq!(PsonRef::decode(&[0x20]).unwrap().as_u64(), Some(0));
+    assert_eq!(PsonRef::decode(&[0x20]).unwrap().as_i64(), Some(0));
+}
+
+#[test]
+fn negative_range() {
+    let mut min = std::vec![0x3f];
+    min.extend_from_slice(&[0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01]);
+    assert_eq!(PsonRef::decode(&min), Ok(PsonRef::Int(i64::MIN)));
+    let mut over = std::vec![0x3f];
+    over.extend_from_slice(&[0x81, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01]);
+    assert_eq!(PsonRef::decode(&over), Err(Error::IntegerOverflow));
+}
+
+#[test]
+fn depth_limit_exact() {
+    let mut nested = std::vec![0xe1; DEFAULT_MAX_DEPTH - 1];
+    nested.push(0xe0);
+    assert!(PsonRef::decode(&nested).is_ok());
+    let mut deeper = std::vec![0xe1; DEFAULT_MAX_DEPTH];
+    deeper.push(0xe0);
+    assert_eq!(PsonRef::decode(&deeper), Err(Error::DepthLimitExceeded));
+    // Maps count too.
+    let mut maps = std::vec::Vec::new();
+    for _ in 0..=DEFAULT_MAX_DEPTH {
+        maps.extend_from_slice(&[0xc1, 0x81, b'k']);
+    }
+    maps.push(0x00);
+    assert_eq!(PsonRef::decode(&maps), Err(Error::DepthLimitExceeded));
+    assert!(PsonRef::decode_with(&maps, &DecodeOptions::new().max_depth(DEFAULT_MAX_DEPTH + 1)).is_ok());
+    assert_eq!(PsonRef::decode_with(&[0x01], &DecodeOptions::new().max_depth(0)), Ok(PsonRef::Uint(1)));
+}
+
+proptest! {
+    #[test]
+    fn any_bytes_decode_or_error(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+        if let Ok(v) = PsonRef::decode(&bytes) {
+            // A decoded value re-encodes to the same length or shorter (non-minimal tags).
+            let mut buf = std::vec![0u8; bytes.len()];
+            let n = crate::pson::encode_to_slice(&v, &mut buf).unwrap();
+            prop_assert!(n <= bytes.len());
+            walk(v);
+        }
+    }
+}
+
+fn walk(v: PsonRef<'_>) {
+    match v {
+        PsonRef::Map(m) => m.iter().for_each(|(_, v)| walk(v)),
+        PsonRef::Array(a) => a.iter().for_each(walk),
+        _ => {}
+    }
+}
