@@ -2,7 +2,9 @@ use core::ops::{Index, IndexMut, ShlAssign, ShrAssign};
 
 use heapless::Vec;
 
-use super::{Params, Resource, ResourceKind, match_path, path::is_pattern};
+use super::{Params, Resource, ResourceKind};
+#[cfg(feature = "patterns")]
+use super::{match_path, path::is_pattern};
 
 /// The resource table is full: raise its capacity `N`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -209,7 +211,8 @@ impl<'a, const N: usize> Thing<'a, N> {
         self.entries.iter()
     }
     /// Finds the resource serving `path`: an exact match first, else the first pattern that
-    /// matches, with its captures.
+    /// matches, with its captures. Without the feature `patterns`, only the exact match:
+    /// a path with placeholders is then an ordinary name, and nothing is captured.
     pub fn lookup<'p>(&self, path: &'p str, params: &mut Params<'p>) -> Option<usize>
     where
         'a: 'p,
@@ -219,7 +222,13 @@ impl<'a, const N: usize> Thing<'a, N> {
             *params = Params::new();
             return Some(i);
         }
-        self.entries.iter().position(|e| has_handler(e) && is_pattern(e.path) && match_path(e.path, path, params))
+        #[cfg(feature = "patterns")]
+        return self
+            .entries
+            .iter()
+            .position(|e| has_handler(e) && is_pattern(e.path) && match_path(e.path, path, params));
+        #[cfg(not(feature = "patterns"))]
+        None
     }
     /// The entry at `index` (as returned by [`Thing::lookup`]).
     pub fn entry_mut(&mut self, index: usize) -> Option<&mut Entry<'a>> {

@@ -436,8 +436,12 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
     pub(super) fn send_sample(&mut self, tx: &mut [u8], i: usize) -> bool {
         let Some(stream) = self.streams.get(i) else { return false };
         let (id, index) = (stream.id, stream.resource);
+        // The path's captures, looked up again (a stream keeps only its path).
+        #[cfg(feature = "patterns")]
         let path = stream.path.clone();
+        #[cfg_attr(not(feature = "patterns"), allow(unused_mut))]
         let mut params = Params::new();
+        #[cfg(feature = "patterns")]
         let _ = self.thing.lookup(path.as_str(), &mut params);
         match self.invoke(index, CallMode::Sample, Input::empty(), &params, tx, None) {
             Outcome::Done { len, .. } if len > 0 => self.emit_output(tx, MessageType::StreamData, id, None, len),
@@ -637,8 +641,11 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
             return Flow::Consumed;
         };
         let index = stream.resource;
+        #[cfg(feature = "patterns")]
         let path = stream.path.clone();
+        #[cfg_attr(not(feature = "patterns"), allow(unused_mut))]
         let mut params = Params::new();
+        #[cfg(feature = "patterns")]
         let _ = self.thing.lookup(path.as_str(), &mut params);
         if !matches!(self.kind_of(index), Some(ResourceKind::Input | ResourceKind::InputOutput)) {
             return Flow::Consumed;
