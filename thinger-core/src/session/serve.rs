@@ -558,6 +558,7 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
         }
         #[cfg(not(feature = "channels"))]
         let _ = inbox;
+        #[cfg(feature = "patterns")]
         let Ok(stored) = heapless::String::<{ super::MAX_STREAM_PATH }, u8>::try_from(path) else {
             let _ = self.queue_handler_error(tx, id, HandlerError::new(414, "resource path too long"));
             return Flow::Consumed;
@@ -569,8 +570,15 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
         });
         let interval = Duration::from_millis(interval.unwrap_or(0));
         // The same id, or the same resource path, replaces the earlier stream.
-        self.close_streams(id, Some(path));
-        let stream = OpenStream { id, resource: index, path: stored, interval, next: self.now + interval };
+        self.close_streams(id, Some((index, path)));
+        let stream = OpenStream {
+            id,
+            resource: index,
+            #[cfg(feature = "patterns")]
+            path: stored,
+            interval,
+            next: self.now + interval,
+        };
         if self.streams.push(stream).is_err() {
             let _ = self.queue_handler_error(tx, id, HandlerError::new(503, "too many streams"));
             return Flow::Consumed;
@@ -584,11 +592,12 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
         Flow::Consumed
     }
 
-    /// Closes the open stream `id` and, with `path`, any stream on that resource path: one
-    /// copy of the table compaction for START_STREAM and STOP_STREAM.
+    /// Closes the open stream `id` and, with `target` (a resource index and the path that
+    /// named it), any stream on it: one copy of the table compaction for START_STREAM and
+    /// STOP_STREAM.
     #[inline(never)]
-    fn close_streams(&mut self, id: u16, path: Option<&str>) {
-        keep_where(&mut self.streams, |s| s.id != id && path.is_none_or(|p| s.path.as_str() != p));
+    fn close_streams(&mut self, id: u16, target: Option<(usize, &str)>) {
+        keep_where(&mut self.streams, |s| s.id != id && target.is_none_or(|(index, path)| !s.serves(index, path)));
     }
 
     fn on_stop_stream(&mut self, m: &Message<'_>, tx: &mut [u8]) -> Flow {
