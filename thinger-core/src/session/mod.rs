@@ -871,7 +871,7 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
         let body = enc.raw(&[0xc1, 0x85, b'e', b'r', b'r', b'o', b'r']).and_then(|()| enc.str(e.message));
         let len = enc.into_sink().written();
         match body {
-            Ok(()) if self.emit_output(tx, MessageType::Error, id, Some(u64::from(e.code)), len) => Ok(()),
+            Ok(()) if self.emit_output(tx, MessageType::Error, id, Some(e.code), len) => Ok(()),
             Ok(()) => Err(Error::TransmitBufferFull),
             Err(_) if OUT_OFFSET + 8 + e.message.len() > capacity => Err(Error::TooLarge),
             Err(_) => Err(Error::TransmitBufferFull),

@@ -280,7 +280,7 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
                     _ => false,
                 };
                 let len = if send_output { len } else { 0 };
-                self.emit_output(tx, MessageType::Ok, id, code.map(u64::from), len);
+                self.emit_output(tx, MessageType::Ok, id, code, len);
                 if had_input && matches!(kind, Some(ResourceKind::Input | ResourceKind::InputOutput)) {
                     self.echo(tx, index, None);
                 }
@@ -352,7 +352,7 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
         tx: &mut [u8],
         kind: MessageType,
         id: u16,
-        code: Option<u64>,
+        code: Option<u16>,
         len: usize,
     ) -> bool {
         let free = self.tx.compact(tx);
@@ -366,52 +366,43 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
             },
             _ => None,
         };
-        // The fields in front of the output: F1 id, F2 code, F3 as a varint or its PSON key.
-        let mut prefix = [0u8; OUT_OFFSET + varint::MAX_LEN_U64 + 1];
-        let mut body_prefix = 0;
-        let mut field = |key: u8, value: Option<u64>| {
-            if let Some(slot) = prefix.get_mut(body_prefix) {
+        // F1 id and F2 code, at most 4 bytes each (both are u16): staged in 8 bytes, where
+        // a staging array for every field (27 bytes) was cleared by a `memclr` call.
+        let mut fields = [0u8; 8];
+        let mut n = 0;
+        for (key, value) in [(0x08u8, (id != 0).then_some(id)), (0x10, code)] {
+            let Some(v) = value else { continue };
+            if let Some(slot) = fields.get_mut(n) {
                 *slot = key;
-                body_prefix += 1;
             }
-            if let Some(v) = value {
-                body_prefix += prefix.get_mut(body_prefix..).and_then(|d| varint::encode_u64(v, d)).unwrap_or(0);
-            }
+            n += 1 + fields.get_mut(n + 1..).and_then(|d| varint::encode_u64(u64::from(v), d)).unwrap_or(0);
+        }
+        // F3 keeps the output where it is: a varint value is written over the output's own
+        // bytes (never longer than the PSON integer it replaces), its key right in front.
+        let (key3, tail) = match as_varint {
+            Some(v) => (0x18, free.get_mut(OUT_OFFSET..).and_then(|d| varint::encode_u64(v, d)).unwrap_or(0)),
+            None => (0x1a, len),
         };
-        if id != 0 {
-            field(0x08, Some(u64::from(id)));
-        }
-        if let Some(c) = code {
-            field(0x10, Some(c));
-        }
-        let mut pson_len = 0;
-        match as_varint {
-            Some(v) => field(0x18, Some(v)),
-            None if len > 0 => {
-                field(0x1a, None);
-                pson_len = len;
-            }
-            None => {}
-        }
-        let body_len = body_prefix + pson_len;
+        let f3 = usize::from(tail > 0);
+        let body_len = n + f3 + tail;
         let (sb, sn) = varint::to_array(body_len as u64);
-        let header_len = 1 + sn;
-        let total = header_len + body_len;
-        // Header and fields go right in front of a PSON output (then the frame moves to the
-        // start of the free space), else at the start of the free space.
-        let head = header_len + body_prefix;
-        let start = if pson_len > 0 { OUT_OFFSET - head } else { 0 };
-        let Some(dst) = free.get_mut(start..start + head) else { return false };
-        let (h, rest) = dst.split_at_mut(header_len);
-        if let Some((k, s)) = h.split_first_mut() {
+        let head = 1 + sn + n;
+        // Without F3 the frame is written at the start of the free space; with it, in front of
+        // the output, then moved down.
+        let start = if f3 > 0 { (OUT_OFFSET - 1).checked_sub(head) } else { Some(0) };
+        let Some(dst) = start.and_then(|s| free.get_mut(s..s + head + f3)) else { return false };
+        let (h, rest) = dst.split_at_mut(1 + sn);
+        if let Some((k, size)) = h.split_first_mut() {
             *k = kind as u8;
-            s.copy_from_slice(sb.get(..sn).unwrap_or(&[]));
+            size.copy_from_slice(sb.get(..sn).unwrap_or(&[]));
         }
-        rest.copy_from_slice(prefix.get(..body_prefix).unwrap_or(&[]));
-        if pson_len > 0 {
-            pson::copy_down(free, start, OUT_OFFSET + len, 0);
+        let (f12, k3) = rest.split_at_mut(n);
+        f12.copy_from_slice(fields.get(..n).unwrap_or(&[]));
+        if let (Some(slot), Some(s)) = (k3.first_mut(), start.filter(|_| f3 > 0)) {
+            *slot = key3;
+            pson::copy_down(free, s, OUT_OFFSET + tail, 0);
         }
-        self.tx.end += total;
+        self.tx.end += head + f3 + tail;
         self.last_tx = self.now;
         true
     }
