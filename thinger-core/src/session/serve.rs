@@ -247,10 +247,26 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
             self.reply_status(tx, MessageType::Error, id);
             return Flow::Consumed;
         };
+        self.run_input(m, index, &params, tx, Some(id));
+        Flow::Consumed
+    }
+
+    /// Runs resource `index` on the frame's payload: for a RUN (`request` is its id) with
+    /// the answer, for STREAM_DATA into an input with the echo only. One lookup-and-invoke
+    /// tail for both.
+    fn run_input(&mut self, m: &Message<'_>, index: usize, params: &Params<'_>, tx: &mut [u8], request: Option<u16>) {
         let kind = self.kind_of(index);
         let input = Input::new(m.payload.map(|p| p.as_pson()), m.payload_pson());
         let had_input = !input.is_empty();
-        match self.invoke(index, CallMode::Run, input, &params, tx, Some(id)) {
+        let outcome = self.invoke(index, CallMode::Run, input, params, tx, request);
+        let Some(id) = request else {
+            if let Outcome::Done { .. } = outcome {
+                // Echo the new state on this stream (and any other on the same resource).
+                self.echo(tx, index, Some(m.stream_id));
+            }
+            return;
+        };
+        match outcome {
             Outcome::Failed(e) => {
                 let _ = self.queue_handler_error(tx, id, e);
             }
@@ -286,7 +302,6 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
                 }
             }
         }
-        Flow::Consumed
     }
 
     fn kind_of(&self, index: usize) -> Option<ResourceKind> {
@@ -650,14 +665,7 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
         if !matches!(self.kind_of(index), Some(ResourceKind::Input | ResourceKind::InputOutput)) {
             return Flow::Consumed;
         }
-        let input = Input::new(m.payload.map(|p| p.as_pson()), m.payload_pson());
-        match self.invoke(index, CallMode::Run, input, &params, tx, None) {
-            Outcome::Done { .. } => {
-                // Echo the new state on this stream (and any other on the same resource).
-                self.echo(tx, index, Some(id));
-            }
-            Outcome::Failed(_) | Outcome::Deferred => {}
-        }
+        self.run_input(m, index, &params, tx, None);
         Flow::Consumed
     }
 }
