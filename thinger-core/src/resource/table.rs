@@ -82,6 +82,10 @@ impl<'a> Entry<'a> {
     pub fn set_owned<R: Resource + 'a>(&mut self, resource: R) {
         self.slot = Slot::Boxed(alloc::boxed::Box::new(resource));
     }
+    /// Whether a handler is set: what `kind().is_some()` says, without the virtual call.
+    pub(crate) fn has_handler(&self) -> bool {
+        !matches!(self.slot, Slot::Empty)
+    }
     /// The handler, if set.
     pub fn resource(&mut self) -> Option<&mut (dyn Resource + 'a)> {
         self.slot.get()
@@ -217,7 +221,7 @@ impl<'a, const N: usize> Thing<'a, N> {
     where
         'a: 'p,
     {
-        let has_handler = |e: &Entry<'_>| e.slot.kind().is_some();
+        let has_handler = |e: &Entry<'_>| e.has_handler();
         if let Some(i) = self.entries.iter().position(|e| e.path == path && has_handler(e)) {
             *params = Params::new();
             return Some(i);

@@ -492,7 +492,7 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
     /// client sends them.
     fn describe_all(&self, out: &mut [u8]) -> Result<usize, HandlerError> {
         let mut enc = Encoder::new(SliceSink::new(out));
-        let count = self.thing.iter().filter(|e| e.kind().is_some()).count();
+        let count = self.thing.iter().filter(|e| e.has_handler()).count();
         enc.map_header(count)?;
         let mut last: Option<&str> = None;
         for _ in 0..count {
@@ -500,7 +500,7 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
             let next = self
                 .thing
                 .iter()
-                .filter(|e| e.kind().is_some() && last.is_none_or(|l| e.path() > l))
+                .filter(|e| e.has_handler() && last.is_none_or(|l| e.path() > l))
                 .min_by(|a, b| a.path().cmp(b.path()));
             let Some(entry) = next else { break };
             enc.str(entry.path())?;
