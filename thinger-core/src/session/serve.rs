@@ -591,10 +591,9 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
         }
         self.reply_status(tx, MessageType::Ok, id);
         self.push(Record::StreamStarted { stream_id: id, resource: index });
-        // One sample right after the OK, always.
-        if let Some(i) = self.streams.iter().position(|s| s.id == id) {
-            self.send_sample(tx, i);
-        }
+        // One sample right after the OK, always: the new stream is the last one (any other
+        // with its id was closed above).
+        self.send_sample(tx, self.streams.len() - 1);
         Flow::Consumed
     }
 
