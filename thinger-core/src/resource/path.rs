@@ -98,6 +98,7 @@ fn placeholder(seg: &str, marker: u8) -> Option<&str> {
     if seg.as_bytes().first() == Some(&marker) { seg.get(1..) } else { None }
 }
 
+#[cfg_attr(not(feature = "patterns"), allow(dead_code))]
 /// Whether a pattern contains placeholders (a segment starting with `:` or `*`).
 pub(crate) fn is_pattern(pattern: &str) -> bool {
     let mut segment_start = true;

@@ -2,7 +2,9 @@ use core::ops::{Index, IndexMut, ShlAssign, ShrAssign};
 
 use heapless::Vec;
 
-use super::{Params, Resource, ResourceKind, match_path, path::is_pattern};
+use super::{Params, Resource, ResourceKind};
+#[cfg(feature = "patterns")]
+use super::{match_path, path::is_pattern};
 
 /// The resource table is full: raise its capacity `N`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +81,10 @@ impl<'a> Entry<'a> {
     #[cfg(feature = "alloc")]
     pub fn set_owned<R: Resource + 'a>(&mut self, resource: R) {
         self.slot = Slot::Boxed(alloc::boxed::Box::new(resource));
+    }
+    /// Whether a handler is set: what `kind().is_some()` says, without the virtual call.
+    pub(crate) fn has_handler(&self) -> bool {
+        !matches!(self.slot, Slot::Empty)
     }
     /// The handler, if set.
     pub fn resource(&mut self) -> Option<&mut (dyn Resource + 'a)> {
@@ -209,17 +215,24 @@ impl<'a, const N: usize> Thing<'a, N> {
         self.entries.iter()
     }
     /// Finds the resource serving `path`: an exact match first, else the first pattern that
-    /// matches, with its captures.
+    /// matches, with its captures. Without the feature `patterns`, only the exact match:
+    /// a path with placeholders is then an ordinary name, and nothing is captured.
     pub fn lookup<'p>(&self, path: &'p str, params: &mut Params<'p>) -> Option<usize>
     where
         'a: 'p,
     {
-        let has_handler = |e: &Entry<'_>| e.slot.kind().is_some();
+        let has_handler = |e: &Entry<'_>| e.has_handler();
         if let Some(i) = self.entries.iter().position(|e| e.path == path && has_handler(e)) {
             *params = Params::new();
             return Some(i);
         }
-        self.entries.iter().position(|e| has_handler(e) && is_pattern(e.path) && match_path(e.path, path, params))
+        #[cfg(feature = "patterns")]
+        return self
+            .entries
+            .iter()
+            .position(|e| has_handler(e) && is_pattern(e.path) && match_path(e.path, path, params));
+        #[cfg(not(feature = "patterns"))]
+        None
     }
     /// The entry at `index` (as returned by [`Thing::lookup`]).
     pub fn entry_mut(&mut self, index: usize) -> Option<&mut Entry<'a>> {

@@ -73,7 +73,9 @@ pub use event::{
     error_message,
 };
 
-use heapless::{Deque, String, Vec};
+#[cfg(feature = "patterns")]
+use heapless::String;
+use heapless::{Deque, Vec};
 use rand_core::{CryptoRng, RngCore};
 
 use crate::iotmp::{self, MessageType, OutField, OutgoingMessage, parse_frame, parse_header};
@@ -86,7 +88,8 @@ use cloud::LockRequest;
 use cloud::SUBSCRIBE_CODE;
 use ids::IdGenerator;
 
-/// Longest resource path a stream can be opened on.
+/// Longest resource path a stream can be opened on (with the feature `patterns`, which
+/// keeps each stream's path; without it any path of the table can be streamed).
 pub const MAX_STREAM_PATH: usize = 64;
 /// Events that can wait to be polled, by default (the `E` parameter of [`Session`]); input
 /// is not processed while the queue is nearly full.
@@ -144,11 +147,30 @@ struct Pending {
 struct OpenStream {
     id: u16,
     resource: usize,
-    /// The path the server opened (a length byte: 64 fits).
+    /// The path the server opened (a length byte: 64 fits). Kept only with `patterns`:
+    /// without placeholders a resource has one path, its table entry's, and the index
+    /// says it (65 B of RAM less per stream slot).
+    #[cfg(feature = "patterns")]
     path: String<MAX_STREAM_PATH, u8>,
     /// Sampling interval; zero for streams sampled only by `Session::stream` and echoes.
     interval: Duration,
     next: Instant,
+}
+
+impl OpenStream {
+    /// Whether the server opened this stream on `path` (which names resource `index`).
+    fn serves(&self, index: usize, path: &str) -> bool {
+        #[cfg(feature = "patterns")]
+        {
+            let _ = index;
+            self.path.as_str() == path
+        }
+        #[cfg(not(feature = "patterns"))]
+        {
+            let _ = path;
+            self.resource == index
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -880,7 +902,7 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
         let body = enc.raw(&[0xc1, 0x85, b'e', b'r', b'r', b'o', b'r']).and_then(|()| enc.str(e.message));
         let len = enc.into_sink().written();
         match body {
-            Ok(()) if self.emit_output(tx, MessageType::Error, id, Some(u64::from(e.code)), len) => Ok(()),
+            Ok(()) if self.emit_output(tx, MessageType::Error, id, Some(e.code), len) => Ok(()),
             Ok(()) => Err(Error::TransmitBufferFull),
             Err(_) if OUT_OFFSET + 8 + e.message.len() > capacity => Err(Error::TooLarge),
             Err(_) => Err(Error::TransmitBufferFull),

@@ -233,7 +233,12 @@ where
         let mut sent = false;
         for i in 0..st.streams.len() {
             let matches = st.streams.get(i).is_some_and(|s| {
-                s.path.as_str() == path || st.thing.entry(s.resource).is_some_and(|e| e.path() == path)
+                // The path the server opened, or the resource's own (a pattern).
+                #[cfg(feature = "patterns")]
+                if s.path.as_str() == path {
+                    return true;
+                }
+                st.thing.entry(s.resource).is_some_and(|e| e.path() == path)
             });
             if matches && st.send_sample(tx, i) {
                 sent = true;

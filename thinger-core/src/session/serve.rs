@@ -247,10 +247,26 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
             self.reply_status(tx, MessageType::Error, id);
             return Flow::Consumed;
         };
+        self.run_input(m, index, &params, tx, Some(id));
+        Flow::Consumed
+    }
+
+    /// Runs resource `index` on the frame's payload: for a RUN (`request` is its id) with
+    /// the answer, for STREAM_DATA into an input with the echo only. One lookup-and-invoke
+    /// tail for both.
+    fn run_input(&mut self, m: &Message<'_>, index: usize, params: &Params<'_>, tx: &mut [u8], request: Option<u16>) {
         let kind = self.kind_of(index);
         let input = Input::new(m.payload.map(|p| p.as_pson()), m.payload_pson());
         let had_input = !input.is_empty();
-        match self.invoke(index, CallMode::Run, input, &params, tx, Some(id)) {
+        let outcome = self.invoke(index, CallMode::Run, input, params, tx, request);
+        let Some(id) = request else {
+            if let Outcome::Done { .. } = outcome {
+                // Echo the new state on this stream (and any other on the same resource).
+                self.echo(tx, index, Some(m.stream_id));
+            }
+            return;
+        };
+        match outcome {
             Outcome::Failed(e) => {
                 let _ = self.queue_handler_error(tx, id, e);
             }
@@ -280,13 +296,12 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
                     _ => false,
                 };
                 let len = if send_output { len } else { 0 };
-                self.emit_output(tx, MessageType::Ok, id, code.map(u64::from), len);
+                self.emit_output(tx, MessageType::Ok, id, code, len);
                 if had_input && matches!(kind, Some(ResourceKind::Input | ResourceKind::InputOutput)) {
                     self.echo(tx, index, None);
                 }
             }
         }
-        Flow::Consumed
     }
 
     fn kind_of(&self, index: usize) -> Option<ResourceKind> {
@@ -352,7 +367,7 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
         tx: &mut [u8],
         kind: MessageType,
         id: u16,
-        code: Option<u64>,
+        code: Option<u16>,
         len: usize,
     ) -> bool {
         let free = self.tx.compact(tx);
@@ -366,52 +381,43 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
             },
             _ => None,
         };
-        // The fields in front of the output: F1 id, F2 code, F3 as a varint or its PSON key.
-        let mut prefix = [0u8; OUT_OFFSET + varint::MAX_LEN_U64 + 1];
-        let mut body_prefix = 0;
-        let mut field = |key: u8, value: Option<u64>| {
-            if let Some(slot) = prefix.get_mut(body_prefix) {
+        // F1 id and F2 code, at most 4 bytes each (both are u16): staged in 8 bytes, where
+        // a staging array for every field (27 bytes) was cleared by a `memclr` call.
+        let mut fields = [0u8; 8];
+        let mut n = 0;
+        for (key, value) in [(0x08u8, (id != 0).then_some(id)), (0x10, code)] {
+            let Some(v) = value else { continue };
+            if let Some(slot) = fields.get_mut(n) {
                 *slot = key;
-                body_prefix += 1;
             }
-            if let Some(v) = value {
-                body_prefix += prefix.get_mut(body_prefix..).and_then(|d| varint::encode_u64(v, d)).unwrap_or(0);
-            }
+            n += 1 + fields.get_mut(n + 1..).and_then(|d| varint::encode_u64(u64::from(v), d)).unwrap_or(0);
+        }
+        // F3 keeps the output where it is: a varint value is written over the output's own
+        // bytes (never longer than the PSON integer it replaces), its key right in front.
+        let (key3, tail) = match as_varint {
+            Some(v) => (0x18, free.get_mut(OUT_OFFSET..).and_then(|d| varint::encode_u64(v, d)).unwrap_or(0)),
+            None => (0x1a, len),
         };
-        if id != 0 {
-            field(0x08, Some(u64::from(id)));
-        }
-        if let Some(c) = code {
-            field(0x10, Some(c));
-        }
-        let mut pson_len = 0;
-        match as_varint {
-            Some(v) => field(0x18, Some(v)),
-            None if len > 0 => {
-                field(0x1a, None);
-                pson_len = len;
-            }
-            None => {}
-        }
-        let body_len = body_prefix + pson_len;
+        let f3 = usize::from(tail > 0);
+        let body_len = n + f3 + tail;
         let (sb, sn) = varint::to_array(body_len as u64);
-        let header_len = 1 + sn;
-        let total = header_len + body_len;
-        // Header and fields go right in front of a PSON output (then the frame moves to the
-        // start of the free space), else at the start of the free space.
-        let head = header_len + body_prefix;
-        let start = if pson_len > 0 { OUT_OFFSET - head } else { 0 };
-        let Some(dst) = free.get_mut(start..start + head) else { return false };
-        let (h, rest) = dst.split_at_mut(header_len);
-        if let Some((k, s)) = h.split_first_mut() {
+        let head = 1 + sn + n;
+        // Without F3 the frame is written at the start of the free space; with it, in front of
+        // the output, then moved down.
+        let start = if f3 > 0 { (OUT_OFFSET - 1).checked_sub(head) } else { Some(0) };
+        let Some(dst) = start.and_then(|s| free.get_mut(s..s + head + f3)) else { return false };
+        let (h, rest) = dst.split_at_mut(1 + sn);
+        if let Some((k, size)) = h.split_first_mut() {
             *k = kind as u8;
-            s.copy_from_slice(sb.get(..sn).unwrap_or(&[]));
+            size.copy_from_slice(sb.get(..sn).unwrap_or(&[]));
         }
-        rest.copy_from_slice(prefix.get(..body_prefix).unwrap_or(&[]));
-        if pson_len > 0 {
-            pson::copy_down(free, start, OUT_OFFSET + len, 0);
+        let (f12, k3) = rest.split_at_mut(n);
+        f12.copy_from_slice(fields.get(..n).unwrap_or(&[]));
+        if let (Some(slot), Some(s)) = (k3.first_mut(), start.filter(|_| f3 > 0)) {
+            *slot = key3;
+            pson::copy_down(free, s, OUT_OFFSET + tail, 0);
         }
-        self.tx.end += total;
+        self.tx.end += head + f3 + tail;
         self.last_tx = self.now;
         true
     }
@@ -436,8 +442,12 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
     pub(super) fn send_sample(&mut self, tx: &mut [u8], i: usize) -> bool {
         let Some(stream) = self.streams.get(i) else { return false };
         let (id, index) = (stream.id, stream.resource);
+        // The path's captures, looked up again (a stream keeps only its path).
+        #[cfg(feature = "patterns")]
         let path = stream.path.clone();
+        #[cfg_attr(not(feature = "patterns"), allow(unused_mut))]
         let mut params = Params::new();
+        #[cfg(feature = "patterns")]
         let _ = self.thing.lookup(path.as_str(), &mut params);
         match self.invoke(index, CallMode::Sample, Input::empty(), &params, tx, None) {
             Outcome::Done { len, .. } if len > 0 => self.emit_output(tx, MessageType::StreamData, id, None, len),
@@ -482,7 +492,7 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
     /// client sends them.
     fn describe_all(&self, out: &mut [u8]) -> Result<usize, HandlerError> {
         let mut enc = Encoder::new(SliceSink::new(out));
-        let count = self.thing.iter().filter(|e| e.kind().is_some()).count();
+        let count = self.thing.iter().filter(|e| e.has_handler()).count();
         enc.map_header(count)?;
         let mut last: Option<&str> = None;
         for _ in 0..count {
@@ -490,7 +500,7 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
             let next = self
                 .thing
                 .iter()
-                .filter(|e| e.kind().is_some() && last.is_none_or(|l| e.path() > l))
+                .filter(|e| e.has_handler() && last.is_none_or(|l| e.path() > l))
                 .min_by(|a, b| a.path().cmp(b.path()));
             let Some(entry) = next else { break };
             enc.str(entry.path())?;
@@ -554,6 +564,7 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
         }
         #[cfg(not(feature = "channels"))]
         let _ = inbox;
+        #[cfg(feature = "patterns")]
         let Ok(stored) = heapless::String::<{ super::MAX_STREAM_PATH }, u8>::try_from(path) else {
             let _ = self.queue_handler_error(tx, id, HandlerError::new(414, "resource path too long"));
             return Flow::Consumed;
@@ -565,26 +576,33 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
         });
         let interval = Duration::from_millis(interval.unwrap_or(0));
         // The same id, or the same resource path, replaces the earlier stream.
-        self.close_streams(id, Some(path));
-        let stream = OpenStream { id, resource: index, path: stored, interval, next: self.now + interval };
+        self.close_streams(id, Some((index, path)));
+        let stream = OpenStream {
+            id,
+            resource: index,
+            #[cfg(feature = "patterns")]
+            path: stored,
+            interval,
+            next: self.now + interval,
+        };
         if self.streams.push(stream).is_err() {
             let _ = self.queue_handler_error(tx, id, HandlerError::new(503, "too many streams"));
             return Flow::Consumed;
         }
         self.reply_status(tx, MessageType::Ok, id);
         self.push(Record::StreamStarted { stream_id: id, resource: index });
-        // One sample right after the OK, always.
-        if let Some(i) = self.streams.iter().position(|s| s.id == id) {
-            self.send_sample(tx, i);
-        }
+        // One sample right after the OK, always: the new stream is the last one (any other
+        // with its id was closed above).
+        self.send_sample(tx, self.streams.len() - 1);
         Flow::Consumed
     }
 
-    /// Closes the open stream `id` and, with `path`, any stream on that resource path: one
-    /// copy of the table compaction for START_STREAM and STOP_STREAM.
+    /// Closes the open stream `id` and, with `target` (a resource index and the path that
+    /// named it), any stream on it: one copy of the table compaction for START_STREAM and
+    /// STOP_STREAM.
     #[inline(never)]
-    fn close_streams(&mut self, id: u16, path: Option<&str>) {
-        keep_where(&mut self.streams, |s| s.id != id && path.is_none_or(|p| s.path.as_str() != p));
+    fn close_streams(&mut self, id: u16, target: Option<(usize, &str)>) {
+        keep_where(&mut self.streams, |s| s.id != id && target.is_none_or(|(index, path)| !s.serves(index, path)));
     }
 
     fn on_stop_stream(&mut self, m: &Message<'_>, tx: &mut [u8]) -> Flow {
@@ -637,20 +655,16 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
             return Flow::Consumed;
         };
         let index = stream.resource;
+        #[cfg(feature = "patterns")]
         let path = stream.path.clone();
+        #[cfg_attr(not(feature = "patterns"), allow(unused_mut))]
         let mut params = Params::new();
+        #[cfg(feature = "patterns")]
         let _ = self.thing.lookup(path.as_str(), &mut params);
         if !matches!(self.kind_of(index), Some(ResourceKind::Input | ResourceKind::InputOutput)) {
             return Flow::Consumed;
         }
-        let input = Input::new(m.payload.map(|p| p.as_pson()), m.payload_pson());
-        match self.invoke(index, CallMode::Run, input, &params, tx, None) {
-            Outcome::Done { .. } => {
-                // Echo the new state on this stream (and any other on the same resource).
-                self.echo(tx, index, Some(id));
-            }
-            Outcome::Failed(_) | Outcome::Deferred => {}
-        }
+        self.run_input(m, index, &params, tx, None);
         Flow::Consumed
     }
 }
