@@ -27,12 +27,13 @@
 //! | `serde` | yes | serde serializer and deserializer for PSON ([`pson::to_slice`], [`pson::from_slice`]) |
 //! | `cloud` | yes | the device's cloud calls (`Session::write_bucket`, properties, endpoints, other devices, sync locks) |
 //! | `subscriptions` | yes | server subscriptions (`Session::subscribe`, `publish`) |
+//! | `patterns` | yes | path placeholders (`sensors/:id`, `files/*path`) and their captures; without it a path matches only itself (implied by `std`) |
 //! | `alloc` | no | owned `pson::Value`, the `pson!` macro, boxed handlers |
 //! | `std` | no | `std::error::Error` impls (implies `alloc`) |
 //! | `log` | no | log lines through the `log` crate |
 //! | `defmt` | no | log lines through `defmt`, and `defmt::Format` on public types |
 //!
-//! A firmware that uses neither cloud calls nor subscriptions builds with
+//! A firmware that uses neither cloud calls, subscriptions nor path placeholders builds with
 //! `default-features = false` and saves their flash (see docs/footprint.md). Items that need a
 //! feature carry its badge in the rendered documentation.
 //!
