@@ -221,6 +221,37 @@ fn oversized_reply_fails_its_call_and_before_authentication_closes() {
     assert!(h.session.is_closed());
 }
 
+/// A frame over `max_frame_size` but smaller than the receive region can arrive whole,
+/// together with the next frame in the same read: only its own bytes are dropped.
+#[test]
+fn a_frame_after_an_oversized_one_in_the_same_read_is_answered() {
+    let mut n = handler(ResourceKind::Output, |call| Ok(call.output().set(&7u32)?));
+    let mut thing: Thing<'_, 16> = Thing::new();
+    thing["n"] >>= &mut n;
+    let mut h = Harness::new(config().max_frame_size(64), thing);
+    h.connect();
+    // A 135-byte RUN (over the 64-byte limit), then a small RUN, in one read.
+    let mut big = vec![0x06, 0x84, 0x01, 0x08, 0x05];
+    big.resize(3 + 0x84, 0x00);
+    assert_eq!(big.len(), 135);
+    let mut both = big.clone();
+    both.extend_from_slice(&run(6, "n", None));
+    let sent = frames(&h.feed(&both));
+    assert_eq!(sent.len(), 2, "413 to the big one, OK to the next");
+    let (first, second) = (message(&sent[0]), message(&sent[1]));
+    assert_eq!((first.kind, first.stream_id), (MessageType::Error, 5));
+    assert_eq!((second.kind, second.stream_id), (MessageType::Ok, 6));
+    assert!(h.session.is_connected());
+    // And the same with the oversized frame's last bytes and the next frame in one read.
+    let (head, tail) = big.split_at(40);
+    assert_eq!(frames(&h.feed(head)).len(), 1);
+    let mut rest = tail.to_vec();
+    rest.extend_from_slice(&run(7, "n", None));
+    let sent = h.feed(&rest);
+    let answer = message(&sent);
+    assert_eq!((answer.kind, answer.stream_id), (MessageType::Ok, 7));
+}
+
 fn varint(mut v: u64) -> Vec<u8> {
     let mut out = Vec::new();
     loop {

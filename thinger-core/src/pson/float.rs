@@ -138,7 +138,11 @@ pub(crate) use self::f64_exact_f32_general as f64_exact_f32;
 /// integer is exact as `f64`) and was in range, or saturated to `i64::MIN` from exactly
 /// -2^63, or to `i64::MAX` from 2^63 and up, which the last test refuses (below -2^63 the
 /// round trip gives -2^63, which is not `f`).
-#[cfg(all(not(target_os = "none"), target_arch = "aarch64"))]
+/// (Also x86-64 targets without SSE2, such as the soft-float `x86_64-unknown-uefi`.)
+#[cfg(all(
+    not(target_os = "none"),
+    any(target_arch = "aarch64", all(target_arch = "x86_64", not(target_feature = "sse2")))
+))]
 #[inline(always)]
 pub(crate) fn f64_whole_i64(f: f64) -> Option<i64> {
     let v = f as i64;
@@ -155,7 +159,7 @@ pub(crate) fn f64_whole_i64(f: f64) -> Option<i64> {
 /// `-2^63`; every other out-of-range value and NaN differ from `-2^63`). `f as i64`
 /// saturates instead, which costs six more instructions on every float written
 /// (callgrind, `payload/encode/hand`).
-#[cfg(all(not(target_os = "none"), target_arch = "x86_64"))]
+#[cfg(all(not(target_os = "none"), target_arch = "x86_64", target_feature = "sse2"))]
 #[inline(always)]
 pub(crate) fn f64_whole_i64(f: f64) -> Option<i64> {
     let v = super::raw::truncate_f64(f);

@@ -282,7 +282,7 @@ impl<'a> Cursor<'a> {
     /// deserializer: `payload/decode/reader` 304 -> 297, `walk` 704 -> 668, `serde` 574 ->
     /// 519, `map10/decode/reader` 655 -> 624 instructions (callgrind); adding short strings
     /// made the map and array rows slower, so they stay on the general path.
-    #[cfg(not(target_os = "none"))]
+    #[cfg(all(not(target_os = "none"), any(feature = "serde", test)))]
     #[inline(always)]
     pub(crate) fn common_scalar(&mut self) -> Option<PsonRef<'a>> {
         let (&tag, rest) = self.rest.split_first()?;

@@ -575,10 +575,13 @@ where
                 Ok(Some(f)) => f,
                 Ok(None) => return,
                 Err(iotmp::FrameError::TooLarge { size, .. }) if self.state.phase == Phase::Connected => {
-                    let full = pending.len() >= rx_region.len();
-                    match self.state.on_oversized(pending, size, full, tx) {
+                    // Under a `max_frame_size` below the receive region the whole frame, and
+                    // the start of the next, may be buffered: only its own bytes are its.
+                    let own = usize::try_from(size).map_or(pending, |n| pending.get(..n).unwrap_or(pending));
+                    let full = own.len() >= rx_region.len() || own.len() as u64 >= size;
+                    match self.state.on_oversized(own, size, full, tx) {
                         Some(buffered) => {
-                            // All of it belongs to the oversized frame; the rest is skipped.
+                            // What is buffered of the oversized frame goes; the rest is skipped.
                             self.rx.consume(buffered);
                             self.skip = size.saturating_sub(buffered as u64);
                         }

@@ -48,10 +48,11 @@ fn the_futures_a_device_holds_fit_their_documented_sizes() {
         println!("Compact: connection future {connection} B, reconnect loop {reconnect} B");
         // As `cargo test` builds them. The connection's future was 4,128 B before the
         // queue's in-flight table, the wait for channel room and the channel table moved
-        // out of it.
+        // out of it. The reconnect loop grew from 1,120 to 1,128 B with
+        // `Stats::session_buffer` (the driver keeps a `Stats`).
         if cfg!(target_pointer_width = "64") {
             assert!(connection <= 3_368, "connection future {connection} B");
-            assert!(reconnect <= 1_120, "reconnect loop {reconnect} B");
+            assert!(reconnect <= 1_128, "reconnect loop {reconnect} B");
         }
     });
 }
