@@ -748,7 +748,7 @@ impl<K: AsRef<str>, V: EncodePson> EncodePson for Map<'_, K, V> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -858,15 +858,21 @@ mod tests {
         let mut enc = Encoder::new(SliceSink::new(&mut reference));
         value.encode_pson(&mut enc).unwrap();
         assert_eq!(enc.into_sink().written(), len);
+        check_rooms(&reference, |buf| encode_to_slice(value, buf));
+    }
+
+    /// `encode` into every room from 0 to past `ROOMY`: `BufferFull` below the value's size,
+    /// else the `reference` bytes and nothing written past them.
+    pub(crate) fn check_rooms(reference: &[u8], encode: impl Fn(&mut [u8]) -> Result<usize, Error>) {
+        let len = reference.len();
         for room in 0..len + ROOMY + 9 {
             let mut buf = std::vec![0xEEu8; room];
-            let result = encode_to_slice(value, &mut buf);
+            let result = encode(&mut buf);
             if room < len {
                 assert_eq!(result, Err(Error::BufferFull), "room {room} of {len}");
             } else {
                 assert_eq!(result, Ok(len), "room {room}");
-                assert_eq!(&buf[..len], &reference[..], "room {room}");
-                // Nothing written past the value.
+                assert_eq!(&buf[..len], reference, "room {room}");
                 assert!(buf[len..].iter().all(|&b| b == 0xEE), "room {room}");
             }
         }

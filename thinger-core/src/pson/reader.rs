@@ -68,6 +68,48 @@ pub(crate) struct Tag {
     pub(crate) value: u64,
 }
 
+/// The common scalars' fast path (see `Cursor::common_scalar`): returns `$wrap(value)` from
+/// the enclosing function when the cursor's next value is one, and leaves the cursor where it
+/// was otherwise. A macro, not a function, so `Cursor::value` has it inline without an
+/// `Option` in between (measured: 297 -> 341 instructions through one).
+#[cfg(not(target_os = "none"))]
+macro_rules! common_scalar_fast_path {
+    ($cursor:ident, $wrap:path) => {
+        if let Some((&tag, rest)) = $cursor.rest.split_first() {
+            match tag {
+                0x00..=0x1e => {
+                    $cursor.rest = rest;
+                    return $wrap(PsonRef::Uint(u64::from(tag)));
+                }
+                0x1f => match *rest {
+                    [b0, ..] if b0 < 0x80 => {
+                        $cursor.rest = rest.get(1..).unwrap_or(&[]);
+                        return $wrap(PsonRef::Uint(u64::from(b0)));
+                    }
+                    [b0, b1, ..] if b1 < 0x80 => {
+                        $cursor.rest = rest.get(2..).unwrap_or(&[]);
+                        return $wrap(PsonRef::Uint(u64::from(b0 & 0x7f) | (u64::from(b1) << 7)));
+                    }
+                    [b0, b1, b2, ..] if b2 < 0x80 => {
+                        $cursor.rest = rest.get(3..).unwrap_or(&[]);
+                        return $wrap(PsonRef::Uint(
+                            u64::from(b0 & 0x7f) | (u64::from(b1 & 0x7f) << 7) | (u64::from(b2) << 14),
+                        ));
+                    }
+                    _ => {}
+                },
+                0x40 => {
+                    if let Some((bytes, after)) = rest.split_first_chunk::<4>() {
+                        $cursor.rest = after;
+                        return $wrap(PsonRef::F32(f32::from_le_bytes(*bytes)));
+                    }
+                }
+                _ => {}
+            }
+        }
+    };
+}
+
 impl<'a> Cursor<'a> {
     #[cfg_attr(not(target_os = "none"), inline)]
     pub(crate) fn new(input: &'a [u8]) -> Self {
@@ -285,37 +327,7 @@ impl<'a> Cursor<'a> {
     #[cfg(all(not(target_os = "none"), any(feature = "serde", test)))]
     #[inline(always)]
     pub(crate) fn common_scalar(&mut self) -> Option<PsonRef<'a>> {
-        let (&tag, rest) = self.rest.split_first()?;
-        match tag {
-            0x00..=0x1e => {
-                self.rest = rest;
-                return Some(PsonRef::Uint(u64::from(tag)));
-            }
-            0x1f => match *rest {
-                [b0, ..] if b0 < 0x80 => {
-                    self.rest = rest.get(1..).unwrap_or(&[]);
-                    return Some(PsonRef::Uint(u64::from(b0)));
-                }
-                [b0, b1, ..] if b1 < 0x80 => {
-                    self.rest = rest.get(2..).unwrap_or(&[]);
-                    return Some(PsonRef::Uint(u64::from(b0 & 0x7f) | (u64::from(b1) << 7)));
-                }
-                [b0, b1, b2, ..] if b2 < 0x80 => {
-                    self.rest = rest.get(3..).unwrap_or(&[]);
-                    return Some(PsonRef::Uint(
-                        u64::from(b0 & 0x7f) | (u64::from(b1 & 0x7f) << 7) | (u64::from(b2) << 14),
-                    ));
-                }
-                _ => {}
-            },
-            0x40 => {
-                if let Some((bytes, after)) = rest.split_first_chunk::<4>() {
-                    self.rest = after;
-                    return Some(PsonRef::F32(f32::from_le_bytes(*bytes)));
-                }
-            }
-            _ => {}
-        }
+        common_scalar_fast_path!(self, Some);
         None
     }
 
@@ -323,41 +335,10 @@ impl<'a> Cursor<'a> {
     /// as lazy views. `depth_left` is how many more containers may be entered.
     #[cfg_attr(not(target_os = "none"), inline(always))]
     pub(crate) fn value(&mut self, depth_left: usize, validate: bool) -> Result<PsonRef<'a>, Error> {
-        // Hosts: the values of `common_scalar`, written out here rather than called (through
+        // Hosts: the values of `common_scalar`, expanded here rather than called (through
         // the `Option` the compiler laid the map reader's loop out worse: 297 -> 341).
         #[cfg(not(target_os = "none"))]
-        if let Some((&tag, rest)) = self.rest.split_first() {
-            match tag {
-                0x00..=0x1e => {
-                    self.rest = rest;
-                    return Ok(PsonRef::Uint(u64::from(tag)));
-                }
-                0x1f => match *rest {
-                    [b0, ..] if b0 < 0x80 => {
-                        self.rest = rest.get(1..).unwrap_or(&[]);
-                        return Ok(PsonRef::Uint(u64::from(b0)));
-                    }
-                    [b0, b1, ..] if b1 < 0x80 => {
-                        self.rest = rest.get(2..).unwrap_or(&[]);
-                        return Ok(PsonRef::Uint(u64::from(b0 & 0x7f) | (u64::from(b1) << 7)));
-                    }
-                    [b0, b1, b2, ..] if b2 < 0x80 => {
-                        self.rest = rest.get(3..).unwrap_or(&[]);
-                        return Ok(PsonRef::Uint(
-                            u64::from(b0 & 0x7f) | (u64::from(b1 & 0x7f) << 7) | (u64::from(b2) << 14),
-                        ));
-                    }
-                    _ => {}
-                },
-                0x40 => {
-                    if let Some((bytes, after)) = rest.split_first_chunk::<4>() {
-                        self.rest = after;
-                        return Ok(PsonRef::F32(f32::from_le_bytes(*bytes)));
-                    }
-                }
-                _ => {}
-            }
-        }
+        common_scalar_fast_path!(self, Ok);
         let tag = self.tag()?;
         self.value_after_tag(tag, depth_left, validate)
     }

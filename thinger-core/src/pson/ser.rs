@@ -738,17 +738,7 @@ mod tests {
             let mut ser = Serializer::new(SliceSink::new(&mut reference));
             reading.serialize(&mut ser).unwrap();
             assert_eq!(ser.into_sink().written(), len);
-            for room in 0..len + super::super::encode::ROOMY + 9 {
-                let mut buf = std::vec![0xEEu8; room];
-                let result = to_slice(&reading, &mut buf);
-                if room < len {
-                    assert_eq!(result, Err(Error::BufferFull), "room {room} of {len}");
-                } else {
-                    assert_eq!(result, Ok(len), "room {room}");
-                    assert_eq!(&buf[..len], &reference[..], "room {room}");
-                    assert!(buf[len..].iter().all(|&b| b == 0xEE), "room {room}");
-                }
-            }
+            super::super::encode::tests::check_rooms(&reference, |buf| to_slice(&reading, buf));
         }
     }
 }
