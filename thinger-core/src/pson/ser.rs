@@ -207,6 +207,9 @@ enum Kind {
 /// keys that are not strings or integers, [`Error::Custom`] when the `Serialize`
 /// implementation fails or declares a wrong length.
 ///
+/// As with [`encode_to_slice`](super::encode_to_slice), a value with long strings or large
+/// integers may be serialized twice on hosts.
+///
 /// ```
 /// use serde::Serialize;
 ///
@@ -226,9 +229,21 @@ pub fn to_slice<T: Serialize + ?Sized>(value: &T, buf: &mut [u8]) -> Result<usiz
     #[cfg(not(target_os = "none"))]
     if buf.len() >= super::encode::ROOMY {
         let mut ser = Serializer::new(super::encode::RoomySink(SliceSink::new(buf)));
-        value.serialize(&mut ser)?;
-        return Ok(ser.into_sink().0.written());
+        match value.serialize(&mut ser) {
+            Ok(()) => return Ok(ser.into_sink().0.written()),
+            // Refused by the roomy sink, or really full: the checked copy decides.
+            Err(Error::BufferFull) => {}
+            Err(e) => return Err(e),
+        }
     }
+    // Out of line on hosts: its calls would otherwise make the roomy copy save registers.
+    to_slice_checked(value, buf)
+}
+
+/// [`to_slice`] through the checked [`SliceSink`].
+#[cfg_attr(not(target_os = "none"), inline(never))]
+#[cfg_attr(target_os = "none", inline)]
+fn to_slice_checked<T: Serialize + ?Sized>(value: &T, buf: &mut [u8]) -> Result<usize, Error> {
     let mut ser = Serializer::new(SliceSink::new(buf));
     value.serialize(&mut ser)?;
     Ok(ser.into_sink().written())
