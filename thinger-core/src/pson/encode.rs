@@ -327,10 +327,13 @@ impl<S: Sink> Encoder<S> {
     #[inline(always)]
     pub fn tag(&mut self, wire: WireType, value: u64) -> Result<(), Error> {
         let base = (wire as u8) << 5;
-        if value < u64::from(EXTENDED) {
-            self.sink.write_byte(base | value as u8)
-        } else if value < 0x80 {
-            self.sink.write(&[base | EXTENDED, value as u8])
+        // Split at 0x80 first: one- and two-byte forms two compares away, three-byte too.
+        if value < 0x80 {
+            if value < u64::from(EXTENDED) {
+                self.sink.write_byte(base | value as u8)
+            } else {
+                self.sink.write(&[base | EXTENDED, value as u8])
+            }
         } else if value < 0x4000 {
             self.sink.write(&[base | EXTENDED, value as u8 | 0x80, (value >> 7) as u8])
         } else if value < 0x20_0000 {
