@@ -862,15 +862,20 @@ impl<'a> Iterator for MapIter<'a> {
     fn next(&mut self) -> Option<Self::Item> {
         self.left = self.left.checked_sub(1)?;
         // The map was validated when decoded; an error here cannot happen, and ends the walk.
-        // Hosts: the short-key compare of `Cursor::key`; microcontrollers: the tag as it
-        // comes (validated input has string keys), the least code.
+        // The key's tag as it comes (validated input has string keys); on hosts its bytes
+        // are not checked for UTF-8 again (see `utf8::validated_str`).
+        let tag = self.cursor.tag().ok()?;
         #[cfg(not(target_os = "none"))]
-        let key = self.cursor.key().ok()?;
-        #[cfg(target_os = "none")]
         let key = {
-            let tag = self.cursor.tag().ok()?;
-            self.cursor.str_body(tag.value, false).ok()?
+            let bytes = self.cursor.take(usize::try_from(tag.value).ok()?).ok()?;
+            #[allow(unsafe_code)]
+            // SAFETY: a key of a validated map body (see `utf8::validated_str`).
+            unsafe {
+                super::utf8::validated_str(bytes)
+            }
         };
+        #[cfg(target_os = "none")]
+        let key = self.cursor.str_body(tag.value, false).ok()?;
         let value = self.cursor.value(usize::MAX, false).ok()?;
         Some((key, value))
     }
