@@ -207,8 +207,8 @@ enum Kind {
 /// keys that are not strings or integers, [`Error::Custom`] when the `Serialize`
 /// implementation fails or declares a wrong length.
 ///
-/// As with [`encode_to_slice`](super::encode_to_slice), a value with long strings or large
-/// integers may be serialized twice on hosts.
+/// As with [`encode_to_slice`](super::encode_to_slice), a value with a string or byte
+/// string of more than 128 bytes is serialized twice on hosts (into 256 bytes or more).
 ///
 /// ```
 /// use serde::Serialize;
@@ -745,8 +745,10 @@ mod tests {
     #[test]
     fn to_slice_at_every_room_around_the_roomy_copy() {
         let long = "y".repeat(200);
+        let middle = "m".repeat(100);
         let values: std::vec::Vec<u64> = (0..30).map(|i| i * 1_000_003).collect();
-        for (label, values) in [("outdoor", &values[..4]), (long.as_str(), &values[..])] {
+        for (label, values) in [("outdoor", &values[..4]), (middle.as_str(), &values[..]), (long.as_str(), &values[..])]
+        {
             let reading = Reading { temperature: 23.5, humidity: 60, label, values };
             let len = serialized_len(&reading).unwrap();
             let mut reference = std::vec![0u8; len];
