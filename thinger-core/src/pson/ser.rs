@@ -208,7 +208,7 @@ enum Kind {
 /// implementation fails or declares a wrong length.
 ///
 /// As with [`encode_to_slice`](super::encode_to_slice), a value with a string or byte
-/// string of more than 128 bytes is serialized twice on hosts (into 256 bytes or more).
+/// string of 128 bytes or more is serialized twice on hosts (into 256 bytes or more).
 ///
 /// ```
 /// use serde::Serialize;
