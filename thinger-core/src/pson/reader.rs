@@ -482,6 +482,9 @@ impl<'a> Cursor<'a> {
         // past what the depth-limit test's 2 MiB thread allows for 256 levels.
         #[cfg(not(target_os = "none"))]
         if validate {
+            if self.skip_common() {
+                return Ok(());
+            }
             let tag = self.tag()?;
             return self.value_after_tag(tag, depth_left, true).map(|_| ());
         }
@@ -490,6 +493,43 @@ impl<'a> Cursor<'a> {
             return self.value(depth_left, true).map(|_| ());
         }
         self.skip_trusted(1)
+    }
+
+    /// Moves past the next value when it is a common scalar that needs no check beyond
+    /// its length (an integer below 2^21, an f32 or f64) and returns true; otherwise (anything else, or the input is
+    /// short) leaves the cursor where it was and returns false. The validating pass over
+    /// a map or array does not build these values, so it only finds where they end:
+    /// `payload/decode/validate` 435 -> 425, `map10/decode/walk` 1,255 -> 1,188,
+    /// `array100/decode/walk` 7,016 -> 6,627 instructions (callgrind).
+    // Out of line in debug builds for the frame size of deep nesting (see `key`).
+    #[cfg(not(target_os = "none"))]
+    #[cfg_attr(debug_assertions, inline(never))]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    fn skip_common(&mut self) -> bool {
+        let Some((&tag, rest)) = self.rest.split_first() else {
+            return false;
+        };
+        // On the tag byte first (a chain of compares; slice patterns on the whole input
+        // merged the one-byte forms into a dozen flag instructions).
+        self.rest = match tag {
+            0x00..=0x1e => rest,
+            0x1f => match *rest {
+                [b0, ref after @ ..] if b0 < 0x80 => after,
+                [_, b1, ref after @ ..] if b1 < 0x80 => after,
+                [_, _, b2, ref after @ ..] if b2 < 0x80 => after,
+                _ => return false,
+            },
+            0x40 => match rest.split_first_chunk::<4>() {
+                Some((_, after)) => after,
+                None => return false,
+            },
+            0x41 => match rest.split_first_chunk::<8>() {
+                Some((_, after)) => after,
+                None => return false,
+            },
+            _ => return false,
+        };
+        true
     }
 
     /// Skips `pending` values of input that was validated before: no recursion, no UTF-8
@@ -862,15 +902,20 @@ impl<'a> Iterator for MapIter<'a> {
     fn next(&mut self) -> Option<Self::Item> {
         self.left = self.left.checked_sub(1)?;
         // The map was validated when decoded; an error here cannot happen, and ends the walk.
-        // Hosts: the short-key compare of `Cursor::key`; microcontrollers: the tag as it
-        // comes (validated input has string keys), the least code.
+        // The key's tag as it comes (validated input has string keys); on hosts its bytes
+        // are not checked for UTF-8 again (see `utf8::validated_str`).
+        let tag = self.cursor.tag().ok()?;
         #[cfg(not(target_os = "none"))]
-        let key = self.cursor.key().ok()?;
-        #[cfg(target_os = "none")]
         let key = {
-            let tag = self.cursor.tag().ok()?;
-            self.cursor.str_body(tag.value, false).ok()?
+            let bytes = self.cursor.take(usize::try_from(tag.value).ok()?).ok()?;
+            #[allow(unsafe_code)]
+            // SAFETY: a key of a validated map body (see `utf8::validated_str`).
+            unsafe {
+                super::utf8::validated_str(bytes)
+            }
         };
+        #[cfg(target_os = "none")]
+        let key = self.cursor.str_body(tag.value, false).ok()?;
         let value = self.cursor.value(usize::MAX, false).ok()?;
         Some((key, value))
     }

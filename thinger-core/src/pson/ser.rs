@@ -207,6 +207,9 @@ enum Kind {
 /// keys that are not strings or integers, [`Error::Custom`] when the `Serialize`
 /// implementation fails or declares a wrong length.
 ///
+/// As with [`encode_to_slice`](super::encode_to_slice), a value with a string or byte
+/// string of 128 bytes or more is serialized twice on hosts (into 256 bytes or more).
+///
 /// ```
 /// use serde::Serialize;
 ///
@@ -226,9 +229,21 @@ pub fn to_slice<T: Serialize + ?Sized>(value: &T, buf: &mut [u8]) -> Result<usiz
     #[cfg(not(target_os = "none"))]
     if buf.len() >= super::encode::ROOMY {
         let mut ser = Serializer::new(super::encode::RoomySink(SliceSink::new(buf)));
-        value.serialize(&mut ser)?;
-        return Ok(ser.into_sink().0.written());
+        match value.serialize(&mut ser) {
+            Ok(()) => return Ok(ser.into_sink().0.written()),
+            // Refused by the roomy sink, or really full: the checked copy decides.
+            Err(Error::BufferFull) => {}
+            Err(e) => return Err(e),
+        }
     }
+    // Out of line on hosts: its calls would otherwise make the roomy copy save registers.
+    to_slice_checked(value, buf)
+}
+
+/// [`to_slice`] through the checked [`SliceSink`].
+#[cfg_attr(not(target_os = "none"), inline(never))]
+#[cfg_attr(target_os = "none", inline)]
+fn to_slice_checked<T: Serialize + ?Sized>(value: &T, buf: &mut [u8]) -> Result<usize, Error> {
     let mut ser = Serializer::new(SliceSink::new(buf));
     value.serialize(&mut ser)?;
     Ok(ser.into_sink().written())
@@ -730,8 +745,10 @@ mod tests {
     #[test]
     fn to_slice_at_every_room_around_the_roomy_copy() {
         let long = "y".repeat(200);
+        let middle = "m".repeat(100);
         let values: std::vec::Vec<u64> = (0..30).map(|i| i * 1_000_003).collect();
-        for (label, values) in [("outdoor", &values[..4]), (long.as_str(), &values[..])] {
+        for (label, values) in [("outdoor", &values[..4]), (middle.as_str(), &values[..]), (long.as_str(), &values[..])]
+        {
             let reading = Reading { temperature: 23.5, humidity: 60, label, values };
             let len = serialized_len(&reading).unwrap();
             let mut reference = std::vec![0u8; len];

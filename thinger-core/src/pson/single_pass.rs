@@ -317,6 +317,7 @@ mod tests {
                 *first = tag;
             }
             same_value(&bytes);
+            same_skip(&bytes);
         }
 
         #[test]
@@ -346,6 +347,19 @@ mod tests {
         }
     }
 
+    /// A value skipped by the validating `Cursor::skip` (with its host fast forms) and read
+    /// by the general path: same error, same position.
+    fn same_skip(bytes: &[u8]) {
+        let mut fast = Cursor::new(bytes);
+        let mut general = fast.clone();
+        let got = fast.skip(4, true);
+        let want = general.tag().and_then(|tag| general.value_after_tag(tag, 4, true)).map(|_| ());
+        assert_eq!(got, want, "{bytes:02x?}");
+        if got.is_ok() {
+            assert_eq!(fast.position(), general.position(), "{bytes:02x?}");
+        }
+    }
+
     #[test]
     fn common_scalars_truncated_at_every_byte() {
         let mut cases: std::vec::Vec<std::vec::Vec<u8>> = std::vec::Vec::new();
@@ -369,6 +383,7 @@ mod tests {
         for bytes in &cases {
             for cut in 0..=bytes.len() {
                 same_value(&bytes[..cut]);
+                same_skip(&bytes[..cut]);
             }
         }
         // A trailing byte after each: the value stops before it.
@@ -376,6 +391,7 @@ mod tests {
             let mut longer = bytes.clone();
             longer.push(0x62);
             same_value(&longer);
+            same_skip(&longer);
         }
     }
 

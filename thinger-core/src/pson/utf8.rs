@@ -44,6 +44,26 @@ pub(crate) fn ascii_str(bytes: &[u8]) -> Option<&str> {
     }
 }
 
+/// The bytes of a string inside a map or array that a validating decode already checked
+/// (a [`MapRef`](super::MapRef) or [`ArrayRef`](super::ArrayRef) body), as `&str` without
+/// checking them again: the walk over a decoded map checked every key twice otherwise
+/// (the map iterator's keys: `payload/decode/walk` 699 -> 642, `map10/decode/walk`
+/// 1,404 -> 1,255 instructions, callgrind). Hosts only.
+///
+/// # Safety
+///
+/// `bytes` must be valid UTF-8. Map and array views are only ever made by
+/// `Cursor::value_other`, over input that the validating pass checked (every key and
+/// string through `to_str`), or over a part of such input; their fields are private.
+#[cfg(not(target_os = "none"))]
+#[inline(always)]
+#[allow(unsafe_code)]
+pub(crate) unsafe fn validated_str(bytes: &[u8]) -> &str {
+    debug_assert!(core::str::from_utf8(bytes).is_ok());
+    // SAFETY: the caller's contract above.
+    unsafe { core::str::from_utf8_unchecked(bytes) }
+}
+
 /// Whether every byte is below 0x80, testing 8 (or 4) bytes at a time with overlapping
 /// loads instead of a byte loop.
 #[cfg(not(target_os = "none"))]
