@@ -58,7 +58,7 @@ pub trait Sink {
     }
     /// Appends the tag byte `base | 31` and a varint of four bytes or more (`value` of
     /// 2^21 and more). Internal to the encoder (hosts): the roomy sink of
-    /// [`encode_to_slice`] refuses it, so that copy of the encoder makes no call.
+    /// [`encode_to_slice`] writes it in place, without a call.
     #[cfg(not(target_os = "none"))]
     #[doc(hidden)]
     #[inline]
@@ -537,6 +537,10 @@ fn extended_tag(base: u8, value: u64) -> ([u8; 1 + varint::MAX_LEN_U64], usize) 
 /// let n = thinger_core::pson::encode_to_slice(&Reading { celsius: 22.5 }, &mut buf).unwrap();
 /// assert_eq!(n, 14);
 /// ```
+///
+/// `encode_pson` may be called more than once for one encoding ([`encode_to_slice`] on
+/// hosts retries a value with a long string through a second copy of the encoder): it
+/// should write the same value each time and have no other side effect.
 pub trait EncodePson {
     /// Writes `self` as exactly one PSON value.
     fn encode_pson<S: Sink>(&self, enc: &mut Encoder<S>) -> Result<(), Error>;
@@ -544,9 +548,12 @@ pub trait EncodePson {
 
 /// Encodes `value` into `buf`, returning the number of bytes written.
 ///
-/// On hosts, with a buffer of 256 bytes or more, a value holding a string, byte string or
-/// raw piece of 128 bytes or more is encoded twice (the first, call-free attempt stops
-/// at it); `encode_pson` must write the same bytes each time.
+/// On hosts, with a buffer of 256 bytes or more, `value.encode_pson` is called a second
+/// time when the first, call-free attempt stops at a write it does not make itself: a
+/// string, byte string or raw piece of 128 bytes or more, or an integer of 2^21 or more in
+/// the last 10 bytes of the buffer. The second call writes from the start of the buffer,
+/// so the bytes are right as long as `encode_pson` writes the same value each time (see
+/// [`EncodePson`]).
 ///
 /// ```
 /// let mut buf = [0u8; 8];
@@ -560,13 +567,13 @@ pub fn encode_to_slice<T: EncodePson + ?Sized>(value: &T, buf: &mut [u8]) -> Res
     // one caller, which the compiler inlines here.)
     #[cfg(not(target_os = "none"))]
     if buf.len() >= ROOMY {
-        let mut enc = Encoder::new(RoomySink(SliceSink::new(buf)));
-        match value.encode_pson(&mut enc) {
-            Ok(()) => return Ok(enc.into_sink().0.written()),
-            // A write the roomy copy refuses (see `RoomySink`), or really full: the
-            // checked copy below writes the value again from the start and decides.
-            Err(Error::BufferFull) => {}
-            Err(e) => return Err(e),
+        let mut enc = Encoder::new(RoomySink::new(buf));
+        let result = value.encode_pson(&mut enc);
+        // Whatever `encode_pson` made of a write the roomy copy refused (passed on, mapped
+        // to another error, or ignored), the checked copy below writes the value again
+        // from the start and decides; any other outcome is the answer.
+        if let Some(written) = enc.into_sink().unrefused() {
+            return result.map(|()| written);
         }
     }
     // Out of line on hosts: its calls would otherwise make the roomy copy save registers.
@@ -600,9 +607,36 @@ pub(crate) const ROOMY: usize = 256;
 /// scratch registers and saves none: `payload/encode/hand` 117 -> 101, `serde` 106 -> 93
 /// instructions (callgrind); the payload with a 35-byte label 152 -> 116, with a 13-digit
 /// timestamp added 249 -> 147 (scratch rows, same counter).
+///
+/// A refusal is remembered (`refused`), not only returned: the value's own code may map the
+/// error to another one or ignore it, and the caller must retry either way.
 #[cfg(not(target_os = "none"))]
 #[derive(Debug)]
-pub(crate) struct RoomySink<'a>(pub(crate) SliceSink<'a>);
+pub(crate) struct RoomySink<'a> {
+    sink: SliceSink<'a>,
+    refused: bool,
+}
+
+#[cfg(not(target_os = "none"))]
+impl<'a> RoomySink<'a> {
+    pub(crate) fn new(buf: &'a mut [u8]) -> Self {
+        RoomySink { sink: SliceSink::new(buf), refused: false }
+    }
+
+    /// The bytes written, or `None` when a write was refused (the value must be encoded
+    /// again through the checked [`SliceSink`]).
+    #[inline(always)]
+    pub(crate) fn unrefused(&self) -> Option<usize> {
+        (!self.refused).then_some(self.sink.written())
+    }
+
+    /// Remembers a refusal and returns the error the encoder sees.
+    #[cold]
+    fn refuse(&mut self) -> Error {
+        self.refused = true;
+        Error::BufferFull
+    }
+}
 
 /// The longest write the roomy sink copies itself (in 16-byte pieces, no `memcpy`); longer
 /// ones make the caller retry through the checked copy. 127, not 128: a string of 128
@@ -657,21 +691,21 @@ impl Sink for RoomySink<'_> {
     #[inline(always)]
     fn write(&mut self, bytes: &[u8]) -> Result<(), Error> {
         if bytes.len() > ROOMY_COPY {
-            return Err(Error::BufferFull);
+            return Err(self.refuse());
         }
-        let end = self.0.pos.checked_add(bytes.len()).ok_or(Error::BufferFull)?;
-        let dst = self.0.buf.get_mut(self.0.pos..end).ok_or(Error::BufferFull)?;
+        let end = self.sink.pos.checked_add(bytes.len()).ok_or(Error::BufferFull)?;
+        let dst = self.sink.buf.get_mut(self.sink.pos..end).ok_or(Error::BufferFull)?;
         if bytes.len() < 32 {
             copy_short(dst, bytes);
         } else {
             copy_chunks(dst, bytes);
         }
-        self.0.pos = end;
+        self.sink.pos = end;
         Ok(())
     }
     #[inline(always)]
     fn write_byte(&mut self, byte: u8) -> Result<(), Error> {
-        self.0.write_byte(byte)
+        self.sink.write_byte(byte)
     }
     #[inline(always)]
     fn write_prefixed(&mut self, prefix: u8, bytes: &[u8]) -> Result<(), Error>
@@ -682,7 +716,7 @@ impl Sink for RoomySink<'_> {
             self.write_byte(prefix)?;
             return self.write(bytes);
         }
-        self.0.write_prefixed(prefix, bytes)
+        self.sink.write_prefixed(prefix, bytes)
     }
     /// Written here without a call (timestamps and other large integers are common, and a
     /// retry would encode the value twice); the length is bounded (at most 11 bytes), so
@@ -694,9 +728,14 @@ impl Sink for RoomySink<'_> {
     {
         // In place, a byte at a time (the room for the longest form is checked first; a
         // buffer that has less left makes the caller retry through the checked copy).
-        let start = self.0.pos;
-        let room = start.checked_add(1 + varint::MAX_LEN_U64).ok_or(Error::BufferFull)?;
-        let (tag, body) = self.0.buf.get_mut(start..room).and_then(|d| d.split_first_mut()).ok_or(Error::BufferFull)?;
+        let start = self.sink.pos;
+        let Some((tag, body)) = start
+            .checked_add(1 + varint::MAX_LEN_U64)
+            .and_then(|room| self.sink.buf.get_mut(start..room))
+            .and_then(|d| d.split_first_mut())
+        else {
+            return Err(self.refuse());
+        };
         *tag = base | EXTENDED;
         let mut v = value;
         let mut n = 1;
@@ -709,7 +748,7 @@ impl Sink for RoomySink<'_> {
             *slot = v as u8 | 0x80;
             v >>= 7;
         }
-        self.0.pos = start + n;
+        self.sink.pos = start + n;
         Ok(())
     }
 }
@@ -882,6 +921,60 @@ impl<K: AsRef<str>, V: EncodePson> EncodePson for Map<'_, K, V> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    /// A value whose code maps every error to `Io` (as user code may), or ignores it.
+    struct Labelled<'a> {
+        labels: [&'a str; 2],
+        big: u64,
+        ignore_errors: bool,
+    }
+
+    impl EncodePson for Labelled<'_> {
+        fn encode_pson<S: Sink>(&self, enc: &mut Encoder<S>) -> Result<(), Error> {
+            let result = enc
+                .array_header(3)
+                .and_then(|()| enc.str(self.labels[0]))
+                .and_then(|()| enc.str(self.labels[1]))
+                .and_then(|()| enc.u64(self.big));
+            match result {
+                Err(_) if self.ignore_errors => Ok(()),
+                other => other.map_err(|_| Error::Io),
+            }
+        }
+    }
+
+    /// The roomy copy's refusals (a string over 127 bytes; an integer of 2^21 or more with
+    /// less than 11 bytes left) are retried whatever the value's code makes of them: a
+    /// mapped error is not returned and an ignored one does not leave a tag without its
+    /// body. Only a real lack of room reaches the value's code.
+    #[test]
+    fn a_refused_write_is_retried_whatever_the_value_returns() {
+        let text = "x".repeat(200);
+        for ignore_errors in [false, true] {
+            for big in [7, 1 << 21, u64::MAX] {
+                // The second label's length moves the integer across the last bytes of a
+                // `ROOMY` buffer; 200 is refused as a string.
+                for second in (100..=127).chain([200]) {
+                    let value = Labelled { labels: [&text[..120], &text[..second]], big, ignore_errors };
+                    let len = encoded_len(&value);
+                    let mut reference = std::vec![0u8; len];
+                    let mut enc = Encoder::new(SliceSink::new(&mut reference));
+                    value.encode_pson(&mut enc).unwrap();
+                    for room in [ROOMY, ROOMY + 1, ROOMY + 300] {
+                        let mut buf = std::vec![0u8; room];
+                        let result = encode_to_slice(&value, &mut buf[..]);
+                        let case = std::format!("room {room}, second {second}, big {big}, ignore {ignore_errors}");
+                        if len <= room {
+                            assert_eq!(result, Ok(len), "{case}");
+                            assert_eq!(&buf[..len], &reference[..], "{case}");
+                        } else if !ignore_errors {
+                            assert_eq!(result, Err(Error::Io), "{case}");
+                        }
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn short_strings_of_every_length_copy_exactly() {

@@ -207,8 +207,10 @@ enum Kind {
 /// keys that are not strings or integers, [`Error::Custom`] when the `Serialize`
 /// implementation fails or declares a wrong length.
 ///
-/// As with [`encode_to_slice`](super::encode_to_slice), a value with a string or byte
-/// string of 128 bytes or more is serialized twice on hosts (into 256 bytes or more).
+/// As with [`encode_to_slice`](super::encode_to_slice), on hosts a value with a string or
+/// byte string of 128 bytes or more (or an integer of 2^21 or more in the last 10 bytes of
+/// a buffer of 256 bytes or more) is serialized twice: `serialize` should produce the same
+/// value each time and have no other side effect.
 ///
 /// ```
 /// use serde::Serialize;
@@ -228,12 +230,11 @@ pub fn to_slice<T: Serialize + ?Sized>(value: &T, buf: &mut [u8]) -> Result<usiz
     // can prove (see `encode_to_slice`).
     #[cfg(not(target_os = "none"))]
     if buf.len() >= super::encode::ROOMY {
-        let mut ser = Serializer::new(super::encode::RoomySink(SliceSink::new(buf)));
-        match value.serialize(&mut ser) {
-            Ok(()) => return Ok(ser.into_sink().0.written()),
-            // Refused by the roomy sink, or really full: the checked copy decides.
-            Err(Error::BufferFull) => {}
-            Err(e) => return Err(e),
+        let mut ser = Serializer::new(super::encode::RoomySink::new(buf));
+        let result = value.serialize(&mut ser);
+        // A refused write, whatever `serialize` made of it: the checked copy decides.
+        if let Some(written) = ser.into_sink().unrefused() {
+            return result.map(|()| written);
         }
     }
     // Out of line on hosts: its calls would otherwise make the roomy copy save registers.
@@ -265,6 +266,8 @@ pub fn serialized_len<T: Serialize + ?Sized>(value: &T) -> Result<usize, Error> 
 
 /// Wraps any `T: Serialize` so it can be used where an [`EncodePson`] is expected (IOTMP
 /// frame fields, resource outputs, [`encode_to_slice`](super::encode_to_slice)).
+///
+/// `T::serialize` may run twice for one encoding (see [`to_slice`]).
 ///
 /// Serialization errors are returned from [`EncodePson::encode_pson`]; note that
 /// [`encoded_len`](super::encoded_len) cannot report them (use [`serialized_len`]).
@@ -730,6 +733,31 @@ impl<S: Sink> ser::Serializer for MapKeySerializer<'_, S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A `Serialize` that maps the serializer's error to its own (as user code may).
+    struct Mapped<'a>(&'a str);
+
+    impl serde::Serialize for Mapped<'_> {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::Error as _;
+            serializer.serialize_str(self.0).map_err(|_| S::Error::custom("mapped"))
+        }
+    }
+
+    /// A string the roomy copy refuses is retried even when `serialize` changed the error:
+    /// a larger buffer never fails where a smaller one succeeds.
+    #[test]
+    fn a_refused_write_is_retried_whatever_serialize_returns() {
+        let text = "x".repeat(200);
+        for room in [203, super::super::encode::ROOMY, 512] {
+            let mut buf = std::vec![0u8; room];
+            assert_eq!(to_slice(&Mapped(&text), &mut buf), Ok(203), "room {room}");
+            assert_eq!(&buf[3..203], text.as_bytes());
+            assert_eq!(super::super::encode_to_slice(&Serde(Mapped(&text)), &mut buf), Ok(203), "room {room}");
+        }
+        let mut small = [0u8; 202];
+        assert_eq!(to_slice(&Mapped(&text), &mut small), Err(Error::Custom));
+    }
 
     #[derive(serde::Serialize)]
     struct Reading<'a> {

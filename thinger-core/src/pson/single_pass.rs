@@ -69,7 +69,7 @@ impl<'a> MapReader<'a> {
         if tag.wire != WireType::Map {
             return Err(Error::UnexpectedType);
         }
-        let depth = options.max_depth.checked_sub(1).ok_or(Error::DepthLimitExceeded)?;
+        let depth = options.depth_limit().checked_sub(1).ok_or(Error::DepthLimitExceeded)?;
         let left = cursor.map_len(tag)?;
         Ok(MapReader { cursor, left, depth, done: false })
     }
@@ -179,7 +179,7 @@ impl<'a> ArrayReader<'a> {
         if tag.wire != WireType::Array {
             return Err(Error::UnexpectedType);
         }
-        let depth = options.max_depth.checked_sub(1).ok_or(Error::DepthLimitExceeded)?;
+        let depth = options.depth_limit().checked_sub(1).ok_or(Error::DepthLimitExceeded)?;
         let left = cursor.array_len(tag)?;
         Ok(ArrayReader { cursor, left, depth, done: false })
     }
@@ -269,6 +269,26 @@ mod tests {
         deep.push(0xe0);
         assert_eq!(pairs_one_pass(&deep), Err(Error::DepthLimitExceeded));
         assert_eq!(pairs_two_pass(&deep), Err(Error::DepthLimitExceeded));
+    }
+
+    /// A `max_depth` above the ceiling is capped, as in `PsonRef::decode_with` (the readers
+    /// took it as given, so a hostile input nested deeper recursed without bound).
+    #[test]
+    fn the_depth_ceiling_holds_whatever_max_depth_says() {
+        let options = DecodeOptions::new().max_depth(usize::MAX);
+        let over = crate::pson::MAX_DEPTH_CEILING + 1;
+        let mut map = std::vec![0xc1, 0x81, b'k'];
+        map.extend(std::iter::repeat_n(0xe1, over - 1));
+        map.push(0xe0);
+        assert_eq!(PsonRef::decode_with(&map, &options).err(), Some(Error::DepthLimitExceeded));
+        let pairs: Result<std::vec::Vec<_>, _> = MapReader::with_options(&map, &options).and_then(|r| r.collect());
+        assert_eq!(pairs.err(), Some(Error::DepthLimitExceeded));
+        let mut array = std::vec![0xe1];
+        array.extend(std::iter::repeat_n(0xe1, over - 1));
+        array.push(0xe0);
+        assert_eq!(PsonRef::decode_with(&array, &options).err(), Some(Error::DepthLimitExceeded));
+        let items: Result<std::vec::Vec<_>, _> = ArrayReader::with_options(&array, &options).and_then(|r| r.collect());
+        assert_eq!(items.err(), Some(Error::DepthLimitExceeded));
     }
 
     /// `Cursor::key` without its fast path: what it must agree with.
