@@ -11,7 +11,7 @@ use crate::iotmp::{
 use crate::log::{debug, trace};
 use crate::pson::{self, Encoder, PsonRef, SliceSink};
 use crate::resource::{Call, CallMode, HandlerError, Input, Output, Params, ResourceKind};
-use crate::time::Duration;
+use crate::time::{self, MAX_SPAN};
 use crate::varint;
 
 /// What running a handler produced.
@@ -29,7 +29,7 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
     // Out of line: measured −208 B on thumbv7em "z" (docs/footprint.md).
     #[inline(never)]
     pub(super) fn on_frame(&mut self, frame: RawFrame<'_>, tx: &mut [u8], inbox: &mut [u8]) -> Flow {
-        self.last_rx = self.now;
+        self.last_rx = self.tick();
         let message = match frame.message_with(&self.config.pson) {
             Ok(m) => m,
             Err(e) => return self.on_bad_message(e, tx),
@@ -123,12 +123,13 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
             .parameters(OutField::Pson(&def))
             .resource(OutField::Varint(SUBSCRIBE_CODE));
         self.queue(tx, &msg)?;
-        let deadline = self.now + self.config.request_timeout;
+        let deadline = self.tick().after(time::span(self.config.request_timeout));
         let _ = self.pending.push(Pending {
             id,
             kind: PendingKind::Subscribe(sub),
             deadline,
             state: PendingState::Waiting,
+            forever: false,
         });
         if let Some(Some(e)) = self.subs.get_mut(usize::from(sub)) {
             *e = SubEntry { def, id, open: false };
@@ -272,13 +273,14 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
             }
             Outcome::Deferred => {
                 let report_state = kind == Some(ResourceKind::Input) && !had_input;
-                let deadline = self.now + self.config.deferred_timeout;
+                let deadline = self.tick().after(time::span(self.config.deferred_timeout));
                 let kind = kind.unwrap_or(ResourceKind::Run);
                 let entry = Pending {
                     id,
                     kind: PendingKind::Deferred { resource: index, kind, report_state },
                     deadline,
                     state: PendingState::Waiting,
+                    forever: false,
                 };
                 // Replace a deferred request the server reused the id of.
                 self.prune_pending(Some(id));
@@ -418,7 +420,7 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
             pson::copy_down(free, s, OUT_OFFSET + tail, 0);
         }
         self.tx.end += head + f3 + tail;
-        self.last_tx = self.now;
+        self.last_tx = self.tick();
         true
     }
 
@@ -574,7 +576,8 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
             FieldValue::Varint(v) => Some(v),
             FieldValue::Pson(v) => v.as_u64().or_else(|| v.get("interval").and_then(|i| i.as_u64())),
         });
-        let interval = Duration::from_millis(interval.unwrap_or(0));
+        // Clamped to the longest tick span (~24.8 days).
+        let interval = interval.map_or(0, |ms| ms.min(u64::from(MAX_SPAN)) as u32);
         // The same id, or the same resource path, replaces the earlier stream.
         self.close_streams(id, Some((index, path)));
         let stream = OpenStream {
@@ -583,7 +586,7 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
             #[cfg(feature = "patterns")]
             path: stored,
             interval,
-            next: self.now + interval,
+            next: self.tick().after(interval),
         };
         if self.streams.push(stream).is_err() {
             let _ = self.queue_handler_error(tx, id, HandlerError::new(503, "too many streams"));
