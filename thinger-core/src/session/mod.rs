@@ -325,6 +325,10 @@ struct State<'a, const R: usize, const S: usize, const P: usize, const E: usize>
     last_tx: Tick,
     /// When the last KEEP_ALIVE went out: one per interval, even while no answer comes.
     last_keep_alive: Tick,
+    /// The keep-alive interval and 1.15 × it (the watchdog), as tick spans: computed once
+    /// (the configuration does not change after `Session::new`).
+    keep_alive: u32,
+    watchdog: u32,
     ids: IdGenerator,
     pending: Vec<Pending, P>,
     streams: Vec<OpenStream, S>,
@@ -377,6 +381,7 @@ where
         // `memclr` call that nothing else links (208 B); through `black_box` they are plain
         // stores. −176 B on thumbv7em "z" (docs/footprint.md).
         let zero = core::hint::black_box(Tick::default());
+        let ka = crate::time::span(config.keep_alive);
         Session {
             state: State {
                 config,
@@ -387,6 +392,8 @@ where
                 last_rx: zero,
                 last_tx: zero,
                 last_keep_alive: zero,
+                keep_alive: ka,
+                watchdog: timers::watchdog_span(ka),
                 ids: IdGenerator::new(rng),
                 pending: Vec::new(),
                 streams: Vec::new(),

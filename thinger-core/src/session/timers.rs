@@ -5,21 +5,10 @@ use super::*;
 use crate::time;
 
 impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'a, R, S, P, E> {
-    /// The keep-alive interval as a tick span.
-    fn keep_alive_span(&self) -> u32 {
-        time::span(self.config.keep_alive)
-    }
-
-    /// 1.15 × the keep-alive interval, as a tick span (clamped).
-    #[inline(never)]
-    pub(super) fn watchdog(&self) -> u32 {
-        watchdog_span(self.keep_alive_span())
-    }
-
     /// A KEEP_ALIVE goes out when either side has been quiet for the interval (so the
     /// server hears from us, and we give it a reason to answer), at most once per interval.
     pub(super) fn keep_alive_due(&self) -> Tick {
-        let ka = self.keep_alive_span();
+        let ka = self.keep_alive;
         let quiet = self.last_rx.earlier(self.last_tx).after(ka);
         quiet.later(self.last_keep_alive.after(ka))
     }
@@ -28,7 +17,7 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
         let mut next: Option<Tick> = None;
         let mut consider = |t: Tick| next = Some(next.map_or(t, |n| n.earlier(t)));
         if self.phase == Phase::Connecting || self.phase == Phase::Connected {
-            consider(self.last_rx.after(self.watchdog()));
+            consider(self.last_rx.after(self.watchdog));
         }
         if self.phase == Phase::Connected {
             // Sending deadlines that are already due wait for the transmit queue to drain
@@ -90,7 +79,7 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
         }
         // One watchdog check for both phases: nothing received for 1.15 × ka.
         if (self.phase == Phase::Connecting || self.phase == Phase::Connected)
-            && now.reached(self.last_rx.after(self.watchdog()))
+            && now.reached(self.last_rx.after(self.watchdog))
         {
             warn!("nothing received for 1.15 x ka (no answer to CONNECT, or a dead connection)");
             self.close(DisconnectReason::Timeout, None);
@@ -145,7 +134,7 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
 
 /// `⌊ka × 115 / 100⌋` as [`Duration::mul_ratio`](crate::time::Duration::mul_ratio) computes it, in 32 bits and clamped to
 /// [`time::MAX_SPAN`]: with `ka = 20q + r`, that is `23q + ⌊23r / 20⌋`.
-fn watchdog_span(ka: u32) -> u32 {
+pub(super) fn watchdog_span(ka: u32) -> u32 {
     let (q, r) = (ka / 20, ka % 20);
     q.saturating_mul(23).saturating_add(r * 23 / 20).min(time::MAX_SPAN)
 }
