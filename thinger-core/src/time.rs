@@ -141,41 +141,10 @@ pub(crate) const fn span(d: Duration) -> u32 {
     if d.0 > MAX_SPAN as u64 { MAX_SPAN } else { d.0 as u32 }
 }
 
-/// `n / d` without the 64-bit division routine of the compiler runtime (about 900 bytes on
-/// 32-bit targets): the hardware 32-bit divide when `n` fits, else a shift-subtract loop.
-/// `d` must not be 0 (the result is then `u64::MAX`).
-pub(crate) fn div_u64_u32(n: u64, d: u32) -> u64 {
-    if d == 0 {
-        return u64::MAX;
-    }
-    if let Ok(small) = u32::try_from(n) {
-        return u64::from(small / d);
-    }
-    let d = u64::from(d);
-    let (mut quotient, mut rest) = (0u64, 0u64);
-    for bit in (0..64).rev() {
-        // rest < d <= 2^32, so the shift cannot overflow.
-        rest = (rest << 1) | ((n >> bit) & 1);
-        if rest >= d {
-            rest -= d;
-            quotient |= 1 << bit;
-        }
-    }
-    quotient
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{Duration, Instant, MAX_SPAN, Tick, div_u64_u32, span};
+    use super::{Duration, Instant, MAX_SPAN, Tick, span};
     use proptest::prelude::*;
-
-    #[test]
-    fn division_edges() {
-        for (n, d) in [(0, 1), (u64::MAX, 1), (u64::MAX, u32::MAX), (1 << 32, 1000), (999, 1000), (u64::MAX, 3)] {
-            assert_eq!(div_u64_u32(n, d), n / u64::from(d), "{n} / {d}");
-        }
-        assert_eq!(div_u64_u32(5, 0), u64::MAX);
-    }
 
     #[test]
     fn ticks_order_across_the_wrap() {
@@ -208,12 +177,6 @@ mod tests {
             prop_assert_eq!(Tick::of(later).instant(now), later);
             prop_assert_eq!(Tick::of(earlier).instant(now), earlier);
             prop_assert_eq!(Tick::of(now).after(span(Duration::from_millis(ahead))), Tick::of(later));
-        }
-
-        #[test]
-        fn division_matches(n in any::<u64>(), d in 1u32..) {
-            prop_assert_eq!(div_u64_u32(n, d), n / u64::from(d));
-            prop_assert_eq!(div_u64_u32(n >> 20, d), (n >> 20) / u64::from(d));
         }
     }
 }

@@ -174,8 +174,9 @@ impl crate::pson::EncodePson for ConnectParams<'_, '_> {
         }
         if ka {
             enc.str("ka")?;
-            // Whole seconds, rounded up: announcing less than we wait gets us dropped.
-            enc.u64(crate::time::div_u64_u32(c.keep_alive.as_millis().saturating_add(999), 1000))?;
+            // Whole seconds, rounded up: announcing less than we wait gets us dropped. Of the
+            // interval the session keeps (clamped to the ~24.8-day tick span): a 32-bit divide.
+            enc.u64(u64::from(crate::time::span(c.keep_alive).div_ceil(1000)))?;
         }
         if let Some(pv) = c.protocol_version {
             enc.str("pv")?;
