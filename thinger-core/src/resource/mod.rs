@@ -92,6 +92,9 @@ impl HandlerError {
 impl From<pson::Error> for HandlerError {
     /// Output or input encoding problems: an output that does not fit the transmit buffer
     /// is 413, anything else 400 (input) or 500.
+    // Out of line: each inlined copy of the match is three 14-entry lookup tables (code,
+    // message, length: 136 B of rodata); there were three (docs/footprint.md).
+    #[inline(never)]
     fn from(e: pson::Error) -> Self {
         match e {
             pson::Error::BufferFull => HandlerError::new(413, "output too large"),
