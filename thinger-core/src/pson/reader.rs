@@ -830,7 +830,7 @@ impl<'a> MapRef<'a> {
         for _ in 0..self.len {
             let tag = cursor.tag().ok()?;
             let k = cursor.take(usize::try_from(tag.value).ok()?).ok()?;
-            if k == key.as_bytes() {
+            if crate::bytes::eq(k, key.as_bytes()) {
                 return cursor.value(usize::MAX, false).ok();
             }
             cursor.skip_trusted(1).ok()?;

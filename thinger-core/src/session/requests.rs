@@ -242,7 +242,7 @@ where
                 if s.path.as_str() == path {
                     return true;
                 }
-                st.thing.entry(s.resource).is_some_and(|e| e.path() == path)
+                st.thing.entry(s.resource).is_some_and(|e| crate::bytes::str_eq(e.path(), path))
             });
             if matches && st.send_sample(tx, i) {
                 sent = true;

@@ -502,8 +502,10 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
             let next = self
                 .thing
                 .iter()
-                .filter(|e| e.has_handler() && last.is_none_or(|l| e.path() > l))
-                .min_by(|a, b| a.path().cmp(b.path()));
+                .filter(|e| {
+                    e.has_handler() && last.is_none_or(|l| crate::bytes::cmp(e.path().as_bytes(), l.as_bytes()).is_gt())
+                })
+                .min_by(|a, b| crate::bytes::cmp(a.path().as_bytes(), b.path().as_bytes()));
             let Some(entry) = next else { break };
             enc.str(entry.path())?;
             // `{"fn": kind}` as its 5 PSON bytes: map of 1, the 2-byte string, a small uint.
