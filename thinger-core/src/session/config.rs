@@ -175,13 +175,48 @@ impl crate::pson::EncodePson for ConnectParams<'_, '_> {
         if ka {
             enc.str("ka")?;
             // Whole seconds, rounded up: announcing less than we wait gets us dropped. Of the
-            // interval the session keeps (clamped to the ~24.8-day tick span): a 32-bit divide.
-            enc.u64(u64::from(crate::time::span(c.keep_alive).div_ceil(1000)))?;
+            // interval the session keeps (clamped to the ~24.8-day tick span).
+            enc.u64(u64::from(ceil_seconds(crate::time::span(c.keep_alive))))?;
         }
         if let Some(pv) = c.protocol_version {
             enc.str("pv")?;
             enc.u64(u64::from(pv))?;
         }
         Ok(())
+    }
+}
+
+/// `⌈ms / 1000⌉` for `ms` up to [`MAX_SPAN`](crate::time::MAX_SPAN), without a division:
+/// the multiply by the reciprocal and shift a compiler makes of `/ 1000` (exact for every
+/// `u32`). At opt-level "z" the `/` stays a division, and on thumbv6m, which has no divide
+/// instruction, that was the one call linking the 398-byte `u32_div_rem`
+/// (docs/footprint.md).
+fn ceil_seconds(ms: u32) -> u32 {
+    let n = ms.saturating_add(999);
+    ((u64::from(n) * 0x1062_4dd3) >> 38) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ceil_seconds;
+    use crate::time::MAX_SPAN;
+    use proptest::prelude::*;
+
+    #[test]
+    fn ceil_seconds_is_div_ceil() {
+        for ms in [0, 1, 999, 1000, 1001, 59_999, 60_000, 1_800_000, MAX_SPAN - 1, MAX_SPAN] {
+            assert_eq!(ceil_seconds(ms), ms.div_ceil(1000), "{ms}");
+        }
+        // A sweep over the whole range a span can take.
+        for ms in (0..=MAX_SPAN).step_by(997) {
+            assert_eq!(ceil_seconds(ms), ms.div_ceil(1000), "{ms}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn ceil_seconds_matches(ms in 0..=MAX_SPAN) {
+            prop_assert_eq!(ceil_seconds(ms), ms.div_ceil(1000));
+        }
     }
 }
