@@ -274,7 +274,10 @@ impl<'a> Cursor<'a> {
     /// A length or count that must fit in the remaining input, `min_bytes_each` per unit.
     #[cfg_attr(not(target_os = "none"), inline(always))]
     fn checked_count(&self, count: u64, min_bytes_each: u64) -> Result<usize, Error> {
-        let needed = count.checked_mul(min_bytes_each).ok_or(Error::LengthExceedsInput)?;
+        // 1 or 2 (a map pair): a doubling, not a multiply, which on thumbv6m is a call to
+        // the 64-bit multiply routine (docs/footprint.md).
+        let needed = if min_bytes_each == 2 { count.checked_add(count) } else { Some(count) };
+        let needed = needed.ok_or(Error::LengthExceedsInput)?;
         if needed > self.remaining() as u64 {
             return Err(if self.remaining() == 0 && needed > 0 { Error::Truncated } else { Error::LengthExceedsInput });
         }

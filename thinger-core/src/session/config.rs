@@ -186,14 +186,22 @@ impl crate::pson::EncodePson for ConnectParams<'_, '_> {
     }
 }
 
-/// `⌈ms / 1000⌉` for `ms` up to [`MAX_SPAN`](crate::time::MAX_SPAN), without a division:
-/// the multiply by the reciprocal and shift a compiler makes of `/ 1000` (exact for every
-/// `u32`). At opt-level "z" the `/` stays a division, and on thumbv6m, which has no divide
-/// instruction, that was the one call linking the 398-byte `u32_div_rem`
+/// `⌈ms / 1000⌉` for `ms` up to [`MAX_SPAN`](crate::time::MAX_SPAN), without a division or
+/// a 64-bit multiply: at opt-level "z" a `/ 1000` stays a division, and on thumbv6m, which
+/// has no divide instruction, that was the one call linking the 398-byte `u32_div_rem`
 /// (docs/footprint.md).
 fn ceil_seconds(ms: u32) -> u32 {
-    let n = ms.saturating_add(999);
-    ((u64::from(n) * 0x1062_4dd3) >> 38) as u32
+    // Restoring division by 1000 in 32 bits: the quotient has at most 23 bits, and
+    // 1000 << 22 still fits.
+    let mut rest = ms.saturating_add(999);
+    let mut quotient = 0;
+    for bit in (0..23).rev() {
+        if rest >= 1000 << bit {
+            rest -= 1000 << bit;
+            quotient |= 1 << bit;
+        }
+    }
+    quotient
 }
 
 #[cfg(test)]
