@@ -6,6 +6,9 @@ pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(60);
 
 /// Session settings. Only `user`, `device` and `credential` are required.
 ///
+/// The session keeps time in 32-bit milliseconds internally: an interval or timeout longer
+/// than 2^31 − 1 ms (about 24.8 days) is clamped to that.
+///
 /// ```
 /// use thinger_core::session::Config;
 /// use thinger_core::time::Duration;
