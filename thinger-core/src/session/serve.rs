@@ -497,15 +497,20 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
         let count = self.thing.iter().filter(|e| e.has_handler()).count();
         enc.map_header(count)?;
         let mut last: Option<&str> = None;
-        for _ in 0..count {
-            // Selection by path order: the table is small and this needs no memory.
-            let next = self
-                .thing
-                .iter()
-                .filter(|e| {
-                    e.has_handler() && last.is_none_or(|l| crate::bytes::cmp(e.path().as_bytes(), l.as_bytes()).is_gt())
-                })
-                .min_by(|a, b| crate::bytes::cmp(a.path().as_bytes(), b.path().as_bytes()));
+        loop {
+            // Selection by path order: the table is small and this needs no memory. Paths
+            // are unique, so the next one is the smallest above the last.
+            let mut next: Option<&crate::resource::Entry<'_>> = None;
+            for e in self.thing.iter() {
+                let path = e.path().as_bytes();
+                let above_last = last.is_none_or(|l| crate::bytes::cmp(path, l.as_bytes()).is_gt());
+                if e.has_handler()
+                    && above_last
+                    && next.is_none_or(|n| crate::bytes::cmp(path, n.path().as_bytes()).is_lt())
+                {
+                    next = Some(e);
+                }
+            }
             let Some(entry) = next else { break };
             enc.str(entry.path())?;
             // `{"fn": kind}` as its 5 PSON bytes: map of 1, the 2-byte string, a small uint.
