@@ -501,11 +501,9 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
             // Selection by path order: the table is small and this needs no memory. Paths
             // are unique, so the next one is the smallest above the last.
             let mut next: Option<&crate::resource::Entry<'_>> = None;
-            for e in self.thing.iter() {
+            for e in self.thing.iter().filter(|e| e.has_handler()) {
                 let path = e.path().as_bytes();
-                let above_last = last.is_none_or(|l| crate::bytes::cmp(path, l.as_bytes()).is_gt());
-                if e.has_handler()
-                    && above_last
+                if last.is_none_or(|l| crate::bytes::cmp(path, l.as_bytes()).is_gt())
                     && next.is_none_or(|n| crate::bytes::cmp(path, n.path().as_bytes()).is_lt())
                 {
                     next = Some(e);
