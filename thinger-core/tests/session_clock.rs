@@ -138,3 +138,30 @@ fn request_timeout_across_the_wrap_and_a_lock_that_waits_past_the_tick_span() {
     h.feed(&bytes(&OutgoingMessage::new(MessageType::Ok, lock.0)));
     assert_eq!(h.session.poll_event(), Some(Event::CallCompleted { request: lock, result: Ok(None) }));
 }
+
+#[test]
+fn due_sending_deadlines_wait_for_the_transmit_queue() {
+    let mut counter = handler(ResourceKind::Output, |call| Ok(call.output().set(&1u8)?));
+    let mut thing: Thing<'_, 16> = Thing::new();
+    thing["counter"] >>= &mut counter;
+    let mut h = Harness::new(config(), thing);
+    h.connect();
+    // An interval stream sampled every 65 s: its next sample at 65 000, the keep-alive at
+    // 60 000, the watchdog at 69 000 (nothing is received after t = 0).
+    let interval = thinger_core::pson::Map(&[("interval", 65_000u32)]);
+    let open = OutgoingMessage::new(MessageType::StartStream, 40)
+        .parameters(OutField::Pson(&interval))
+        .resource(OutField::Pson(&"counter"));
+    assert_eq!(frames(&h.feed(&bytes(&open))).len(), 2);
+    assert_eq!(h.session.poll_timeout(), Some(at(60_000)));
+    // A frame waits to be sent: the due keep-alive waits for it, the stream does not.
+    assert!(h.session.stream(at(60_000), "counter"));
+    assert_eq!(h.session.poll_timeout(), Some(at(65_000)));
+    h.sent();
+    assert_eq!(h.session.poll_timeout(), Some(at(60_000)));
+    // Both due, a frame waiting: only the watchdog counts.
+    assert!(h.session.stream(at(66_000), "counter"));
+    assert_eq!(h.session.poll_timeout(), Some(at(69_000)));
+    h.sent();
+    assert_eq!(h.session.poll_timeout(), Some(at(60_000)));
+}

@@ -15,9 +15,8 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
 
     pub(super) fn next_deadline(&self) -> Option<Tick> {
         let mut next: Option<Tick> = None;
-        let mut consider = |t: Tick| next = Some(next.map_or(t, |n| n.earlier(t)));
         if self.phase == Phase::Connecting || self.phase == Phase::Connected {
-            consider(self.last_rx.after(self.watchdog));
+            next = Some(self.last_rx.after(self.watchdog));
         }
         if self.phase == Phase::Connected {
             // Sending deadlines that are already due wait for the transmit queue to drain
@@ -25,21 +24,22 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
             // on a slow socket is not woken in a loop.
             let waiting = !self.tx.is_empty();
             let now = self.tick();
-            let mut consider_send = |t: Tick| {
-                if !(waiting && now.reached(t)) {
-                    consider(t);
-                }
-            };
-            consider_send(self.keep_alive_due());
+            // The earliest sending deadline that does not wait for the queue: the
+            // keep-alive's or a stream's, in one pass without an `Option` (a keep-alive
+            // that waits gives way to the first stream deadline that does not).
+            let mut send = self.keep_alive_due();
             for s in &self.streams {
-                if s.interval != 0 {
-                    consider_send(s.next);
+                if s.interval != 0 && !(waiting && now.reached(s.next)) {
+                    send = if waiting && now.reached(send) { s.next } else { send.earlier(s.next) };
                 }
+            }
+            if !(waiting && now.reached(send)) {
+                next = Some(next.map_or(send, |n| n.earlier(send)));
             }
         }
         for p in &self.pending {
             if p.state == PendingState::Waiting {
-                consider(p.deadline);
+                next = Some(next.map_or(p.deadline, |n| n.earlier(p.deadline)));
             }
         }
         next
