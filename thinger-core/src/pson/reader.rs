@@ -431,6 +431,22 @@ impl<'a> Cursor<'a> {
                 let body = self.since(start);
                 PsonRef::Array(ArrayRef { body, len })
             }
+            // Microcontrollers: maps and arrays through one arm (less code than two).
+            #[cfg(target_os = "none")]
+            WireType::Map | WireType::Array => {
+                let map = tag.wire == WireType::Map;
+                let len = if map { self.map_len(tag)? } else { self.array_len(tag)? };
+                let depth = depth_left.checked_sub(1).ok_or(Error::DepthLimitExceeded)?;
+                let start = self.rest;
+                if map {
+                    self.check_pairs(len, depth, validate)?;
+                } else {
+                    self.check_elements(len, depth, validate)?;
+                }
+                let body = self.since(start);
+                if map { PsonRef::Map(MapRef { body, len }) } else { PsonRef::Array(ArrayRef { body, len }) }
+            }
+            #[cfg(not(target_os = "none"))]
             WireType::Map => {
                 let len = self.map_len(tag)?;
                 let depth = depth_left.checked_sub(1).ok_or(Error::DepthLimitExceeded)?;
@@ -443,6 +459,7 @@ impl<'a> Cursor<'a> {
                 checked?;
                 PsonRef::Map(MapRef { body: self.since(start), len })
             }
+            #[cfg(not(target_os = "none"))]
             WireType::Array => {
                 let len = self.array_len(tag)?;
                 let depth = depth_left.checked_sub(1).ok_or(Error::DepthLimitExceeded)?;
