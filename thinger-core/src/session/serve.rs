@@ -387,12 +387,17 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
         // a staging array for every field (27 bytes) was cleared by a `memclr` call.
         let mut fields = [0u8; 8];
         let mut n = 0;
-        for (key, value) in [(0x08u8, (id != 0).then_some(id)), (0x10, code)] {
-            let Some(v) = value else { continue };
-            if let Some(slot) = fields.get_mut(n) {
+        let mut field = |key: u8, v: u16, n: &mut usize| {
+            if let Some(slot) = fields.get_mut(*n) {
                 *slot = key;
             }
-            n += 1 + fields.get_mut(n + 1..).and_then(|d| varint::encode_u64(u64::from(v), d)).unwrap_or(0);
+            *n += 1 + fields.get_mut(*n + 1..).and_then(|d| varint::encode_u64(u64::from(v), d)).unwrap_or(0);
+        };
+        if id != 0 {
+            field(0x08, id, &mut n);
+        }
+        if let Some(c) = code {
+            field(0x10, c, &mut n);
         }
         // F3 keeps the output where it is: a varint value is written over the output's own
         // bytes (never longer than the PSON integer it replaces), its key right in front.
