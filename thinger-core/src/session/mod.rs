@@ -675,18 +675,20 @@ where
         let (_, tx, _) = split_regions(self.buf.as_mut(), self.rx_len, self.tx_len);
         let queued = tx.get(fifo.start..fifo.end).unwrap_or(&[]);
         let mut used = 0;
+        // The first frame's length when even it does not fit (one header parse per frame).
+        let mut needed = 0;
         while let Ok(Some(header)) = parse_header(queued.get(used..).unwrap_or(&[]), usize::MAX) {
             let len = header.frame_len();
             if used + len > out.len() {
+                if used == 0 {
+                    needed = len;
+                }
                 break;
             }
             used += len;
         }
         if used == 0 {
-            return match parse_header(queued, usize::MAX) {
-                Ok(Some(h)) => Err(BufferTooSmall { needed: h.frame_len() }),
-                _ => Ok(0),
-            };
+            return if needed > 0 { Err(BufferTooSmall { needed }) } else { Ok(0) };
         }
         if let (Some(dst), Some(src)) = (out.get_mut(..used), queued.get(..used)) {
             dst.copy_from_slice(src);
