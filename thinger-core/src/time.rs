@@ -96,47 +96,87 @@ impl Add for Duration {
     }
 }
 
-/// `n / d` without the 64-bit division routine of the compiler runtime (about 900 bytes on
-/// 32-bit targets): the hardware 32-bit divide when `n` fits, else a shift-subtract loop.
-/// `d` must not be 0 (the result is then `u64::MAX`).
-pub(crate) fn div_u64_u32(n: u64, d: u32) -> u64 {
-    if d == 0 {
-        return u64::MAX;
+/// Session-internal time: the low 32 bits of an [`Instant`]'s milliseconds. It wraps every
+/// 2^32 ms (~49.7 days) and is compared wrap-safe, so two ticks order correctly while they
+/// are less than 2^31 ms (~24.8 days) apart; spans are clamped to [`MAX_SPAN`] for that.
+/// On 32-bit cores every deadline addition and comparison is then one instruction, not a
+/// 64-bit pair (docs/footprint.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Tick(u32);
+
+/// The longest span a [`Tick`] deadline can be ahead: 2^31 − 1 ms, ~24.8 days.
+pub(crate) const MAX_SPAN: u32 = i32::MAX as u32;
+
+impl Tick {
+    /// The tick of `t` (its milliseconds, truncated).
+    pub(crate) const fn of(t: Instant) -> Tick {
+        Tick(t.0 as u32)
     }
-    if let Ok(small) = u32::try_from(n) {
-        return u64::from(small / d);
+    /// `self + span` (wrapping; a span is at most [`MAX_SPAN`]).
+    pub(crate) const fn after(self, span: u32) -> Tick {
+        Tick(self.0.wrapping_add(span))
     }
-    let d = u64::from(d);
-    let (mut quotient, mut rest) = (0u64, 0u64);
-    for bit in (0..64).rev() {
-        // rest < d <= 2^32, so the shift cannot overflow.
-        rest = (rest << 1) | ((n >> bit) & 1);
-        if rest >= d {
-            rest -= d;
-            quotient |= 1 << bit;
-        }
+    /// Whether `deadline` is at or before `self` (wrap-safe).
+    pub(crate) const fn reached(self, deadline: Tick) -> bool {
+        self.0.wrapping_sub(deadline.0) as i32 >= 0
     }
-    quotient
+    /// The earlier of two ticks (wrap-safe).
+    pub(crate) const fn earlier(self, other: Tick) -> Tick {
+        if other.reached(self) { self } else { other }
+    }
+    /// The later of two ticks (wrap-safe).
+    pub(crate) const fn later(self, other: Tick) -> Tick {
+        if other.reached(self) { other } else { self }
+    }
+    /// This tick as an `Instant`, with `now` (whose tick is the reference) giving the high
+    /// bits: `now` plus the signed distance from `now`'s tick, saturating at the epoch.
+    pub(crate) const fn instant(self, now: Instant) -> Instant {
+        let delta = self.0.wrapping_sub(now.0 as u32) as i32;
+        Instant(now.0.saturating_add_signed(delta as i64))
+    }
+}
+
+/// `d` as a [`Tick`] span: its milliseconds, clamped to [`MAX_SPAN`].
+pub(crate) const fn span(d: Duration) -> u32 {
+    if d.0 > MAX_SPAN as u64 { MAX_SPAN } else { d.0 as u32 }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::div_u64_u32;
+    use super::{Duration, Instant, MAX_SPAN, Tick, span};
     use proptest::prelude::*;
 
     #[test]
-    fn division_edges() {
-        for (n, d) in [(0, 1), (u64::MAX, 1), (u64::MAX, u32::MAX), (1 << 32, 1000), (999, 1000), (u64::MAX, 3)] {
-            assert_eq!(div_u64_u32(n, d), n / u64::from(d), "{n} / {d}");
-        }
-        assert_eq!(div_u64_u32(5, 0), u64::MAX);
+    fn ticks_order_across_the_wrap() {
+        // Two instants either side of a 2^32 ms boundary: the ticks wrap, the order holds.
+        let before = Instant::from_millis((1 << 32) - 10);
+        let after = Instant::from_millis((1 << 32) + 10);
+        let (b, a) = (Tick::of(before), Tick::of(after));
+        assert!(a.reached(b) && !b.reached(a) && a.reached(a));
+        assert_eq!(b.after(20), a);
+        assert_eq!((a.earlier(b), a.later(b)), (b, b.earlier(a).later(a)));
+        assert_eq!(a.instant(before), after);
+        assert_eq!(b.instant(after), before);
+        // Near the epoch an overdue tick saturates at 0 instead of wrapping to the far future.
+        assert_eq!(Tick::of(before).instant(Instant::from_millis(5)), Instant::ZERO);
+        // The longest span is still ahead; past 2^31 ms a deadline reads as past.
+        assert!(!b.reached(b.after(MAX_SPAN)) && b.after(MAX_SPAN).reached(b));
+        assert!(b.reached(b.after(MAX_SPAN + 2)));
+        assert_eq!((span(Duration::from_millis(u64::MAX)), span(Duration::from_secs(60))), (MAX_SPAN, 60_000));
     }
 
     proptest! {
         #[test]
-        fn division_matches(n in any::<u64>(), d in 1u32..) {
-            prop_assert_eq!(div_u64_u32(n, d), n / u64::from(d));
-            prop_assert_eq!(div_u64_u32(n >> 20, d), (n >> 20) / u64::from(d));
+        fn ticks_match_u64_time(start in 0..u64::MAX / 2, ahead in 0..=u64::from(MAX_SPAN), back in 0..=u64::from(MAX_SPAN)) {
+            let now = Instant::from_millis(start);
+            let later = Instant::from_millis(start + ahead);
+            let earlier = Instant::from_millis(start.saturating_sub(back));
+            prop_assert!(Tick::of(later).reached(Tick::of(now)));
+            prop_assert_eq!(Tick::of(now).reached(Tick::of(later)), later == now);
+            prop_assert!(Tick::of(now).reached(Tick::of(earlier)));
+            prop_assert_eq!(Tick::of(later).instant(now), later);
+            prop_assert_eq!(Tick::of(earlier).instant(now), earlier);
+            prop_assert_eq!(Tick::of(now).after(span(Duration::from_millis(ahead))), Tick::of(later));
         }
     }
 }

@@ -9,11 +9,56 @@
 
 use super::Error;
 
-/// The bytes as `&str`, or [`Error::InvalidUtf8`].
+/// The bytes as `&str`, or [`Error::InvalidUtf8`]. Microcontrollers validate with the
+/// byte loop of [`is_utf8`] instead of `core::str::from_utf8`, whose validator and
+/// 256-byte width table are more flash than this loop (−368 B on thumbv7em "z",
+/// docs/footprint.md); short PSON strings do not need its word-at-a-time ASCII path.
 #[cfg(target_os = "none")]
 #[inline]
 pub(crate) fn to_str(bytes: &[u8]) -> Result<&str, Error> {
-    core::str::from_utf8(bytes).map_err(|_| Error::InvalidUtf8)
+    if !is_utf8(bytes) {
+        return Err(Error::InvalidUtf8);
+    }
+    #[allow(unsafe_code)]
+    // SAFETY: `is_utf8` accepted the bytes, and it accepts exactly what
+    // `core::str::from_utf8` accepts (tests `is_utf8_*` below: every 1- and 2-byte input,
+    // every lead and second byte of 3- and 4-byte ones, random inputs).
+    let s = unsafe { core::str::from_utf8_unchecked(bytes) };
+    Ok(s)
+}
+
+/// Whether `bytes` is valid UTF-8: well-formed sequences of 1 to 4 bytes, no overlong
+/// form, no surrogate, nothing above U+10FFFF.
+#[cfg(any(test, target_os = "none"))]
+fn is_utf8(bytes: &[u8]) -> bool {
+    let mut rest = bytes;
+    while let Some((&lead, tail)) = rest.split_first() {
+        rest = tail;
+        if lead < 0x80 {
+            continue;
+        }
+        // Continuation bytes and the smallest code point that needs this many.
+        let (more, min) = match lead {
+            0xc0..=0xdf => (1, 0x80),
+            0xe0..=0xef => (2, 0x800),
+            0xf0..=0xf7 => (3, 0x1_0000),
+            _ => return false,
+        };
+        let mut cp = u32::from(lead) & (0x3f >> more);
+        for _ in 0..more {
+            match rest.split_first() {
+                Some((&b, tail)) if b & 0xc0 == 0x80 => {
+                    cp = cp << 6 | u32::from(b & 0x3f);
+                    rest = tail;
+                }
+                _ => return false,
+            }
+        }
+        if cp < min || cp > 0x10_ffff || (0xd800..=0xdfff).contains(&cp) {
+            return false;
+        }
+    }
+    true
 }
 
 /// The bytes as `&str`, or [`Error::InvalidUtf8`].
@@ -109,7 +154,49 @@ mod tests {
         }
     }
 
+    fn std_accepts(bytes: &[u8]) -> bool {
+        core::str::from_utf8(bytes).is_ok()
+    }
+
+    #[test]
+    fn is_utf8_on_every_short_input() {
+        assert!(is_utf8(&[]));
+        for a in 0..=255u8 {
+            assert_eq!(is_utf8(&[a]), std_accepts(&[a]), "{a:02x}");
+            for b in 0..=255u8 {
+                assert_eq!(is_utf8(&[a, b]), std_accepts(&[a, b]), "{a:02x} {b:02x}");
+            }
+        }
+    }
+
+    #[test]
+    fn is_utf8_on_every_lead_and_second_byte_of_longer_inputs() {
+        // Third and fourth bytes at the edges of the continuation range and beyond.
+        let edges = [0x00, 0x41, 0x7f, 0x80, 0x8f, 0x90, 0x9f, 0xa0, 0xbf, 0xc0, 0xc3, 0xe0, 0xf0, 0xff];
+        for a in 0xc0..=0xffu8 {
+            for b in 0..=255u8 {
+                for &c in &edges {
+                    let three = [a, b, c];
+                    assert_eq!(is_utf8(&three), std_accepts(&three), "{three:02x?}");
+                    for &d in &edges {
+                        let four = [a, b, c, d];
+                        assert_eq!(is_utf8(&four), std_accepts(&four), "{four:02x?}");
+                    }
+                }
+            }
+        }
+    }
+
     proptest! {
+        #[test]
+        fn is_utf8_agrees_with_from_utf8(bytes in proptest::collection::vec(any::<u8>(), 0..48), s in "\\PC{0,12}") {
+            prop_assert_eq!(is_utf8(&bytes), std_accepts(&bytes));
+            prop_assert!(is_utf8(s.as_bytes()));
+            let mut cut = s.into_bytes();
+            cut.pop();
+            prop_assert_eq!(is_utf8(&cut), std_accepts(&cut));
+        }
+
         #[test]
         fn agrees_with_from_utf8(bytes in proptest::collection::vec(any::<u8>(), 0..48)) {
             let ours = to_str(&bytes);

@@ -225,15 +225,13 @@ impl<'o> Output<'o> {
             State::Empty => Ok(0),
             State::Value => Ok(self.len),
             State::Map { pairs } => {
-                let mut header = [0u8; MAP_RESERVE];
-                let mut enc = Encoder::new(SliceSink::new(&mut header));
+                // The header goes straight into the room reserved for it, then the pairs
+                // move down behind it.
+                let mut enc = Encoder::new(SliceSink::new(self.buf.get_mut(..MAP_RESERVE).unwrap_or(&mut [])));
                 enc.tag(WireType::Map, pairs as u64)?;
                 let h = enc.into_sink().written();
                 let body = self.len - MAP_RESERVE;
                 crate::pson::copy_down(self.buf, MAP_RESERVE, self.len, h);
-                if let Some(dst) = self.buf.get_mut(..h) {
-                    dst.copy_from_slice(header.get(..h).unwrap_or(&[]));
-                }
                 Ok(h + body)
             }
         }

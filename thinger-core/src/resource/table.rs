@@ -186,7 +186,7 @@ impl<'a, const N: usize> Thing<'a, N> {
     /// assert_eq!(thing.try_entry("b").unwrap_err(), CapacityError { capacity: 1 });
     /// ```
     pub fn try_entry(&mut self, path: &'a str) -> Result<&mut Entry<'a>, CapacityError> {
-        let index = match self.entries.iter().position(|e| e.path == path) {
+        let index = match self.entries.iter().position(|e| crate::bytes::str_eq(e.path, path)) {
             Some(i) => i,
             None => {
                 self.entries.push(Entry { path, slot: Slot::Empty }).map_err(|_| CapacityError { capacity: N })?;
@@ -208,7 +208,7 @@ impl<'a, const N: usize> Thing<'a, N> {
     }
     /// The entry registered under exactly `path` (a pattern is looked up as written).
     pub fn get(&self, path: &str) -> Option<&Entry<'a>> {
-        self.entries.iter().find(|e| e.path == path)
+        self.entries.iter().find(|e| crate::bytes::str_eq(e.path, path))
     }
     /// Entries in registration order.
     pub fn iter(&self) -> impl Iterator<Item = &Entry<'a>> {
@@ -222,7 +222,7 @@ impl<'a, const N: usize> Thing<'a, N> {
         'a: 'p,
     {
         let has_handler = |e: &Entry<'_>| e.has_handler();
-        if let Some(i) = self.entries.iter().position(|e| e.path == path && has_handler(e)) {
+        if let Some(i) = self.entries.iter().position(|e| crate::bytes::str_eq(e.path, path) && has_handler(e)) {
             *params = Params::new();
             return Some(i);
         }

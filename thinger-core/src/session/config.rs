@@ -6,6 +6,9 @@ pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(60);
 
 /// Session settings. Only `user`, `device` and `credential` are required.
 ///
+/// The session keeps time in 32-bit milliseconds internally: an interval or timeout longer
+/// than 2^31 − 1 ms (about 24.8 days) is clamped to that.
+///
 /// ```
 /// use thinger_core::session::Config;
 /// use thinger_core::time::Duration;
@@ -174,13 +177,57 @@ impl crate::pson::EncodePson for ConnectParams<'_, '_> {
         }
         if ka {
             enc.str("ka")?;
-            // Whole seconds, rounded up: announcing less than we wait gets us dropped.
-            enc.u64(crate::time::div_u64_u32(c.keep_alive.as_millis().saturating_add(999), 1000))?;
+            // Whole seconds, rounded up: announcing less than we wait gets us dropped. Of the
+            // interval the session keeps (clamped to the ~24.8-day tick span).
+            enc.u64(u64::from(ceil_seconds(crate::time::span(c.keep_alive))))?;
         }
         if let Some(pv) = c.protocol_version {
             enc.str("pv")?;
             enc.u64(u64::from(pv))?;
         }
         Ok(())
+    }
+}
+
+/// `⌈ms / 1000⌉` for `ms` up to [`MAX_SPAN`](crate::time::MAX_SPAN), without a division or
+/// a 64-bit multiply: at opt-level "z" a `/ 1000` stays a division, and on thumbv6m, which
+/// has no divide instruction, that was the one call linking the 398-byte `u32_div_rem`
+/// (docs/footprint.md).
+fn ceil_seconds(ms: u32) -> u32 {
+    // Restoring division by 1000 in 32 bits: the quotient has at most 23 bits, and
+    // 1000 << 22 still fits.
+    let mut rest = ms.saturating_add(999);
+    let mut quotient = 0;
+    for bit in (0..23).rev() {
+        if rest >= 1000 << bit {
+            rest -= 1000 << bit;
+            quotient |= 1 << bit;
+        }
+    }
+    quotient
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ceil_seconds;
+    use crate::time::MAX_SPAN;
+    use proptest::prelude::*;
+
+    #[test]
+    fn ceil_seconds_is_div_ceil() {
+        for ms in [0, 1, 999, 1000, 1001, 59_999, 60_000, 1_800_000, MAX_SPAN - 1, MAX_SPAN] {
+            assert_eq!(ceil_seconds(ms), ms.div_ceil(1000), "{ms}");
+        }
+        // A sweep over the whole range a span can take.
+        for ms in (0..=MAX_SPAN).step_by(997) {
+            assert_eq!(ceil_seconds(ms), ms.div_ceil(1000), "{ms}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn ceil_seconds_matches(ms in 0..=MAX_SPAN) {
+            prop_assert_eq!(ceil_seconds(ms), ms.div_ceil(1000));
+        }
     }
 }

@@ -15,7 +15,7 @@ impl IdGenerator {
         for word in &mut s {
             *word = rng.next_u32();
         }
-        if s == [0; 4] {
+        if s.iter().fold(0, |any, &w| any | w) == 0 {
             s[0] = 1; // the all-zero state is a fixed point
         }
         IdGenerator { s }

@@ -82,7 +82,7 @@ use crate::iotmp::{self, MessageType, OutField, OutgoingMessage, parse_frame, pa
 use crate::log::{debug, trace, warn};
 use crate::pson::{self, EncodePson, PsonRef};
 use crate::resource::{HandlerError, ResourceKind, Thing};
-use crate::time::{Duration, Instant};
+use crate::time::{Instant, Tick};
 #[cfg(feature = "cloud")]
 use cloud::LockRequest;
 use cloud::SUBSCRIBE_CODE;
@@ -139,8 +139,11 @@ enum PendingKind {
 struct Pending {
     id: u16,
     kind: PendingKind,
-    deadline: Instant,
+    deadline: Tick,
     state: PendingState,
+    /// Waits until the connection ends (a lock with no server timeout): the deadline is
+    /// moved on when reached instead of timing the request out.
+    forever: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -152,9 +155,10 @@ struct OpenStream {
     /// says it (65 B of RAM less per stream slot).
     #[cfg(feature = "patterns")]
     path: String<MAX_STREAM_PATH, u8>,
-    /// Sampling interval; zero for streams sampled only by `Session::stream` and echoes.
-    interval: Duration,
-    next: Instant,
+    /// Sampling interval in ms; zero for streams sampled only by `Session::stream` and
+    /// echoes.
+    interval: u32,
+    next: Tick,
 }
 
 impl OpenStream {
@@ -314,11 +318,17 @@ struct State<'a, const R: usize, const S: usize, const P: usize, const E: usize>
     thing: Thing<'a, R>,
     phase: Phase,
     connect_id: u16,
+    /// The adapter's time at the last call (the high bits for `poll_timeout`); the session
+    /// keeps its own times as 32-bit ticks of it (`time::Tick`).
     now: Instant,
-    last_rx: Instant,
-    last_tx: Instant,
+    last_rx: Tick,
+    last_tx: Tick,
     /// When the last KEEP_ALIVE went out: one per interval, even while no answer comes.
-    last_keep_alive: Instant,
+    last_keep_alive: Tick,
+    /// The keep-alive interval and 1.15 × it (the watchdog), as tick spans: computed once
+    /// (the configuration does not change after `Session::new`).
+    keep_alive: u32,
+    watchdog: u32,
     ids: IdGenerator,
     pending: Vec<Pending, P>,
     streams: Vec<OpenStream, S>,
@@ -367,20 +377,23 @@ where
         let total = buf.as_ref().len();
         let rx_len = config.rx_buffer.unwrap_or(total / 8 * 3).min(total);
         let tx_len = config.tx_buffer.unwrap_or(total / 8 * 3).min(total - rx_len);
-        // Code size only (the value is `Instant::ZERO`): four adjacent constant-zero times
-        // become a `memclr` call that nothing else links (208 B); through `black_box` they
-        // are plain stores. −176 B on thumbv7em "z" (docs/footprint.md).
-        let zero = core::hint::black_box(Instant::ZERO);
+        // Code size only (the value is `Tick` 0): adjacent constant-zero times become a
+        // `memclr` call that nothing else links (208 B); through `black_box` they are plain
+        // stores. −176 B on thumbv7em "z" (docs/footprint.md).
+        let zero = core::hint::black_box(Tick::default());
+        let ka = crate::time::span(config.keep_alive);
         Session {
             state: State {
                 config,
                 thing,
                 phase: Phase::Idle,
                 connect_id: 0,
-                now: zero,
+                now: Instant::ZERO,
                 last_rx: zero,
                 last_tx: zero,
                 last_keep_alive: zero,
+                keep_alive: ka,
+                watchdog: timers::watchdog_span(ka),
                 ids: IdGenerator::new(rng),
                 pending: Vec::new(),
                 streams: Vec::new(),
@@ -463,9 +476,10 @@ where
         let st = &mut self.state;
         st.tx.clear();
         st.now = now;
-        st.last_rx = now;
-        st.last_tx = now;
-        st.last_keep_alive = now;
+        let tick = Tick::of(now);
+        st.last_rx = tick;
+        st.last_tx = tick;
+        st.last_keep_alive = tick;
         st.end_connection_state();
         let id = st.fresh_id();
         st.connect_id = id;
@@ -492,7 +506,7 @@ where
         match frame {
             Ok(n) => {
                 self.state.tx.end = n;
-                self.state.last_tx = now;
+                self.state.last_tx = tick;
             }
             Err(_) => {
                 warn!("CONNECT does not fit the transmit buffer");
@@ -661,18 +675,20 @@ where
         let (_, tx, _) = split_regions(self.buf.as_mut(), self.rx_len, self.tx_len);
         let queued = tx.get(fifo.start..fifo.end).unwrap_or(&[]);
         let mut used = 0;
+        // The first frame's length when even it does not fit (one header parse per frame).
+        let mut needed = 0;
         while let Ok(Some(header)) = parse_header(queued.get(used..).unwrap_or(&[]), usize::MAX) {
             let len = header.frame_len();
             if used + len > out.len() {
+                if used == 0 {
+                    needed = len;
+                }
                 break;
             }
             used += len;
         }
         if used == 0 {
-            return match parse_header(queued, usize::MAX) {
-                Ok(Some(h)) => Err(BufferTooSmall { needed: h.frame_len() }),
-                _ => Ok(0),
-            };
+            return if needed > 0 { Err(BufferTooSmall { needed }) } else { Ok(0) };
         }
         if let (Some(dst), Some(src)) = (out.get_mut(..used), queued.get(..used)) {
             dst.copy_from_slice(src);
@@ -690,7 +706,7 @@ where
         {
             return Some(st.now);
         }
-        st.next_deadline()
+        st.next_deadline().map(|t| t.instant(st.now))
     }
 
     /// The next event, if any. Its payload is valid until the next call.
@@ -800,7 +816,11 @@ fn take_at<T: Copy, const N: usize>(v: &mut Vec<T, N>, i: usize) -> Option<T> {
     if i >= v.len() {
         return None;
     }
-    let last = v.pop()?;
+    // Through `black_box`, the popped value is a copy of its own: else the optimizer
+    // copies straight from the last slot to slot `i`, which it cannot prove apart, with
+    // a `memmove` call (for the 16-byte `Pending` it linked the 1,574-byte `memmove` on
+    // thumbv7em "z", docs/footprint.md).
+    let last = core::hint::black_box(v.pop()?);
     Some(match v.get_mut(i) {
         Some(slot) => core::mem::replace(slot, last),
         None => last,
@@ -857,6 +877,11 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
             || (SUBSCRIPTIONS && self.subs.iter().flatten().any(|s| s.id == id))
     }
 
+    /// The tick of the adapter's latest time.
+    fn tick(&self) -> Tick {
+        Tick::of(self.now)
+    }
+
     fn fresh_id(&mut self) -> u16 {
         let mut ids = self.ids.clone();
         let id = ids.next_id(|id| self.id_in_use(id)).unwrap_or(1);
@@ -886,7 +911,7 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
         match msg.encode(free) {
             Ok(n) => {
                 self.tx.end += n;
-                self.last_tx = self.now;
+                self.last_tx = self.tick();
                 Ok(())
             }
             Err(pson::Error::BufferFull) if msg.encoded_len() > capacity => Err(Error::TooLarge),

@@ -31,7 +31,7 @@ impl<const R: usize, const S: usize, const P: usize, const E: usize> State<'_, R
             StreamIdPeek::NeedMore if !buffer_full => return None,
             StreamIdPeek::NeedMore | StreamIdPeek::Absent => None,
         };
-        self.last_rx = self.now;
+        self.last_rx = self.tick();
         let kind = MessageType::from_u32(header.msg_type);
         warn!("skipping a frame of {} bytes (type {})", size, header.msg_type);
         match (kind, stream_id) {

@@ -2,6 +2,8 @@
 //! ([`Session::stream`]) and the answers to deferred requests ([`Session::reply`]).
 
 use super::*;
+#[cfg(feature = "cloud")]
+use crate::time::Duration;
 
 impl<'a, B, const R: usize, const S: usize, const P: usize, const E: usize> Session<'a, B, R, S, P, E>
 where
@@ -54,9 +56,11 @@ where
         if let Some(p) = payload {
             msg = msg.payload(OutField::Pson(p));
         }
-        let deadline = now.saturating_add(wait);
-        let entry =
-            Pending { id, kind: PendingKind::Call { silent: !confirm }, deadline, state: PendingState::Waiting };
+        // A wait past the longest tick span is a wait until the connection ends.
+        let forever = wait.as_millis() > u64::from(crate::time::MAX_SPAN);
+        let deadline = Tick::of(now).after(crate::time::span(wait));
+        let kind = PendingKind::Call { silent: !confirm };
+        let entry = Pending { id, kind, deadline, state: PendingState::Waiting, forever };
         if st.pending.is_full() && confirm {
             return Err(Error::TooManyPending);
         }
@@ -238,7 +242,7 @@ where
                 if s.path.as_str() == path {
                     return true;
                 }
-                st.thing.entry(s.resource).is_some_and(|e| e.path() == path)
+                st.thing.entry(s.resource).is_some_and(|e| crate::bytes::str_eq(e.path(), path))
             });
             if matches && st.send_sample(tx, i) {
                 sent = true;

@@ -11,7 +11,7 @@ use crate::iotmp::{
 use crate::log::{debug, trace};
 use crate::pson::{self, Encoder, PsonRef, SliceSink};
 use crate::resource::{Call, CallMode, HandlerError, Input, Output, Params, ResourceKind};
-use crate::time::Duration;
+use crate::time::{self, MAX_SPAN};
 use crate::varint;
 
 /// What running a handler produced.
@@ -29,7 +29,7 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
     // Out of line: measured −208 B on thumbv7em "z" (docs/footprint.md).
     #[inline(never)]
     pub(super) fn on_frame(&mut self, frame: RawFrame<'_>, tx: &mut [u8], inbox: &mut [u8]) -> Flow {
-        self.last_rx = self.now;
+        self.last_rx = self.tick();
         let message = match frame.message_with(&self.config.pson) {
             Ok(m) => m,
             Err(e) => return self.on_bad_message(e, tx),
@@ -123,12 +123,13 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
             .parameters(OutField::Pson(&def))
             .resource(OutField::Varint(SUBSCRIBE_CODE));
         self.queue(tx, &msg)?;
-        let deadline = self.now + self.config.request_timeout;
+        let deadline = self.tick().after(time::span(self.config.request_timeout));
         let _ = self.pending.push(Pending {
             id,
             kind: PendingKind::Subscribe(sub),
             deadline,
             state: PendingState::Waiting,
+            forever: false,
         });
         if let Some(Some(e)) = self.subs.get_mut(usize::from(sub)) {
             *e = SubEntry { def, id, open: false };
@@ -272,13 +273,14 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
             }
             Outcome::Deferred => {
                 let report_state = kind == Some(ResourceKind::Input) && !had_input;
-                let deadline = self.now + self.config.deferred_timeout;
+                let deadline = self.tick().after(time::span(self.config.deferred_timeout));
                 let kind = kind.unwrap_or(ResourceKind::Run);
                 let entry = Pending {
                     id,
                     kind: PendingKind::Deferred { resource: index, kind, report_state },
                     deadline,
                     state: PendingState::Waiting,
+                    forever: false,
                 };
                 // Replace a deferred request the server reused the id of.
                 self.prune_pending(Some(id));
@@ -385,12 +387,17 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
         // a staging array for every field (27 bytes) was cleared by a `memclr` call.
         let mut fields = [0u8; 8];
         let mut n = 0;
-        for (key, value) in [(0x08u8, (id != 0).then_some(id)), (0x10, code)] {
-            let Some(v) = value else { continue };
-            if let Some(slot) = fields.get_mut(n) {
+        let mut field = |key: u8, v: u16, n: &mut usize| {
+            if let Some(slot) = fields.get_mut(*n) {
                 *slot = key;
             }
-            n += 1 + fields.get_mut(n + 1..).and_then(|d| varint::encode_u64(u64::from(v), d)).unwrap_or(0);
+            *n += 1 + fields.get_mut(*n + 1..).and_then(|d| varint::encode_u64(u64::from(v), d)).unwrap_or(0);
+        };
+        if id != 0 {
+            field(0x08, id, &mut n);
+        }
+        if let Some(c) = code {
+            field(0x10, c, &mut n);
         }
         // F3 keeps the output where it is: a varint value is written over the output's own
         // bytes (never longer than the PSON integer it replaces), its key right in front.
@@ -418,7 +425,7 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
             pson::copy_down(free, s, OUT_OFFSET + tail, 0);
         }
         self.tx.end += head + f3 + tail;
-        self.last_tx = self.now;
+        self.last_tx = self.tick();
         true
     }
 
@@ -495,13 +502,18 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
         let count = self.thing.iter().filter(|e| e.has_handler()).count();
         enc.map_header(count)?;
         let mut last: Option<&str> = None;
-        for _ in 0..count {
-            // Selection by path order: the table is small and this needs no memory.
-            let next = self
-                .thing
-                .iter()
-                .filter(|e| e.has_handler() && last.is_none_or(|l| e.path() > l))
-                .min_by(|a, b| a.path().cmp(b.path()));
+        loop {
+            // Selection by path order: the table is small and this needs no memory. Paths
+            // are unique, so the next one is the smallest above the last.
+            let mut next: Option<&crate::resource::Entry<'_>> = None;
+            for e in self.thing.iter().filter(|e| e.has_handler()) {
+                let path = e.path().as_bytes();
+                if last.is_none_or(|l| crate::bytes::cmp(path, l.as_bytes()).is_gt())
+                    && next.is_none_or(|n| crate::bytes::cmp(path, n.path().as_bytes()).is_lt())
+                {
+                    next = Some(e);
+                }
+            }
             let Some(entry) = next else { break };
             enc.str(entry.path())?;
             // `{"fn": kind}` as its 5 PSON bytes: map of 1, the 2-byte string, a small uint.
@@ -574,7 +586,8 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
             FieldValue::Varint(v) => Some(v),
             FieldValue::Pson(v) => v.as_u64().or_else(|| v.get("interval").and_then(|i| i.as_u64())),
         });
-        let interval = Duration::from_millis(interval.unwrap_or(0));
+        // Clamped to the longest tick span (~24.8 days).
+        let interval = interval.map_or(0, |ms| ms.min(u64::from(MAX_SPAN)) as u32);
         // The same id, or the same resource path, replaces the earlier stream.
         self.close_streams(id, Some((index, path)));
         let stream = OpenStream {
@@ -583,7 +596,7 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
             #[cfg(feature = "patterns")]
             path: stored,
             interval,
-            next: self.now + interval,
+            next: self.tick().after(interval),
         };
         if self.streams.push(stream).is_err() {
             let _ = self.queue_handler_error(tx, id, HandlerError::new(503, "too many streams"));

@@ -2,58 +2,55 @@
 //! deferred-reply timeouts, and the completions they produce.
 
 use super::*;
+use crate::time;
 
 impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'a, R, S, P, E> {
-    /// 1.15 × the keep-alive interval: `keep_alive.mul_ratio(115, 100)`, computed without
-    /// 128-bit arithmetic (which costs about 1.5 KB of flash per use on 32-bit targets).
-    #[inline(never)]
-    pub(super) fn watchdog(&self) -> Duration {
-        Duration::from_millis(watchdog_millis(self.config.keep_alive.as_millis()))
-    }
-
     /// A KEEP_ALIVE goes out when either side has been quiet for the interval (so the
     /// server hears from us, and we give it a reason to answer), at most once per interval.
-    pub(super) fn keep_alive_due(&self) -> Instant {
-        let quiet = self.last_rx.min(self.last_tx) + self.config.keep_alive;
-        quiet.max(self.last_keep_alive + self.config.keep_alive)
+    pub(super) fn keep_alive_due(&self) -> Tick {
+        let ka = self.keep_alive;
+        let quiet = self.last_rx.earlier(self.last_tx).after(ka);
+        quiet.later(self.last_keep_alive.after(ka))
     }
 
-    pub(super) fn next_deadline(&self) -> Option<Instant> {
-        let mut next: Option<Instant> = None;
-        let mut consider = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
+    pub(super) fn next_deadline(&self) -> Option<Tick> {
+        let mut next: Option<Tick> = None;
         if self.phase == Phase::Connecting || self.phase == Phase::Connected {
-            consider(self.last_rx + self.watchdog());
+            next = Some(self.last_rx.after(self.watchdog));
         }
         if self.phase == Phase::Connected {
             // Sending deadlines that are already due wait for the transmit queue to drain
             // (the adapter calls `handle_timeout` after draining), so an adapter blocked
             // on a slow socket is not woken in a loop.
             let waiting = !self.tx.is_empty();
-            let mut consider_send = |t: Instant| {
-                if !(waiting && t <= self.now) {
-                    consider(t);
-                }
-            };
-            consider_send(self.keep_alive_due());
+            let now = self.tick();
+            // The earliest sending deadline that does not wait for the queue: the
+            // keep-alive's or a stream's, in one pass without an `Option` (a keep-alive
+            // that waits gives way to the first stream deadline that does not).
+            let mut send = self.keep_alive_due();
             for s in &self.streams {
-                if s.interval != Duration::ZERO {
-                    consider_send(s.next);
+                if s.interval != 0 && !(waiting && now.reached(s.next)) {
+                    send = if waiting && now.reached(send) { s.next } else { send.earlier(s.next) };
                 }
+            }
+            if !(waiting && now.reached(send)) {
+                next = Some(next.map_or(send, |n| n.earlier(send)));
             }
         }
         for p in &self.pending {
             if p.state == PendingState::Waiting {
-                consider(p.deadline);
+                next = Some(next.map_or(p.deadline, |n| n.earlier(p.deadline)));
             }
         }
         next
     }
 
     pub(super) fn on_timeout(&mut self, now: Instant, tx: &mut [u8]) {
+        let now = Tick::of(now);
         // Request and deferred-reply timeouts.
         let mut i = 0;
         while let Some(p) = self.pending.get(i).copied() {
-            if p.state == PendingState::Waiting && now >= p.deadline {
+            if p.state == PendingState::Waiting && now.reached(p.deadline) {
                 match p.kind {
                     PendingKind::Deferred { .. } => {
                         if self.phase == Phase::Connected {
@@ -62,13 +59,18 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
                         let _ = take_at(&mut self.pending, i);
                         continue;
                     }
-                    PendingKind::Call { silent: true } => {
+                    PendingKind::Call { silent: true } if !(CLOUD && p.forever) => {
                         let _ = take_at(&mut self.pending, i);
                         continue;
                     }
                     _ => {
                         if let Some(p) = self.pending.get_mut(i) {
-                            p.state = PendingState::TimedOut;
+                            if CLOUD && p.forever {
+                                // Waits on: the deadline only keeps within a tick span.
+                                p.deadline = now.after(time::MAX_SPAN);
+                            } else {
+                                p.state = PendingState::TimedOut;
+                            }
                         }
                     }
                 }
@@ -76,23 +78,24 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
             i += 1;
         }
         // One watchdog check for both phases: nothing received for 1.15 × ka.
-        if (self.phase == Phase::Connecting || self.phase == Phase::Connected) && now >= self.last_rx + self.watchdog()
+        if (self.phase == Phase::Connecting || self.phase == Phase::Connected)
+            && now.reached(self.last_rx.after(self.watchdog))
         {
             warn!("nothing received for 1.15 x ka (no answer to CONNECT, or a dead connection)");
             self.close(DisconnectReason::Timeout, None);
             return;
         }
         if self.phase == Phase::Connected {
-            if now >= self.keep_alive_due() && self.tx.is_empty() {
+            if now.reached(self.keep_alive_due()) && self.tx.is_empty() {
                 trace!("keep-alive");
                 if self.reply_status(tx, MessageType::KeepAlive, 0) {
                     self.last_keep_alive = now;
                 }
             }
             for i in 0..self.streams.len() {
-                let due = self.streams.get(i).filter(|s| s.interval != Duration::ZERO).map(|s| (s.next, s.interval));
+                let due = self.streams.get(i).filter(|s| s.interval != 0).map(|s| (s.next, s.interval));
                 let Some((next, interval)) = due else { continue };
-                if now < next {
+                if !now.reached(next) {
                     continue;
                 }
                 if !self.send_sample(tx, i) && !self.tx.is_empty() {
@@ -100,9 +103,9 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
                     continue;
                 }
                 if let Some(s) = self.streams.get_mut(i) {
-                    let mut n = next + interval;
-                    if n <= now {
-                        n = now + interval;
+                    let mut n = next.after(interval);
+                    if now.reached(n) {
+                        n = now.after(interval);
                     }
                     s.next = n;
                 }
@@ -129,32 +132,36 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
     }
 }
 
-/// `⌊ka × 115 / 100⌋` truncated to 64 bits, as [`Duration::mul_ratio`] computes it:
-/// with `ka = 20q + r`, that is `ka + 3q + ⌊3r / 20⌋`.
-fn watchdog_millis(ka: u64) -> u64 {
-    let q = crate::time::div_u64_u32(ka, 20);
-    let r = (ka - q * 20) as u32; // < 20
-    ka.wrapping_add(q.wrapping_mul(3)).wrapping_add(u64::from(r * 3 / 20))
+/// `⌊ka × 115 / 100⌋` as [`Duration::mul_ratio`](crate::time::Duration::mul_ratio) computes it, in 32 bits and clamped to
+/// [`time::MAX_SPAN`]: with `ka = 20q + r`, that is `23q + ⌊23r / 20⌋`.
+pub(super) fn watchdog_span(ka: u32) -> u32 {
+    let (q, r) = (ka / 20, ka % 20);
+    q.saturating_mul(23).saturating_add(r * 23 / 20).min(time::MAX_SPAN)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::watchdog_millis;
-    use crate::time::Duration;
+    use super::watchdog_span;
+    use crate::time::{Duration, MAX_SPAN};
     use proptest::prelude::*;
+
+    /// The reference: `mul_ratio` on the 64-bit value, clamped like a tick span.
+    fn reference(ka: u32) -> u32 {
+        Duration::from_millis(u64::from(ka)).mul_ratio(115, 100).as_millis().min(u64::from(MAX_SPAN)) as u32
+    }
 
     #[test]
     fn watchdog_is_mul_ratio_115_100() {
-        for ka in [0, 1, 19, 20, 21, 99, 100, 1000, 60_000, 1_800_000, u64::MAX / 115 * 100, u64::MAX - 1, u64::MAX] {
-            assert_eq!(watchdog_millis(ka), Duration::from_millis(ka).mul_ratio(115, 100).as_millis(), "{ka}");
+        for ka in [0, 1, 19, 20, 21, 99, 100, 1000, 60_000, 1_800_000, MAX_SPAN / 115 * 100, MAX_SPAN - 1, MAX_SPAN] {
+            assert_eq!(watchdog_span(ka), reference(ka), "{ka}");
         }
     }
 
     proptest! {
         #[test]
-        fn watchdog_matches_mul_ratio(ka in any::<u64>()) {
-            prop_assert_eq!(watchdog_millis(ka), Duration::from_millis(ka).mul_ratio(115, 100).as_millis());
-            prop_assert_eq!(watchdog_millis(ka >> 24), Duration::from_millis(ka >> 24).mul_ratio(115, 100).as_millis());
+        fn watchdog_matches_mul_ratio(ka in 0..=MAX_SPAN) {
+            prop_assert_eq!(watchdog_span(ka), reference(ka));
+            prop_assert_eq!(watchdog_span(ka >> 12), reference(ka >> 12));
         }
     }
 }

@@ -1,0 +1,167 @@
+//! The session's timers with a fake clock across the 2^32 ms wrap of its 32-bit ticks
+//! (`time::Tick`): every deadline falls at the same `Instant` as far from the wrap.
+
+mod support;
+
+use std::cell::Cell;
+
+use support::{Harness, frames, hex, message};
+use thinger_core::iotmp::{MessageType, OutField, OutgoingMessage};
+use thinger_core::resource::{ResourceKind, Thing, handler};
+use thinger_core::session::{CallError, Config, DisconnectReason, Event, Phase};
+use thinger_core::time::{Duration, Instant};
+
+/// 2^32 ms: where the session's 32-bit ticks wrap.
+const WRAP: u64 = 1 << 32;
+
+fn config() -> Config<'static> {
+    Config::new("user", "dev", "pass")
+}
+
+fn bytes(msg: &OutgoingMessage<'_>) -> Vec<u8> {
+    let mut buf = vec![0u8; msg.encoded_len()];
+    msg.encode(&mut buf).unwrap();
+    buf
+}
+
+fn at(ms: u64) -> Instant {
+    Instant::from_millis(ms)
+}
+
+/// Keep-alive and the dead-peer watchdog of a connection made at `start` ms (as in
+/// `session_flows::keep_alive_every_interval_and_dead_peer_at_exactly_1_15_ka`).
+fn keep_alive_and_watchdog_from(start: u64) {
+    let mut h = Harness::new(config(), Thing::new());
+    h.now = at(start);
+    h.connect();
+    assert_eq!(h.session.poll_timeout(), Some(at(start + 60_000)));
+    assert!(h.advance_to(start + 59_999).is_empty());
+    assert_eq!(h.advance_to(start + 60_000), hex("0500"));
+    h.now = at(start + 60_020);
+    h.feed(&hex("0500"));
+    assert_eq!(h.advance_to(start + 120_020), hex("0500"));
+    assert_eq!(h.session.poll_timeout(), Some(at(start + 129_020)));
+    h.advance_to(start + 129_019);
+    assert!(h.session.is_connected());
+    h.advance_to(start + 129_020);
+    assert_eq!(h.session.poll_event(), Some(Event::Disconnected(DisconnectReason::Timeout)));
+    assert_eq!(h.session.phase(), Phase::Closed);
+}
+
+#[test]
+fn keep_alive_and_watchdog_across_the_wrap() {
+    // Far from a wrap, the keep-alive crossing it, the watchdog crossing it, a later wrap.
+    for start in [0, WRAP - 30_000, WRAP - 125_000, 7 * WRAP - 60_000, u64::MAX / 2] {
+        keep_alive_and_watchdog_from(start);
+    }
+}
+
+#[test]
+fn interval_stream_across_the_wrap_keeps_its_rate() {
+    let start = WRAP - 1_100;
+    let n = Cell::new(0u32);
+    let mut counter = handler(ResourceKind::Output, |call| {
+        n.set(n.get() + 1);
+        Ok(call.output().set(&n.get())?)
+    });
+    let mut thing: Thing<'_, 16> = Thing::new();
+    thing["counter"] >>= &mut counter;
+    let mut h = Harness::new(config(), thing);
+    h.now = at(start);
+    h.connect();
+    let interval = thinger_core::pson::Map(&[("interval", 250u32)]);
+    let open = OutgoingMessage::new(MessageType::StartStream, 40)
+        .parameters(OutField::Pson(&interval))
+        .resource(OutField::Pson(&"counter"));
+    let mut samples = vec![start];
+    assert_eq!(frames(&h.feed(&bytes(&open))).len(), 2); // OK and the first sample
+    while let Some(t) = h.session.poll_timeout() {
+        if t.as_millis() >= start + 3_000 {
+            break;
+        }
+        let sent = h.advance_to(t.as_millis());
+        if frames(&sent).iter().any(|f| message(f).kind == MessageType::StreamData) {
+            samples.push(t.as_millis());
+        }
+    }
+    let expected: Vec<u64> = (0..12).map(|k| start + 250 * k).collect();
+    assert_eq!(samples, expected);
+}
+
+#[test]
+fn deferred_timeout_across_the_wrap() {
+    let mut slow = handler(ResourceKind::Output, |call| {
+        call.defer();
+        Ok(())
+    });
+    let mut thing: Thing<'_, 16> = Thing::new();
+    thing["slow"] >>= &mut slow;
+    let start = WRAP - 1_000;
+    let mut h = Harness::new(config().deferred_timeout(Duration::from_secs(2)), thing);
+    h.now = at(start);
+    h.connect();
+    let run = OutgoingMessage::new(MessageType::Run, 71).resource(OutField::Pson(&"slow"));
+    assert!(h.feed(&bytes(&run)).is_empty());
+    h.drain_events();
+    assert_eq!(h.session.poll_timeout(), Some(at(start + 2_000)));
+    assert!(h.advance_to(start + 1_999).is_empty());
+    let sent = h.advance_to(start + 2_000);
+    let m = message(&sent);
+    assert_eq!((m.kind, m.stream_id, m.parameters.unwrap().as_u64()), (MessageType::Error, 71, Some(504)));
+}
+
+#[test]
+fn request_timeout_across_the_wrap_and_a_lock_that_waits_past_the_tick_span() {
+    let start = WRAP - 2_000;
+    // A keep-alive of 10 days (set directly: the builder clamps to 30 min), so the server
+    // needs to answer only once a day while the days pass.
+    let mut config = config().request_timeout(Duration::from_secs(5));
+    config.keep_alive = Duration::from_secs(10 * 86_400);
+    let mut h = Harness::new(config, Thing::new());
+    h.now = at(start);
+    h.connect();
+    let call = h.session.read_property(h.now, "cfg").unwrap();
+    let lock = h.session.lock_sync(h.now, "door", "dev", 1, 0).unwrap();
+    h.sent();
+    assert_eq!(h.session.poll_timeout(), Some(at(start + 5_000)));
+    h.advance_to(start + 5_000);
+    assert_eq!(h.session.poll_event(), Some(Event::CallCompleted { request: call, result: Err(CallError::Timeout) }));
+    // The lock waits (server timeout 0) as long as the connection lasts: 60 days, more
+    // than the ~24.8 days a tick deadline can be ahead, and across a wrap.
+    for day in 1..=60u64 {
+        h.now = at(start + day * 86_400_000);
+        h.feed(&hex("0500"));
+        h.advance_to(start + day * 86_400_000);
+        assert!(h.session.is_connected());
+        assert_eq!(h.session.poll_event(), None, "day {day}");
+    }
+    h.feed(&bytes(&OutgoingMessage::new(MessageType::Ok, lock.0)));
+    assert_eq!(h.session.poll_event(), Some(Event::CallCompleted { request: lock, result: Ok(None) }));
+}
+
+#[test]
+fn due_sending_deadlines_wait_for_the_transmit_queue() {
+    let mut counter = handler(ResourceKind::Output, |call| Ok(call.output().set(&1u8)?));
+    let mut thing: Thing<'_, 16> = Thing::new();
+    thing["counter"] >>= &mut counter;
+    let mut h = Harness::new(config(), thing);
+    h.connect();
+    // An interval stream sampled every 65 s: its next sample at 65 000, the keep-alive at
+    // 60 000, the watchdog at 69 000 (nothing is received after t = 0).
+    let interval = thinger_core::pson::Map(&[("interval", 65_000u32)]);
+    let open = OutgoingMessage::new(MessageType::StartStream, 40)
+        .parameters(OutField::Pson(&interval))
+        .resource(OutField::Pson(&"counter"));
+    assert_eq!(frames(&h.feed(&bytes(&open))).len(), 2);
+    assert_eq!(h.session.poll_timeout(), Some(at(60_000)));
+    // A frame waits to be sent: the due keep-alive waits for it, the stream does not.
+    assert!(h.session.stream(at(60_000), "counter"));
+    assert_eq!(h.session.poll_timeout(), Some(at(65_000)));
+    h.sent();
+    assert_eq!(h.session.poll_timeout(), Some(at(60_000)));
+    // Both due, a frame waiting: only the watchdog counts.
+    assert!(h.session.stream(at(66_000), "counter"));
+    assert_eq!(h.session.poll_timeout(), Some(at(69_000)));
+    h.sent();
+    assert_eq!(h.session.poll_timeout(), Some(at(60_000)));
+}
