@@ -5,7 +5,8 @@
 //! rest of a small map pair. On hosts an ASCII test on whole words comes first (about 10
 //! instructions for the same key); anything that is not all ASCII still goes through
 //! `from_utf8`. `simdutf8` was measured too: for inputs this short it calls `from_utf8`
-//! itself and is no faster. Microcontrollers keep plain `from_utf8` (no extra code).
+//! itself and is no faster. Microcontrollers validate with a plain byte loop instead, the
+//! smallest code for it (see `to_str` there).
 
 use super::Error;
 
