@@ -60,10 +60,7 @@ fn keep_alive_and_watchdog_across_the_wrap() {
 fn interval_stream_across_the_wrap_keeps_its_rate() {
     let start = WRAP - 1_100;
     let n = Cell::new(0u32);
-    let mut counter = handler(ResourceKind::Output, |call| {
-        n.set(n.get() + 1);
-        Ok(call.output().set(&n.get())?)
-    });
+    let mut counter = support::counter(&n);
     let mut thing: Thing<'_, 16> = Thing::new();
     thing["counter"] >>= &mut counter;
     let mut h = Harness::new(config(), thing);

@@ -481,10 +481,7 @@ fn server_start_stream_reusing_an_open_id_replaces_it() {
 #[test]
 fn interval_stream_250ms_gives_12_samples_in_3s_including_the_first() {
     let n = Cell::new(0u32);
-    let mut counter = handler(ResourceKind::Output, |call| {
-        n.set(n.get() + 1);
-        Ok(call.output().set(&n.get())?)
-    });
+    let mut counter = support::counter(&n);
     let mut thing: Thing<'_, 16> = Thing::new();
     thing["counter"] >>= &mut counter;
     let mut h = Harness::new(config(), thing);

@@ -196,3 +196,15 @@ pub fn sum(call: &mut thinger_core::resource::Call<'_>) -> Result<(), thinger_co
     call.output().field("sum", &(a + b))?;
     Ok(())
 }
+
+/// An output resource counting its calls in `n` and answering the count.
+pub fn counter(
+    n: &std::cell::Cell<u32>,
+) -> thinger_core::resource::FnResource<
+    impl FnMut(&mut thinger_core::resource::Call<'_>) -> Result<(), thinger_core::resource::HandlerError> + '_,
+> {
+    thinger_core::resource::handler(thinger_core::resource::ResourceKind::Output, move |call| {
+        n.set(n.get() + 1);
+        Ok(call.output().set(&n.get())?)
+    })
+}
