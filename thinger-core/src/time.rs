@@ -98,19 +98,32 @@ impl Add for Duration {
 
 /// Session-internal time: the low 32 bits of an [`Instant`]'s milliseconds. It wraps every
 /// 2^32 ms (~49.7 days) and is compared wrap-safe, so two ticks order correctly while they
-/// are less than 2^31 ms (~24.8 days) apart; spans are clamped to [`MAX_SPAN`] for that.
+/// are less than 2^31 ms (~24.8 days) apart. Spans are clamped to [`MAX_SPAN`] (2^30 − 1
+/// ms) and the session keeps every tick it holds within that of its clock (see
+/// `State::set_now`), so a tick is never further than 2^31 from the clock, whatever the
+/// adapter's calls do.
 /// On 32-bit cores every deadline addition and comparison is then one instruction, not a
 /// 64-bit pair (docs/footprint.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct Tick(u32);
 
-/// The longest span a [`Tick`] deadline can be ahead: 2^31 − 1 ms, ~24.8 days.
-pub(crate) const MAX_SPAN: u32 = i32::MAX as u32;
+/// The longest span a [`Tick`] deadline can be ahead, and the oldest a remembered time
+/// (last receive, send, keep-alive) is kept: 2^30 − 1 ms, ~12.4 days. Half the wrap-safe
+/// range, so the clock can move on by as much again between two calls before the session
+/// has to rebuild its ticks from full `Instant`s.
+pub(crate) const MAX_SPAN: u32 = (1 << 30) - 1;
+
+/// The longest keep-alive interval: its watchdog (1.15 × it) still fits in [`MAX_SPAN`].
+pub(crate) const MAX_KEEP_ALIVE: u32 = MAX_SPAN / 23 * 20;
 
 impl Tick {
     /// The tick of `t` (its milliseconds, truncated).
     pub(crate) const fn of(t: Instant) -> Tick {
         Tick(t.0 as u32)
+    }
+    /// `self − earlier` in ms (wrapping).
+    pub(crate) const fn since(self, earlier: Tick) -> u32 {
+        self.0.wrapping_sub(earlier.0)
     }
     /// `self + span` (wrapping; a span is at most [`MAX_SPAN`]).
     pub(crate) const fn after(self, span: u32) -> Tick {
@@ -119,6 +132,12 @@ impl Tick {
     /// Whether `deadline` is at or before `self` (wrap-safe).
     pub(crate) const fn reached(self, deadline: Tick) -> bool {
         self.0.wrapping_sub(deadline.0) as i32 >= 0
+    }
+    /// `self`, or `now − MAX_SPAN` when `self` is older than that (`self` at or before
+    /// `now`, less than 2^31 ms before it): a remembered time kept within the wrap-safe
+    /// range while every span from it stays reached.
+    pub(crate) const fn aged(self, now: Tick) -> Tick {
+        if now.0.wrapping_sub(self.0) > MAX_SPAN { now.after(MAX_SPAN.wrapping_neg()) } else { self }
     }
     /// The earlier of two ticks (wrap-safe).
     pub(crate) const fn earlier(self, other: Tick) -> Tick {
@@ -132,7 +151,9 @@ impl Tick {
     /// bits: `now` plus the signed distance from `now`'s tick, saturating at the epoch.
     pub(crate) const fn instant(self, now: Instant) -> Instant {
         let delta = self.0.wrapping_sub(now.0 as u32) as i32;
-        Instant(now.0.saturating_add_signed(delta as i64))
+        // Exactly 2^31 away reads as ahead, as `reached` has it.
+        let delta = if delta == i32::MIN { 1i64 << 31 } else { delta as i64 };
+        Instant(now.0.saturating_add_signed(delta))
     }
 }
 
@@ -141,9 +162,15 @@ pub(crate) const fn span(d: Duration) -> u32 {
     if d.0 > MAX_SPAN as u64 { MAX_SPAN } else { d.0 as u32 }
 }
 
+/// The keep-alive interval `d` as a [`Tick`] span, clamped to [`MAX_KEEP_ALIVE`] (so the
+/// watchdog keeps its 15 % margin over it).
+pub(crate) const fn keep_alive_span(d: Duration) -> u32 {
+    if d.0 > MAX_KEEP_ALIVE as u64 { MAX_KEEP_ALIVE } else { d.0 as u32 }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{Duration, Instant, MAX_SPAN, Tick, span};
+    use super::{Duration, Instant, MAX_KEEP_ALIVE, MAX_SPAN, Tick, keep_alive_span, span};
     use proptest::prelude::*;
 
     #[test]
@@ -159,9 +186,16 @@ mod tests {
         assert_eq!(b.instant(after), before);
         // Near the epoch an overdue tick saturates at 0 instead of wrapping to the far future.
         assert_eq!(Tick::of(before).instant(Instant::from_millis(5)), Instant::ZERO);
-        // The longest span is still ahead; past 2^31 ms a deadline reads as past.
+        // The longest span is ahead, and so is anything up to 2^31 ms; past that a
+        // deadline reads as past (what `State::set_now` keeps ticks from reaching).
         assert!(!b.reached(b.after(MAX_SPAN)) && b.after(MAX_SPAN).reached(b));
-        assert!(b.reached(b.after(MAX_SPAN + 2)));
+        assert!(!b.reached(b.after(1 << 31)) && b.reached(b.after((1 << 31) + 1)));
+        // Exactly 2^31 away: ahead for both `reached` and `instant`.
+        assert_eq!(b.after(1 << 31).instant(before), Instant::from_millis(before.as_millis() + (1 << 31)));
+        // A remembered time older than MAX_SPAN is moved up to it, a younger one kept.
+        assert_eq!(b.after(1u32.wrapping_neg()).aged(b), b.after(1u32.wrapping_neg()));
+        assert_eq!(b.after((MAX_SPAN + 5).wrapping_neg()).aged(b), b.after(MAX_SPAN.wrapping_neg()));
+        assert_eq!(keep_alive_span(Duration::from_millis(u64::MAX)), MAX_KEEP_ALIVE);
         assert_eq!((span(Duration::from_millis(u64::MAX)), span(Duration::from_secs(60))), (MAX_SPAN, 60_000));
     }
 

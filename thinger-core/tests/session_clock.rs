@@ -162,3 +162,90 @@ fn due_sending_deadlines_wait_for_the_transmit_queue() {
     h.sent();
     assert_eq!(h.session.poll_timeout(), Some(at(60_000)));
 }
+
+/// A link busy both ways never sends a keep-alive, so the time of the last one ages: past
+/// 2^31 ms it must not read as the future (the keep-alive would then be held back when the
+/// link goes quiet, and the watchdog would drop the connection). Busy for ~25 days with a
+/// RUN every 59 s: no keep-alive while busy, one 60 s after the last exchange.
+#[test]
+fn a_link_busy_for_25_days_still_sends_its_keep_alive_when_it_goes_quiet() {
+    let n = Cell::new(0u32);
+    let mut counter = support::counter(&n);
+    let mut thing: Thing<'_, 16> = Thing::new();
+    thing["counter"] >>= &mut counter;
+    let mut h = Harness::new(config(), thing);
+    h.connect();
+    let run = bytes(&OutgoingMessage::new(MessageType::Run, 7).resource(OutField::Pson(&"counter")));
+    let mut t = 0;
+    while t < (1 << 31) + 3_600_000 {
+        t += 59_000;
+        h.now = at(t);
+        let reply = h.feed(&run);
+        assert!(frames(&reply).iter().all(|f| message(f).kind == MessageType::Ok), "t = {t}");
+        assert!(h.advance_to(t).is_empty(), "a keep-alive while busy, t = {t}");
+    }
+    assert_eq!(h.session.poll_timeout(), Some(at(t + 60_000)));
+    assert!(h.advance_to(t + 59_999).is_empty());
+    assert_eq!(h.advance_to(t + 60_000), hex("0500"));
+    assert!(h.session.is_connected());
+}
+
+/// No call for 30 days (a suspended host): the dead peer is noticed at the first call, as
+/// with 64-bit time, in both phases; the ticks are rebuilt, not read across the wrap.
+#[test]
+fn a_gap_of_30_days_between_calls_times_the_connection_out() {
+    const DAYS_30: u64 = 30 * 86_400_000;
+    for start in [0, WRAP - 10_000] {
+        let mut h = Harness::new(config(), Thing::new());
+        h.now = at(start);
+        h.connect();
+        h.advance_to(start + DAYS_30);
+        assert_eq!(h.session.poll_event(), Some(Event::Disconnected(DisconnectReason::Timeout)), "start {start}");
+        // CONNECT never answered, and exactly 2^31 ms late.
+        for gap in [DAYS_30, 1 << 31] {
+            let mut h = Harness::new(config(), Thing::new());
+            h.session.connect(at(start));
+            h.sent();
+            h.advance_to(start + gap);
+            let event = h.session.poll_event();
+            assert!(matches!(event, Some(Event::AuthFailed(_))), "gap {gap}: {event:?}");
+            assert_eq!(h.session.phase(), Phase::Closed);
+        }
+    }
+}
+
+/// The clock set back by 4·10^9 ms (more than a wrap): no spurious timeout, deadlines no
+/// later than the configured spans from the new time, and time then runs normally.
+#[test]
+fn a_clock_set_far_back_keeps_the_schedule_from_the_new_time() {
+    let start = 5_000_000_000;
+    let mut h = Harness::new(config(), Thing::new());
+    h.now = at(start);
+    h.connect();
+    let back = start - 4_000_000_000;
+    assert!(h.advance_to(back).is_empty());
+    assert!(h.session.is_connected());
+    assert_eq!(h.session.poll_timeout(), Some(at(back + 60_000)));
+    assert_eq!(h.advance_to(back + 60_000), hex("0500"));
+    h.advance_to(back + 69_000);
+    assert_eq!(h.session.poll_event(), Some(Event::Disconnected(DisconnectReason::Timeout)));
+}
+
+/// A keep-alive too long for the ticks (set directly: the builder clamps to 30 min) is
+/// clamped so that its watchdog keeps the 15 % margin: the keep-alive goes out first.
+#[test]
+fn a_huge_keep_alive_still_goes_out_before_its_watchdog() {
+    for ka in [1u64 << 31, 25 * 86_400_000, u64::MAX] {
+        let mut config = config();
+        config.keep_alive = Duration::from_millis(ka);
+        let mut h = Harness::new(config, Thing::new());
+        h.connect();
+        let due = h.session.poll_timeout().unwrap();
+        assert_eq!(h.advance_to(due.as_millis()), hex("0500"), "ka {ka}");
+        assert!(h.session.is_connected(), "ka {ka}");
+        assert_eq!(h.session.poll_event(), None);
+        // Nothing answered: the watchdog 1.15 × the clamped interval after the connect.
+        let watchdog = h.session.poll_timeout().unwrap().as_millis();
+        assert_eq!(watchdog, due.as_millis() * 115 / 100, "ka {ka}");
+    }
+}

@@ -152,7 +152,7 @@ where
     B: AsRef<[u8]> + AsMut<[u8]>,
 {
     fn channel_op(&mut self, now: Instant, id: u16) -> Result<usize, Error> {
-        self.state.now = now;
+        self.state.set_now(now);
         if self.state.phase != Phase::Connected {
             return Err(Error::NotConnected);
         }

@@ -6,8 +6,13 @@ pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(60);
 
 /// Session settings. Only `user`, `device` and `credential` are required.
 ///
-/// The session keeps time in 32-bit milliseconds internally: an interval or timeout longer
-/// than 2^31 − 1 ms (about 24.8 days) is clamped to that.
+/// The session keeps time in 32-bit milliseconds internally, so very long spans are
+/// clamped: a stream interval, `request_timeout` and `deferred_timeout` to 2^30 − 1 ms
+/// (about 12.4 days), `keep_alive` to 20/23 of that (about 10.8 days, so the dead-peer
+/// watchdog at 1.15 × it still fits; CONNECT announces the clamped value). A cloud call
+/// whose wait is longer than 12.4 days (`lock_sync` with a long or no server timeout)
+/// waits until the connection ends instead. Gaps between calls of any length, and a clock
+/// set back, are handled (the session rebuilds its times from the `Instant` it is given).
 ///
 /// ```
 /// use thinger_core::session::Config;
@@ -178,8 +183,8 @@ impl crate::pson::EncodePson for ConnectParams<'_, '_> {
         if ka {
             enc.str("ka")?;
             // Whole seconds, rounded up: announcing less than we wait gets us dropped. Of the
-            // interval the session keeps (clamped to the ~24.8-day tick span).
-            enc.u64(u64::from(ceil_seconds(crate::time::span(c.keep_alive))))?;
+            // interval the session keeps (clamped, see `time::MAX_KEEP_ALIVE`).
+            enc.u64(u64::from(ceil_seconds(crate::time::keep_alive_span(c.keep_alive))))?;
         }
         if let Some(pv) = c.protocol_version {
             enc.str("pv")?;

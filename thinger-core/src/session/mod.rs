@@ -381,7 +381,7 @@ where
         // `memclr` call that nothing else links (208 B); through `black_box` they are plain
         // stores. −176 B on thumbv7em "z" (docs/footprint.md).
         let zero = core::hint::black_box(Tick::default());
-        let ka = crate::time::span(config.keep_alive);
+        let ka = crate::time::keep_alive_span(config.keep_alive);
         Session {
             state: State {
                 config,
@@ -475,7 +475,7 @@ where
         self.skip = 0;
         let st = &mut self.state;
         st.tx.clear();
-        st.now = now;
+        st.set_now(now);
         let tick = Tick::of(now);
         st.last_rx = tick;
         st.last_tx = tick;
@@ -521,7 +521,7 @@ where
     /// [`Session::poll_transmit`] and [`Session::poll_event`], then offer the rest again).
     #[inline(never)]
     pub fn handle_input(&mut self, now: Instant, data: &[u8]) -> usize {
-        self.state.now = now;
+        self.state.set_now(now);
         let mut taken = 0;
         loop {
             self.process_buffered();
@@ -619,7 +619,7 @@ where
     /// Advances timers: keep-alives, the dead-peer watchdog, stream intervals, request
     /// and deferred-reply timeouts. Also processes buffered frames that waited for room.
     pub fn handle_timeout(&mut self, now: Instant) {
-        self.state.now = now;
+        self.state.set_now(now);
         self.process_buffered();
         let (_, tx, _) = split_regions(self.buf.as_mut(), self.rx_len, self.tx_len);
         if SUBSCRIPTIONS {
@@ -630,7 +630,7 @@ where
 
     /// The transport closed (or failed).
     pub fn handle_close(&mut self, now: Instant) {
-        self.state.now = now;
+        self.state.set_now(now);
         let truncated = self.rx.len();
         self.rx.clear();
         self.skip = 0;
@@ -656,7 +656,7 @@ where
     /// Closes the session from the device side: queues DISCONNECT and reports
     /// `Disconnected(Local)`.
     pub fn close(&mut self, now: Instant) {
-        self.state.now = now;
+        self.state.set_now(now);
         if matches!(self.state.phase, Phase::Connecting | Phase::Connected) {
             let (_, tx, _) = split_regions(self.buf.as_mut(), self.rx_len, self.tx_len);
             self.state.close(DisconnectReason::Local, Some(tx));

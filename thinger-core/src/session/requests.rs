@@ -11,7 +11,7 @@ where
 {
     #[cfg(any(feature = "cloud", feature = "subscriptions"))]
     fn api(&mut self, now: Instant) -> Result<(), Error> {
-        self.state.now = now;
+        self.state.set_now(now);
         if self.state.phase != Phase::Connected {
             return Err(Error::NotConnected);
         }
@@ -164,7 +164,7 @@ where
     #[cfg(feature = "subscriptions")]
     #[cfg_attr(docsrs, doc(cfg(feature = "subscriptions")))]
     pub fn subscribe(&mut self, now: Instant, def: Subscription<'a>) -> Result<SubscriptionId, Error> {
-        self.state.now = now;
+        self.state.set_now(now);
         let entry = SubEntry { def, id: 0, open: false };
         let st = &mut self.state;
         let index = match st.subs.iter().position(Option::is_none) {
@@ -194,7 +194,7 @@ where
     #[cfg(feature = "subscriptions")]
     #[cfg_attr(docsrs, doc(cfg(feature = "subscriptions")))]
     pub fn unsubscribe(&mut self, now: Instant, id: SubscriptionId) -> Result<(), Error> {
-        self.state.now = now;
+        self.state.set_now(now);
         let entry = self.state.subs.get_mut(usize::from(id.0)).and_then(Option::take).ok_or(Error::UnknownId)?;
         if entry.id != 0 && self.state.phase == Phase::Connected {
             keep_where(&mut self.state.pending, |p| !(p.id == entry.id && matches!(p.kind, PendingKind::Subscribe(_))));
@@ -228,7 +228,7 @@ where
     /// and got a sample.
     #[inline(never)]
     pub fn stream(&mut self, now: Instant, path: &str) -> bool {
-        self.state.now = now;
+        self.state.set_now(now);
         if self.state.phase != Phase::Connected {
             return false;
         }
@@ -259,7 +259,7 @@ where
         stream_id: u16,
         result: Result<Option<&dyn iotmp::DynEncodePson>, HandlerError>,
     ) -> Result<(), Error> {
-        self.state.now = now;
+        self.state.set_now(now);
         if self.state.phase != Phase::Connected {
             return Err(Error::NotConnected);
         }

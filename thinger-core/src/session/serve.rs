@@ -586,7 +586,7 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
             FieldValue::Varint(v) => Some(v),
             FieldValue::Pson(v) => v.as_u64().or_else(|| v.get("interval").and_then(|i| i.as_u64())),
         });
-        // Clamped to the longest tick span (~24.8 days).
+        // Clamped to the longest tick span (~12.4 days).
         let interval = interval.map_or(0, |ms| ms.min(u64::from(MAX_SPAN)) as u32);
         // The same id, or the same resource path, replaces the earlier stream.
         self.close_streams(id, Some((index, path)));

@@ -5,6 +5,51 @@ use super::*;
 use crate::time;
 
 impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'a, R, S, P, E> {
+    /// Moves the session's clock to the adapter's `now` (every public call that takes a
+    /// time comes here first) and keeps its ticks within the wrap-safe range of it: the
+    /// remembered times at most [`time::MAX_SPAN`] old, which every span from them still
+    /// reaches. A link busy both ways never sends a
+    /// keep-alive, so without this `last_keep_alive` would age past 2^31 ms and read as
+    /// the future. A step longer than `MAX_SPAN`, or back in time (a suspended host, a
+    /// clock set back), rebuilds every tick from full `Instant`s instead.
+    #[inline(never)]
+    pub(super) fn set_now(&mut self, now: Instant) {
+        let step = now.as_millis().wrapping_sub(self.now.as_millis());
+        let prev = self.now;
+        self.now = now;
+        if step > u64::from(time::MAX_SPAN) {
+            self.rebase(prev, now);
+            return;
+        }
+        // Only the keep-alive's time can grow old on a live connection: a keep-alive goes
+        // out when either side has been quiet for the interval, and its answer or the
+        // watchdog follows, so the last receive and send are never older than 1.15 × ka.
+        self.last_keep_alive = self.last_keep_alive.aged(Tick::of(now));
+    }
+
+    /// [`set_now`](Self::set_now) after a step longer than `MAX_SPAN` or one back. Forward,
+    /// every span from the remembered times and every deadline has passed (none is longer
+    /// than `MAX_SPAN`), as with 64-bit time: the remembered times become `MAX_SPAN` old
+    /// and the deadlines due now. Back (a clock set back), the whole schedule moves with
+    /// the clock: every tick by the same step, so nothing falls due early or late.
+    #[cold]
+    #[inline(never)]
+    fn rebase(&mut self, prev: Instant, now: Instant) {
+        let t = Tick::of(now);
+        let back = now < prev;
+        let step = t.since(Tick::of(prev));
+        let (remembered, deadline) = (t.after(time::MAX_SPAN.wrapping_neg()), t);
+        for r in [&mut self.last_rx, &mut self.last_tx, &mut self.last_keep_alive] {
+            *r = if back { r.after(step) } else { remembered };
+        }
+        for s in self.streams.iter_mut() {
+            s.next = if back { s.next.after(step) } else { deadline };
+        }
+        for p in self.pending.iter_mut() {
+            p.deadline = if back { p.deadline.after(step) } else { deadline };
+        }
+    }
+
     /// A KEEP_ALIVE goes out when either side has been quiet for the interval (so the
     /// server hears from us, and we give it a reason to answer), at most once per interval.
     pub(super) fn keep_alive_due(&self) -> Tick {
