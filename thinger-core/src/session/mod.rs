@@ -486,6 +486,7 @@ where
         st.phase = Phase::Connecting;
         let credentials = [st.config.user, st.config.device, st.config.credential];
         let config = st.config;
+        let ka_span = st.keep_alive;
         let buf = self.buf.as_mut();
         let rest = buf.get_mut(self.rx_len..).unwrap_or(&mut []);
         let tx_len = self.tx_len.min(rest.len());
@@ -497,8 +498,9 @@ where
             if id != 0 {
                 w.varint(iotmp::FieldId::StreamId, u64::from(id))?;
             }
-            if config.has_connect_params() {
-                w.pson(iotmp::FieldId::Parameters, |enc| config::ConnectParams(&config).encode_pson(enc))?;
+            let params = config::ConnectParams::new(&config, ka_span);
+            if params.count > 0 {
+                w.pson(iotmp::FieldId::Parameters, |enc| params.encode_pson(enc))?;
             }
             w.pson(iotmp::FieldId::Payload, |enc| credentials.encode_pson(enc))?;
             Ok(w.finish())
