@@ -532,11 +532,10 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
             ResourceKind::Output => (false, true),
             ResourceKind::InputOutput => (true, true),
         };
-        let mut pos = {
-            let mut enc = Encoder::new(SliceSink::new(out));
-            enc.map_header(usize::from(has_in) + usize::from(has_out))?;
-            enc.into_sink().written()
-        };
+        // The map header of at most 2 pairs is one byte (type 6, count in the low bits).
+        let Some(header) = out.first_mut() else { return Err(pson::Error::BufferFull.into()) };
+        *header = 0xc0 | (u8::from(has_in) + u8::from(has_out));
+        let mut pos = 1;
         let parts = [(has_in, "in", CallMode::DescribeInput), (has_out, "out", CallMode::DescribeOutput)];
         for (wanted, key, mode) in parts {
             if !wanted {
