@@ -536,15 +536,16 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
         let Some(header) = out.first_mut() else { return Err(pson::Error::BufferFull.into()) };
         *header = 0xc0 | (u8::from(has_in) + u8::from(has_out));
         let mut pos = 1;
-        let parts = [(has_in, "in", CallMode::DescribeInput), (has_out, "out", CallMode::DescribeOutput)];
+        // Each key as its PSON bytes (a short string: the length in the tag).
+        let parts: [(bool, &[u8], CallMode); 2] =
+            [(has_in, b"\x82in", CallMode::DescribeInput), (has_out, b"\x83out", CallMode::DescribeOutput)];
         for (wanted, key, mode) in parts {
             if !wanted {
                 continue;
             }
-            let rest = out.get_mut(pos..).unwrap_or(&mut []);
-            let mut enc = Encoder::new(SliceSink::new(rest));
-            enc.str(key)?;
-            pos += enc.into_sink().written();
+            let dst = out.get_mut(pos..pos + key.len()).ok_or(pson::Error::BufferFull)?;
+            dst.copy_from_slice(key);
+            pos += key.len();
             let rest = out.get_mut(pos..).unwrap_or(&mut []);
             match self.invoke_into(index, mode, Input::empty(), params, rest, None) {
                 Outcome::Done { len, .. } if len > 0 => pos += len,
