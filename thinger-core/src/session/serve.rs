@@ -42,7 +42,7 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
             MessageType::Ok | MessageType::Error => self.on_reply(&message, inbox),
             MessageType::KeepAlive => Flow::Consumed,
             MessageType::Disconnect => {
-                let reason = message.parameters.and_then(|p| p.as_u64());
+                let reason = message.parameters.as_ref().and_then(FieldValue::as_u64);
                 debug!("server disconnected");
                 self.close(DisconnectReason::ServerDisconnect(reason), None);
                 Flow::Consumed
@@ -94,7 +94,7 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
                 if payload == Payload::None && !self.inbox.is_empty() && has_payload(m) {
                     return Flow::Blocked;
                 }
-                let code = m.parameters.and_then(|p| p.as_u64());
+                let code = m.parameters.as_ref().and_then(FieldValue::as_u64);
                 debug!("authentication refused");
                 self.push(Record::AuthRefused { code, payload });
                 self.end(Phase::Closed);
@@ -206,7 +206,7 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
             return Flow::Blocked;
         }
         let _ = take_at(&mut self.pending, i);
-        let code = m.parameters.and_then(|p| p.as_u64());
+        let code = m.parameters.as_ref().and_then(FieldValue::as_u64);
         match pending.kind {
             #[cfg(feature = "subscriptions")]
             PendingKind::Subscribe(sub) => {
@@ -233,7 +233,7 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
     }
 
     fn resource_path<'m>(m: &Message<'m>) -> Option<&'m str> {
-        m.resource.and_then(|r| r.as_str())
+        m.resource.as_ref().and_then(FieldValue::as_str)
     }
 
     fn on_run(&mut self, m: &Message<'_>, tx: &mut [u8]) -> Flow {
@@ -257,7 +257,7 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
     /// tail for both.
     fn run_input(&mut self, m: &Message<'_>, index: usize, params: &Params<'_>, tx: &mut [u8], request: Option<u16>) {
         let kind = self.kind_of(index);
-        let input = Input::new(m.payload.map(|p| p.as_pson()), m.payload_pson());
+        let input = Input::new(m.payload.as_ref().map(FieldValue::as_pson), m.payload_pson());
         let had_input = !input.is_empty();
         let outcome = self.invoke(index, CallMode::Run, input, params, tx, request);
         let Some(id) = request else {
@@ -582,8 +582,8 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
             return Flow::Consumed;
         };
         // Interval: {"interval": ms} (Linux client) or a bare number of ms (IOTMP-Embedded).
-        let interval = m.parameters.and_then(|p| match p {
-            FieldValue::Varint(v) => Some(v),
+        let interval = m.parameters.as_ref().and_then(|p| match p {
+            FieldValue::Varint(v) => Some(*v),
             FieldValue::Pson(v) => v.as_u64().or_else(|| v.get("interval").and_then(|i| i.as_u64())),
         });
         // Clamped to the longest tick span (~24.8 days).
