@@ -2,7 +2,7 @@
 
 use core::cell::Cell;
 
-use super::{input_reports_state, input_to_apply, output_writes};
+use super::{input_reports_state, output_writes, value_to_apply};
 use crate::pson::{EncodePson, PsonRef};
 use crate::resource::{Call, HandlerError, Output, Resource, ResourceKind};
 
@@ -137,8 +137,8 @@ impl<T: Scalar> Resource for InputValue<'_, T> {
     }
 
     fn handle(&mut self, call: &mut Call<'_>) -> Result<(), HandlerError> {
-        if let Some(input) = input_to_apply(call) {
-            let value = input.value().as_ref().and_then(T::from_pson).ok_or(HandlerError::bad_input())?;
+        if let Some(input) = value_to_apply(call) {
+            let value = T::from_pson(input).ok_or(HandlerError::bad_input())?;
             self.cell.set(value);
         }
         if input_reports_state(call.mode()) {
