@@ -789,3 +789,33 @@ fn into_handler_result_conversions() {
     assert_eq!(Err::<(), _>(pson::Error::BufferFull).into_handler_result().unwrap_err().code, 413);
     assert_eq!(Err::<(), _>(HandlerError::new(503, "busy")).into_handler_result(), Err(HandlerError::new(503, "busy")));
 }
+
+/// The unsigned scalars read through `as_u64` (the footprint cut of issue 13); every value
+/// must convert exactly as the `as_i64` rule the signed types use.
+#[test]
+fn unsigned_scalars_convert_as_through_i64() {
+    let mut values = vec![
+        PsonRef::Null,
+        PsonRef::Bool(true),
+        PsonRef::Str("7"),
+        PsonRef::Int(0),
+        PsonRef::Int(5), // not what a decoder yields, but a caller may build it
+        PsonRef::Int(-1),
+        PsonRef::Int(i64::MIN),
+    ];
+    for v in [0u64, 1, 255, 256, 65_535, 65_536, u64::from(u32::MAX), 1 << 32, 1 << 63, u64::MAX] {
+        values.push(PsonRef::Uint(v));
+    }
+    for f in [0.0f64, -0.0, 1.0, 1.5, -1.0, 255.0, 256.0, 65_535.0, 4_294_967_295.0, 4_294_967_296.0, 9.3e18, 1.8e19]
+        .into_iter()
+        .chain([f64::NAN, f64::INFINITY, f64::NEG_INFINITY])
+    {
+        values.push(PsonRef::F64(f));
+        values.push(PsonRef::F32(f as f32));
+    }
+    for v in &values {
+        assert_eq!(u8::from_pson(v), v.as_i64().and_then(|i| u8::try_from(i).ok()), "{v:?}");
+        assert_eq!(u16::from_pson(v), v.as_i64().and_then(|i| u16::try_from(i).ok()), "{v:?}");
+        assert_eq!(u32::from_pson(v), v.as_i64().and_then(|i| u32::try_from(i).ok()), "{v:?}");
+    }
+}

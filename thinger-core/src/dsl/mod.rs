@@ -103,6 +103,11 @@ pub(crate) fn input_to_apply<'c>(call: &Call<'c>) -> Option<Input<'c>> {
     (call.mode() == CallMode::Run && !input.is_empty()).then_some(input)
 }
 
+/// The input value a RUN carries, borrowed from the call (`None` in the other modes).
+pub(crate) fn value_to_apply<'a, 'c>(call: &'a Call<'c>) -> Option<&'a crate::pson::PsonRef<'c>> {
+    if call.mode() == CallMode::Run { call.input_value() } else { None }
+}
+
 /// Whether an input resource reports its state in this mode (all but `DescribeOutput`).
 pub(crate) fn input_reports_state(mode: CallMode) -> bool {
     mode != CallMode::DescribeOutput

@@ -6,7 +6,7 @@ use core::convert::Infallible;
 use embedded_hal::digital::{ErrorType, InputPin, OutputPin, StatefulOutputPin};
 
 use super::value::Scalar;
-use super::{input_reports_state, input_to_apply, output_writes};
+use super::{input_reports_state, output_writes, value_to_apply};
 use crate::resource::{Call, HandlerError, Resource, ResourceKind};
 
 /// What a failing pin operation answers.
@@ -14,9 +14,9 @@ const PIN_ERROR: HandlerError = HandlerError::new(500, "pin error");
 
 /// Reads the boolean an input resource was sent (see [`Scalar`] for `bool`).
 fn bool_input(call: &Call<'_>) -> Result<Option<bool>, HandlerError> {
-    match input_to_apply(call) {
+    match value_to_apply(call) {
         None => Ok(None),
-        Some(input) => input.value().as_ref().and_then(bool::from_pson).map(Some).ok_or(HandlerError::bad_input()),
+        Some(input) => bool::from_pson(input).map(Some).ok_or(HandlerError::bad_input()),
     }
 }
 

@@ -2,7 +2,7 @@
 
 use core::cell::Cell;
 
-use super::{input_reports_state, input_to_apply, output_writes};
+use super::{input_reports_state, output_writes, value_to_apply};
 use crate::pson::{EncodePson, PsonRef};
 use crate::resource::{Call, HandlerError, Output, Resource, ResourceKind};
 
@@ -51,7 +51,24 @@ macro_rules! scalar_from_i64 {
         }
     )*};
 }
-scalar_from_i64!(i8, i16, i32, i64, isize, u8, u16, u32);
+scalar_from_i64!(i8, i16, i32, i64, isize);
+
+// Unsigned types through `as_u64` (out of line, linked anyway for the session's own
+// fields) rather than their own inlined copy of `as_i64`'s float checks; an `Int` keeps
+// its `i64` path, so the results are the same.
+macro_rules! scalar_unsigned {
+    ($($t:ty),*) => {$(
+        impl Scalar for $t {
+            fn from_pson(value: &PsonRef<'_>) -> Option<Self> {
+                match *value {
+                    PsonRef::Int(v) => <$t>::try_from(v).ok(),
+                    _ => <$t>::try_from(value.as_u64()?).ok(),
+                }
+            }
+        }
+    )*};
+}
+scalar_unsigned!(u8, u16, u32);
 
 macro_rules! scalar_from_u64 {
     ($($t:ty),*) => {$(
@@ -120,8 +137,8 @@ impl<T: Scalar> Resource for InputValue<'_, T> {
     }
 
     fn handle(&mut self, call: &mut Call<'_>) -> Result<(), HandlerError> {
-        if let Some(input) = input_to_apply(call) {
-            let value = input.value().as_ref().and_then(T::from_pson).ok_or(HandlerError::bad_input())?;
+        if let Some(input) = value_to_apply(call) {
+            let value = T::from_pson(input).ok_or(HandlerError::bad_input())?;
             self.cell.set(value);
         }
         if input_reports_state(call.mode()) {

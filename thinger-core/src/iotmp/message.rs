@@ -145,7 +145,11 @@ impl<'a> FieldValue<'a> {
     /// assert_eq!(thinger_core::iotmp::FieldValue::Varint(1).as_u64(), Some(1));
     /// ```
     pub fn as_u64(&self) -> Option<u64> {
-        self.as_pson().as_u64()
+        // Each arm on its own value: no `PsonRef` built for a varint.
+        match self {
+            FieldValue::Varint(v) => Some(*v),
+            FieldValue::Pson(p) => p.as_u64(),
+        }
     }
     /// The value as a string, if it is one.
     ///

@@ -1,4 +1,5 @@
 use super::{Input, Output, Params};
+use crate::pson::PsonRef;
 
 /// Why a handler is being called.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +55,11 @@ impl<'c> Call<'c> {
     /// The input (empty for samples and describes).
     pub fn input(&self) -> Input<'c> {
         self.input
+    }
+    /// The input's value, borrowed (no copy of the `PsonRef`: the DSL handlers read it
+    /// this way, which is less code on microcontrollers).
+    pub(crate) fn input_value(&self) -> Option<&PsonRef<'c>> {
+        self.input.value_ref()
     }
     /// Where to write the output.
     pub fn output(&mut self) -> &mut Output<'c> {

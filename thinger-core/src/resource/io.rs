@@ -43,6 +43,10 @@ impl<'i> Input<'i> {
     pub fn value(&self) -> Option<PsonRef<'i>> {
         self.value
     }
+    /// The value, borrowed.
+    pub(crate) fn value_ref(&self) -> Option<&PsonRef<'i>> {
+        self.value.as_ref()
+    }
     /// The encoded PSON bytes, when the value arrived as PSON (not as a varint).
     pub fn raw(&self) -> Option<&'i [u8]> {
         self.raw

@@ -151,27 +151,36 @@ impl<'a> Config<'a> {
         self.tx_buffer = Some(tx);
         self
     }
-    /// Whether any connect parameter differs from the server's defaults.
-    pub(crate) fn has_connect_params(&self) -> bool {
-        self.keep_alive.as_millis() != DEFAULT_KEEP_ALIVE.as_millis()
-            || self.protocol_version.is_some()
-            || self.client_type.is_some()
-            || self.firmware.is_some()
-    }
 }
 
 /// The optional CONNECT parameters, keys in ascending order.
-pub(crate) struct ConnectParams<'c, 'a>(pub(crate) &'c Config<'a>);
+pub(crate) struct ConnectParams<'c, 'a> {
+    config: &'c Config<'a>,
+    /// Whether the keep-alive differs from the server's default.
+    ka: bool,
+    /// The keep-alive interval the session keeps, as a tick span.
+    ka_span: u32,
+    /// How many parameters differ from the server's defaults (0: no F2 field).
+    pub(crate) count: usize,
+}
+
+impl<'c, 'a> ConnectParams<'c, 'a> {
+    /// The parameters of `config`, counted once (the count decides the field and is the
+    /// map's header); `ka_span` is the session's keep-alive span (computed once).
+    pub(crate) fn new(config: &'c Config<'a>, ka_span: u32) -> Self {
+        let ka = config.keep_alive.as_millis() != DEFAULT_KEEP_ALIVE.as_millis();
+        let count = usize::from(config.client_type.is_some())
+            + usize::from(config.firmware.is_some())
+            + usize::from(ka)
+            + usize::from(config.protocol_version.is_some());
+        ConnectParams { config, ka, ka_span, count }
+    }
+}
 
 impl crate::pson::EncodePson for ConnectParams<'_, '_> {
     fn encode_pson<S: crate::pson::Sink>(&self, enc: &mut crate::pson::Encoder<S>) -> Result<(), crate::pson::Error> {
-        let c = self.0;
-        let ka = c.keep_alive.as_millis() != DEFAULT_KEEP_ALIVE.as_millis();
-        let count = usize::from(c.client_type.is_some())
-            + usize::from(c.firmware.is_some())
-            + usize::from(ka)
-            + usize::from(c.protocol_version.is_some());
-        enc.map_header(count)?;
+        let c = self.config;
+        enc.map_header(self.count)?;
         if let Some(ct) = c.client_type {
             enc.str("ct")?;
             enc.str(ct)?;
@@ -180,11 +189,11 @@ impl crate::pson::EncodePson for ConnectParams<'_, '_> {
             enc.str("fw")?;
             enc.str(fw)?;
         }
-        if ka {
+        if self.ka {
             enc.str("ka")?;
             // Whole seconds, rounded up: announcing less than we wait gets us dropped. Of the
             // interval the session keeps (clamped, see `time::MAX_KEEP_ALIVE`).
-            enc.u64(u64::from(ceil_seconds(crate::time::keep_alive_span(c.keep_alive))))?;
+            enc.u64(u64::from(ceil_seconds(self.ka_span)))?;
         }
         if let Some(pv) = c.protocol_version {
             enc.str("pv")?;
