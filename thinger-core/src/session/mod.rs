@@ -64,7 +64,10 @@ mod ids;
 mod oversized;
 mod requests;
 mod serve;
+mod tables;
 mod timers;
+
+use tables::{keep_where, take_at};
 
 pub use cloud::{CloudCall, Subscription};
 pub use config::{Config, DEFAULT_KEEP_ALIVE};
@@ -812,40 +815,6 @@ where
     }
 }
 
-/// `Vec::swap_remove` without `ptr::copy` (which links the 1.5 KB `memmove`): the last
-/// element takes slot `i`. `None` when `i` is out of range.
-fn take_at<T: Copy, const N: usize>(v: &mut Vec<T, N>, i: usize) -> Option<T> {
-    if i >= v.len() {
-        return None;
-    }
-    // Through `black_box`, the popped value is a copy of its own: else the optimizer
-    // copies straight from the last slot to slot `i`, which it cannot prove apart, with
-    // a `memmove` call (for the 16-byte `Pending` it linked the 1,574-byte `memmove` on
-    // thumbv7em "z", docs/footprint.md).
-    let last = core::hint::black_box(v.pop()?);
-    Some(match v.get_mut(i) {
-        Some(slot) => core::mem::replace(slot, last),
-        None => last,
-    })
-}
-
-/// `Vec::retain` (order kept) without `ptr::copy`, like [`take_at`].
-fn keep_where<T: Clone, const N: usize>(v: &mut Vec<T, N>, mut keep: impl FnMut(&T) -> bool) {
-    let mut kept = 0;
-    for i in 0..v.len() {
-        // Disjoint borrows, so the move is a plain copy.
-        let Some((front, back)) = v.split_at_mut_checked(i) else { break };
-        let Some(item) = back.first() else { break };
-        if keep(item) {
-            if let Some(slot) = front.get_mut(kept) {
-                slot.clone_from(item);
-            }
-            kept += 1;
-        }
-    }
-    v.truncate(kept);
-}
-
 /// Splits the session buffer into its receive, transmit and event regions.
 // Inlined (a few instructions, called from most entry points): −36 B on thumbv7em "z".
 #[inline(always)]
@@ -997,36 +966,5 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
 
     fn protocol_error(&mut self, tx: &mut [u8], e: iotmp::FrameError) {
         self.close(DisconnectReason::Protocol(e), Some(tx));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{keep_where, take_at};
-    use proptest::prelude::*;
-
-    #[test]
-    fn take_at_is_swap_remove() {
-        let mut ours: heapless::Vec<u8, 8> = heapless::Vec::from_slice(&[1, 2, 3, 4, 5]).unwrap();
-        let mut std_vec = std::vec![1u8, 2, 3, 4, 5];
-        for i in [1, 3, 0, 1, 0] {
-            assert_eq!(take_at(&mut ours, i), Some(std_vec.swap_remove(i)));
-            assert_eq!(ours.as_slice(), std_vec.as_slice());
-        }
-        assert_eq!(take_at(&mut ours, 0), None);
-        let mut one: heapless::Vec<u8, 2> = heapless::Vec::from_slice(&[9]).unwrap();
-        assert_eq!(take_at(&mut one, 1), None);
-        assert_eq!(one.as_slice(), &[9]);
-    }
-
-    proptest! {
-        #[test]
-        fn keep_where_is_retain(items in proptest::collection::vec(any::<u8>(), 0..8), modulus in 1u8..5) {
-            let mut ours: heapless::Vec<u8, 8> = heapless::Vec::from_slice(&items).unwrap();
-            let mut std_vec = items.clone();
-            keep_where(&mut ours, |x| x % modulus == 0);
-            std_vec.retain(|x| x % modulus == 0);
-            prop_assert_eq!(ours.as_slice(), std_vec.as_slice());
-        }
     }
 }
