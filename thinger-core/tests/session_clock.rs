@@ -87,10 +87,7 @@ fn interval_stream_across_the_wrap_keeps_its_rate() {
 
 #[test]
 fn deferred_timeout_across_the_wrap() {
-    let mut slow = handler(ResourceKind::Output, |call| {
-        call.defer();
-        Ok(())
-    });
+    let mut slow = support::deferring();
     let mut thing: Thing<'_, 16> = Thing::new();
     thing["slow"] >>= &mut slow;
     let start = WRAP - 1_000;

@@ -541,10 +541,7 @@ fn input_echo_on_open_stream_after_run() {
 
 #[test]
 fn deferred_replies_answer_later_time_out_and_refuse_late_answers() {
-    let mut slow = handler(ResourceKind::Output, |call| {
-        call.defer();
-        Ok(())
-    });
+    let mut slow = support::deferring();
     let mut thing: Thing<'_, 16> = Thing::new();
     thing["slow"] >>= &mut slow;
     let mut h = Harness::new(config().deferred_timeout(Duration::from_secs(2)), thing);

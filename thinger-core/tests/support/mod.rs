@@ -208,3 +208,13 @@ pub fn counter(
         Ok(call.output().set(&n.get())?)
     })
 }
+
+/// An output resource whose every call is answered later (it defers).
+pub fn deferring() -> thinger_core::resource::FnResource<
+    impl FnMut(&mut thinger_core::resource::Call<'_>) -> Result<(), thinger_core::resource::HandlerError>,
+> {
+    thinger_core::resource::handler(thinger_core::resource::ResourceKind::Output, |call| {
+        call.defer();
+        Ok(())
+    })
+}
