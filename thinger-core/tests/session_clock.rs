@@ -236,7 +236,10 @@ fn a_huge_keep_alive_still_goes_out_before_its_watchdog() {
         let mut config = config();
         config.keep_alive = Duration::from_millis(ka);
         let mut h = Harness::new(config, Thing::new());
-        h.connect();
+        let connect = h.connect();
+        // CONNECT announces the clamped interval, in whole seconds rounded up.
+        let params = message(&connect).parameters.unwrap();
+        assert_eq!(params.as_pson().get("ka").and_then(|v| v.as_u64()), Some(933_689), "ka {ka}");
         let due = h.session.poll_timeout().unwrap();
         assert_eq!(h.advance_to(due.as_millis()), hex("0500"), "ka {ka}");
         assert!(h.session.is_connected(), "ka {ka}");
@@ -245,4 +248,77 @@ fn a_huge_keep_alive_still_goes_out_before_its_watchdog() {
         let watchdog = h.session.poll_timeout().unwrap().as_millis();
         assert_eq!(watchdog, due.as_millis() * 115 / 100, "ka {ka}");
     }
+}
+
+/// A `now` a little older than the last one (read before it) is ignored: the schedule
+/// does not move earlier, however often it happens.
+#[test]
+fn a_now_a_little_behind_the_last_one_does_not_pull_the_schedule_in() {
+    let mut h = Harness::new(config(), Thing::new());
+    h.connect();
+    for k in 1..=20_000u64 {
+        h.session.handle_input(at(2 * k), &[]);
+        h.session.handle_input(at(2 * k - 1), &[]);
+    }
+    assert_eq!(h.session.poll_timeout(), Some(at(60_000)));
+    assert!(h.advance_to(59_999).is_empty());
+    assert_eq!(h.advance_to(60_000), hex("0500"));
+}
+
+/// Only input, no `handle_timeout`, for ~25 days: the last receive and send are kept in
+/// range too, so the first `handle_timeout` sees the dead peer.
+#[test]
+fn input_only_for_25_days_then_the_watchdog_fires_at_the_first_timeout_call() {
+    let mut h = Harness::new(config(), Thing::new());
+    h.connect();
+    let mut t = 0;
+    while t < (1 << 31) + 100_000 {
+        t += 3_600_000;
+        h.session.handle_input(at(t), &[]);
+    }
+    h.advance_to(t);
+    assert_eq!(h.session.poll_event(), Some(Event::Disconnected(DisconnectReason::Timeout)));
+}
+
+/// An interval stream and a waiting request across a 30-day gap (due at once, as with
+/// 64-bit time) and across a clock set far back (their distance kept).
+#[test]
+fn streams_and_requests_across_a_gap_and_a_clock_set_back() {
+    let n = Cell::new(0u32);
+    let mut counter = support::counter(&n);
+    let mut thing: Thing<'_, 16> = Thing::new();
+    thing["counter"] >>= &mut counter;
+    let start = 5_000_000_000;
+    let mut config = config().request_timeout(Duration::from_secs(5));
+    config.keep_alive = Duration::from_secs(40 * 86_400); // clamped: the gap is not a timeout
+    let mut h = Harness::new(config, thing);
+    h.now = at(start);
+    h.connect();
+    let interval = thinger_core::pson::Map(&[("interval", 1_000u32)]);
+    let open = OutgoingMessage::new(MessageType::StartStream, 40)
+        .parameters(OutField::Pson(&interval))
+        .resource(OutField::Pson(&"counter"));
+    h.feed(&bytes(&open));
+    h.drain_events();
+    let call = h.session.read_property(h.now, "cfg").unwrap();
+    h.sent();
+    // Back by 4·10^9 ms: the sample 1 s and the request timeout 5 s after the new time.
+    let back = start - 4_000_000_000;
+    assert!(h.advance_to(back).is_empty());
+    assert_eq!(h.session.poll_timeout(), Some(at(back + 1_000)));
+    assert!(frames(&h.advance_to(back + 1_000)).iter().any(|f| message(f).stream_id == 40));
+    h.advance_to(back + 4_999);
+    assert_eq!(h.session.poll_event(), None);
+    h.advance_to(back + 5_000);
+    assert_eq!(h.session.poll_event(), Some(Event::CallCompleted { request: call, result: Err(CallError::Timeout) }));
+    // Forward by 30 days: the next sample is due at once.
+    let call = h.session.read_property(h.now, "cfg").unwrap();
+    h.sent();
+    let later = back + 5_000 + 30 * 86_400_000;
+    h.now = at(later);
+    h.feed(&hex("0500"));
+    let sent = h.advance_to(later);
+    assert!(frames(&sent).iter().any(|f| message(f).stream_id == 40));
+    assert_eq!(h.session.poll_event(), Some(Event::CallCompleted { request: call, result: Err(CallError::Timeout) }));
+    assert!(h.session.is_connected());
 }

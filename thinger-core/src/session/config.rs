@@ -12,7 +12,8 @@ pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(60);
 /// watchdog at 1.15 × it still fits; CONNECT announces the clamped value). A cloud call
 /// whose wait is longer than 12.4 days (`lock_sync` with a long or no server timeout)
 /// waits until the connection ends instead. Gaps between calls of any length, and a clock
-/// set back, are handled (the session rebuilds its times from the `Instant` it is given).
+/// set back, are handled (the session rebuilds its times from the `Instant` it is given);
+/// a `now` older than the previous call's by less than that span counts as the previous.
 ///
 /// ```
 /// use thinger_core::session::Config;

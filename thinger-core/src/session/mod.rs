@@ -479,7 +479,7 @@ where
         let st = &mut self.state;
         st.tx.clear();
         st.set_now(now);
-        let tick = Tick::of(now);
+        let tick = st.tick();
         st.last_rx = tick;
         st.last_tx = tick;
         st.last_keep_alive = tick;
@@ -630,6 +630,7 @@ where
         if SUBSCRIPTIONS {
             self.state.resubscribe_pending(tx);
         }
+        let now = self.state.now;
         self.state.on_timeout(now, tx);
     }
 

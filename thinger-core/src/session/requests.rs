@@ -58,7 +58,7 @@ where
         }
         // A wait past the longest tick span is a wait until the connection ends.
         let forever = wait.as_millis() > u64::from(crate::time::MAX_SPAN);
-        let deadline = Tick::of(now).after(crate::time::span(wait));
+        let deadline = st.tick().after(crate::time::span(wait));
         let kind = PendingKind::Call { silent: !confirm };
         let entry = Pending { id, kind, deadline, state: PendingState::Waiting, forever };
         if st.pending.is_full() && confirm {

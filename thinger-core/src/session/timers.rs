@@ -7,27 +7,33 @@ use crate::time;
 impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'a, R, S, P, E> {
     /// Moves the session's clock to the adapter's `now` (every public call that takes a
     /// time comes here first) and keeps its ticks within the wrap-safe range of it: the
-    /// remembered times at most [`time::MAX_SPAN`] old, which every span from them still
-    /// reaches. A link busy both ways never sends a
+    /// remembered times (last receive, send, keep-alive) at most [`time::MAX_SPAN`] old,
+    /// which every span from them still reaches. A link busy both ways never sends a
     /// keep-alive, so without this `last_keep_alive` would age past 2^31 ms and read as
-    /// the future. A step longer than `MAX_SPAN`, or back in time (a suspended host, a
-    /// clock set back), rebuilds every tick from full `Instant`s instead.
+    /// the future. A step forward longer than `MAX_SPAN` (a suspended host), or back by
+    /// more than that (a clock set back), rebuilds every tick instead; a shorter step back
+    /// (a `now` read before a later one) is ignored, so the schedule never moves earlier.
+    /// Deadlines (requests, streams) are kept in range by `handle_timeout` at
+    /// `poll_timeout`, which services them when they are reached.
     #[inline(never)]
     pub(super) fn set_now(&mut self, now: Instant) {
-        let step = now.as_millis().wrapping_sub(self.now.as_millis());
         let prev = self.now;
+        let back = prev.as_millis().wrapping_sub(now.as_millis());
+        if back != 0 && back <= u64::from(time::MAX_SPAN) {
+            return;
+        }
         self.now = now;
-        if step > u64::from(time::MAX_SPAN) {
+        if now.as_millis().wrapping_sub(prev.as_millis()) > u64::from(time::MAX_SPAN) {
             self.rebase(prev, now);
             return;
         }
-        // Only the keep-alive's time can grow old on a live connection: a keep-alive goes
-        // out when either side has been quiet for the interval, and its answer or the
-        // watchdog follows, so the last receive and send are never older than 1.15 × ka.
-        self.last_keep_alive = self.last_keep_alive.aged(Tick::of(now));
+        let t = Tick::of(now);
+        self.last_rx = self.last_rx.aged(t);
+        self.last_tx = self.last_tx.aged(t);
+        self.last_keep_alive = self.last_keep_alive.aged(t);
     }
 
-    /// [`set_now`](Self::set_now) after a step longer than `MAX_SPAN` or one back. Forward,
+    /// [`set_now`](Self::set_now) after a step longer than `MAX_SPAN`. Forward,
     /// every span from the remembered times and every deadline has passed (none is longer
     /// than `MAX_SPAN`), as with 64-bit time: the remembered times become `MAX_SPAN` old
     /// and the deadlines due now. Back (a clock set back), the whole schedule moves with
