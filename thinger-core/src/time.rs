@@ -99,9 +99,9 @@ impl Add for Duration {
 /// Session-internal time: the low 32 bits of an [`Instant`]'s milliseconds. It wraps every
 /// 2^32 ms (~49.7 days) and is compared wrap-safe, so two ticks order correctly while they
 /// are less than 2^31 ms (~24.8 days) apart. Spans are clamped to [`MAX_SPAN`] (2^30 − 1
-/// ms) and the session keeps every tick it holds within that of its clock (see
-/// `State::set_now`), so a tick is never further than 2^31 from the clock, whatever the
-/// adapter's calls do.
+/// ms); `State::set_now` keeps the remembered times within that of the clock on every call
+/// and rebuilds every tick after a longer step, and `handle_timeout` at `poll_timeout`
+/// services each deadline once it is reached, so no tick gets 2^31 ms from the clock.
 /// On 32-bit cores every deadline addition and comparison is then one instruction, not a
 /// 64-bit pair (docs/footprint.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
