@@ -47,9 +47,7 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
                 self.close(DisconnectReason::ServerDisconnect(reason), None);
                 Flow::Consumed
             }
-            MessageType::Run => self.on_run(&message, tx),
-            MessageType::Describe => self.on_describe(&message, tx),
-            MessageType::StartStream => self.on_start_stream(&message, tx, inbox),
+            MessageType::Run | MessageType::Describe | MessageType::StartStream => self.on_request(&message, tx, inbox),
             MessageType::StopStream => self.on_stop_stream(&message, tx),
             MessageType::StreamData => self.on_stream_data(&message, tx, inbox),
             MessageType::Connect => {
@@ -236,20 +234,45 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
         m.resource.as_ref().and_then(FieldValue::as_str)
     }
 
-    fn on_run(&mut self, m: &Message<'_>, tx: &mut [u8]) -> Flow {
+    /// RUN, DESCRIBE and START_STREAM: the resource path looked up once, an unknown one
+    /// answered ERROR, in one place for the three (DESCRIBE without a path describes all).
+    fn on_request(&mut self, m: &Message<'_>, tx: &mut [u8], inbox: &mut [u8]) -> Flow {
         let id = m.stream_id;
-        let Some(path) = Self::resource_path(m) else {
-            self.reply_status(tx, MessageType::Error, id);
+        let path = Self::resource_path(m);
+        if path.is_none() && m.kind == MessageType::Describe {
+            let free = self.tx.compact(tx);
+            let result = self.describe_all(free.get_mut(OUT_OFFSET..).unwrap_or(&mut []));
+            self.answer(tx, id, result);
             return Flow::Consumed;
-        };
+        }
         let mut params = Params::new();
-        let Some(index) = self.thing.lookup(path, &mut params) else {
+        let Some((path, index)) = path.and_then(|p| Some((p, self.thing.lookup(p, &mut params)?))) else {
             trace!("unknown resource");
             self.reply_status(tx, MessageType::Error, id);
             return Flow::Consumed;
         };
-        self.run_input(m, index, &params, tx, Some(id));
+        match m.kind {
+            MessageType::Run => self.run_input(m, index, &params, tx, Some(id)),
+            MessageType::Describe => {
+                let free = self.tx.compact(tx);
+                let result = self.describe_one(index, &params, free.get_mut(OUT_OFFSET..).unwrap_or(&mut []));
+                self.answer(tx, id, result);
+            }
+            _ => return self.on_start_stream(m, path, index, tx, inbox),
+        }
         Flow::Consumed
+    }
+
+    /// OK with the output at `OUT_OFFSET`, or the handler's error.
+    fn answer(&mut self, tx: &mut [u8], id: u16, result: Result<usize, HandlerError>) {
+        match result {
+            Ok(len) => {
+                self.emit_output(tx, MessageType::Ok, id, None, len);
+            }
+            Err(e) => {
+                let _ = self.queue_handler_error(tx, id, e);
+            }
+        }
     }
 
     /// Runs resource `index` on the frame's payload: for a RUN (`request` is its id) with
@@ -471,33 +494,6 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
         }
     }
 
-    fn on_describe(&mut self, m: &Message<'_>, tx: &mut [u8]) -> Flow {
-        let id = m.stream_id;
-        let free = self.tx.compact(tx);
-        let result = match Self::resource_path(m) {
-            None => self.describe_all(free.get_mut(OUT_OFFSET..).unwrap_or(&mut [])),
-            Some(path) => {
-                let mut params = Params::new();
-                match self.thing.lookup(path, &mut params) {
-                    None => {
-                        self.reply_status(tx, MessageType::Error, id);
-                        return Flow::Consumed;
-                    }
-                    Some(index) => self.describe_one(index, &params, free.get_mut(OUT_OFFSET..).unwrap_or(&mut [])),
-                }
-            }
-        };
-        match result {
-            Ok(len) => {
-                self.emit_output(tx, MessageType::Ok, id, None, len);
-            }
-            Err(e) => {
-                let _ = self.queue_handler_error(tx, id, e);
-            }
-        }
-        Flow::Consumed
-    }
-
     /// `{path: {"fn": kind}}` for every resource, keys in ascending order as the official
     /// client sends them.
     fn describe_all(&self, out: &mut [u8]) -> Result<usize, HandlerError> {
@@ -564,15 +560,8 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
         Ok(pos)
     }
 
-    fn on_start_stream(&mut self, m: &Message<'_>, tx: &mut [u8], inbox: &mut [u8]) -> Flow {
+    fn on_start_stream(&mut self, m: &Message<'_>, path: &str, index: usize, tx: &mut [u8], inbox: &mut [u8]) -> Flow {
         let id = m.stream_id;
-        let error = |st: &mut Self, tx: &mut [u8]| {
-            st.reply_status(tx, MessageType::Error, id);
-            Flow::Consumed
-        };
-        let Some(path) = Self::resource_path(m) else { return error(self, tx) };
-        let mut params = Params::new();
-        let Some(index) = self.thing.lookup(path, &mut params) else { return error(self, tx) };
         #[cfg(feature = "channels")]
         if self.is_channel(index) {
             return self.open_channel(m, index, tx, inbox);
