@@ -488,35 +488,25 @@ where
         st.connect_id = id;
         st.phase = Phase::Connecting;
         let credentials = [st.config.user, st.config.device, st.config.credential];
-        let config = st.config;
-        let ka_span = st.keep_alive;
-        let buf = self.buf.as_mut();
-        let rest = buf.get_mut(self.rx_len..).unwrap_or(&mut []);
-        let tx_len = self.tx_len.min(rest.len());
-        let tx = rest.get_mut(..tx_len).unwrap_or(&mut []);
-        // Written in place with `FrameWriter` (no size pass, no `dyn` encoders):
-        // `CONNECT F1=id [F2=parameters] F3=[user, device, credential]`.
-        let frame = (|| -> Result<usize, pson::Error> {
-            let mut w = iotmp::FrameWriter::new(tx, MessageType::Connect)?;
-            if id != 0 {
-                w.varint(iotmp::FieldId::StreamId, u64::from(id))?;
-            }
-            let params = config::ConnectParams::new(&config, ka_span);
+        let (_, tx, _) = split_regions(self.buf.as_mut(), self.rx_len, self.tx_len);
+        // `CONNECT F1=id [F2=parameters] F3=[user, device, credential]`, framed by the same
+        // `emit_output` as every answer: F2 and F3 with their keys at `OUT_OFFSET`, F1 and
+        // the header in front.
+        let free = st.tx.compact(tx);
+        let mut enc = pson::Encoder::new(pson::SliceSink::new(free.get_mut(OUT_OFFSET..).unwrap_or(&mut [])));
+        let params = config::ConnectParams::new(&st.config, st.keep_alive);
+        let body = (|| {
             if params.count > 0 {
-                w.pson(iotmp::FieldId::Parameters, |enc| params.encode_pson(enc))?;
+                enc.raw(&[0x12])?;
+                params.encode_pson(&mut enc)?;
             }
-            w.pson(iotmp::FieldId::Payload, |enc| credentials.encode_pson(enc))?;
-            Ok(w.finish())
+            enc.raw(&[0x1a])?;
+            credentials.encode_pson(&mut enc)
         })();
-        match frame {
-            Ok(n) => {
-                self.state.tx.end = n;
-                self.state.last_tx = tick;
-            }
-            Err(_) => {
-                warn!("CONNECT does not fit the transmit buffer");
-                self.state.close(DisconnectReason::Local, None);
-            }
+        let len = enc.into_sink().written();
+        if body.is_err() || !st.emit_output(tx, MessageType::Connect, id, None, len) {
+            warn!("CONNECT does not fit the transmit buffer");
+            st.close(DisconnectReason::Local, None);
         }
         debug!("connecting as {}/{}", self.state.config.user, self.state.config.device);
     }

@@ -400,10 +400,12 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
     ) -> bool {
         let free = self.tx.compact(tx);
         let output = free.get(OUT_OFFSET..OUT_OFFSET + len).unwrap_or(&[]);
+        // CONNECT's body is its fields F2 and F3, keys included (written by `connect`).
+        let fields_only = kind == MessageType::Connect;
         // Only an unsigned integer (tag type 0) changes form; looking at the tag first avoids
         // validating every map or array output a second time.
         let as_varint = match output.first() {
-            Some(&tag) if tag >> 5 == 0 => match PsonRef::decode_prefix(output) {
+            Some(&tag) if tag >> 5 == 0 && !fields_only => match PsonRef::decode_prefix(output) {
                 Ok((PsonRef::Uint(v), used)) if used == len => Some(v),
                 _ => None,
             },
@@ -431,13 +433,14 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
             Some(v) => (0x18, free.get_mut(OUT_OFFSET..).and_then(|d| varint::encode_u64(v, d)).unwrap_or(0)),
             None => (0x1a, len),
         };
-        let f3 = usize::from(tail > 0);
+        // F3's key, in front of the output (CONNECT's body has its own keys).
+        let f3 = usize::from(tail > 0 && !fields_only);
         let body_len = n + f3 + tail;
         let (sb, sn) = varint::to_array(body_len as u64);
         let head = 1 + sn + n;
-        // Without F3 the frame is written at the start of the free space; with it, in front of
-        // the output, then moved down.
-        let start = if f3 > 0 { (OUT_OFFSET - 1).checked_sub(head) } else { Some(0) };
+        // Without an output the frame is written at the start of the free space; with one, in
+        // front of it, then moved down.
+        let start = if tail > 0 { (OUT_OFFSET - f3).checked_sub(head) } else { Some(0) };
         let Some(dst) = start.and_then(|s| free.get_mut(s..s + head + f3)) else { return false };
         let (h, rest) = dst.split_at_mut(1 + sn);
         if let Some((k, size)) = h.split_first_mut() {
@@ -446,8 +449,10 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
         }
         let (f12, k3) = rest.split_at_mut(n);
         f12.copy_from_slice(fields.get(..n).unwrap_or(&[]));
-        if let (Some(slot), Some(s)) = (k3.first_mut(), start.filter(|_| f3 > 0)) {
+        if let Some(slot) = k3.first_mut() {
             *slot = key3;
+        }
+        if let Some(s) = start.filter(|_| tail > 0) {
             pson::copy_down(free, s, OUT_OFFSET + tail, 0);
         }
         self.tx.end += head + f3 + tail;
