@@ -81,7 +81,7 @@ use heapless::String;
 use heapless::{Deque, Vec};
 use rand_core::{CryptoRng, RngCore};
 
-use crate::iotmp::{self, MessageType, OutField, OutgoingMessage, parse_frame, parse_header};
+use crate::iotmp::{self, MessageType, OutField, OutgoingMessage, RawFrame, parse_header};
 use crate::log::{debug, trace, warn};
 use crate::pson::{self, EncodePson, PsonRef};
 use crate::resource::{HandlerError, ResourceKind, Thing};
@@ -556,7 +556,12 @@ where
             return false;
         }
         let pending = self.buf.as_ref().get(self.rx.start..self.rx.end).unwrap_or(&[]);
-        matches!(parse_frame(pending, self.max_frame_size()), Ok(Some(_)) | Err(_))
+        // The frame loop's test: a whole frame, one over the limit or a broken header.
+        match parse_header(pending, usize::MAX) {
+            Ok(Some(h)) => h.frame_len() <= pending.len() || h.frame_len() > self.max_frame_size(),
+            Ok(None) => false,
+            Err(_) => true,
+        }
     }
 
     fn process_buffered(&mut self) {
@@ -580,34 +585,44 @@ where
                 }
             }
             let pending = rx_region.get(rx.start..rx.end).unwrap_or(&[]);
-            let (frame, used) = match parse_frame(pending, max) {
-                Ok(Some(f)) => f,
-                Ok(None) => return,
-                Err(iotmp::FrameError::TooLarge { size, .. }) if self.state.phase == Phase::Connected => {
-                    // Under a `max_frame_size` below the receive region the whole frame, and
-                    // the start of the next, may be buffered: only its own bytes are its.
-                    let own = usize::try_from(size).map_or(pending, |n| pending.get(..n).unwrap_or(pending));
-                    let full = own.len() >= rx_region.len() || own.len() as u64 >= size;
-                    match self.state.on_oversized(own, size, full, tx) {
-                        Some(buffered) => {
-                            // What is buffered of the oversized frame goes; the rest is skipped.
-                            self.rx.consume(buffered);
-                            self.skip = size.saturating_sub(buffered as u64);
-                        }
-                        None => return,
+            // One header parse per frame, the limit checked here: an oversized frame keeps
+            // its header for `on_oversized`, which needs no second parse.
+            let (header, error) = match parse_header(pending, usize::MAX) {
+                Ok(Some(h)) if h.frame_len() <= max => {
+                    let body = pending.get(h.header_len..h.frame_len()).unwrap_or(&[]);
+                    if h.frame_len() > pending.len() {
+                        return;
+                    }
+                    match self.state.on_frame(RawFrame { msg_type: h.msg_type, body }, tx, inbox) {
+                        Flow::Consumed => self.rx.consume(h.frame_len()),
+                        Flow::Blocked => return,
                     }
                     continue;
                 }
-                Err(e) => {
-                    warn!("framing error: {}", e);
-                    self.state.protocol_error(tx, e);
-                    return;
-                }
+                Ok(Some(h)) => (Some(h), iotmp::FrameError::TooLarge { size: h.frame_len() as u64, max }),
+                Ok(None) => return,
+                // A size past `usize` (32-bit targets): no header to answer from.
+                Err(iotmp::FrameError::TooLarge { size, .. }) => (None, iotmp::FrameError::TooLarge { size, max }),
+                Err(e) => (None, e),
             };
-            match self.state.on_frame(frame, tx, inbox) {
-                Flow::Consumed => self.rx.consume(used),
-                Flow::Blocked => return,
+            if let (Phase::Connected, iotmp::FrameError::TooLarge { size, .. }) = (self.state.phase, error) {
+                // Under a `max_frame_size` below the receive region the whole frame, and the
+                // start of the next, may be buffered: only its own bytes are its.
+                let own = usize::try_from(size).map_or(pending, |n| pending.get(..n).unwrap_or(pending));
+                let full = own.len() >= rx_region.len() || own.len() as u64 >= size;
+                match self.state.on_oversized(header, own, size, full, tx) {
+                    Some(buffered) => {
+                        // What is buffered of the oversized frame goes; the rest is skipped.
+                        self.rx.consume(buffered);
+                        self.skip = size.saturating_sub(buffered as u64);
+                    }
+                    None => return,
+                }
+                continue;
             }
+            warn!("framing error: {}", error);
+            self.state.protocol_error(tx, error);
+            return;
         }
     }
 

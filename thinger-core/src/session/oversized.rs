@@ -5,7 +5,7 @@
 use super::{Dropped, Record, State};
 #[cfg(feature = "cloud")]
 use super::{Payload, PendingKind, PendingState, take_at};
-use crate::iotmp::{MessageType, StreamIdPeek, parse_header, peek_stream_id};
+use crate::iotmp::{Header, MessageType, StreamIdPeek, peek_stream_id};
 use crate::log::warn;
 use crate::resource::HandlerError;
 
@@ -14,17 +14,19 @@ use crate::resource::HandlerError;
 pub(super) const TOO_LARGE: u16 = 413;
 
 impl<const R: usize, const S: usize, const P: usize, const E: usize> State<'_, R, S, P, E> {
-    /// An oversized frame of `size` bytes starts `pending` (all of `pending` belongs to it).
+    /// An oversized frame of `size` bytes with `header` (`None` when its size does not fit a
+    /// `usize`) starts `pending` (all of `pending` belongs to it).
     /// Returns how many bytes of it to drop now (the rest is skipped as it arrives), or
     /// `None` to wait for more of its first bytes (its stream id).
     pub(super) fn on_oversized(
         &mut self,
+        header: Option<Header>,
         pending: &[u8],
         size: u64,
         buffer_full: bool,
         tx: &mut [u8],
     ) -> Option<usize> {
-        let Ok(Some(header)) = parse_header(pending, usize::MAX) else { return Some(pending.len()) };
+        let Some(header) = header else { return Some(pending.len()) };
         let body = pending.get(header.header_len..).unwrap_or(&[]);
         let stream_id = match peek_stream_id(body) {
             StreamIdPeek::Found(id) => Some(id),
