@@ -441,6 +441,21 @@ mod tests {
     }
 
     #[test]
+    fn field_ids_past_32_bits_are_skipped_not_truncated() {
+        // RUN F1=7, then unknown fields 2^32 + 3 (PSON true) and 2^32 + 2 (varint 5): a
+        // truncated id would read them as F3 and F2.
+        let mut body = std::vec![0x08, 0x07];
+        for (id, wire, value) in [((1u64 << 32) + 3, 2u64, 0x61u8), ((1 << 32) + 2, 0, 0x05)] {
+            let mut key = [0u8; 10];
+            let n = varint::encode_u64(id << 3 | wire, &mut key).unwrap();
+            body.extend_from_slice(&key[..n]);
+            body.push(value);
+        }
+        let m = RawFrame { msg_type: 6, body: &body }.message().unwrap();
+        assert_eq!((m.stream_id, m.payload, m.parameters, m.payload_pson()), (7, None, None, None));
+    }
+
+    #[test]
     fn exactly_at_limit() {
         let frame = [0x0a, 0x04, 0x08, 0x17, 0x1a, 0x61];
         let mut dec = FrameDecoder::new([0u8; 64]).with_max_frame_size(frame.len());

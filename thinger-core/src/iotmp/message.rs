@@ -286,7 +286,10 @@ impl<'a> Message<'a> {
         let mut stream_id = 0u16;
         let err = |kind, stream_id| MessageError { kind, msg_type, stream_id };
         let kind = MessageType::from_u32(msg_type).ok_or(err(MessageErrorKind::UnknownType(msg_type), 0))?;
-        let mut message = Message::new(kind);
+        // F2, F3, F4 and the raw bytes of F2 and F3, stored through one index (one copy of
+        // the field store, not three).
+        let mut fields: [Option<FieldValue<'a>>; 3] = [None; 3];
+        let mut raws: [Option<&'a [u8]>; 3] = [None; 3];
         let mut pos = 0usize;
         while let Some(rest) = body.get(pos..).filter(|r| !r.is_empty()) {
             let (key, n) = match varint::decode_u64(rest) {
@@ -324,19 +327,19 @@ impl<'a> Message<'a> {
                         .and_then(|v| u16::try_from(v).ok())
                         .ok_or(err(MessageErrorKind::BadStreamId, stream_id))?;
                 }
-                2 => {
-                    message.parameters = Some(value);
-                    message.raw[0] = raw;
+                f => {
+                    // F2 → 0, F3 → 1, F4 → 2; any other id (also past `usize`) misses.
+                    let i = usize::try_from(f.wrapping_sub(2)).unwrap_or(usize::MAX);
+                    if let (Some(slot), Some(r)) = (fields.get_mut(i), raws.get_mut(i)) {
+                        *slot = Some(value);
+                        *r = raw;
+                    }
                 }
-                3 => {
-                    message.payload = Some(value);
-                    message.raw[1] = raw;
-                }
-                4 => message.resource = Some(value),
-                _ => {} // unknown field id with a known wire type: skipped
             }
         }
-        message.stream_id = stream_id;
-        Ok(message)
+        // Unknown field ids (with a known wire type) were skipped above.
+        let [parameters, payload, resource] = fields;
+        let [raw_parameters, raw_payload, _] = raws;
+        Ok(Message { kind, stream_id, parameters, payload, resource, raw: [raw_parameters, raw_payload] })
     }
 }
