@@ -411,51 +411,39 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
             },
             _ => None,
         };
-        // F1 id and F2 code, at most 4 bytes each (both are u16): staged in 8 bytes, where
-        // a staging array for every field (27 bytes) was cleared by a `memclr` call.
-        let mut fields = [0u8; 8];
-        let mut n = 0;
-        let mut field = |key: u8, v: u16, n: &mut usize| {
-            if let Some(slot) = fields.get_mut(*n) {
-                *slot = key;
-            }
-            *n += 1 + fields.get_mut(*n + 1..).and_then(|d| varint::encode_u64(u64::from(v), d)).unwrap_or(0);
-        };
-        if id != 0 {
-            field(0x08, id, &mut n);
-        }
-        if let Some(c) = code {
-            field(0x10, c, &mut n);
-        }
         // F3 keeps the output where it is: a varint value is written over the output's own
-        // bytes (never longer than the PSON integer it replaces), its key right in front.
+        // bytes (never longer than the PSON integer it replaces).
         let (key3, tail) = match as_varint {
             Some(v) => (0x18, free.get_mut(OUT_OFFSET..).and_then(|d| varint::encode_u64(v, d)).unwrap_or(0)),
             None => (0x1a, len),
         };
-        // F3's key, in front of the output (CONNECT's body has its own keys).
+        // F3's key (CONNECT's body has its own keys).
         let f3 = usize::from(tail > 0 && !fields_only);
-        let body_len = n + f3 + tail;
-        let (sb, sn) = varint::to_array(body_len as u64);
-        let head = 1 + sn + n;
-        // Without an output the frame is written at the start of the free space; with one, in
-        // front of it, then moved down.
-        let start = if tail > 0 { (OUT_OFFSET - f3).checked_sub(head) } else { Some(0) };
-        let Some(dst) = start.and_then(|s| free.get_mut(s..s + head + f3)) else { return false };
-        let (h, rest) = dst.split_at_mut(1 + sn);
-        if let Some((k, size)) = h.split_first_mut() {
-            *k = kind as u8;
-            size.copy_from_slice(sb.get(..sn).unwrap_or(&[]));
+        // F1 id and F2 code are u16 varints of 1 to 3 bytes: their length is known before
+        // they are written, so the header goes first, straight at the start of the free
+        // space (at most 15 bytes: it ends before `OUT_OFFSET`), and the output moves down
+        // behind it. No staging.
+        let field_len = |v: u16| 2 + usize::from(v >= 0x80) + usize::from(v >= 0x4000);
+        let n = if id != 0 { field_len(id) } else { 0 } + code.map_or(0, field_len);
+        let mut at = 0;
+        put(free, &mut at, Some(kind as u8), (n + f3 + tail) as u64);
+        if id != 0 {
+            put(free, &mut at, Some(0x08), u64::from(id));
         }
-        let (f12, k3) = rest.split_at_mut(n);
-        f12.copy_from_slice(fields.get(..n).unwrap_or(&[]));
-        if let Some(slot) = k3.first_mut() {
-            *slot = key3;
+        if let Some(c) = code {
+            put(free, &mut at, Some(0x10), u64::from(c));
         }
-        if let Some(s) = start.filter(|_| tail > 0) {
-            pson::copy_down(free, s, OUT_OFFSET + tail, 0);
+        if f3 > 0 {
+            if let Some(slot) = free.get_mut(at) {
+                *slot = key3;
+            }
+            at = at.saturating_add(1);
         }
-        self.tx.end += head + f3 + tail;
+        if at > free.len() {
+            return false;
+        }
+        pson::copy_down(free, OUT_OFFSET, OUT_OFFSET + tail, at);
+        self.tx.end += at + tail;
         self.last_tx = self.tick();
         true
     }
@@ -681,4 +669,17 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
 
 fn has_payload(m: &Message<'_>) -> bool {
     m.payload.is_some()
+}
+
+/// Writes `key` and the varint `value` at `*at` of `buf` and moves `*at` past them; bytes
+/// past the end of `buf` are not written (the caller checks `*at` against its length).
+fn put(buf: &mut [u8], at: &mut usize, key: Option<u8>, value: u64) {
+    if let Some(k) = key {
+        if let Some(slot) = buf.get_mut(*at) {
+            *slot = k;
+        }
+        *at = at.saturating_add(1);
+    }
+    let n = buf.get_mut(*at..).and_then(|d| varint::encode_u64(value, d));
+    *at = n.map_or(usize::MAX, |n| *at + n);
 }
