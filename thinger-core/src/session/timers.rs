@@ -114,7 +114,8 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
                         let _ = take_at(&mut self.pending, i);
                         continue;
                     }
-                    _ => {
+                    // Calls and subscriptions (none without their features).
+                    _ if CLOUD || SUBSCRIPTIONS => {
                         if let Some(p) = self.pending.get_mut(i) {
                             if CLOUD && p.forever {
                                 // Waits on: the deadline only keeps within a tick span.
@@ -124,6 +125,7 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
                             }
                         }
                     }
+                    _ => {}
                 }
             }
             i += 1;
