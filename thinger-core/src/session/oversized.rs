@@ -34,20 +34,24 @@ impl<const R: usize, const S: usize, const P: usize, const E: usize> State<'_, R
             StreamIdPeek::NeedMore | StreamIdPeek::Absent => None,
         };
         self.last_rx = self.tick();
-        let kind = MessageType::from_u32(header.msg_type);
-        warn!("skipping a frame of {} bytes (type {})", size, header.msg_type);
-        match (kind, stream_id) {
-            (Some(MessageType::Run | MessageType::Describe | MessageType::StartStream), Some(id)) => {
+        // The type compared on its number, as `on_bad_message` does (a range check is
+        // smaller than decoding it).
+        let t = header.msg_type;
+        warn!("skipping a frame of {} bytes (type {})", size, t);
+        const OK: u32 = MessageType::Ok as u32;
+        const ERROR: u32 = MessageType::Error as u32;
+        const RUN: u32 = MessageType::Run as u32;
+        const START_STREAM: u32 = MessageType::StartStream as u32;
+        #[cfg(feature = "channels")]
+        const STREAM_DATA: u32 = MessageType::StreamData as u32;
+        match (t, stream_id) {
+            (RUN..=START_STREAM, Some(id)) => {
                 let _ = self.queue_handler_error(tx, id, HandlerError::new(TOO_LARGE, "request too large"));
             }
-            (Some(MessageType::Ok | MessageType::Error), Some(id))
-                if self.fail_reply_too_large(id, kind == Some(MessageType::Ok)) =>
-            {
-                return Some(pending.len());
-            }
+            (OK | ERROR, Some(id)) if self.fail_reply_too_large(id, t == OK) => return Some(pending.len()),
             // Channel data lost: the channel cannot go on (see `channel_lost`).
             #[cfg(feature = "channels")]
-            (Some(MessageType::StreamData), Some(id)) if self.channel_lost(id, tx) => return Some(pending.len()),
+            (STREAM_DATA, Some(id)) if self.channel_lost(id, tx) => return Some(pending.len()),
             _ => {}
         }
         self.push(Record::Dropped(Dropped::TooLarge {
