@@ -437,8 +437,9 @@ impl<S: Sink> Encoder<S> {
     pub fn f32(&mut self, value: f32) -> Result<(), Error> {
         // Every f32 (NaN with its exact bit pattern included) is exact as f32: only whole
         // numbers change type.
-        match float::f32_whole_i64(value) {
-            Some(whole) => self.i64(whole),
+        match float::f32_whole_signed(value) {
+            Some((true, magnitude)) => self.tag(WireType::NegativeInt, magnitude),
+            Some((false, magnitude)) => self.tag(WireType::PositiveInt, magnitude),
             None => self.f32_raw(value),
         }
     }

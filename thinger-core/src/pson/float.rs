@@ -102,6 +102,17 @@ pub(crate) fn f32_whole_i64(f: f32) -> Option<i64> {
     to_i64(neg, whole_magnitude(parts)?)
 }
 
+/// `f` as a sign and a magnitude when it is a whole number in `[-2^63, 2^63)` (`-0.0` gives
+/// `(false, 0)`: the integer 0), for the encoder: the sign picks the integer type and the
+/// magnitude is the tag's value, so no `i64` is built and taken apart again.
+pub(crate) fn f32_whole_signed(f: f32) -> Option<(bool, u64)> {
+    let (neg, parts) = split_f32(f);
+    let m = whole_magnitude(parts)?;
+    let neg = neg && m != 0;
+    // -2^63 is `i64::MIN`; 2^63 and up are out of range.
+    (m < 1 << 63 || (neg && m == 1 << 63)).then_some((neg, m))
+}
+
 /// `Some(f as u64)` when `f` is a whole number in `[0, 2^64)` (`-0.0` included).
 pub(crate) fn f64_whole_u64(f: f64) -> Option<u64> {
     let (neg, parts) = split_f64(f);
@@ -302,6 +313,8 @@ mod tests {
         assert_eq!(f32_nonzero(f), nonzero, "{f:e}");
         assert_eq!(f32_whole_i64(f), ref_whole_i64(f64::from(f)), "{f:e} {:#x}", f.to_bits());
         assert_eq!(f32_whole_u64(f), ref_whole_u64(f64::from(f)), "{f:e} {:#x}", f.to_bits());
+        let signed = ref_whole_i64(f64::from(f)).map(|v| (v < 0, v.unsigned_abs()));
+        assert_eq!(f32_whole_signed(f), signed, "{f:e} {:#x}", f.to_bits());
     }
 
     #[test]
