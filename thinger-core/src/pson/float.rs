@@ -48,7 +48,14 @@ fn split_f64(value: f64) -> (bool, Parts) {
 
 #[inline]
 fn split_f32(value: f32) -> (bool, Parts) {
-    split(u64::from(value.to_bits()), 23, 8)
+    split_f32_bits(value.to_bits())
+}
+
+/// `split_f32` of the bits (the encoder holds an f32 as its bits: no FPU register is kept
+/// alive across its calls).
+#[inline]
+fn split_f32_bits(bits: u32) -> (bool, Parts) {
+    split(u64::from(bits), 23, 8)
 }
 
 /// The magnitude of a whole number below 2^64 (`None` for fractions, infinities, NaN and
@@ -102,11 +109,11 @@ pub(crate) fn f32_whole_i64(f: f32) -> Option<i64> {
     to_i64(neg, whole_magnitude(parts)?)
 }
 
-/// `f` as a sign and a magnitude when it is a whole number in `[-2^63, 2^63)` (`-0.0` gives
+/// The f32 of `bits` as a sign and a magnitude when it is a whole number in `[-2^63, 2^63)` (`-0.0` gives
 /// `(false, 0)`: the integer 0), for the encoder: the sign picks the integer type and the
 /// magnitude is the tag's value, so no `i64` is built and taken apart again.
-pub(crate) fn f32_whole_signed(f: f32) -> Option<(bool, u64)> {
-    let (neg, parts) = split_f32(f);
+pub(crate) fn f32_whole_signed(bits: u32) -> Option<(bool, u64)> {
+    let (neg, parts) = split_f32_bits(bits);
     let m = whole_magnitude(parts)?;
     let neg = neg && m != 0;
     // -2^63 is `i64::MIN`; 2^63 and up are out of range.
@@ -314,7 +321,7 @@ mod tests {
         assert_eq!(f32_whole_i64(f), ref_whole_i64(f64::from(f)), "{f:e} {:#x}", f.to_bits());
         assert_eq!(f32_whole_u64(f), ref_whole_u64(f64::from(f)), "{f:e} {:#x}", f.to_bits());
         let signed = ref_whole_i64(f64::from(f)).map(|v| (v < 0, v.unsigned_abs()));
-        assert_eq!(f32_whole_signed(f), signed, "{f:e} {:#x}", f.to_bits());
+        assert_eq!(f32_whole_signed(f.to_bits()), signed, "{f:e} {:#x}", f.to_bits());
     }
 
     #[test]
