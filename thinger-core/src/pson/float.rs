@@ -41,7 +41,10 @@ fn split(bits: u64, mant_bits: u32, exp_bits: u32) -> (bool, Parts) {
     (neg, parts)
 }
 
-#[inline]
+// Out of line on microcontrollers: once `f64_nonzero` no longer called it, the optimizer
+// inlined its one other caller's copy (`PsonRef::as_u64` +96 B).
+#[cfg_attr(not(target_os = "none"), inline)]
+#[cfg_attr(target_os = "none", inline(never))]
 fn split_f64(value: f64) -> (bool, Parts) {
     split(value.to_bits(), 52, 11)
 }
@@ -133,12 +136,11 @@ pub(crate) fn f32_whole_u64(f: f32) -> Option<u64> {
 }
 
 /// `f != 0.0`, or `None` for NaN.
+// On the bits, like `f32_nonzero`: no call of `split_f64`, and the caller keeps no FPU
+// register for the value (the `bool` reader of `DigitalPin` and friends).
 pub(crate) fn f64_nonzero(f: f64) -> Option<bool> {
-    match split_f64(f).1 {
-        Parts::Zero => Some(false),
-        Parts::NonFinite if f.to_bits() & ((1u64 << 52) - 1) != 0 => None,
-        _ => Some(true),
-    }
+    let magnitude = f.to_bits() & !(1 << 63);
+    if magnitude > 0x7ff0_0000_0000_0000 { None } else { Some(magnitude != 0) }
 }
 
 /// `f != 0.0`, or `None` for NaN.
