@@ -763,21 +763,6 @@ impl Sink for RoomySink<'_> {
         let body = pos.checked_add(1).ok_or(Error::BufferFull)?;
         let end = body.checked_add(bytes.len()).ok_or(Error::BufferFull)?;
         *self.sink.buf.get_mut(pos).ok_or(Error::BufferFull)? = prefix;
-        // 4 to 7 bytes (the benchmark's label): both pieces addressed from the buffer, so the
-        // last one is at `end - 4` with no pointer to the body kept (`payload/encode/serde`
-        // 87 -> 86, hand 96 -> 94). The same for 8 to 15 bytes cost 10 instructions on a
-        // 10-byte label (a scratch row of the counter), so the other lengths keep
-        // `copy_short`.
-        let len = bytes.len();
-        if (4..8).contains(&len)
-            && let (Some(head), Some(tail)) = (bytes.first_chunk::<4>(), bytes.last_chunk::<4>())
-        {
-            let buf = &mut *self.sink.buf;
-            *buf.get_mut(body..).and_then(|d| d.first_chunk_mut::<4>()).ok_or(Error::BufferFull)? = *head;
-            *buf.get_mut(..end).and_then(|d| d.last_chunk_mut::<4>()).ok_or(Error::BufferFull)? = *tail;
-            self.sink.pos = end;
-            return Ok(());
-        }
         let dst = self.sink.buf.get_mut(body..end).ok_or(Error::BufferFull)?;
         copy_short(dst, bytes);
         self.sink.pos = end;
