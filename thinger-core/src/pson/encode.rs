@@ -33,10 +33,6 @@ pub(crate) fn copy_down(buf: &mut [u8], from: usize, to: usize, dest: usize) {
     }
 }
 
-/// The tag byte of a string with no length (type 4 in the top three bits).
-#[cfg(not(target_os = "none"))]
-const STRING_BASE: usize = (WireType::String as usize) << 5;
-
 /// Where an [`Encoder`] writes bytes.
 ///
 /// Implemented by [`SliceSink`] (a caller-owned buffer), [`SizeCounter`] (counts bytes and
@@ -59,21 +55,6 @@ pub trait Sink {
     {
         self.write_byte(prefix)?;
         self.write(bytes)
-    }
-    /// Appends a string's one-byte tag and its body when it is shorter than 31 bytes (`None`
-    /// otherwise: the encoder then writes the long form). Internal to the encoder (hosts):
-    /// the roomy sink of [`encode_to_slice`] orders its length tests differently.
-    #[cfg(not(target_os = "none"))]
-    #[doc(hidden)]
-    #[inline(always)]
-    fn write_short_str(&mut self, bytes: &[u8]) -> Option<Result<(), Error>>
-    where
-        Self: Sized,
-    {
-        let len = bytes.len();
-        // Tag and body with one room check (the common short key or label); `0x80 + len`,
-        // not `0x80 | len`: the same byte below 31, one instruction (`lea`) instead of two.
-        (len < usize::from(EXTENDED)).then(|| self.write_prefixed((STRING_BASE + len) as u8, bytes))
     }
     /// Appends the tag byte `base | 31` and a varint of four bytes or more (`value` of
     /// 2^21 and more). Internal to the encoder (hosts): the roomy sink of
@@ -486,12 +467,13 @@ impl<S: Sink> Encoder<S> {
     #[cfg(not(target_os = "none"))]
     #[inline(always)]
     pub fn str(&mut self, value: &str) -> Result<(), Error> {
-        match self.sink.write_short_str(value.as_bytes()) {
-            Some(result) => result,
-            None => {
-                self.tag(WireType::String, value.len() as u64)?;
-                self.sink.write(value.as_bytes())
-            }
+        let len = value.len();
+        if len < usize::from(EXTENDED) {
+            // Tag and body with one room check (the common short key or label).
+            self.sink.write_prefixed(((WireType::String as u8) << 5) | len as u8, value.as_bytes())
+        } else {
+            self.tag(WireType::String, len as u64)?;
+            self.sink.write(value.as_bytes())
         }
     }
 
@@ -756,39 +738,7 @@ impl Sink for RoomySink<'_> {
             self.write_byte(prefix)?;
             return self.write(bytes);
         }
-        // The tag and the body as two places in the buffer, not one sub-slice split after
-        // its first byte: the body's address is one add from the buffer's, where the split
-        // cost three (`payload/encode/serde` 89 -> 88 instructions).
-        let pos = self.sink.pos;
-        let body = pos.checked_add(1).ok_or(Error::BufferFull)?;
-        let end = body.checked_add(bytes.len()).ok_or(Error::BufferFull)?;
-        *self.sink.buf.get_mut(pos).ok_or(Error::BufferFull)? = prefix;
-        let dst = self.sink.buf.get_mut(body..end).ok_or(Error::BufferFull)?;
-        copy_short(dst, bytes);
-        self.sink.pos = end;
-        Ok(())
-    }
-    /// Below 8 bytes first: a label of 4 to 7 bytes is two compares away (length class and
-    /// piece size), not three (`payload/encode/serde` 91 -> 89 instructions). The checked
-    /// sinks keep the 31 test first: in a loop (`map100/encode/rust`) this order cost 4 more
-    /// instructions per pair.
-    // The two branches are the same call on purpose: each is inlined under its own range of
-    // `len`, so the piece-size tests inside fold differently.
-    #[allow(clippy::if_same_then_else)]
-    #[inline(always)]
-    fn write_short_str(&mut self, bytes: &[u8]) -> Option<Result<(), Error>>
-    where
-        Self: Sized,
-    {
-        let len = bytes.len();
-        let tag = (STRING_BASE + len) as u8;
-        if len < 8 {
-            Some(self.write_prefixed(tag, bytes))
-        } else if len < usize::from(EXTENDED) {
-            Some(self.write_prefixed(tag, bytes))
-        } else {
-            None
-        }
+        self.sink.write_prefixed(prefix, bytes)
     }
     /// Written here without a call (timestamps and other large integers are common, and a
     /// retry would encode the value twice); the length is bounded (at most 11 bytes), so
