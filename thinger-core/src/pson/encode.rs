@@ -418,9 +418,18 @@ impl<S: Sink> Encoder<S> {
     pub fn f32(&mut self, value: f32) -> Result<(), Error> {
         // Every f32 (NaN with its exact bit pattern included) is exact as f32: only whole
         // numbers change type.
-        match float::f32_whole_i64(value) {
-            Some(whole) => self.i64(whole),
-            None => self.f32_raw(value),
+        self.f32_bits(value.to_bits())
+    }
+
+    /// [`Encoder::f32`] of the float's bits: the classification and the raw form need only
+    /// the bits, and an `f32` read as bits from memory is an integer load, not an FPU
+    /// register kept across the calls in between.
+    #[inline]
+    fn f32_bits(&mut self, bits: u32) -> Result<(), Error> {
+        match float::f32_whole_signed(bits) {
+            Some((true, magnitude)) => self.tag(WireType::NegativeInt, magnitude),
+            Some((false, magnitude)) => self.tag(WireType::PositiveInt, magnitude),
+            None => self.f32_raw(f32::from_bits(bits)),
         }
     }
 
@@ -819,7 +828,7 @@ impl EncodePson for isize {
 impl EncodePson for f32 {
     #[inline]
     fn encode_pson<S: Sink>(&self, enc: &mut Encoder<S>) -> Result<(), Error> {
-        enc.f32(*self)
+        enc.f32_bits(self.to_bits())
     }
 }
 

@@ -41,14 +41,24 @@ fn split(bits: u64, mant_bits: u32, exp_bits: u32) -> (bool, Parts) {
     (neg, parts)
 }
 
-#[inline]
+// Out of line on microcontrollers: once `f64_nonzero` no longer called it, the optimizer
+// inlined its one other caller's copy (`PsonRef::as_u64` +96 B).
+#[cfg_attr(not(target_os = "none"), inline)]
+#[cfg_attr(target_os = "none", inline(never))]
 fn split_f64(value: f64) -> (bool, Parts) {
     split(value.to_bits(), 52, 11)
 }
 
 #[inline]
 fn split_f32(value: f32) -> (bool, Parts) {
-    split(u64::from(value.to_bits()), 23, 8)
+    split_f32_bits(value.to_bits())
+}
+
+/// `split_f32` of the bits (the encoder holds an f32 as its bits: no FPU register is kept
+/// alive across its calls).
+#[inline]
+fn split_f32_bits(bits: u32) -> (bool, Parts) {
+    split(u64::from(bits), 23, 8)
 }
 
 /// The magnitude of a whole number below 2^64 (`None` for fractions, infinities, NaN and
@@ -102,6 +112,17 @@ pub(crate) fn f32_whole_i64(f: f32) -> Option<i64> {
     to_i64(neg, whole_magnitude(parts)?)
 }
 
+/// The f32 of `bits` as a sign and a magnitude when it is a whole number in `[-2^63, 2^63)` (`-0.0` gives
+/// `(false, 0)`: the integer 0), for the encoder: the sign picks the integer type and the
+/// magnitude is the tag's value, so no `i64` is built and taken apart again.
+pub(crate) fn f32_whole_signed(bits: u32) -> Option<(bool, u64)> {
+    let (neg, parts) = split_f32_bits(bits);
+    let m = whole_magnitude(parts)?;
+    let neg = neg && m != 0;
+    // -2^63 is `i64::MIN`; 2^63 and up are out of range.
+    (m < 1 << 63 || (neg && m == 1 << 63)).then_some((neg, m))
+}
+
 /// `Some(f as u64)` when `f` is a whole number in `[0, 2^64)` (`-0.0` included).
 pub(crate) fn f64_whole_u64(f: f64) -> Option<u64> {
     let (neg, parts) = split_f64(f);
@@ -115,12 +136,11 @@ pub(crate) fn f32_whole_u64(f: f32) -> Option<u64> {
 }
 
 /// `f != 0.0`, or `None` for NaN.
+// On the bits, like `f32_nonzero`: no call of `split_f64`, and the caller keeps no FPU
+// register for the value (the `bool` reader of `DigitalPin` and friends).
 pub(crate) fn f64_nonzero(f: f64) -> Option<bool> {
-    match split_f64(f).1 {
-        Parts::Zero => Some(false),
-        Parts::NonFinite if f.to_bits() & ((1u64 << 52) - 1) != 0 => None,
-        _ => Some(true),
-    }
+    let magnitude = f.to_bits() & !(1 << 63);
+    if magnitude > 0x7ff0_0000_0000_0000 { None } else { Some(magnitude != 0) }
 }
 
 /// `f != 0.0`, or `None` for NaN.
@@ -302,6 +322,8 @@ mod tests {
         assert_eq!(f32_nonzero(f), nonzero, "{f:e}");
         assert_eq!(f32_whole_i64(f), ref_whole_i64(f64::from(f)), "{f:e} {:#x}", f.to_bits());
         assert_eq!(f32_whole_u64(f), ref_whole_u64(f64::from(f)), "{f:e} {:#x}", f.to_bits());
+        let signed = ref_whole_i64(f64::from(f)).map(|v| (v < 0, v.unsigned_abs()));
+        assert_eq!(f32_whole_signed(f.to_bits()), signed, "{f:e} {:#x}", f.to_bits());
     }
 
     #[test]
