@@ -55,10 +55,18 @@ impl Default for DecodeOptions {
 /// has to re-prove on every access.
 #[derive(Debug, Clone)]
 pub(crate) struct Cursor<'a> {
-    rest: &'a [u8],
+    rest: Rest<'a>,
     /// Length of the whole input, for [`Cursor::position`].
     input_len: usize,
 }
+
+// Hosts: two pointers (see `rest`); microcontrollers: the slice.
+#[cfg(not(target_os = "none"))]
+mod rest;
+#[cfg(not(target_os = "none"))]
+use rest::Rest;
+#[cfg(target_os = "none")]
+type Rest<'a> = &'a [u8];
 
 /// A decoded tag: the wire type and its value (inline or from the varint).
 #[derive(Debug, Clone, Copy)]
@@ -81,17 +89,17 @@ macro_rules! common_scalar_fast_path {
                     $cursor.rest = rest;
                     return $wrap(PsonRef::Uint(u64::from(tag)));
                 }
-                0x1f => match *rest {
+                0x1f => match *rest.as_slice() {
                     [b0, ..] if b0 < 0x80 => {
-                        $cursor.rest = rest.get(1..).unwrap_or(&[]);
+                        $cursor.rest = rest.skip(1);
                         return $wrap(PsonRef::Uint(u64::from(b0)));
                     }
                     [b0, b1, ..] if b1 < 0x80 => {
-                        $cursor.rest = rest.get(2..).unwrap_or(&[]);
+                        $cursor.rest = rest.skip(2);
                         return $wrap(PsonRef::Uint(u64::from(b0 & 0x7f) | (u64::from(b1) << 7)));
                     }
                     [b0, b1, b2, ..] if b2 < 0x80 => {
-                        $cursor.rest = rest.get(3..).unwrap_or(&[]);
+                        $cursor.rest = rest.skip(3);
                         return $wrap(PsonRef::Uint(
                             u64::from(b0 & 0x7f) | (u64::from(b1 & 0x7f) << 7) | (u64::from(b2) << 14),
                         ));
@@ -113,7 +121,11 @@ macro_rules! common_scalar_fast_path {
 impl<'a> Cursor<'a> {
     #[cfg_attr(not(target_os = "none"), inline)]
     pub(crate) fn new(input: &'a [u8]) -> Self {
-        Cursor { rest: input, input_len: input.len() }
+        #[cfg(not(target_os = "none"))]
+        let rest = Rest::new(input);
+        #[cfg(target_os = "none")]
+        let rest = input;
+        Cursor { rest, input_len: input.len() }
     }
     #[cfg_attr(not(target_os = "none"), inline)]
     pub(crate) fn position(&self) -> usize {
@@ -169,12 +181,22 @@ impl<'a> Cursor<'a> {
     /// Moves past `len` bytes that a check before proved are there.
     #[cfg_attr(not(target_os = "none"), inline(always))]
     fn advance(&mut self, len: usize) {
-        self.rest = self.rest.get(len..).unwrap_or(&[]);
+        #[cfg(not(target_os = "none"))]
+        {
+            self.rest = self.rest.skip(len);
+        }
+        #[cfg(target_os = "none")]
+        {
+            self.rest = self.rest.get(len..).unwrap_or(&[]);
+        }
     }
 
     /// The bytes read since `start` (an earlier copy of this cursor's rest).
     #[cfg_attr(not(target_os = "none"), inline)]
-    fn since(&self, start: &'a [u8]) -> &'a [u8] {
+    fn since(&self, start: Rest<'a>) -> &'a [u8] {
+        #[cfg(not(target_os = "none"))]
+        return start.until(self.rest);
+        #[cfg(target_os = "none")]
         start.get(..start.len() - self.rest.len()).unwrap_or(&[])
     }
 
@@ -224,7 +246,7 @@ impl<'a> Cursor<'a> {
     #[cfg(not(target_os = "none"))]
     #[inline(always)]
     fn tag_varint(&mut self) -> Result<u64, Error> {
-        match *self.rest {
+        match *self.rest.as_slice() {
             [b0, ..] if b0 < 0x80 => {
                 self.advance(1);
                 Ok(u64::from(b0))
@@ -262,7 +284,7 @@ impl<'a> Cursor<'a> {
     #[cfg(not(target_os = "none"))]
     #[inline(never)]
     fn tag_varint_long(&mut self) -> Result<u64, Error> {
-        match varint::decode_u64(self.rest)? {
+        match varint::decode_u64(self.rest.as_slice())? {
             Some((v, n)) => {
                 self.advance(n);
                 Ok(v)
@@ -544,10 +566,10 @@ impl<'a> Cursor<'a> {
         // merged the one-byte forms into a dozen flag instructions).
         self.rest = match tag {
             0x00..=0x1e => rest,
-            0x1f => match *rest {
-                [b0, ref after @ ..] if b0 < 0x80 => after,
-                [_, b1, ref after @ ..] if b1 < 0x80 => after,
-                [_, _, b2, ref after @ ..] if b2 < 0x80 => after,
+            0x1f => match *rest.as_slice() {
+                [b0, ..] if b0 < 0x80 => rest.skip(1),
+                [_, b1, ..] if b1 < 0x80 => rest.skip(2),
+                [_, _, b2, ..] if b2 < 0x80 => rest.skip(3),
                 _ => return false,
             },
             0x40 => match rest.split_first_chunk::<4>() {

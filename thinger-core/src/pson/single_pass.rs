@@ -95,7 +95,10 @@ impl<'a> MapReader<'a> {
         self.left == 0
     }
 
-    #[inline]
+    // Forced on hosts (with the two-pointer cursor: payload reader 298 -> 288, map10
+    // 630 -> 577, array10 373 -> 320 instructions); as before on microcontrollers.
+    #[cfg_attr(not(target_os = "none"), inline(always))]
+    #[cfg_attr(target_os = "none", inline)]
     fn pair(&mut self) -> Result<(&'a str, PsonRef<'a>), Error> {
         #[cfg(not(target_os = "none"))]
         let key = self.cursor.key()?;
@@ -116,7 +119,10 @@ impl<'a> MapReader<'a> {
 impl<'a> Iterator for MapReader<'a> {
     type Item = Result<(&'a str, PsonRef<'a>), Error>;
 
-    #[inline]
+    // Forced on hosts (with the two-pointer cursor: payload reader 298 -> 288, map10
+    // 630 -> 577, array10 373 -> 320 instructions); as before on microcontrollers.
+    #[cfg_attr(not(target_os = "none"), inline(always))]
+    #[cfg_attr(target_os = "none", inline)]
     fn next(&mut self) -> Option<Self::Item> {
         if self.left == 0 {
             return end(&mut self.done, &self.cursor);
@@ -208,7 +214,10 @@ impl<'a> ArrayReader<'a> {
 impl<'a> Iterator for ArrayReader<'a> {
     type Item = Result<PsonRef<'a>, Error>;
 
-    #[inline]
+    // Forced on hosts (with the two-pointer cursor: payload reader 298 -> 288, map10
+    // 630 -> 577, array10 373 -> 320 instructions); as before on microcontrollers.
+    #[cfg_attr(not(target_os = "none"), inline(always))]
+    #[cfg_attr(target_os = "none", inline)]
     fn next(&mut self) -> Option<Self::Item> {
         if self.left == 0 {
             return end(&mut self.done, &self.cursor);
