@@ -331,6 +331,21 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// A `wire` (map or array) header with its count in the tag byte (below 31) that the
+    /// rest can hold at `min_bytes_each` per unit; `None` for anything else, and then the
+    /// cursor has not moved (the general path reads the header and reports any error).
+    #[cfg(not(target_os = "none"))]
+    #[inline(always)]
+    pub(crate) fn short_header(&mut self, wire: WireType, min_bytes_each: usize) -> Option<usize> {
+        let (&tag, rest) = self.rest.split_first()?;
+        let count = tag.wrapping_sub((wire as u8) << 5);
+        if count < EXTENDED && usize::from(count) * min_bytes_each <= rest.len() {
+            self.rest = rest;
+            return Some(usize::from(count));
+        }
+        None
+    }
+
     #[cfg_attr(not(target_os = "none"), inline)]
     pub(crate) fn map_len(&self, tag: Tag) -> Result<usize, Error> {
         // A pair needs at least a key tag and a value tag.

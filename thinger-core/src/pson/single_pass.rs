@@ -65,6 +65,12 @@ impl<'a> MapReader<'a> {
     #[inline]
     pub fn with_options(input: &'a [u8], options: &DecodeOptions) -> Result<Self, Error> {
         let mut cursor = Cursor::new(input);
+        // Hosts: a header with the count in the tag byte, first (see `Cursor::short_header`).
+        #[cfg(not(target_os = "none"))]
+        if let Some(left) = cursor.short_header(WireType::Map, 2) {
+            let depth = options.depth_limit().checked_sub(1).ok_or(Error::DepthLimitExceeded)?;
+            return Ok(MapReader { cursor, left, depth, done: false });
+        }
         let tag = cursor.tag()?;
         if tag.wire != WireType::Map {
             return Err(Error::UnexpectedType);
@@ -181,6 +187,12 @@ impl<'a> ArrayReader<'a> {
     #[inline]
     pub fn with_options(input: &'a [u8], options: &DecodeOptions) -> Result<Self, Error> {
         let mut cursor = Cursor::new(input);
+        // Hosts: a header with the count in the tag byte, first (see `Cursor::short_header`).
+        #[cfg(not(target_os = "none"))]
+        if let Some(left) = cursor.short_header(WireType::Array, 1) {
+            let depth = options.depth_limit().checked_sub(1).ok_or(Error::DepthLimitExceeded)?;
+            return Ok(ArrayReader { cursor, left, depth, done: false });
+        }
         let tag = cursor.tag()?;
         if tag.wire != WireType::Array {
             return Err(Error::UnexpectedType);
@@ -307,6 +319,35 @@ mod tests {
             return Err(Error::NonStringKey);
         }
         cursor.str_body(tag.value, true)
+    }
+
+    /// Every header byte with 0 to 70 bytes after it, at depth limits 0 to 2: the readers
+    /// (with the hosts' short-header path) give what the general header read gives.
+    #[test]
+    fn headers_agree_with_the_general_read() {
+        fn general(bytes: &[u8], wire: WireType, depth: usize) -> Result<(usize, usize), Error> {
+            let mut cursor = Cursor::new(bytes);
+            let tag = cursor.tag()?;
+            if tag.wire != wire {
+                return Err(Error::UnexpectedType);
+            }
+            depth.checked_sub(1).ok_or(Error::DepthLimitExceeded)?;
+            let len = if wire == WireType::Map { cursor.map_len(tag)? } else { cursor.array_len(tag)? };
+            Ok((len, cursor.remaining()))
+        }
+        for byte in 0..=255u8 {
+            for after in 0..70usize {
+                let mut bytes = std::vec![byte];
+                bytes.extend((0..after).map(|i| if i == 0 { 0x05 } else { 0x01 }));
+                for depth in 0..3 {
+                    let options = DecodeOptions::new().max_depth(depth);
+                    let map = MapReader::with_options(&bytes, &options).map(|r| (r.left, r.cursor.remaining()));
+                    assert_eq!(map, general(&bytes, WireType::Map, depth), "{bytes:02x?} {depth}");
+                    let array = ArrayReader::with_options(&bytes, &options).map(|r| (r.left, r.cursor.remaining()));
+                    assert_eq!(array, general(&bytes, WireType::Array, depth), "{bytes:02x?} {depth}");
+                }
+            }
+        }
     }
 
     fn same_key(bytes: &[u8]) {
