@@ -117,6 +117,9 @@ impl<'a> MapReader<'a> {
             }
             self.cursor.str_body(key.value, true)?
         };
+        #[cfg(not(target_os = "none"))]
+        let value = self.cursor.map_value(self.depth)?;
+        #[cfg(target_os = "none")]
         let value = self.cursor.value(self.depth, true)?;
         Ok((key, value))
     }
@@ -415,6 +418,20 @@ mod tests {
         if got.is_ok() {
             assert_eq!(fast.position(), general.position(), "{bytes:02x?}");
         }
+        // The map reader's value (short strings on the fast path too).
+        let mut map = Cursor::new(bytes);
+        let got = map.value(4, true);
+        let mut fast = Cursor::new(bytes);
+        match (fast.map_value(4), got) {
+            (Ok(PsonRef::F32(a)), Ok(PsonRef::F32(b))) => assert_eq!(a.to_bits(), b.to_bits(), "{bytes:02x?}"),
+            (Ok(PsonRef::F64(a)), Ok(PsonRef::F64(b))) => assert_eq!(a.to_bits(), b.to_bits(), "{bytes:02x?}"),
+            (m, got) => {
+                assert_eq!(m, got, "{bytes:02x?}");
+                if m.is_ok() {
+                    assert_eq!(fast.position(), map.position(), "{bytes:02x?}");
+                }
+            }
+        }
     }
 
     /// A value skipped by the validating `Cursor::skip` (with its host fast forms) and read
@@ -450,6 +467,12 @@ mod tests {
         cases.push(std::vec![0x40, 0, 0, 0xbc, 0x41]);
         cases.push(std::vec![0x41, 0, 0, 0, 0, 0, 0, 0x37, 0x40]);
         cases.push(std::vec![0x42]);
+        // Strings: empty, short ASCII, non-ASCII, bad UTF-8, the longest inline length.
+        for body in [&b""[..], b"outdoor", "d\u{e9}j\u{e0}".as_bytes(), &[0x61, 0xff, 0x62], &[b'x'; 30]] {
+            let mut bytes = std::vec![0x80 | body.len() as u8];
+            bytes.extend_from_slice(body);
+            cases.push(bytes);
+        }
         for bytes in &cases {
             for cut in 0..=bytes.len() {
                 same_value(&bytes[..cut]);
