@@ -86,7 +86,9 @@ macro_rules! common_scalar_fast_path {
         common_scalar_fast_path!($cursor, $wrap, false)
     };
     ($cursor:ident, $wrap:path, $strings:expr) => {
-        if let Some((&tag, rest)) = $cursor.rest.split_first() {
+        if let Some((&tag, rest)) =
+            if $strings { $cursor.rest.split_first_by_len() } else { $cursor.rest.split_first() }
+        {
             match tag {
                 0x00..=0x1e => {
                     $cursor.rest = rest;

@@ -91,6 +91,23 @@ impl<'a> Rest<'a> {
         Some((byte, self.at(1)))
     }
 
+    /// [`Rest::split_first`] with the end test on the length (`end - p == 0`) rather than
+    /// on the addresses. The same result; the compiler lays the map reader's loop out
+    /// better with it in `Cursor::map_value` (`payload/decode/reader` 275 -> 272, `map10`
+    /// 562 -> 553 instructions), the walks worse with it everywhere (`map100/decode/walk`
+    /// 9,385 -> 9,585).
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    pub(crate) fn split_first_by_len(self) -> Option<(&'a u8, Self)> {
+        #[allow(clippy::len_zero)] // the length on purpose (see above)
+        if self.len() == 0 {
+            return None;
+        }
+        #[allow(unsafe_code)]
+        // SAFETY: not empty, so `p` points at a byte of the input.
+        let byte = unsafe { &*self.p };
+        Some((byte, self.at(1)))
+    }
+
     #[cfg_attr(not(debug_assertions), inline(always))]
     pub(crate) fn split_at_checked(self, n: usize) -> Option<(&'a [u8], Self)> {
         if n > self.len() {
