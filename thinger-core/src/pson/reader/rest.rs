@@ -1,7 +1,7 @@
 //! The unread rest of a PSON input on hosts, as two pointers (next byte, end) instead of a
 //! slice (start, length): a read moves one register, not two, and the end stays fixed, so
 //! the loops over pairs and elements carry one changing register for the input where the
-//! value paths meet. Every method is safe and checks the length first, as the slice
+//! value paths meet. Every `pub(crate)` method is safe and checks the length first, as the slice
 //! methods of the same names do. This module holds the reader's `unsafe` blocks (each one a
 //! pointer step or a slice rebuilt within the input this was made from); nothing here is
 //! compiled for microcontrollers, which keep the slice.
@@ -36,27 +36,37 @@ impl<'a> Rest<'a> {
         Rest { p: range.start, end: range.end, _input: PhantomData }
     }
 
-    /// `n` bytes further on; `n <= self.len()` is the caller's check (every caller tests
-    /// it just before).
+    /// `n` bytes further on.
+    ///
+    /// # Safety
+    ///
+    /// `n <= self.len()`: `p + n` must stay within `p..=end` (every caller tests the
+    /// length just before).
     #[cfg_attr(not(debug_assertions), inline(always))]
-    fn at(self, n: usize) -> Self {
+    #[allow(unsafe_code)]
+    unsafe fn at(self, n: usize) -> Self {
         debug_assert!(n <= self.len());
-        #[allow(unsafe_code)]
-        // SAFETY: `n <= self.len()` (each caller's test), so `p + n` is at most `end`,
-        // inside the same input.
+        // SAFETY: `n <= self.len()` (the caller's contract), so `p + n` is at most `end`,
+        // inside (or one past the end of) the same input; `n == 0` on an empty input
+        // (a dangling `p`) is an offset of 0, always allowed.
         let p = unsafe { self.p.add(n) };
         Rest { p, ..self }
     }
 
-    /// The first `n` bytes as a slice; `n <= self.len()` as for [`Rest::at`].
+    /// The first `n` bytes as a slice.
+    ///
+    /// # Safety
+    ///
+    /// `n <= self.len()`, as for [`Rest::at`].
     #[cfg_attr(not(debug_assertions), inline(always))]
-    fn head(self, n: usize) -> &'a [u8] {
+    #[allow(unsafe_code)]
+    unsafe fn head(self, n: usize) -> &'a [u8] {
         debug_assert!(n <= self.len());
-        #[allow(unsafe_code)]
-        // SAFETY: `p..p + n` lies inside the input (`n <= self.len()`), which is borrowed
-        // for `'a` and not written while borrowed.
-        let head = unsafe { core::slice::from_raw_parts(self.p, n) };
-        head
+        // SAFETY: `p..p + n` lies inside the input (`n <= self.len()`, the caller's
+        // contract), which is borrowed for `'a` and not written while borrowed; `p` is
+        // non-null and aligned (u8) even for an empty input, and `n` is at most the
+        // input's length, so at most `isize::MAX` bytes.
+        unsafe { core::slice::from_raw_parts(self.p, n) }
     }
 
     #[cfg_attr(not(debug_assertions), inline(always))]
@@ -72,7 +82,11 @@ impl<'a> Rest<'a> {
 
     #[cfg_attr(not(debug_assertions), inline(always))]
     pub(crate) fn as_slice(self) -> &'a [u8] {
-        self.head(self.len())
+        #[allow(unsafe_code)]
+        // SAFETY: `len() <= len()`.
+        unsafe {
+            self.head(self.len())
+        }
     }
 
     #[cfg_attr(not(debug_assertions), inline(always))]
@@ -86,9 +100,10 @@ impl<'a> Rest<'a> {
             return None;
         }
         #[allow(unsafe_code)]
-        // SAFETY: not empty, so `p` points at a byte of the input.
-        let byte = unsafe { &*self.p };
-        Some((byte, self.at(1)))
+        // SAFETY: not empty, so `p` points at a byte of the input (borrowed for `'a`), and
+        // `1 <= self.len()` for `at`.
+        let (byte, rest) = unsafe { (&*self.p, self.at(1)) };
+        Some((byte, rest))
     }
 
     /// [`Rest::split_first`] with the end test on the length (`end - p == 0`) rather than
@@ -103,9 +118,10 @@ impl<'a> Rest<'a> {
             return None;
         }
         #[allow(unsafe_code)]
-        // SAFETY: not empty, so `p` points at a byte of the input.
-        let byte = unsafe { &*self.p };
-        Some((byte, self.at(1)))
+        // SAFETY: not empty, so `p` points at a byte of the input (borrowed for `'a`), and
+        // `1 <= self.len()` for `at`.
+        let (byte, rest) = unsafe { (&*self.p, self.at(1)) };
+        Some((byte, rest))
     }
 
     #[cfg_attr(not(debug_assertions), inline(always))]
@@ -113,13 +129,19 @@ impl<'a> Rest<'a> {
         if n > self.len() {
             return None;
         }
-        Some((self.head(n), self.at(n)))
+        #[allow(unsafe_code)]
+        // SAFETY: `n <= self.len()`, tested just above.
+        let (head, rest) = unsafe { (self.head(n), self.at(n)) };
+        Some((head, rest))
     }
 
     #[cfg_attr(not(debug_assertions), inline(always))]
     pub(crate) fn split_first_chunk<const N: usize>(self) -> Option<(&'a [u8; N], Self)> {
         let chunk = self.first_chunk::<N>()?;
-        Some((chunk, self.at(N)))
+        #[allow(unsafe_code)]
+        // SAFETY: `first_chunk` returned `Some`, so `N <= self.len()`.
+        let rest = unsafe { self.at(N) };
+        Some((chunk, rest))
     }
 
     #[cfg_attr(not(debug_assertions), inline(always))]
@@ -127,18 +149,30 @@ impl<'a> Rest<'a> {
         if N > self.len() {
             return None;
         }
-        self.head(N).first_chunk()
+        #[allow(unsafe_code)]
+        // SAFETY: `N <= self.len()`, tested just above.
+        let head = unsafe { self.head(N) };
+        head.first_chunk()
     }
 
     /// `n` bytes on, or the end when fewer are left.
     #[cfg_attr(not(debug_assertions), inline(always))]
     pub(crate) fn skip(self, n: usize) -> Self {
-        self.at(n.min(self.len()))
+        #[allow(unsafe_code)]
+        // SAFETY: `n.min(self.len()) <= self.len()`.
+        unsafe {
+            self.at(n.min(self.len()))
+        }
     }
 
     /// The bytes from `self` up to `later` (a rest of the same input read further on).
     #[cfg_attr(not(debug_assertions), inline(always))]
     pub(crate) fn until(self, later: Self) -> &'a [u8] {
-        self.head(self.len().saturating_sub(later.len()))
+        #[allow(unsafe_code)]
+        // SAFETY: `len() - x <= len()` (saturating), whatever `later` is: a `later` from
+        // another input gives wrong bytes, never bytes outside this one.
+        unsafe {
+            self.head(self.len().saturating_sub(later.len()))
+        }
     }
 }
