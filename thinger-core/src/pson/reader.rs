@@ -225,6 +225,18 @@ impl<'a> Cursor<'a> {
                 return Ok(key);
             }
         }
+        // Through a copy, as in `value_after_tag`: the cursor stays in registers.
+        let mut cold = self.clone();
+        let key = cold.key_general();
+        *self = cold;
+        key
+    }
+
+    /// `key`'s general path: any string tag, non-ASCII keys, every error.
+    #[cfg(not(target_os = "none"))]
+    #[cold]
+    #[inline(never)]
+    fn key_general(&mut self) -> Result<&'a str, Error> {
         let tag = self.tag()?;
         if tag.wire != WireType::String {
             return Err(Error::NonStringKey);
