@@ -68,8 +68,16 @@ fn is_utf8(bytes: &[u8]) -> bool {
 pub(crate) fn to_str(bytes: &[u8]) -> Result<&str, Error> {
     match ascii_str(bytes) {
         Some(s) => Ok(s),
-        None => core::str::from_utf8(bytes).map_err(|_| Error::InvalidUtf8),
+        None => from_utf8_cold(bytes),
     }
+}
+
+/// `to_str` for anything not all ASCII, out of the readers' loops.
+#[cfg(not(target_os = "none"))]
+#[cold]
+#[inline(never)]
+fn from_utf8_cold(bytes: &[u8]) -> Result<&str, Error> {
+    core::str::from_utf8(bytes).map_err(|_| Error::InvalidUtf8)
 }
 
 /// The bytes as `&str` when every one is ASCII, else `None` (the caller decides what a

@@ -87,3 +87,37 @@ fn walk(v: PsonRef<'_>) {
         _ => {}
     }
 }
+
+/// `decode_prefix_with` (with the hosts' top-level container path) against the general
+/// `Cursor::value`: same value, same error, same length, at depth limits 0 to 3.
+fn same_as_general(bytes: &[u8]) {
+    for depth in 0..4 {
+        let options = DecodeOptions::new().max_depth(depth);
+        let mut general = Cursor::new(bytes);
+        let want = general.value(options.depth_limit(), true).map(|v| (v, general.position()));
+        assert_eq!(PsonRef::decode_prefix_with(bytes, &options), want, "{bytes:02x?} {depth}");
+    }
+}
+
+#[test]
+fn top_level_containers_agree_with_the_general_path() {
+    // Every map and array header byte, with bodies cut at every length.
+    let body = [0x81, b'k', 0x1f, 0xac, 0x02, 0x81, b'k', 0xe1, 0x01, 0x81, b'k', 0x40, 0, 0, 0x80, 0x3e];
+    for header in 0xc0..=0xffu8 {
+        for cut in 0..=body.len() {
+            let mut bytes = std::vec![header];
+            bytes.extend_from_slice(&body[..cut]);
+            same_as_general(&bytes);
+        }
+    }
+}
+
+proptest! {
+    #[test]
+    fn decode_prefix_agrees_with_the_general_path(tail in proptest::collection::vec(any::<u8>(), 0..48), header in 0xc0..=0xffu8) {
+        let mut bytes = std::vec![header];
+        bytes.extend_from_slice(&tail);
+        same_as_general(&bytes);
+        same_as_general(&tail);
+    }
+}
