@@ -23,6 +23,15 @@ pub(crate) struct Rest<'a> {
     _input: PhantomData<&'a [u8]>,
 }
 
+// SAFETY: a `Rest` is a shared borrow of bytes (`&'a [u8]`, which is `Send` and `Sync`)
+// kept as two pointers; it never writes through them. Without these the public readers
+// holding it (`MapReader`, `MapIter`, the serde `Deserializer`, ...) would stop being
+// `Send` / `Sync` on hosts (test `pson_readers_are_send_and_sync`).
+#[allow(unsafe_code)]
+unsafe impl Send for Rest<'_> {}
+#[allow(unsafe_code)]
+unsafe impl Sync for Rest<'_> {}
+
 impl core::fmt::Debug for Rest<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         self.as_slice().fmt(f)

@@ -121,3 +121,19 @@ proptest! {
         same_as_general(&tail);
     }
 }
+
+/// The readers are shared borrows of the input: they can cross threads like `&[u8]` (the
+/// hosts' two-pointer cursor must not take that away). A compile-time check.
+#[test]
+fn pson_readers_are_send_and_sync() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<PsonRef<'static>>();
+    send_sync::<crate::pson::MapRef<'static>>();
+    send_sync::<crate::pson::ArrayRef<'static>>();
+    send_sync::<crate::pson::MapIter<'static>>();
+    send_sync::<crate::pson::ArrayIter<'static>>();
+    send_sync::<crate::pson::MapReader<'static>>();
+    send_sync::<crate::pson::ArrayReader<'static>>();
+    #[cfg(feature = "serde")]
+    send_sync::<crate::pson::Deserializer<'static>>();
+}
