@@ -754,3 +754,28 @@ fn subscribe_without_room_opens_when_room_comes() {
     h.feed(&reply(MessageType::Ok, m.stream_id, None));
     assert!(matches!(h.session.poll_event(), Some(Event::Subscribed { subscription, .. }) if subscription == sub));
 }
+
+/// CONNECT needs its body plus 16 bytes of room in front (the room every answer gets) in
+/// the transmit region: with exactly that it is sent whole, with a byte less the session
+/// closes (`DisconnectReason::Local`) instead of sending a cut frame.
+#[test]
+fn connect_needs_its_body_and_16_bytes_of_transmit_room() {
+    fn connect_with(tx: usize) -> (bool, Vec<u8>) {
+        let thing: Thing<'_, 4> = Thing::new();
+        let config = Config::new("u", "d", "c").buffers(256, tx);
+        let mut s: Session<'_, Vec<u8>, 4> = Session::new(config, thing, vec![0u8; 1024], &mut TestRng(7));
+        s.connect(Instant::from_millis(0));
+        let mut out = vec![0u8; 512];
+        let n = s.poll_transmit(&mut out).unwrap_or(0);
+        (s.is_closed(), out[..n].to_vec())
+    }
+    let (closed, frame) = connect_with(256);
+    assert!(!closed);
+    // CONNECT, its body length (one byte here), F1 (the key and the id's varint), then the
+    // body written at the 16-byte offset: F3 and the credentials.
+    assert_eq!((frame[0], frame[2]), (0x03, 0x08));
+    let id_len = frame[3..].iter().position(|b| b & 0x80 == 0).unwrap() + 1;
+    let body = frame.len() - 3 - id_len;
+    assert_eq!(connect_with(16 + body), (false, frame.clone()));
+    assert_eq!(connect_with(16 + body - 1), (true, Vec::new()));
+}

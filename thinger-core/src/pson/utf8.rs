@@ -107,8 +107,9 @@ pub(crate) fn ascii_str(bytes: &[u8]) -> Option<&str> {
 /// # Safety
 ///
 /// `bytes` must be valid UTF-8. Map and array views are only ever made by
-/// `Cursor::value_other`, over input that the validating pass checked (every key and
-/// string through `to_str`), or over a part of such input; their fields are visible to
+/// `Cursor::value_other`, or by the in-line top-level check of `PsonRef::decode_prefix_with`
+/// after its validating pass, over input that pass checked (every key and string through
+/// `to_str`), or over a part of such input; their fields are visible to
 /// the reader module only (`pson/reader/views.rs`).
 #[cfg(not(target_os = "none"))]
 #[inline(always)]

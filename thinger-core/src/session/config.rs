@@ -57,7 +57,9 @@ pub struct Config<'a> {
     /// Bytes of the session buffer used to receive frames (default 3/8 of it).
     pub rx_buffer: Option<usize>,
     /// Bytes of the session buffer used to queue outgoing frames (default 3/8 of it); the
-    /// rest holds event payloads.
+    /// rest holds event payloads. Every frame is written with 16 bytes of room in front of
+    /// its body for the header: CONNECT needs its body (credentials and parameters) plus
+    /// 16 bytes, or `Session::connect` closes the session (`DisconnectReason::Local`).
     pub tx_buffer: Option<usize>,
 }
 
@@ -146,7 +148,8 @@ impl<'a> Config<'a> {
         self
     }
     /// Splits the session buffer: `rx` bytes to receive, `tx` bytes to send, the rest for
-    /// event payloads.
+    /// event payloads. `tx` must hold CONNECT's body plus 16 bytes (see
+    /// [`Config::tx_buffer`]).
     pub const fn buffers(mut self, rx: usize, tx: usize) -> Self {
         self.rx_buffer = Some(rx);
         self.tx_buffer = Some(tx);

@@ -81,7 +81,7 @@ impl<'a> Rest<'a> {
     #[cfg_attr(not(debug_assertions), inline(always))]
     pub(crate) fn len(self) -> usize {
         // Both addresses are in one input, `p <= end`: no overflow.
-        self.end as usize - self.p as usize
+        self.end.addr() - self.p.addr()
     }
 
     #[cfg_attr(not(debug_assertions), inline(always))]

@@ -2,7 +2,8 @@
 //! read from the validated input as they are visited.
 //!
 //! The fields are visible to the reader only, which makes every view from validated input
-//! (`Cursor::value_other`): the map iterator relies on that for its keys' UTF-8.
+//! (`Cursor::value_other`, and `PsonRef::decode_prefix_with` after it has validated a
+//! top-level map or array): the map iterator relies on that for its keys' UTF-8.
 
 use super::{Cursor, PsonRef};
 
