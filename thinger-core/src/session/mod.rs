@@ -730,7 +730,10 @@ where
     }
 
     /// The next event, if any. Its payload is valid until the next call.
-    #[inline(never)]
+    // Out of line on hosts (smaller at "s"); on microcontrollers the optimizer decides: with
+    // `poll_event` and `stream` left to it, −32 / −16 / −120 B on thumbv7em / thumbv6m /
+    // riscv32imc "z" (docs/footprint.md).
+    #[cfg_attr(not(target_os = "none"), inline(never))]
     pub fn poll_event(&mut self) -> Option<Event<'_>> {
         let release = core::mem::take(&mut self.state.release_on_poll);
         self.state.inbox.consume(release);
