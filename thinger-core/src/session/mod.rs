@@ -362,8 +362,9 @@ pub struct Session<'a, B, const R: usize, const S: usize = 8, const P: usize = 8
     rx: Fifo,
     rx_len: usize,
     tx_len: usize,
-    /// Bytes of an oversized frame still to discard as they arrive.
-    skip: u64,
+    /// Bytes of an oversized frame still to discard as they arrive: the rest of its body, a
+    /// `u32` length, so a `usize` (no 64-bit arithmetic per input call on 32-bit targets).
+    skip: usize,
 }
 
 /// Room left in front of a handler's output for the frame header and fields.
@@ -538,8 +539,8 @@ where
                 return taken;
             }
             if self.skip > 0 {
-                let n = rest.len().min(usize::try_from(self.skip).unwrap_or(usize::MAX));
-                self.skip -= n as u64;
+                let n = rest.len().min(self.skip);
+                self.skip -= n;
                 taken += n;
                 continue;
             }
@@ -623,7 +624,7 @@ where
                     Some(buffered) => {
                         // What is buffered of the oversized frame goes; the rest is skipped.
                         self.rx.consume(buffered);
-                        self.skip = size.saturating_sub(buffered as u64);
+                        self.skip = usize::try_from(size.saturating_sub(buffered as u64)).unwrap_or(usize::MAX);
                     }
                     None => return,
                 }
