@@ -655,21 +655,16 @@ where
         let truncated = self.rx.len();
         self.rx.clear();
         self.skip = 0;
-        match self.state.phase {
-            Phase::Connecting => {
-                self.state.push(Record::AuthFailed(NoAnswer::Closed));
-                self.state.end(Phase::Closed);
-            }
-            Phase::Connected => {
-                let reason = if truncated > 0 {
-                    DisconnectReason::Protocol(iotmp::FrameError::TruncatedAtClose { buffered: truncated })
-                } else {
-                    DisconnectReason::TransportClosed
-                };
-                self.state.push(Record::Disconnected(reason));
-                self.state.end(Phase::Closed);
-            }
-            Phase::Idle | Phase::Closed => {}
+        // Reported by the one `close` (without DISCONNECT): `AuthFailed(Closed)` while
+        // connecting, `Disconnected` with the reason once connected.
+        let phase = self.state.phase;
+        if matches!(phase, Phase::Connecting | Phase::Connected) {
+            let reason = if truncated > 0 && phase == Phase::Connected {
+                DisconnectReason::Protocol(iotmp::FrameError::TruncatedAtClose { buffered: truncated })
+            } else {
+                DisconnectReason::TransportClosed
+            };
+            self.state.close(reason, None);
         }
         self.state.tx.clear();
     }
