@@ -242,25 +242,26 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
     fn on_request(&mut self, m: &Message<'_>, tx: &mut [u8], inbox: &mut [u8]) -> Flow {
         let id = m.stream_id;
         let path = Self::resource_path(m);
-        if path.is_none() && m.kind == MessageType::Describe {
+        let mut params = Params::new();
+        let found = path.and_then(|p| Some((p, self.thing.lookup(p, &mut params)?)));
+        // DESCRIBE of all (no path) or of one resource: one output region, one answer.
+        if m.kind == MessageType::Describe && (path.is_none() || found.is_some()) {
             let free = self.tx.compact(tx);
-            let result = self.describe_all(free.get_mut(OUT_OFFSET..).unwrap_or(&mut []));
+            let out = free.get_mut(OUT_OFFSET..).unwrap_or(&mut []);
+            let result = match found {
+                Some((_, index)) => self.describe_one(index, &params, out),
+                None => self.describe_all(out),
+            };
             self.answer(tx, id, result);
             return Flow::Consumed;
         }
-        let mut params = Params::new();
-        let Some((path, index)) = path.and_then(|p| Some((p, self.thing.lookup(p, &mut params)?))) else {
+        let Some((path, index)) = found else {
             trace!("unknown resource");
             self.reply_status(tx, MessageType::Error, id);
             return Flow::Consumed;
         };
         match m.kind {
             MessageType::Run => self.run_input(m, index, &params, tx, Some(id)),
-            MessageType::Describe => {
-                let free = self.tx.compact(tx);
-                let result = self.describe_one(index, &params, free.get_mut(OUT_OFFSET..).unwrap_or(&mut []));
-                self.answer(tx, id, result);
-            }
             _ => return self.on_start_stream(m, path, index, tx, inbox),
         }
         Flow::Consumed
