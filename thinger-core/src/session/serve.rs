@@ -430,12 +430,12 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
         let field_len = |v: u16| 2 + usize::from(v >= 0x80) + usize::from(v >= 0x4000);
         let n = if id != 0 { field_len(id) } else { 0 } + code.map_or(0, field_len);
         let mut at = 0;
-        put(free, &mut at, Some(kind as u8), (n + f3 + tail) as u64);
+        put(free, &mut at, kind as u8, (n + f3 + tail) as u64);
         if id != 0 {
-            put(free, &mut at, Some(0x08), u64::from(id));
+            put(free, &mut at, 0x08, u64::from(id));
         }
         if let Some(c) = code {
-            put(free, &mut at, Some(0x10), u64::from(c));
+            put(free, &mut at, 0x10, u64::from(c));
         }
         if f3 > 0 {
             if let Some(slot) = free.get_mut(at) {
@@ -677,13 +677,11 @@ fn has_payload(m: &Message<'_>) -> bool {
 
 /// Writes `key` and the varint `value` at `*at` of `buf` and moves `*at` past them; bytes
 /// past the end of `buf` are not written (the caller checks `*at` against its length).
-fn put(buf: &mut [u8], at: &mut usize, key: Option<u8>, value: u64) {
-    if let Some(k) = key {
-        if let Some(slot) = buf.get_mut(*at) {
-            *slot = k;
-        }
-        *at = at.saturating_add(1);
+fn put(buf: &mut [u8], at: &mut usize, key: u8, value: u64) {
+    if let Some(slot) = buf.get_mut(*at) {
+        *slot = key;
     }
+    *at = at.saturating_add(1);
     let n = buf.get_mut(*at..).and_then(|d| varint::encode_u64(value, d));
     *at = n.map_or(usize::MAX, |n| *at + n);
 }
