@@ -948,7 +948,8 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
             }
         }
         self.prune_pending(None);
-        for p in self.pending.iter_mut() {
+        // What is left are cloud calls (none without `cloud`), failed when polled.
+        for p in self.pending.iter_mut().filter(|_| CLOUD) {
             if p.state == PendingState::Waiting {
                 p.state = PendingState::Disconnected;
             }
