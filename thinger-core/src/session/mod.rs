@@ -386,10 +386,6 @@ where
         let total = buf.as_ref().len();
         let rx_len = config.rx_buffer.unwrap_or(total / 8 * 3).min(total);
         let tx_len = config.tx_buffer.unwrap_or(total / 8 * 3).min(total - rx_len);
-        // Code size only (the value is `Tick` 0): adjacent constant-zero times become a
-        // `memclr` call that nothing else links (208 B); through `black_box` they are plain
-        // stores. −176 B on thumbv7em "z" (docs/footprint.md).
-        let zero = core::hint::black_box(Tick::default());
         let ka = crate::time::keep_alive_span(config.keep_alive);
         Session {
             state: State {
@@ -398,9 +394,9 @@ where
                 phase: Phase::Idle,
                 connect_id: 0,
                 now: Instant::ZERO,
-                last_rx: zero,
-                last_tx: zero,
-                last_keep_alive: zero,
+                last_rx: Tick::default(),
+                last_tx: Tick::default(),
+                last_keep_alive: Tick::default(),
                 keep_alive: ka,
                 watchdog: timers::watchdog_span(ka),
                 ids: IdGenerator::new(rng),
@@ -411,10 +407,12 @@ where
                 subs: Vec::new(),
                 events: Deque::new(),
                 tx: Fifo::default(),
-                // Code size only, like `zero`: with an empty table built in place (a firmware's
-                // `Session::new(config, Thing::new(), …)` in its static, resources added through
-                // `thing_mut`) the two empty FIFOs and the table's length are one 20-byte run
-                // of zeros, cleared by a `memclr8` call nothing else links (174 B).
+                // Code size only: adjacent constant zeros become a `memclr` call that nothing
+                // else links (174 B); through `black_box` this one splits the run. With an
+                // empty table built in place (a firmware's `Session::new(config, Thing::new(),
+                // …)` in its static, resources added through `thing_mut`) the two empty FIFOs
+                // and the table's length were such a run. (The start times went through
+                // `black_box` for the same reason until this one made that unneeded: −8 B.)
                 inbox: core::hint::black_box(Fifo::default()),
                 release_on_poll: 0,
                 resubscribe: false,
