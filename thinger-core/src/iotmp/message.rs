@@ -317,8 +317,11 @@ impl<'a> Message<'a> {
                     }
                     Err(e) => return Err(err(MessageErrorKind::Pson(e), stream_id)),
                 },
-                1 => return Err(err(MessageErrorKind::LegacyPson, stream_id)),
-                w => return Err(err(MessageErrorKind::ReservedWireType(w), stream_id)),
+                w => {
+                    let kind =
+                        if w == 1 { MessageErrorKind::LegacyPson } else { MessageErrorKind::ReservedWireType(w) };
+                    return Err(err(kind, stream_id));
+                }
             };
             match field {
                 1 => {
