@@ -1,5 +1,6 @@
 //! The few `unsafe` operations of the PSON hot paths on hosts, each a measured win
-//! (figures from `benches/pson-vs-c/count.sh`, callgrind, x86-64; see docs/benchmarks.md).
+//! (figures from `count.sh` of the PSON bench, now `benches/pson-counts`, callgrind, x86-64;
+//! see docs/benchmarks.md).
 //! Nothing here is compiled for microcontrollers.
 
 /// `f` truncated towards zero by the bare hardware conversion (`cvttsd2si`): `i64::MIN`

@@ -101,6 +101,20 @@ impl<'i> Input<'i> {
     }
 }
 
+/// A field's value as a trait object (see [`Output::field`]).
+trait FieldValue {
+    fn encode_field(&self, enc: &mut Encoder<SliceSink<'_>>) -> Result<(), pson::Error>;
+}
+
+/// A borrowed [`EncodePson`] value, sized so it can be a `dyn FieldValue`.
+struct FieldRef<'a, T: ?Sized>(&'a T);
+
+impl<T: EncodePson + ?Sized> FieldValue for FieldRef<'_, T> {
+    fn encode_field(&self, enc: &mut Encoder<SliceSink<'_>>) -> Result<(), pson::Error> {
+        self.0.encode_pson(enc)
+    }
+}
+
 /// Room reserved in front of a map built field by field, for its header.
 const MAP_RESERVE: usize = 1 + varint::MAX_LEN_U64;
 
@@ -179,7 +193,17 @@ impl<'o> Output<'o> {
     }
 
     /// Adds `key: value` to a map output (starting the map on the first call).
+    // A thin wrapper: the map bookkeeping and the key are written by one out-of-line
+    // `field_dyn` for every value type, which only calls back for the value itself.
+    #[inline]
     pub fn field<T: EncodePson + ?Sized>(&mut self, key: &str, value: &T) -> Result<(), pson::Error> {
+        self.field_dyn(key, &FieldRef(value))
+    }
+
+    /// [`Output::field`] with the value behind a trait object: one copy of the field
+    /// writer, not one per value type and call site.
+    #[inline(never)]
+    fn field_dyn(&mut self, key: &str, value: &dyn FieldValue) -> Result<(), pson::Error> {
         let pairs = match self.state {
             State::Map { pairs } => pairs,
             State::Empty => {
@@ -194,7 +218,7 @@ impl<'o> Output<'o> {
         let start = self.len;
         let dst = self.buf.get_mut(start..).unwrap_or(&mut []);
         let mut enc = Encoder::new(SliceSink::new(dst));
-        let result = enc.str(key).and_then(|_| value.encode_pson(&mut enc));
+        let result = enc.str(key).and_then(|_| value.encode_field(&mut enc));
         let written = enc.into_sink().written();
         self.record(result)?;
         self.len = start + written;

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Instruction counts per operation under callgrind: runs `pson_count OP N` at N=LOW and
 # N=HIGH and prints (Ir(HIGH) - Ir(LOW)) / (HIGH - LOW), so start-up and set-up cancel out.
-# Usage: THINGER_C_PSON_DIR=.../encoding/pson/main bash benches/pson-vs-c/count.sh [OP...]
-# (from the workspace root; builds the counter with the bench profile).
+# Usage: bash benches/pson-counts/count.sh [OP...] (all operations without arguments;
+# `pson_count list` prints them). Builds the counter with the bench profile.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 LOW=${LOW:-1000}
 HIGH=${HIGH:-11000}
-cargo build -q --profile bench -p pson-vs-c --bin pson_count
+cargo build -q --profile bench -p pson-counts --bin pson_count
 bin="${CARGO_TARGET_DIR:-target}/release/pson_count"
 [ -x "$bin" ] || bin="${CARGO_TARGET_DIR:-target}/bench/pson_count"
 ops=("$@")

@@ -1,16 +1,15 @@
-//! The workloads of the PSON-against-C bench, shared by the criterion bench
-//! (`benches/pson_vs_c.rs`) and the instruction counter (`src/bin/pson_count.rs`).
+//! The workloads of thinger-core's PSON bench, shared by the criterion bench
+//! (`benches/pson_counts.rs`) and the instruction counter (`src/bin/pson_count.rs`, the
+//! loop in [`count`]).
 //!
-//! Every Rust workload does the work of its C counterpart in `c/driver.c`: the same input
-//! values, the same output bytes, and on decode every key and value folded into the same
-//! checksum. The C side is only there when the crate was built with `THINGER_C_PSON_DIR`
-//! (see `build.rs`); [`C_CODEC`] says whether it was.
+//! They are the Rust side of the comparison with the official C codec (docs/benchmarks.md):
+//! the same input values and output bytes as the C driver, and on decode every key and value
+//! folded into the same checksum. The C side is built and counted outside this repository.
 
 use serde::{Deserialize, Serialize};
 use thinger_core::pson::{self, EncodePson, Encoder, Error, PsonRef, Sink};
 
-/// Whether this build contains the C codec.
-pub const C_CODEC: bool = cfg!(c_pson);
+pub mod count;
 
 /// The benchmark payload `{"temperature": 23.5, "humidity": 60, "pressure": 1013,
 /// "label": "outdoor"}`, with the label borrowed.
@@ -29,6 +28,15 @@ pub struct Payload<'a> {
 /// The payload's values.
 pub const PAYLOAD: Payload<'static> = Payload { temperature: 23.5, humidity: 60, pressure: 1013, label: "outdoor" };
 
+/// [`PAYLOAD`] on the wire (55 bytes), as both encoders write it (the tests check it). The
+/// decode rows read these bytes: made by a second call of an encoder, they would give that
+/// encoder two callers in the counter, which then keeps it out of line for the encode row.
+pub const PAYLOAD_BYTES: [u8; 55] = *b"\xc4\
+    \x8btemperature\x40\x00\x00\xbc\x41\
+    \x88humidity\x1f\x3c\
+    \x88pressure\x1f\xf5\x07\
+    \x85label\x87outdoor";
+
 impl EncodePson for Payload<'_> {
     #[inline]
     fn encode_pson<S: Sink>(&self, enc: &mut Encoder<S>) -> Result<(), Error> {
@@ -44,7 +52,7 @@ impl EncodePson for Payload<'_> {
     }
 }
 
-/// The checksum rule of `c/driver.c`'s `fold`: what a reader gets out of one value, as one
+/// The checksum rule of the C driver's `fold`: what a reader gets out of one value, as one
 /// number.
 #[inline]
 pub fn fold(value: PsonRef<'_>) -> u64 {
@@ -164,117 +172,31 @@ pub fn encode_array(values: &[u64], buf: &mut [u8]) -> Result<usize, Error> {
     Ok(enc.into_sink().written())
 }
 
-/// The C codec, when built in.
-#[cfg(c_pson)]
-pub mod c {
-    use super::{MapData, Payload};
-    use core::ffi::c_char;
-
-    unsafe extern "C" {
-        fn c_encode_payload(
-            buf: *mut u8,
-            cap: usize,
-            temperature: f32,
-            humidity: u64,
-            pressure: u64,
-            label: *const c_char,
-            label_len: usize,
-        ) -> usize;
-        fn c_encode_map(
-            buf: *mut u8,
-            cap: usize,
-            keys: *const *const c_char,
-            key_lens: *const usize,
-            values: *const u64,
-            n: usize,
-        ) -> usize;
-        fn c_encode_array(buf: *mut u8, cap: usize, values: *const u64, n: usize) -> usize;
-        fn c_decode_map_walk(buf: *const u8, len: usize, sum: *mut u64) -> i32;
-        fn c_decode_array_walk(buf: *const u8, len: usize, sum: *mut u64) -> i32;
-    }
-
-    /// `c_encode_payload` (the official main.c encodes the temperature as a C `float`).
-    #[inline]
-    pub fn encode_payload(payload: &Payload<'_>, buf: &mut [u8]) -> Option<usize> {
-        // SAFETY: `buf` is valid for writes of `buf.len()` bytes and the label for reads of
-        // its length; the C code stays within both (it checks `cap` before every write).
-        let n = unsafe {
-            c_encode_payload(
-                buf.as_mut_ptr(),
-                buf.len(),
-                payload.temperature as f32,
-                u64::from(payload.humidity),
-                u64::from(payload.pressure),
-                payload.label.as_ptr().cast(),
-                payload.label.len(),
-            )
-        };
-        (n != 0).then_some(n)
-    }
-
-    /// Pointers and lengths of the map rows' keys, made once outside the timed loop.
-    #[derive(Debug)]
-    pub struct CKeys {
-        ptrs: Vec<*const c_char>,
-        lens: Vec<usize>,
-    }
-
-    impl CKeys {
-        /// Borrows the keys of `data` (which must outlive the result's use).
-        pub fn new(data: &MapData) -> Self {
-            CKeys {
-                ptrs: data.keys.iter().map(|k| k.as_ptr().cast()).collect(),
-                lens: data.keys.iter().map(String::len).collect(),
-            }
-        }
-    }
-
-    /// `c_encode_map`.
-    #[inline]
-    pub fn encode_map(data: &MapData, keys: &CKeys, buf: &mut [u8]) -> Option<usize> {
-        assert_eq!(keys.ptrs.len(), data.values.len());
-        // SAFETY: the three arrays have `n` entries, each key pointer is valid for its length
-        // (`CKeys::new` took them from `data`, which is borrowed for this call), `buf` as above.
-        let n = unsafe {
-            c_encode_map(
-                buf.as_mut_ptr(),
-                buf.len(),
-                keys.ptrs.as_ptr(),
-                keys.lens.as_ptr(),
-                data.values.as_ptr(),
-                data.values.len(),
-            )
-        };
-        (n != 0).then_some(n)
-    }
-
-    /// `c_encode_array`.
-    #[inline]
-    pub fn encode_array(values: &[u64], buf: &mut [u8]) -> Option<usize> {
-        // SAFETY: `values` has `values.len()` entries; `buf` as above.
-        let n = unsafe { c_encode_array(buf.as_mut_ptr(), buf.len(), values.as_ptr(), values.len()) };
-        (n != 0).then_some(n)
-    }
-
-    /// `c_decode_map_walk`: the checksum, or `None` when the C decoder refuses the input.
-    #[inline]
-    pub fn decode_map_walk(bytes: &[u8]) -> Option<u64> {
-        let mut sum = 0;
-        // SAFETY: `bytes` is valid for reads of its length; the C decoder checks `len`
-        // before every read; `sum` is a valid `u64`.
-        let rc = unsafe { c_decode_map_walk(bytes.as_ptr(), bytes.len(), &mut sum) };
-        (rc == 0).then_some(sum)
-    }
-
-    /// `c_decode_array_walk`.
-    #[inline]
-    pub fn decode_array_walk(bytes: &[u8]) -> Option<u64> {
-        let mut sum = 0;
-        // SAFETY: as for `decode_map_walk`.
-        let rc = unsafe { c_decode_array_walk(bytes.as_ptr(), bytes.len(), &mut sum) };
-        (rc == 0).then_some(sum)
-    }
-}
-
 /// The sizes of the map and array rows.
 pub const SCALING_SIZES: [usize; 4] = [10, 100, 1_000, 10_000];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_encoders_write_payload_bytes() {
+        let mut buf = [0u8; 64];
+        let n = encode_hand(&PAYLOAD, &mut buf).unwrap();
+        assert_eq!(buf[..n], PAYLOAD_BYTES, "hand-written");
+        let mut buf = [0u8; 64];
+        let n = encode_serde(&PAYLOAD, &mut buf).unwrap();
+        assert_eq!(buf[..n], PAYLOAD_BYTES, "serde");
+    }
+
+    #[test]
+    fn decoders_agree_on_payload_bytes() {
+        let sum = read_map(&PAYLOAD_BYTES).unwrap();
+        assert_eq!(decode_map_walk(&PAYLOAD_BYTES).unwrap(), sum);
+        // Key lengths 11 + 8 + 8 + 5, the temperature as the f32 on the wire.
+        assert_eq!(sum, 32 + u64::from(23.5f32.to_bits()) + 60 + 1013 + 7);
+        // serde folds the values only, the temperature as the f64 it reads.
+        assert_eq!(decode_serde(&PAYLOAD_BYTES).unwrap(), 23.5f64.to_bits() + 60 + 1013 + 7);
+        assert_eq!(decode_validate(&PAYLOAD_BYTES).unwrap(), 4);
+    }
+}
