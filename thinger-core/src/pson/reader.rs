@@ -70,6 +70,7 @@ type Rest<'a> = &'a [u8];
 
 /// A decoded tag: the wire type and its value (inline or from the varint).
 #[derive(Debug, Clone, Copy)]
+#[cfg_attr(target_os = "none", repr(C))]
 pub(crate) struct Tag {
     pub(crate) wire: WireType,
     pub(crate) small: u8,
@@ -398,25 +399,15 @@ impl<'a> Cursor<'a> {
 
     /// Reads one value. Containers are skipped over (validated when `validate`) and returned
     /// as lazy views. `depth_left` is how many more containers may be entered.
-    #[cfg_attr(not(target_os = "none"), inline(always))]
+    /// (Microcontrollers: `compact.rs`.)
+    #[cfg(not(target_os = "none"))]
+    #[inline(always)]
     pub(crate) fn value(&mut self, depth_left: usize, validate: bool) -> Result<PsonRef<'a>, Error> {
         // Hosts: the values of `common_scalar`, expanded here rather than called (through
         // the `Option` the compiler laid the map reader's loop out worse: 297 -> 341).
-        #[cfg(not(target_os = "none"))]
         common_scalar_fast_path!(self, Ok);
         let tag = self.tag()?;
         self.value_after_tag(tag, depth_left, validate)
-    }
-
-    /// The value whose tag was just read (microcontrollers: one function for every type).
-    #[cfg(target_os = "none")]
-    pub(crate) fn value_after_tag(
-        &mut self,
-        tag: Tag,
-        depth_left: usize,
-        validate: bool,
-    ) -> Result<PsonRef<'a>, Error> {
-        self.value_other(tag.wire, tag.small, tag.value, depth_left, validate)
     }
 
     /// The value whose tag was just read. The common scalars here, inlined into the loops
@@ -445,7 +436,8 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    #[cfg_attr(not(target_os = "none"), inline(never))]
+    #[cfg(not(target_os = "none"))]
+    #[inline(never)]
     fn value_other(
         &mut self,
         wire: WireType,
@@ -454,14 +446,6 @@ impl<'a> Cursor<'a> {
         depth_left: usize,
         validate: bool,
     ) -> Result<PsonRef<'a>, Error> {
-        // Microcontrollers read every value the validating way, also where the input was
-        // validated before: then `skip_trusted` is not linked (248 B on thumbv7em "z",
-        // docs/footprint.md), at the cost of checking a nested container again.
-        #[cfg(target_os = "none")]
-        let validate = {
-            let _ = validate;
-            true
-        };
         let tag = Tag { wire, small, value };
         Ok(match tag.wire {
             WireType::PositiveInt => PsonRef::Uint(tag.value),
@@ -493,22 +477,6 @@ impl<'a> Cursor<'a> {
                 let body = self.since(start);
                 PsonRef::Array(ArrayRef { body, len })
             }
-            // Microcontrollers: maps and arrays through one arm (less code than two).
-            #[cfg(target_os = "none")]
-            WireType::Map | WireType::Array => {
-                let map = tag.wire == WireType::Map;
-                let len = if map { self.map_len(tag)? } else { self.array_len(tag)? };
-                let depth = depth_left.checked_sub(1).ok_or(Error::DepthLimitExceeded)?;
-                let start = self.rest;
-                if map {
-                    self.check_pairs(len, depth, validate)?;
-                } else {
-                    self.check_elements(len, depth, validate)?;
-                }
-                let body = self.since(start);
-                if map { PsonRef::Map(MapRef { body, len }) } else { PsonRef::Array(ArrayRef { body, len }) }
-            }
-            #[cfg(not(target_os = "none"))]
             WireType::Map => {
                 let len = self.map_len(tag)?;
                 let depth = depth_left.checked_sub(1).ok_or(Error::DepthLimitExceeded)?;
@@ -521,7 +489,6 @@ impl<'a> Cursor<'a> {
                 checked?;
                 PsonRef::Map(MapRef { body: self.since(start), len })
             }
-            #[cfg(not(target_os = "none"))]
             WireType::Array => {
                 let len = self.array_len(tag)?;
                 let depth = depth_left.checked_sub(1).ok_or(Error::DepthLimitExceeded)?;
@@ -536,26 +503,19 @@ impl<'a> Cursor<'a> {
     }
 
     /// Reads past `len` map pairs, checking them when `validate`.
-    #[cfg_attr(not(target_os = "none"), inline(always))]
+    #[cfg(not(target_os = "none"))]
+    #[inline(always)]
     fn check_pairs(&mut self, len: usize, depth: usize, validate: bool) -> Result<(), Error> {
         for _ in 0..len {
-            #[cfg(not(target_os = "none"))]
             self.key()?;
-            #[cfg(target_os = "none")]
-            {
-                let key = self.tag()?;
-                if key.wire != WireType::String {
-                    return Err(Error::NonStringKey);
-                }
-                self.str_body(key.value, validate)?;
-            }
             self.skip(depth, validate)?;
         }
         Ok(())
     }
 
     /// Reads past `len` array elements, checking them when `validate`.
-    #[cfg_attr(not(target_os = "none"), inline(always))]
+    #[cfg(not(target_os = "none"))]
+    #[inline(always)]
     fn check_elements(&mut self, len: usize, depth: usize, validate: bool) -> Result<(), Error> {
         for _ in 0..len {
             self.skip(depth, validate)?;
@@ -630,6 +590,7 @@ impl<'a> Cursor<'a> {
 
     /// Skips `pending` values of input that was validated before: no recursion, no UTF-8
     /// check, no values built; lengths are still bounds-checked, so it cannot panic.
+    #[cfg(not(target_os = "none"))]
     pub(crate) fn skip_trusted(&mut self, mut pending: u64) -> Result<(), Error> {
         while pending > 0 {
             pending -= 1;
@@ -812,6 +773,8 @@ impl<'a> PsonRef<'a> {
 }
 
 mod access;
+#[cfg(any(target_os = "none", test))]
+mod compact;
 mod views;
 pub use views::{ArrayIter, ArrayRef, MapIter, MapRef};
 
