@@ -39,6 +39,19 @@ impl<'a> Cursor<'a> {
         self.compact_after_tag(tag, depth_left)
     }
 
+    /// `checked_count` in the native width: a length, or a count of items (a map pair at
+    /// least two bytes), that the rest can hold; the same errors.
+    fn compact_count(&self, count: u64, map: bool) -> Result<usize, Error> {
+        let remaining = self.remaining();
+        let max = if map { remaining / 2 } else { remaining };
+        if count > max as u64 {
+            // `checked_count` doubles a map's count first: past 2^64 that is a length error.
+            let truncated = remaining == 0 && !(map && count >> 63 != 0);
+            return Err(if truncated { Error::Truncated } else { Error::LengthExceedsInput });
+        }
+        Ok(count as usize)
+    }
+
     /// The value whose tag was just read; containers recurse through `compact_value`.
     fn compact_after_tag(&mut self, tag: Tag, depth_left: usize) -> Result<PsonRef<'a>, Error> {
         let map = tag.wire == WireType::Map;
@@ -54,7 +67,7 @@ impl<'a> Cursor<'a> {
             },
             // Length-prefixed: a byte count, or a count of items (a map pair needs two bytes).
             wire => {
-                let len = self.checked_count(tag.value, if map { 2 } else { 1 })?;
+                let len = self.compact_count(tag.value, map)?;
                 match wire {
                     WireType::String => return Ok(PsonRef::Str(utf8::to_str(self.take(len)?)?)),
                     WireType::Bytes => return Ok(PsonRef::Bytes(self.take(len)?)),
@@ -127,6 +140,18 @@ mod tests {
         same_as_hosts(&[0xc1, 0x1f, 0x80]);
         same_as_hosts(&[0xc1, 0x1f, 0x80, 0x01, 0x00]);
         same_as_hosts(&[0xc1, 0x9f, 0x80]);
+        // Counts at the edges of the native width and of the doubling, with and without
+        // input left after them.
+        for count in [1u64 << 31, 1 << 32, (1 << 63) - 1, 1 << 63, u64::MAX] {
+            let (varint, n) = crate::varint::to_array(count);
+            for header in [0xdf, 0xff, 0x9f, 0xbf] {
+                let mut bytes = std::vec![header];
+                bytes.extend_from_slice(&varint[..n]);
+                same_as_hosts(&bytes);
+                bytes.push(0x00);
+                same_as_hosts(&bytes);
+            }
+        }
     }
 
     proptest! {
