@@ -68,10 +68,14 @@ impl<'a> Cursor<'a> {
             // Length-prefixed: a byte count, or a count of items (a map pair needs two bytes).
             wire => {
                 let len = self.compact_count(tag.value, map)?;
-                match wire {
-                    WireType::String => return Ok(PsonRef::Str(utf8::to_str(self.take(len)?)?)),
-                    WireType::Bytes => return Ok(PsonRef::Bytes(self.take(len)?)),
-                    _ => {}
+                // `len` fits (checked just above): the body cannot fail to split off.
+                if !matches!(wire, WireType::Map | WireType::Array) {
+                    let body = self.take(len).unwrap_or_default();
+                    return Ok(if wire == WireType::String {
+                        PsonRef::Str(utf8::to_str(body)?)
+                    } else {
+                        PsonRef::Bytes(body)
+                    });
                 }
                 let depth = depth_left.checked_sub(1).ok_or(Error::DepthLimitExceeded)?;
                 let start = self.rest;
