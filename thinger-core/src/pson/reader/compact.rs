@@ -33,7 +33,6 @@ impl<'a> Cursor<'a> {
 
     /// One value, read and validated by the compact reader (hosts: in tests only, against
     /// their own reader).
-    #[cfg_attr(target_os = "none", inline)]
     pub(crate) fn compact_value(&mut self, depth_left: usize) -> Result<PsonRef<'a>, Error> {
         let tag = self.tag()?;
         self.compact_after_tag(tag, depth_left)
