@@ -38,25 +38,26 @@ fn is_utf8(bytes: &[u8]) -> bool {
         if lead < 0x80 {
             continue;
         }
-        // Continuation bytes and the smallest code point that needs this many.
-        let (more, min) = match lead {
-            0xc0..=0xdf => (1, 0x80),
-            0xe0..=0xef => (2, 0x800),
-            0xf0..=0xf7 => (3, 0x1_0000),
+        // Continuation bytes, and the range of the first (no overlong form, no surrogate,
+        // nothing above U+10FFFF); the others are 0x80..=0xbf.
+        let (more, mut lo, mut hi) = match lead {
+            0xc2..=0xdf => (1, 0x80, 0xbf),
+            0xe0 => (2, 0xa0, 0xbf),
+            0xed => (2, 0x80, 0x9f),
+            0xe1..=0xef => (2, 0x80, 0xbf),
+            0xf0 => (3, 0x90, 0xbf),
+            0xf4 => (3, 0x80, 0x8f),
+            0xf1..=0xf3 => (3, 0x80, 0xbf),
             _ => return false,
         };
-        let mut cp = u32::from(lead) & (0x3f >> more);
         for _ in 0..more {
             match rest.split_first() {
-                Some((&b, tail)) if b & 0xc0 == 0x80 => {
-                    cp = cp << 6 | u32::from(b & 0x3f);
+                Some((&b, tail)) if b >= lo && b <= hi => {
                     rest = tail;
+                    (lo, hi) = (0x80, 0xbf);
                 }
                 _ => return false,
             }
-        }
-        if cp < min || cp > 0x10_ffff || (0xd800..=0xdfff).contains(&cp) {
-            return false;
         }
     }
     true
