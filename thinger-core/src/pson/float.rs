@@ -10,7 +10,7 @@
 
 /// A finite, non-zero float as `±m × 2^e` (`m` has the implicit bit, if any), or a class.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Parts {
+pub(crate) enum Parts {
     Zero,
     /// Infinity or NaN.
     NonFinite,
@@ -45,12 +45,12 @@ fn split(bits: u64, mant_bits: u32, exp_bits: u32) -> (bool, Parts) {
 // inlined its one other caller's copy (`PsonRef::as_u64` +96 B).
 #[cfg_attr(not(target_os = "none"), inline)]
 #[cfg_attr(target_os = "none", inline(never))]
-fn split_f64(value: f64) -> (bool, Parts) {
+pub(crate) fn split_f64(value: f64) -> (bool, Parts) {
     split(value.to_bits(), 52, 11)
 }
 
 #[inline]
-fn split_f32(value: f32) -> (bool, Parts) {
+pub(crate) fn split_f32(value: f32) -> (bool, Parts) {
     split_f32_bits(value.to_bits())
 }
 
@@ -125,13 +125,18 @@ pub(crate) fn f32_whole_signed(bits: u32) -> Option<(bool, u64)> {
 
 /// `Some(f as u64)` when `f` is a whole number in `[0, 2^64)` (`-0.0` included).
 pub(crate) fn f64_whole_u64(f: f64) -> Option<u64> {
-    let (neg, parts) = split_f64(f);
-    whole_magnitude(parts).filter(|&m| !neg || m == 0)
+    whole_u64(split_f64(f))
 }
 
 /// `Some(f as u64)` when `f` is a whole number in `[0, 2^64)` (`-0.0` included).
 pub(crate) fn f32_whole_u64(f: f32) -> Option<u64> {
-    let (neg, parts) = split_f32(f);
+    whole_u64(split_f32(f))
+}
+
+/// The split float as `u64` when it is a whole number in `[0, 2^64)` (`-0.0` included); on
+/// microcontrollers `PsonRef::as_u64` splits either width and calls this once.
+#[inline]
+pub(crate) fn whole_u64((neg, parts): (bool, Parts)) -> Option<u64> {
     whole_magnitude(parts).filter(|&m| !neg || m == 0)
 }
 
