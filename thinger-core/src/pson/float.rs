@@ -64,8 +64,8 @@ fn split_f32_bits(bits: u32) -> (bool, Parts) {
 /// The magnitude of a whole number below 2^64 (`None` for fractions, infinities, NaN and
 /// magnitudes of 2^64 and more).
 // Out of line on microcontrollers (flash), inlined on hosts (speed).
-#[cfg_attr(target_os = "none", inline(never))]
-#[cfg_attr(not(target_os = "none"), inline)]
+#[cfg(not(target_os = "none"))]
+#[inline]
 fn whole_magnitude(parts: Parts) -> Option<u64> {
     match parts {
         Parts::Zero => Some(0),
@@ -78,6 +78,45 @@ fn whole_magnitude(parts: Parts) -> Option<u64> {
             let right = e.unsigned_abs();
             // m < 2^53, so shifting right by 53 or more leaves a fraction only.
             if right >= 64 || m & ((1u64 << right) - 1) != 0 { None } else { Some(m >> right) }
+        }
+    }
+}
+
+/// The magnitude of a whole number below 2^64 (microcontrollers: see `whole_magnitude_stepwise`).
+#[cfg(target_os = "none")]
+#[inline(never)]
+fn whole_magnitude(parts: Parts) -> Option<u64> {
+    whole_magnitude_stepwise(parts)
+}
+
+/// `whole_magnitude` one bit at a time (compiled on hosts for the tests): a 64-bit shift by
+/// one is a few 32-bit instructions, a shift by a variable amount is a call of the 64-bit
+/// shift routines (`__aeabi_llsl` / `__aeabi_llsr`, `__ashldi3` / `__lshrdi3`), which
+/// nothing else links. At most 64 steps: `m` is not zero, so a set bit reaches the top
+/// (too large) or the bottom (a fraction) by then.
+#[cfg(any(target_os = "none", test))]
+#[inline]
+fn whole_magnitude_stepwise(parts: Parts) -> Option<u64> {
+    match parts {
+        Parts::Zero => Some(0),
+        Parts::NonFinite => None,
+        Parts::Finite { mut m, e } if e >= 0 => {
+            for _ in 0..e {
+                if m >> 63 != 0 {
+                    return None;
+                }
+                m <<= 1;
+            }
+            Some(m)
+        }
+        Parts::Finite { mut m, e } => {
+            for _ in 0..e.unsigned_abs() {
+                if m & 1 != 0 {
+                    return None;
+                }
+                m >>= 1;
+            }
+            Some(m)
         }
     }
 }
@@ -322,6 +361,12 @@ mod tests {
         assert_eq!(f64_nonzero(f), nonzero, "{f:e}");
     }
 
+    fn check_stepwise(f: f64) {
+        for parts in [split_f64(f).1, split_f32(f as f32).1] {
+            assert_eq!(whole_magnitude_stepwise(parts), whole_magnitude(parts), "{f:e} {parts:?}");
+        }
+    }
+
     fn check32(f: f32) {
         let nonzero = if f.is_nan() { None } else { Some(f != 0.0) };
         assert_eq!(f32_nonzero(f), nonzero, "{f:e}");
@@ -335,6 +380,7 @@ mod tests {
     fn special_values_match_float_arithmetic() {
         for f in specials64() {
             check64(f);
+            check_stepwise(f);
             check32(f as f32);
         }
     }
@@ -344,6 +390,7 @@ mod tests {
         #[test]
         fn random_f64_bits_match_float_arithmetic(bits in any::<u64>()) {
             check64(f64::from_bits(bits));
+            check_stepwise(f64::from_bits(bits));
         }
 
         #[test]
@@ -360,6 +407,8 @@ mod tests {
         fn random_whole_numbers_match(v in any::<i64>(), shift in 0u32..64) {
             check64((v >> shift) as f64);
             check32((v >> shift) as f32);
+            check_stepwise((v >> shift) as f64);
+            check_stepwise(((v >> shift) as u64).wrapping_mul(3) as f64);
         }
     }
 }
