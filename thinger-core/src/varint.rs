@@ -174,6 +174,25 @@ mod tests {
         assert_eq!(decode_u32(&[0x80, 0x80]), Ok(None));
     }
 
+    #[test]
+    fn backwards_matches_at_the_tenth_byte() {
+        // Every last byte after 0 to 10 continuation bytes (the 64th-bit check and the
+        // 10-byte limit), with and without a byte after it.
+        for len in 0..=10 {
+            for last in 0..=255u8 {
+                let mut bytes = std::vec![0xffu8; len];
+                bytes.push(last);
+                assert_backwards_matches(&bytes);
+                bytes.push(0x00);
+                assert_backwards_matches(&bytes);
+            }
+        }
+    }
+
+    fn assert_backwards_matches(bytes: &[u8]) {
+        assert_eq!(decode_u64_backwards(bytes), decode_u64(bytes), "{bytes:02x?}");
+    }
+
     proptest! {
         #[test]
         fn round_trip(v: u64) {

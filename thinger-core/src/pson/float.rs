@@ -163,11 +163,15 @@ pub(crate) fn f32_whole_signed(bits: u32) -> Option<(bool, u64)> {
 }
 
 /// `Some(f as u64)` when `f` is a whole number in `[0, 2^64)` (`-0.0` included).
+// Hosts' `PsonRef::as_u64` (microcontrollers call `whole_u64` themselves).
+#[cfg(any(not(target_os = "none"), test))]
 pub(crate) fn f64_whole_u64(f: f64) -> Option<u64> {
     whole_u64(split_f64(f))
 }
 
 /// `Some(f as u64)` when `f` is a whole number in `[0, 2^64)` (`-0.0` included).
+// Hosts' `PsonRef::as_u64` (microcontrollers call `whole_u64` themselves).
+#[cfg(any(not(target_os = "none"), test))]
 pub(crate) fn f32_whole_u64(f: f32) -> Option<u64> {
     whole_u64(split_f32(f))
 }
