@@ -84,6 +84,7 @@ pub fn to_array(value: u64) -> ([u8; MAX_LEN_U64], usize) {
 /// assert_eq!(decode_u64(&[0x80]), Ok(None));
 /// assert!(decode_u64(&[0xff; 11]).is_err());
 /// ```
+#[cfg(not(target_os = "none"))]
 #[inline]
 pub fn decode_u64(input: &[u8]) -> Result<Option<(u64, usize)>, Overflow> {
     let mut value: u64 = 0;
@@ -101,6 +102,36 @@ pub fn decode_u64(input: &[u8]) -> Result<Option<(u64, usize)>, Overflow> {
         return Err(Overflow);
     }
     Ok(None)
+}
+
+/// Decodes a `u64` varint from the start of `input` (microcontrollers; the contract of the
+/// hosts' version).
+#[cfg(target_os = "none")]
+#[inline]
+pub fn decode_u64(input: &[u8]) -> Result<Option<(u64, usize)>, Overflow> {
+    decode_u64_backwards(input)
+}
+
+/// The microcontrollers' `decode_u64` (compiled on hosts for the differential tests): the
+/// end of the varint is found first, then the value is built from its last byte down,
+/// `value << 7` each step. A shift by a constant is a few 32-bit instructions, where
+/// `bits << (7 * i)` is a call of the 64-bit shift routine (`__aeabi_llsl` on Arm,
+/// `__ashldi3` on RISC-V) at opt-level "z".
+#[cfg(any(target_os = "none", test))]
+#[inline]
+fn decode_u64_backwards(input: &[u8]) -> Result<Option<(u64, usize)>, Overflow> {
+    let window = input.get(..MAX_LEN_U64).unwrap_or(input);
+    let Some(last) = window.iter().position(|&byte| byte & 0x80 == 0) else {
+        // No end in the first ten bytes: too long, or more bytes are needed.
+        return if window.len() == MAX_LEN_U64 { Err(Overflow) } else { Ok(None) };
+    };
+    let bytes = window.get(..=last).unwrap_or(window);
+    // The tenth byte may carry only the 64th bit.
+    if last == MAX_LEN_U64 - 1 && bytes.last().is_some_and(|&byte| byte > 0x01) {
+        return Err(Overflow);
+    }
+    let value = bytes.iter().rev().fold(0u64, |value, &byte| (value << 7) | u64::from(byte & 0x7f));
+    Ok(Some((value, last + 1)))
 }
 
 /// Decodes a `u32` varint (at most 5 bytes) from the start of `input`; see [`decode_u64`].
@@ -143,6 +174,25 @@ mod tests {
         assert_eq!(decode_u32(&[0x80, 0x80]), Ok(None));
     }
 
+    #[test]
+    fn backwards_matches_at_the_tenth_byte() {
+        // Every last byte after 0 to 10 continuation bytes (the 64th-bit check and the
+        // 10-byte limit), with and without a byte after it.
+        for len in 0..=10 {
+            for last in 0..=255u8 {
+                let mut bytes = std::vec![0xffu8; len];
+                bytes.push(last);
+                assert_backwards_matches(&bytes);
+                bytes.push(0x00);
+                assert_backwards_matches(&bytes);
+            }
+        }
+    }
+
+    fn assert_backwards_matches(bytes: &[u8]) {
+        assert_eq!(decode_u64_backwards(bytes), decode_u64(bytes), "{bytes:02x?}");
+    }
+
     proptest! {
         #[test]
         fn round_trip(v: u64) {
@@ -152,6 +202,21 @@ mod tests {
             for cut in 0..n {
                 prop_assert_eq!(decode_u64(&b[..cut]), Ok(None));
             }
+        }
+
+        #[test]
+        fn backwards_matches_hosts_decoder(v: u64, extra in proptest::collection::vec(any::<u8>(), 0..12)) {
+            let (b, n) = to_array(v);
+            let mut bytes = b[..n].to_vec();
+            bytes.extend(&extra);
+            for cut in 0..=bytes.len() {
+                prop_assert_eq!(decode_u64_backwards(&bytes[..cut]), decode_u64(&bytes[..cut]));
+            }
+        }
+
+        #[test]
+        fn backwards_matches_on_random_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..14)) {
+            prop_assert_eq!(decode_u64_backwards(&bytes), decode_u64(&bytes));
         }
 
         #[test]

@@ -10,7 +10,7 @@
 
 /// A finite, non-zero float as `±m × 2^e` (`m` has the implicit bit, if any), or a class.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Parts {
+pub(crate) enum Parts {
     Zero,
     /// Infinity or NaN.
     NonFinite,
@@ -45,12 +45,12 @@ fn split(bits: u64, mant_bits: u32, exp_bits: u32) -> (bool, Parts) {
 // inlined its one other caller's copy (`PsonRef::as_u64` +96 B).
 #[cfg_attr(not(target_os = "none"), inline)]
 #[cfg_attr(target_os = "none", inline(never))]
-fn split_f64(value: f64) -> (bool, Parts) {
+pub(crate) fn split_f64(value: f64) -> (bool, Parts) {
     split(value.to_bits(), 52, 11)
 }
 
 #[inline]
-fn split_f32(value: f32) -> (bool, Parts) {
+pub(crate) fn split_f32(value: f32) -> (bool, Parts) {
     split_f32_bits(value.to_bits())
 }
 
@@ -64,8 +64,8 @@ fn split_f32_bits(bits: u32) -> (bool, Parts) {
 /// The magnitude of a whole number below 2^64 (`None` for fractions, infinities, NaN and
 /// magnitudes of 2^64 and more).
 // Out of line on microcontrollers (flash), inlined on hosts (speed).
-#[cfg_attr(target_os = "none", inline(never))]
-#[cfg_attr(not(target_os = "none"), inline)]
+#[cfg(not(target_os = "none"))]
+#[inline]
 fn whole_magnitude(parts: Parts) -> Option<u64> {
     match parts {
         Parts::Zero => Some(0),
@@ -78,6 +78,45 @@ fn whole_magnitude(parts: Parts) -> Option<u64> {
             let right = e.unsigned_abs();
             // m < 2^53, so shifting right by 53 or more leaves a fraction only.
             if right >= 64 || m & ((1u64 << right) - 1) != 0 { None } else { Some(m >> right) }
+        }
+    }
+}
+
+/// The magnitude of a whole number below 2^64 (microcontrollers: see `whole_magnitude_stepwise`).
+#[cfg(target_os = "none")]
+#[inline(never)]
+fn whole_magnitude(parts: Parts) -> Option<u64> {
+    whole_magnitude_stepwise(parts)
+}
+
+/// `whole_magnitude` one bit at a time (compiled on hosts for the tests): a 64-bit shift by
+/// one is a few 32-bit instructions, a shift by a variable amount is a call of the 64-bit
+/// shift routines (`__aeabi_llsl` / `__aeabi_llsr`, `__ashldi3` / `__lshrdi3`), which
+/// nothing else links. At most 64 steps: `m` is not zero, so a set bit reaches the top
+/// (too large) or the bottom (a fraction) by then.
+#[cfg(any(target_os = "none", test))]
+#[inline]
+fn whole_magnitude_stepwise(parts: Parts) -> Option<u64> {
+    match parts {
+        Parts::Zero => Some(0),
+        Parts::NonFinite => None,
+        Parts::Finite { mut m, e } if e >= 0 => {
+            for _ in 0..e {
+                if m >> 63 != 0 {
+                    return None;
+                }
+                m <<= 1;
+            }
+            Some(m)
+        }
+        Parts::Finite { mut m, e } => {
+            for _ in 0..e.unsigned_abs() {
+                if m & 1 != 0 {
+                    return None;
+                }
+                m >>= 1;
+            }
+            Some(m)
         }
     }
 }
@@ -124,14 +163,23 @@ pub(crate) fn f32_whole_signed(bits: u32) -> Option<(bool, u64)> {
 }
 
 /// `Some(f as u64)` when `f` is a whole number in `[0, 2^64)` (`-0.0` included).
+// Hosts' `PsonRef::as_u64` (microcontrollers call `whole_u64` themselves).
+#[cfg(any(not(target_os = "none"), test))]
 pub(crate) fn f64_whole_u64(f: f64) -> Option<u64> {
-    let (neg, parts) = split_f64(f);
-    whole_magnitude(parts).filter(|&m| !neg || m == 0)
+    whole_u64(split_f64(f))
 }
 
 /// `Some(f as u64)` when `f` is a whole number in `[0, 2^64)` (`-0.0` included).
+// Hosts' `PsonRef::as_u64` (microcontrollers call `whole_u64` themselves).
+#[cfg(any(not(target_os = "none"), test))]
 pub(crate) fn f32_whole_u64(f: f32) -> Option<u64> {
-    let (neg, parts) = split_f32(f);
+    whole_u64(split_f32(f))
+}
+
+/// The split float as `u64` when it is a whole number in `[0, 2^64)` (`-0.0` included); on
+/// microcontrollers `PsonRef::as_u64` splits either width and calls this once.
+#[inline]
+pub(crate) fn whole_u64((neg, parts): (bool, Parts)) -> Option<u64> {
     whole_magnitude(parts).filter(|&m| !neg || m == 0)
 }
 
@@ -317,6 +365,12 @@ mod tests {
         assert_eq!(f64_nonzero(f), nonzero, "{f:e}");
     }
 
+    fn check_stepwise(f: f64) {
+        for parts in [split_f64(f).1, split_f32(f as f32).1] {
+            assert_eq!(whole_magnitude_stepwise(parts), whole_magnitude(parts), "{f:e} {parts:?}");
+        }
+    }
+
     fn check32(f: f32) {
         let nonzero = if f.is_nan() { None } else { Some(f != 0.0) };
         assert_eq!(f32_nonzero(f), nonzero, "{f:e}");
@@ -330,6 +384,7 @@ mod tests {
     fn special_values_match_float_arithmetic() {
         for f in specials64() {
             check64(f);
+            check_stepwise(f);
             check32(f as f32);
         }
     }
@@ -339,6 +394,7 @@ mod tests {
         #[test]
         fn random_f64_bits_match_float_arithmetic(bits in any::<u64>()) {
             check64(f64::from_bits(bits));
+            check_stepwise(f64::from_bits(bits));
         }
 
         #[test]
@@ -355,6 +411,8 @@ mod tests {
         fn random_whole_numbers_match(v in any::<i64>(), shift in 0u32..64) {
             check64((v >> shift) as f64);
             check32((v >> shift) as f32);
+            check_stepwise((v >> shift) as f64);
+            check_stepwise(((v >> shift) as u64).wrapping_mul(3) as f64);
         }
     }
 }

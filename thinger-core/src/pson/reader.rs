@@ -775,8 +775,19 @@ impl<'a> PsonRef<'a> {
             cursor.check_elements(len, depth, true)?;
             return Ok((PsonRef::Array(ArrayRef { body: cursor.since(start), len }), cursor.position()));
         }
-        let value = cursor.value(options.depth_limit(), true)?;
-        Ok((value, cursor.position()))
+        #[cfg(not(target_os = "none"))]
+        {
+            let value = cursor.value(options.depth_limit(), true)?;
+            Ok((value, cursor.position()))
+        }
+        // Microcontrollers: the `Result` is mapped, not taken apart by `?` and built again
+        // (then the value was copied out of it with a `memcpy` call): -12 / 0 / -16 B "z".
+        #[cfg(target_os = "none")]
+        {
+            let value = cursor.value(options.depth_limit(), true);
+            let used = cursor.position();
+            value.map(|value| (value, used))
+        }
     }
 }
 

@@ -52,6 +52,7 @@ impl<'a> PsonRef<'a> {
     /// assert_eq!(PsonRef::Uint(7).as_u64(), Some(7));
     /// assert_eq!(PsonRef::Int(-1).as_u64(), None);
     /// ```
+    #[cfg(not(target_os = "none"))]
     pub fn as_u64(&self) -> Option<u64> {
         match *self {
             PsonRef::Uint(v) => Some(v),
@@ -61,6 +62,21 @@ impl<'a> PsonRef<'a> {
             PsonRef::F64(f) => float::f64_whole_u64(f),
             _ => None,
         }
+    }
+
+    /// The value as `u64`, if it is a non-negative integer (or a whole float that fits).
+    // Microcontrollers: either float width is split, then one tail classifies it.
+    #[cfg(target_os = "none")]
+    pub fn as_u64(&self) -> Option<u64> {
+        let split = match *self {
+            PsonRef::Uint(v) => return Some(v),
+            // A "negative" integer of magnitude 0 (tag 0x20) is zero.
+            PsonRef::Int(0) => return Some(0),
+            PsonRef::F32(f) => float::split_f32(f),
+            PsonRef::F64(f) => float::split_f64(f),
+            _ => return None,
+        };
+        float::whole_u64(split)
     }
 
     /// The value as `i64`, if it is an integer in range (or a whole float that fits).
