@@ -508,8 +508,9 @@ where
                 enc.raw(&[0x12])?;
                 params.encode_pson(&mut enc)?;
             }
-            enc.raw(&[0x1a])?;
-            credentials.encode_pson(&mut enc)
+            // The F3 key and the array's header (`0xe3`: three items) in one write.
+            enc.raw(&[0x1a, 0xe3])?;
+            credentials.iter().try_for_each(|c| enc.str(c))
         })();
         let len = enc.into_sink().written();
         if body.is_err() || !st.emit_output(tx, MessageType::Connect, id, None, len) {
