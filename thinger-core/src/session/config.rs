@@ -165,7 +165,7 @@ pub(crate) struct ConnectParams<'c, 'a> {
     /// The keep-alive interval the session keeps, as a tick span.
     ka_span: u32,
     /// How many parameters differ from the server's defaults (0: no F2 field).
-    pub(crate) count: usize,
+    pub(crate) count: u8,
 }
 
 impl<'c, 'a> ConnectParams<'c, 'a> {
@@ -173,18 +173,22 @@ impl<'c, 'a> ConnectParams<'c, 'a> {
     /// map's header); `ka_span` is the session's keep-alive span (computed once).
     pub(crate) fn new(config: &'c Config<'a>, ka_span: u32) -> Self {
         let ka = config.keep_alive.as_millis() != DEFAULT_KEEP_ALIVE.as_millis();
-        let count = usize::from(config.client_type.is_some())
-            + usize::from(config.firmware.is_some())
-            + usize::from(ka)
-            + usize::from(config.protocol_version.is_some());
+        let count = u8::from(config.client_type.is_some())
+            + u8::from(config.firmware.is_some())
+            + u8::from(ka)
+            + u8::from(config.protocol_version.is_some());
         ConnectParams { config, ka, ka_span, count }
     }
 }
 
-impl crate::pson::EncodePson for ConnectParams<'_, '_> {
-    fn encode_pson<S: crate::pson::Sink>(&self, enc: &mut crate::pson::Encoder<S>) -> Result<(), crate::pson::Error> {
+impl ConnectParams<'_, '_> {
+    /// The map's `count` pairs, without its header (the caller writes it with the field's
+    /// key).
+    pub(crate) fn encode_pairs<S: crate::pson::Sink>(
+        &self,
+        enc: &mut crate::pson::Encoder<S>,
+    ) -> Result<(), crate::pson::Error> {
         let c = self.config;
-        enc.map_header(self.count)?;
         if let Some(ct) = c.client_type {
             enc.str("ct")?;
             enc.str(ct)?;

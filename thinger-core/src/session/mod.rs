@@ -83,7 +83,7 @@ use rand_core::{CryptoRng, RngCore};
 
 use crate::iotmp::{self, MessageType, OutField, OutgoingMessage, RawFrame, parse_header};
 use crate::log::{debug, trace, warn};
-use crate::pson::{self, EncodePson, PsonRef};
+use crate::pson::{self, PsonRef};
 use crate::resource::{HandlerError, ResourceKind, Thing};
 use crate::time::{Instant, Tick};
 #[cfg(feature = "cloud")]
@@ -495,7 +495,6 @@ where
         let id = st.fresh_id();
         st.connect_id = id;
         st.phase = Phase::Connecting;
-        let credentials = [st.config.user, st.config.device, st.config.credential];
         let (_, tx, _) = split_regions(self.buf.as_mut(), self.rx_len, self.tx_len);
         // `CONNECT F1=id [F2=parameters] F3=[user, device, credential]`, framed by the same
         // `emit_output` as every answer: F2 and F3 with their keys at `OUT_OFFSET`, F1 and
@@ -505,11 +504,16 @@ where
         let params = config::ConnectParams::new(&st.config, st.keep_alive);
         let body = (|| {
             if params.count > 0 {
-                enc.raw(&[0x12])?;
-                params.encode_pson(&mut enc)?;
+                // The F2 key and the map's header (`0xc0 | count`, at most 4 pairs) in one write.
+                enc.raw(&[0x12, 0xc0 | params.count])?;
+                params.encode_pairs(&mut enc)?;
             }
-            enc.raw(&[0x1a])?;
-            credentials.encode_pson(&mut enc)
+            // The F3 key and the array's header (`0xe3`: three items) in one write.
+            enc.raw(&[0x1a, 0xe3])?;
+            let c = &st.config;
+            enc.str(c.user)?;
+            enc.str(c.device)?;
+            enc.str(c.credential)
         })();
         let len = enc.into_sink().written();
         if body.is_err() || !st.emit_output(tx, MessageType::Connect, id, None, len) {

@@ -571,9 +571,13 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
             return Flow::Consumed;
         };
         // Interval: {"interval": ms} (Linux client) or a bare number of ms (IOTMP-Embedded).
-        let interval = m.parameters.as_ref().and_then(|p| match p {
-            FieldValue::Varint(v) => Some(*v),
-            FieldValue::Pson(v) => v.as_u64().or_else(|| v.get("interval").and_then(|i| i.as_u64())),
+        // The bare number through the out-of-line `FieldValue::as_u64` (a varint is always
+        // one), the map after it.
+        let interval = m.parameters.as_ref().and_then(|p| {
+            p.as_u64().or_else(|| match p {
+                FieldValue::Pson(v) => v.get("interval").and_then(|i| i.as_u64()),
+                FieldValue::Varint(_) => None,
+            })
         });
         // Clamped to the longest tick span (~12.4 days).
         let interval = interval.map_or(0, |ms| ms.min(u64::from(MAX_SPAN)) as u32);
