@@ -451,12 +451,7 @@ impl<'a> Cursor<'a> {
             WireType::PositiveInt => PsonRef::Uint(tag.value),
             WireType::NegativeInt => PsonRef::Int(negate(tag.value)?),
             WireType::Float => self.float(tag)?,
-            WireType::Discrete => match tag.small {
-                0 => PsonRef::Bool(false),
-                1 => PsonRef::Bool(true),
-                2 => PsonRef::Null,
-                _ => return Err(Error::InvalidTag(((WireType::Discrete as u8) << 5) | tag.small)),
-            },
+            WireType::Discrete => discrete(tag.small)?,
             WireType::String => PsonRef::Str(self.str_body(tag.value, validate)?),
             WireType::Bytes => {
                 let len = self.checked_count(tag.value, 1)?;
@@ -635,6 +630,17 @@ fn short_varint(rest: Rest<'_>) -> Option<(u64, Rest<'_>)> {
         [b0, ..] if b0 < 0x80 => Some((u64::from(b0), rest.skip(1))),
         [b0, b1, ..] if b1 < 0x80 => Some((u64::from(b0 & 0x7f) | (u64::from(b1) << 7), rest.skip(2))),
         _ => None,
+    }
+}
+
+/// A discrete value (false, true, null) from the low bits of its tag.
+#[inline(always)]
+fn discrete<'a>(small: u8) -> Result<PsonRef<'a>, Error> {
+    match small {
+        0 => Ok(PsonRef::Bool(false)),
+        1 => Ok(PsonRef::Bool(true)),
+        2 => Ok(PsonRef::Null),
+        _ => Err(Error::InvalidTag(((WireType::Discrete as u8) << 5) | small)),
     }
 }
 

@@ -8,7 +8,7 @@
 //! count the rest can hold, then the depth, then each item; a map key must be a string.
 
 use super::super::{Error, WireType, utf8};
-use super::{ArrayRef, Cursor, MapRef, PsonRef, Tag, negate};
+use super::{ArrayRef, Cursor, MapRef, PsonRef, Tag, discrete, negate};
 
 impl<'a> Cursor<'a> {
     /// Reads one value. Containers are validated and returned as lazy views; `depth_left`
@@ -58,12 +58,7 @@ impl<'a> Cursor<'a> {
             WireType::PositiveInt => PsonRef::Uint(tag.value),
             WireType::NegativeInt => PsonRef::Int(negate(tag.value)?),
             WireType::Float => self.float(tag)?,
-            WireType::Discrete => match tag.small {
-                0 => PsonRef::Bool(false),
-                1 => PsonRef::Bool(true),
-                2 => PsonRef::Null,
-                _ => return Err(Error::InvalidTag(((WireType::Discrete as u8) << 5) | tag.small)),
-            },
+            WireType::Discrete => discrete(tag.small)?,
             // Length-prefixed: a byte count, or a count of items (a map pair needs two bytes).
             wire => {
                 let len = self.compact_count(tag.value, map)?;
