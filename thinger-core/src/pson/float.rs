@@ -63,7 +63,7 @@ fn split_f32_bits(bits: u32) -> (bool, Parts) {
 
 /// The magnitude of a whole number below 2^64 (`None` for fractions, infinities, NaN and
 /// magnitudes of 2^64 and more).
-// Out of line on microcontrollers (flash), inlined on hosts (speed).
+// Hosts: inlined (speed). Microcontrollers have the stepwise version below, out of line.
 #[cfg(not(target_os = "none"))]
 #[inline]
 fn whole_magnitude(parts: Parts) -> Option<u64> {
