@@ -216,7 +216,37 @@ impl<'a> Cursor<'a> {
     #[cfg_attr(debug_assertions, inline(never))]
     #[cfg_attr(not(debug_assertions), inline(always))]
     pub(crate) fn key(&mut self) -> Result<&'a str, Error> {
-        if let Some((&tag, rest)) = self.rest.split_first() {
+        // Nine bytes or more left (all but a map's last short pairs): a key of up to 8
+        // bytes is tested for ASCII with one load of the 8 bytes after its tag, masked to
+        // its length (`utf8::ascii_prefix`), with no length test of its own; one of 9 to 16
+        // bytes with two loads when 17 bytes are left: `payload/decode/reader` 266 -> 250,
+        // `validate` 256 -> 234, `serde` 469 -> 455, `map100/decode/reader` 5,249 -> 5,161
+        // instructions (callgrind).
+        if let Some(head) = self.rest.first_chunk::<9>()
+            && let (Some(&tag), Some(window)) = (head.first(), head.last_chunk::<8>())
+        {
+            let len = usize::from(tag.wrapping_sub((WireType::String as u8) << 5));
+            if len <= 8 {
+                if let Some(key) = super::utf8::ascii_prefix(window, len) {
+                    self.rest = self.rest.skip(1 + len);
+                    return Ok(key);
+                }
+            } else if len <= 16 {
+                if let Some(head) = self.rest.first_chunk::<17>()
+                    && let Some(window) = head.last_chunk::<16>()
+                    && let Some(key) = super::utf8::ascii_prefix16(window, len)
+                {
+                    self.rest = self.rest.skip(1 + len);
+                    return Ok(key);
+                }
+            } else if len < usize::from(EXTENDED)
+                && let Some((body, after)) = self.rest.skip(1).split_at_checked(len)
+                && let Some(key) = super::utf8::ascii_str(body)
+            {
+                self.rest = after;
+                return Ok(key);
+            }
+        } else if let Some((&tag, rest)) = self.rest.split_first() {
             let len = tag.wrapping_sub((WireType::String as u8) << 5);
             if len < EXTENDED
                 && let Some((body, after)) = rest.split_at_checked(usize::from(len))

@@ -366,16 +366,21 @@ mod tests {
     #[test]
     fn keys_of_every_length_truncated_at_every_byte() {
         for len in 0..40usize {
-            for high in [None, Some(0usize), Some(len / 2)] {
+            for high in [None, Some(0usize), Some(len / 2), len.checked_sub(1)] {
                 let mut body: std::vec::Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
                 if let Some(at) = high.filter(|&at| at < len) {
                     body[at] = 0xc3; // not ASCII; valid UTF-8 only with a continuation byte
                 }
                 let mut bytes = if len < 31 { std::vec![0x80 | len as u8] } else { std::vec![0x9f, len as u8] };
                 bytes.extend_from_slice(&body);
-                bytes.push(0x01);
-                for cut in 0..=bytes.len() {
-                    same_key(&bytes[..cut]);
+                // What follows the key (the fast path loads up to 16 bytes past the tag):
+                // ASCII, or high bytes that must not count against the key.
+                for after in [0x01u8, 0xff] {
+                    let mut bytes = bytes.clone();
+                    bytes.extend(core::iter::repeat_n(after, 17));
+                    for cut in 0..=bytes.len() {
+                        same_key(&bytes[..cut]);
+                    }
                 }
             }
         }

@@ -99,6 +99,57 @@ pub(crate) fn ascii_str(bytes: &[u8]) -> Option<&str> {
     }
 }
 
+/// The first `len` bytes of `window` as `&str` when `len <= 8` and every one of them is
+/// ASCII, else `None`. One load and one masked test (the mask from a table, by length):
+/// the bytes after the first `len` are not looked at, so `window` may run past the string
+/// (the caller's input must hold all eight bytes).
+#[cfg(not(target_os = "none"))]
+#[inline(always)]
+pub(crate) fn ascii_prefix(window: &[u8; 8], len: usize) -> Option<&str> {
+    // The high bit of each of the first `len` bytes (little-endian: the low ones).
+    const MASKS: [u64; 9] = [
+        0,
+        0x80,
+        0x8080,
+        0x80_8080,
+        0x8080_8080,
+        0x80_8080_8080,
+        0x8080_8080_8080,
+        0x80_8080_8080_8080,
+        0x8080_8080_8080_8080,
+    ];
+    let mask = *MASKS.get(len)?;
+    let bytes = window.get(..len)?;
+    if u64::from_le_bytes(*window) & mask != 0 {
+        return None;
+    }
+    #[allow(unsafe_code)]
+    // SAFETY: the mask has the high bit of each of the first `len` bytes, and none is set:
+    // `bytes` (those `len` bytes) is all ASCII, which is valid UTF-8.
+    let s = unsafe { core::str::from_utf8_unchecked(bytes) };
+    Some(s)
+}
+
+/// The first `len` bytes of `window` as `&str` when `8 <= len <= 16` and every one of them
+/// is ASCII, else `None`: two overlapping 8-byte loads (the first eight, the last eight of
+/// the `len`), no length test beyond the window's.
+#[cfg(not(target_os = "none"))]
+#[inline(always)]
+pub(crate) fn ascii_prefix16(window: &[u8; 16], len: usize) -> Option<&str> {
+    let bytes = window.get(..len)?;
+    let first = bytes.first_chunk::<8>()?;
+    let last = bytes.last_chunk::<8>()?;
+    if (u64::from_le_bytes(*first) | u64::from_le_bytes(*last)) & 0x8080_8080_8080_8080 != 0 {
+        return None;
+    }
+    #[allow(unsafe_code)]
+    // SAFETY: `first` and `last` are the first and the last eight of `bytes`, which has
+    // at most 16 (a slice of `window`), so together they are every byte of it, and no
+    // high bit is set: all ASCII, which is valid UTF-8.
+    let s = unsafe { core::str::from_utf8_unchecked(bytes) };
+    Some(s)
+}
+
 /// The bytes of a string inside a map or array that a validating decode already checked
 /// (a [`MapRef`](super::MapRef) or [`ArrayRef`](super::ArrayRef) body), as `&str` without
 /// checking them again: the walk over a decoded map checked every key twice otherwise
@@ -164,6 +215,26 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn prefixes_look_at_their_length_only() {
+        for len in 0..=16usize {
+            for at in 0..16usize {
+                let mut window = [b'k'; 16];
+                window[at] = 0x80;
+                let want = if at < len { None } else { core::str::from_utf8(&window[..len]).ok() };
+                let got = if len <= 8 {
+                    ascii_prefix(window.first_chunk::<8>().unwrap(), len)
+                } else {
+                    ascii_prefix16(&window, len)
+                };
+                assert_eq!(got, want, "{len} {at}");
+            }
+        }
+        assert_eq!(ascii_prefix(&[b'a'; 8], 9), None);
+        assert_eq!(ascii_prefix16(&[b'a'; 16], 7), None);
+        assert_eq!(ascii_prefix16(&[b'a'; 16], 17), None);
     }
 
     fn std_accepts(bytes: &[u8]) -> bool {
