@@ -416,6 +416,43 @@ impl<'a> Cursor<'a> {
         None
     }
 
+    /// An unsigned integer below 2^21 (the one- to three-byte forms) that is at most `max`;
+    /// `None` for anything else, and then the cursor has not moved. The serde
+    /// deserializer's narrow unsigned types read it first.
+    #[cfg(all(not(target_os = "none"), any(feature = "serde", test)))]
+    #[inline(always)]
+    pub(crate) fn uint_at_most(&mut self, max: u64) -> Option<u64> {
+        let (&tag, rest) = self.rest.split_first()?;
+        let (value, after) = match tag {
+            0x00..=0x1e => (u64::from(tag), rest),
+            0x1f => short_varint(rest)?,
+            _ => return None,
+        };
+        if value > max {
+            return None;
+        }
+        self.rest = after;
+        Some(value)
+    }
+
+    /// A string with its length in the tag (below 31 bytes) that is all ASCII; `None` for
+    /// anything else, and then the cursor has not moved. The serde deserializer's
+    /// `deserialize_str` reads it first.
+    #[cfg(all(not(target_os = "none"), any(feature = "serde", test)))]
+    #[inline(always)]
+    pub(crate) fn short_ascii_str(&mut self) -> Option<&'a str> {
+        let (&tag, rest) = self.rest.split_first()?;
+        let len = tag.wrapping_sub((WireType::String as u8) << 5);
+        if len < EXTENDED
+            && let Some((body, after)) = rest.split_at_checked(usize::from(len))
+            && let Some(s) = super::utf8::ascii_str(body)
+        {
+            self.rest = after;
+            return Some(s);
+        }
+        None
+    }
+
     /// `value` for a map's values on hosts (`MapReader`): short ASCII strings on the fast
     /// path too. Only there: in `value` itself it cost the array rows (`array100/decode/
     /// reader` 3,031 -> 3,131, `array10/decode/walk` 557 -> 586).
