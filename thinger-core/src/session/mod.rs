@@ -104,6 +104,12 @@ pub const EVENT_RESERVE: usize = 4;
 const CLOUD: bool = cfg!(feature = "cloud");
 /// Subscriptions are compiled in (feature `subscriptions`).
 const SUBSCRIPTIONS: bool = cfg!(feature = "subscriptions");
+/// Handlers may defer their answer (feature `deferred`).
+const DEFERRED: bool = cfg!(feature = "deferred");
+/// Something can wait in the pending table: a cloud call, a subscription's opening or a
+/// deferred request. Without any of them every loop over the (then always empty) table is
+/// compiled out: the optimizer cannot see that a table in a static stays empty.
+const PENDING: bool = CLOUD || SUBSCRIPTIONS || DEFERRED;
 
 /// Where the session is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -860,7 +866,7 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
 
     fn id_in_use(&self, id: u16) -> bool {
         id == self.connect_id
-            || self.pending.iter().any(|p| p.id == id)
+            || (PENDING && self.pending.iter().any(|p| p.id == id))
             || self.streams.iter().any(|s| s.id == id)
             || self.channel_id_in_use(id)
             || (SUBSCRIPTIONS && self.subs.iter().flatten().any(|s| s.id == id))
@@ -933,6 +939,9 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
     /// One out-of-line copy of the table compaction for both.
     #[inline(never)]
     fn prune_pending(&mut self, deferred: Option<u16>) {
+        if !PENDING {
+            return;
+        }
         keep_where(&mut self.pending, |p| match deferred {
             Some(id) => !(p.id == id && matches!(p.kind, PendingKind::Deferred { .. })),
             None => matches!(p.kind, PendingKind::Call { silent: false }),

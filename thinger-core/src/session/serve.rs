@@ -1,6 +1,6 @@
 //! Frames from the server: requests on resources, replies to cloud calls, stream data.
 
-use super::{CLOUD, DisconnectReason, Dropped, Error, SUBSCRIBE_CODE, SUBSCRIPTIONS, keep_where, take_at};
+use super::{CLOUD, DEFERRED, DisconnectReason, Dropped, Error, SUBSCRIBE_CODE, SUBSCRIPTIONS, keep_where, take_at};
 use super::{
     Flow, OUT_OFFSET, OpenStream, Payload, Pending, PendingKind, PendingState, Phase, Record, State, SubEntry,
     Subscription,
@@ -298,7 +298,9 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
             Outcome::Failed(e) => {
                 let _ = self.queue_handler_error(tx, id, e);
             }
-            Outcome::Deferred => {
+            // Never produced without the feature (`invoke_into`), which the optimizer does
+            // not see through the out-of-line call: the arm is compiled out here.
+            Outcome::Deferred if DEFERRED => {
                 let report_state = kind == Some(ResourceKind::Input) && !had_input;
                 let deadline = self.tick().after(time::span(self.config.deferred_timeout));
                 let kind = kind.unwrap_or(ResourceKind::Run);
@@ -317,6 +319,7 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
                     self.push(Record::Deferred { stream_id: id, resource: index });
                 }
             }
+            Outcome::Deferred => {}
             Outcome::Done { len, code } => {
                 let send_output = match kind {
                     Some(ResourceKind::Output | ResourceKind::InputOutput) => true,
@@ -375,7 +378,7 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
         if let Err(e) = result {
             return Outcome::Failed(e);
         }
-        if call.is_deferred() {
+        if DEFERRED && call.is_deferred() {
             return Outcome::Deferred;
         }
         let code = call.code();
