@@ -339,7 +339,12 @@ struct State<'a, const R: usize, const S: usize, const P: usize, const E: usize>
     keep_alive: u32,
     watchdog: u32,
     ids: IdGenerator,
+    #[cfg(any(feature = "cloud", feature = "subscriptions", feature = "deferred"))]
     pending: Vec<Pending, P>,
+    /// Without cloud calls, subscriptions and deferred answers nothing can wait for an
+    /// answer: the table has no slots (`P` is then unused; 16 B of RAM per slot saved).
+    #[cfg(not(any(feature = "cloud", feature = "subscriptions", feature = "deferred")))]
+    pending: Vec<Pending, 0>,
     streams: Vec<OpenStream, S>,
     /// Server-opened channels (see `channel`).
     #[cfg(feature = "channels")]
@@ -355,7 +360,9 @@ struct State<'a, const R: usize, const S: usize, const P: usize, const E: usize>
 }
 
 /// A client session over one IOTMP connection, with a resource table of capacity `R`, up
-/// to `S` open streams and subscriptions, `P` pending requests and `E` events waiting to be
+/// to `S` open streams and subscriptions, `P` pending requests (cloud calls, subscriptions
+/// being opened, deferred answers; without the features `cloud`, `subscriptions` and
+/// `deferred` there are none and `P` is unused) and `E` events waiting to be
 /// polled (more than [`EVENT_RESERVE`], checked when `Session::new` is compiled for that
 /// `E`; 40 bytes each on 64-bit targets). `B` is the buffer the session works in (e.g.
 /// `[u8; 2048]`, or a `Vec<u8>`), split into receive, transmit and event regions (see
