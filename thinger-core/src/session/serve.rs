@@ -495,8 +495,15 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
     /// client sends them.
     fn describe_all(&self, out: &mut [u8]) -> Result<usize, HandlerError> {
         let mut enc = Encoder::new(SliceSink::new(out));
-        let count = self.thing.iter().filter(|e| e.has_handler()).count();
-        enc.map_header(count)?;
+        // With fewer than 31 resources the map's header is one byte, `0xc0 | count`: written
+        // empty and completed after the loop, which counts (no counting pass first).
+        let short = R < 31;
+        if short {
+            enc.raw(&[0xc0])?;
+        } else {
+            enc.map_header(self.thing.iter().filter(|e| e.has_handler()).count())?;
+        }
+        let mut count = 0u8;
         let mut last: Option<&str> = None;
         loop {
             // Selection by path order: the table is small and this needs no memory. Paths
@@ -515,8 +522,13 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
             // `{"fn": kind}` as its 5 PSON bytes: map of 1, the 2-byte string, a small uint.
             enc.raw(&[0xc1, 0x82, b'f', b'n', entry.kind().map_or(0, |k| k as u8)])?;
             last = Some(entry.path());
+            count = count.wrapping_add(1);
         }
-        Ok(enc.into_sink().written())
+        let written = enc.into_sink().written();
+        if let (true, Some(header)) = (short, out.first_mut()) {
+            *header |= count;
+        }
+        Ok(written)
     }
 
     /// `{"in": sample, "out": sample}` for one resource, from its handler in describe mode.
