@@ -137,10 +137,10 @@ impl<'c> Call<'c> {
     }
     /// Answers later: the session hands the request out as `Event::Deferred` with this
     /// call's [`Call::stream_id`] and waits for `Session::reply`. Only a RUN request can be
-    /// deferred: elsewhere (stream samples and data, describes) this returns `false` and
-    /// nothing is deferred.
+    /// deferred: elsewhere (stream samples and data, describes), and without the feature
+    /// `deferred`, this returns `false` and nothing is deferred.
     pub fn defer(&mut self) -> bool {
-        self.deferred = self.mode == CallMode::Run && self.request.is_some();
+        self.deferred = cfg!(feature = "deferred") && self.mode == CallMode::Run && self.request.is_some();
         self.deferred
     }
     /// Whether [`Call::defer`] took effect.

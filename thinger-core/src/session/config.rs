@@ -40,10 +40,14 @@ pub struct Config<'a> {
     /// Keep-alive interval; a value other than 60 s is sent to the server as `ka`.
     pub keep_alive: Duration,
     /// Protocol version to announce as `pv` (none by default, like the official clients).
+    /// With the feature `connect-info` (on with `std`), like the two below.
+    #[cfg(feature = "connect-info")]
     pub protocol_version: Option<u32>,
     /// Client type to announce as `ct`.
+    #[cfg(feature = "connect-info")]
     pub client_type: Option<&'a str>,
     /// Firmware version to announce as `fw`.
+    #[cfg(feature = "connect-info")]
     pub firmware: Option<&'a str>,
     /// How long a cloud call or subscription waits for its reply.
     pub request_timeout: Duration,
@@ -65,15 +69,16 @@ pub struct Config<'a> {
 
 impl core::fmt::Debug for Config<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Config")
-            .field("user", &self.user)
+        let mut d = f.debug_struct("Config");
+        d.field("user", &self.user)
             .field("device", &self.device)
             .field("credential", &"<redacted>")
-            .field("keep_alive", &self.keep_alive)
-            .field("protocol_version", &self.protocol_version)
+            .field("keep_alive", &self.keep_alive);
+        #[cfg(feature = "connect-info")]
+        d.field("protocol_version", &self.protocol_version)
             .field("client_type", &self.client_type)
-            .field("firmware", &self.firmware)
-            .field("request_timeout", &self.request_timeout)
+            .field("firmware", &self.firmware);
+        d.field("request_timeout", &self.request_timeout)
             .field("deferred_timeout", &self.deferred_timeout)
             .field("max_frame_size", &self.max_frame_size)
             .field("pson", &self.pson)
@@ -92,8 +97,11 @@ impl<'a> Config<'a> {
             device,
             credential,
             keep_alive: DEFAULT_KEEP_ALIVE,
+            #[cfg(feature = "connect-info")]
             protocol_version: None,
+            #[cfg(feature = "connect-info")]
             client_type: None,
+            #[cfg(feature = "connect-info")]
             firmware: None,
             request_timeout: Duration::from_secs(30),
             deferred_timeout: Duration::from_secs(30),
@@ -132,17 +140,20 @@ impl<'a> Config<'a> {
         self.max_frame_size = bytes;
         self
     }
-    /// Sets the firmware version announced at connect.
+    /// Sets the firmware version announced at connect (feature `connect-info`).
+    #[cfg(feature = "connect-info")]
     pub const fn firmware(mut self, version: &'a str) -> Self {
         self.firmware = Some(version);
         self
     }
-    /// Sets the client type announced at connect.
+    /// Sets the client type announced at connect (feature `connect-info`).
+    #[cfg(feature = "connect-info")]
     pub const fn client_type(mut self, client_type: &'a str) -> Self {
         self.client_type = Some(client_type);
         self
     }
-    /// Sets the protocol version announced at connect.
+    /// Sets the protocol version announced at connect (feature `connect-info`).
+    #[cfg(feature = "connect-info")]
     pub const fn protocol_version(mut self, version: u32) -> Self {
         self.protocol_version = Some(version);
         self
@@ -159,6 +170,8 @@ impl<'a> Config<'a> {
 
 /// The optional CONNECT parameters, keys in ascending order.
 pub(crate) struct ConnectParams<'c, 'a> {
+    /// Read for the announcements of the feature `connect-info`.
+    #[cfg_attr(not(feature = "connect-info"), allow(dead_code))]
     config: &'c Config<'a>,
     /// Whether the keep-alive differs from the server's default.
     ka: bool,
@@ -173,10 +186,13 @@ impl<'c, 'a> ConnectParams<'c, 'a> {
     /// map's header); `ka_span` is the session's keep-alive span (computed once).
     pub(crate) fn new(config: &'c Config<'a>, ka_span: u32) -> Self {
         let ka = config.keep_alive.as_millis() != DEFAULT_KEEP_ALIVE.as_millis();
+        #[cfg(feature = "connect-info")]
         let count = u8::from(config.client_type.is_some())
             + u8::from(config.firmware.is_some())
             + u8::from(ka)
             + u8::from(config.protocol_version.is_some());
+        #[cfg(not(feature = "connect-info"))]
+        let count = u8::from(ka);
         ConnectParams { config, ka, ka_span, count }
     }
 }
@@ -188,11 +204,14 @@ impl ConnectParams<'_, '_> {
         &self,
         enc: &mut crate::pson::Encoder<S>,
     ) -> Result<(), crate::pson::Error> {
+        #[cfg(feature = "connect-info")]
         let c = self.config;
+        #[cfg(feature = "connect-info")]
         if let Some(ct) = c.client_type {
             enc.str("ct")?;
             enc.str(ct)?;
         }
+        #[cfg(feature = "connect-info")]
         if let Some(fw) = c.firmware {
             enc.str("fw")?;
             enc.str(fw)?;
@@ -203,6 +222,7 @@ impl ConnectParams<'_, '_> {
             // interval the session keeps (clamped, see `time::MAX_KEEP_ALIVE`).
             enc.u64(u64::from(ceil_seconds(self.ka_span)))?;
         }
+        #[cfg(feature = "connect-info")]
         if let Some(pv) = c.protocol_version {
             enc.str("pv")?;
             enc.u64(u64::from(pv))?;

@@ -104,6 +104,12 @@ pub const EVENT_RESERVE: usize = 4;
 const CLOUD: bool = cfg!(feature = "cloud");
 /// Subscriptions are compiled in (feature `subscriptions`).
 const SUBSCRIPTIONS: bool = cfg!(feature = "subscriptions");
+/// Handlers may defer their answer (feature `deferred`).
+const DEFERRED: bool = cfg!(feature = "deferred");
+/// Something can wait in the pending table: a cloud call, a subscription's opening or a
+/// deferred request. Without any of them every loop over the (then always empty) table is
+/// compiled out: the optimizer cannot see that a table in a static stays empty.
+const PENDING: bool = CLOUD || SUBSCRIPTIONS || DEFERRED;
 
 /// Where the session is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -333,7 +339,12 @@ struct State<'a, const R: usize, const S: usize, const P: usize, const E: usize>
     keep_alive: u32,
     watchdog: u32,
     ids: IdGenerator,
+    #[cfg(any(feature = "cloud", feature = "subscriptions", feature = "deferred"))]
     pending: Vec<Pending, P>,
+    /// Without cloud calls, subscriptions and deferred answers nothing can wait for an
+    /// answer: the table has no slots (`P` is then unused; 16 B of RAM per slot saved).
+    #[cfg(not(any(feature = "cloud", feature = "subscriptions", feature = "deferred")))]
+    pending: Vec<Pending, 0>,
     streams: Vec<OpenStream, S>,
     /// Server-opened channels (see `channel`).
     #[cfg(feature = "channels")]
@@ -349,7 +360,9 @@ struct State<'a, const R: usize, const S: usize, const P: usize, const E: usize>
 }
 
 /// A client session over one IOTMP connection, with a resource table of capacity `R`, up
-/// to `S` open streams and subscriptions, `P` pending requests and `E` events waiting to be
+/// to `S` open streams and subscriptions, `P` pending requests (cloud calls, subscriptions
+/// being opened, deferred answers; without the features `cloud`, `subscriptions` and
+/// `deferred` there are none and `P` is unused) and `E` events waiting to be
 /// polled (more than [`EVENT_RESERVE`], checked when `Session::new` is compiled for that
 /// `E`; 40 bytes each on 64-bit targets). `B` is the buffer the session works in (e.g.
 /// `[u8; 2048]`, or a `Vec<u8>`), split into receive, transmit and event regions (see
@@ -860,7 +873,7 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
 
     fn id_in_use(&self, id: u16) -> bool {
         id == self.connect_id
-            || self.pending.iter().any(|p| p.id == id)
+            || (PENDING && self.pending.iter().any(|p| p.id == id))
             || self.streams.iter().any(|s| s.id == id)
             || self.channel_id_in_use(id)
             || (SUBSCRIPTIONS && self.subs.iter().flatten().any(|s| s.id == id))
@@ -933,6 +946,9 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
     /// One out-of-line copy of the table compaction for both.
     #[inline(never)]
     fn prune_pending(&mut self, deferred: Option<u16>) {
+        if !PENDING {
+            return;
+        }
         keep_where(&mut self.pending, |p| match deferred {
             Some(id) => !(p.id == id && matches!(p.kind, PendingKind::Deferred { .. })),
             None => matches!(p.kind, PendingKind::Call { silent: false }),

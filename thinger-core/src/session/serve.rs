@@ -1,6 +1,6 @@
 //! Frames from the server: requests on resources, replies to cloud calls, stream data.
 
-use super::{CLOUD, DisconnectReason, Dropped, Error, SUBSCRIBE_CODE, SUBSCRIPTIONS, keep_where, take_at};
+use super::{CLOUD, DEFERRED, DisconnectReason, Dropped, Error, SUBSCRIBE_CODE, SUBSCRIPTIONS, keep_where, take_at};
 use super::{
     Flow, OUT_OFFSET, OpenStream, Payload, Pending, PendingKind, PendingState, Phase, Record, State, SubEntry,
     Subscription,
@@ -298,7 +298,9 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
             Outcome::Failed(e) => {
                 let _ = self.queue_handler_error(tx, id, e);
             }
-            Outcome::Deferred => {
+            // Never produced without the feature (`invoke_into`), which the optimizer does
+            // not see through the out-of-line call: the arm is compiled out here.
+            Outcome::Deferred if DEFERRED => {
                 let report_state = kind == Some(ResourceKind::Input) && !had_input;
                 let deadline = self.tick().after(time::span(self.config.deferred_timeout));
                 let kind = kind.unwrap_or(ResourceKind::Run);
@@ -317,6 +319,7 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
                     self.push(Record::Deferred { stream_id: id, resource: index });
                 }
             }
+            Outcome::Deferred => {}
             Outcome::Done { len, code } => {
                 let send_output = match kind {
                     Some(ResourceKind::Output | ResourceKind::InputOutput) => true,
@@ -375,7 +378,7 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
         if let Err(e) = result {
             return Outcome::Failed(e);
         }
-        if call.is_deferred() {
+        if DEFERRED && call.is_deferred() {
             return Outcome::Deferred;
         }
         let code = call.code();
@@ -427,21 +430,18 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
         // they are written, so the header goes first, straight at the start of the free
         // space (at most 15 bytes: it ends before `OUT_OFFSET`), and the output moves down
         // behind it. No staging.
-        let field_len = |v: u16| 2 + usize::from(v >= 0x80) + usize::from(v >= 0x4000);
-        let n = if id != 0 { field_len(id) } else { 0 } + code.map_or(0, field_len);
+        let id = Some(id).filter(|&id| id != 0);
+        let field_len = |v: Option<u16>| v.map_or(0, |v| 2 + usize::from(v >= 0x80) + usize::from(v >= 0x4000));
         let mut at = 0;
-        put(free, &mut at, kind as u8, (n + f3 + tail) as u64);
-        if id != 0 {
-            put(free, &mut at, 0x08, u64::from(id));
-        }
-        if let Some(c) = code {
-            put(free, &mut at, 0x10, u64::from(c));
-        }
+        // An IOTMP body length is a u32 (a no-op on 32-bit targets).
+        let Ok(body_len) = u32::try_from(field_len(id) + field_len(code) + f3 + tail) else { return false };
+        put(free, &mut at, kind as u8, body_len);
+        // Each optional field through one out-of-line call: tested inline, the optimizer
+        // wrote the header four times over, once per combination of the two.
+        put_field(free, &mut at, 0x08, id);
+        put_field(free, &mut at, 0x10, code);
         if f3 > 0 {
-            if let Some(slot) = free.get_mut(at) {
-                *slot = key3;
-            }
-            at = at.saturating_add(1);
+            put_byte(free, &mut at, key3);
         }
         if at > free.len() {
             return false;
@@ -495,8 +495,15 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
     /// client sends them.
     fn describe_all(&self, out: &mut [u8]) -> Result<usize, HandlerError> {
         let mut enc = Encoder::new(SliceSink::new(out));
-        let count = self.thing.iter().filter(|e| e.has_handler()).count();
-        enc.map_header(count)?;
+        // With fewer than 31 resources the map's header is one byte, `0xc0 | count`: written
+        // empty and completed after the loop, which counts (no counting pass first).
+        let short = R < 31;
+        if short {
+            enc.raw(&[0xc0])?;
+        } else {
+            enc.map_header(self.thing.iter().filter(|e| e.has_handler()).count())?;
+        }
+        let mut count = 0u8;
         let mut last: Option<&str> = None;
         loop {
             // Selection by path order: the table is small and this needs no memory. Paths
@@ -515,8 +522,13 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
             // `{"fn": kind}` as its 5 PSON bytes: map of 1, the 2-byte string, a small uint.
             enc.raw(&[0xc1, 0x82, b'f', b'n', entry.kind().map_or(0, |k| k as u8)])?;
             last = Some(entry.path());
+            count = count.wrapping_add(1);
         }
-        Ok(enc.into_sink().written())
+        let written = enc.into_sink().written();
+        if let (true, Some(header)) = (short, out.first_mut()) {
+            *header |= count;
+        }
+        Ok(written)
     }
 
     /// `{"in": sample, "out": sample}` for one resource, from its handler in describe mode.
@@ -679,13 +691,66 @@ fn has_payload(m: &Message<'_>) -> bool {
     m.payload.is_some()
 }
 
+/// [`put`] when the field is there.
+#[inline(never)]
+fn put_field(buf: &mut [u8], at: &mut usize, key: u8, value: Option<u16>) {
+    if let Some(v) = value {
+        put(buf, at, key, u32::from(v));
+    }
+}
+
 /// Writes `key` and the varint `value` at `*at` of `buf` and moves `*at` past them; bytes
 /// past the end of `buf` are not written (the caller checks `*at` against its length).
-fn put(buf: &mut [u8], at: &mut usize, key: u8, value: u64) {
+fn put(buf: &mut [u8], at: &mut usize, key: u8, value: u32) {
+    put_byte(buf, at, key);
+    // The varint in 32 bits (every value here is a length or a u16).
+    let mut v = value;
+    while v >= 0x80 {
+        put_byte(buf, at, v as u8 | 0x80);
+        v >>= 7;
+    }
+    put_byte(buf, at, v as u8);
+}
+
+/// Writes `byte` at `*at` of `buf` if it is in range, and moves `*at` past it.
+fn put_byte(buf: &mut [u8], at: &mut usize, byte: u8) {
     if let Some(slot) = buf.get_mut(*at) {
-        *slot = key;
+        *slot = byte;
     }
     *at = at.saturating_add(1);
-    let n = buf.get_mut(*at..).and_then(|d| varint::encode_u64(value, d));
-    *at = n.map_or(usize::MAX, |n| *at + n);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{put, put_field};
+    use crate::varint;
+
+    #[test]
+    fn put_writes_the_key_and_the_varint_as_encode_u64() {
+        for v in [0u32, 1, 0x7f, 0x80, 0x3fff, 0x4000, 0x1f_ffff, 0x20_0000, 0x0fff_ffff, 0x1000_0000, u32::MAX] {
+            let mut want = [0u8; 11];
+            want[0] = 0x0a;
+            let n = 1 + varint::encode_u64(u64::from(v), &mut want[1..]).unwrap();
+            let mut buf = [0u8; 11];
+            let mut at = 0;
+            put(&mut buf, &mut at, 0x0a, v);
+            assert_eq!((at, &buf[..at]), (n, &want[..n]), "{v}");
+            // Short of room: nothing written past the end, and `at` says how far it went.
+            for room in 0..n {
+                let mut short = [0u8; 11];
+                let mut at = 0;
+                put(&mut short[..room], &mut at, 0x0a, v);
+                assert_eq!((at, &short[..room]), (n, &want[..room]), "{v} in {room}");
+            }
+        }
+    }
+
+    #[test]
+    fn put_field_writes_only_a_present_field() {
+        let mut buf = [0u8; 4];
+        let mut at = 0;
+        put_field(&mut buf, &mut at, 0x08, None);
+        put_field(&mut buf, &mut at, 0x10, Some(300));
+        assert_eq!((at, buf), (3, [0x10, 0xac, 0x02, 0]));
+    }
 }

@@ -51,7 +51,7 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
         for s in self.streams.iter_mut() {
             s.next = if back { s.next.after(step) } else { deadline };
         }
-        for p in self.pending.iter_mut() {
+        for p in self.pending.iter_mut().filter(|_| PENDING) {
             p.deadline = if back { p.deadline.after(step) } else { deadline };
         }
     }
@@ -88,7 +88,7 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
                 next = Some(next.map_or(send, |n| n.earlier(send)));
             }
         }
-        for p in &self.pending {
+        for p in self.pending.iter().filter(|_| PENDING) {
             if p.state == PendingState::Waiting {
                 next = Some(next.map_or(p.deadline, |n| n.earlier(p.deadline)));
             }
@@ -100,7 +100,7 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
         let now = Tick::of(now);
         // Request and deferred-reply timeouts.
         let mut i = 0;
-        while let Some(p) = self.pending.get(i).copied() {
+        while let Some(p) = self.pending.get(i).copied().filter(|_| PENDING) {
             if p.state == PendingState::Waiting && now.reached(p.deadline) {
                 match p.kind {
                     PendingKind::Deferred { .. } => {
