@@ -27,14 +27,18 @@
 //! | `serde` | yes | serde serializer and deserializer for PSON ([`pson::to_slice`], [`pson::from_slice`]) |
 //! | `cloud` | yes | the device's cloud calls (`Session::write_bucket`, properties, endpoints, other devices, sync locks) |
 //! | `subscriptions` | yes | server subscriptions (`Session::subscribe`, `publish`) |
+//! | `deferred` | yes | handlers that answer later (`Call::defer`, `Session::reply`); without it every request is answered by its handler at once |
+//! | `connect-info` | yes | the CONNECT announcements `ct`, `fw`, `pv` (`Config::client_type`, `firmware`, `protocol_version`), which the official clients do not send |
 //! | `patterns` | yes | path placeholders (`sensors/:id`, `files/*path`) and their captures; without it a path matches only itself (implied by `std`) |
 //! | `alloc` | no | owned `pson::Value`, the `pson!` macro, boxed handlers |
 //! | `std` | no | `std::error::Error` impls (implies `alloc`) |
 //! | `log` | no | log lines through the `log` crate |
 //! | `defmt` | no | log lines through `defmt`, and `defmt::Format` on public types |
 //!
-//! A firmware that uses neither cloud calls, subscriptions nor path placeholders builds with
-//! `default-features = false` and saves their flash (see docs/footprint.md). Items that need a
+//! A firmware that uses none of cloud calls, subscriptions, deferred answers, CONNECT
+//! announcements and path placeholders builds with `default-features = false` and saves
+//! their flash (see docs/footprint.md); it adds back what it uses, e.g.
+//! `features = ["deferred"]`. thinger-std and thinger-embassy enable all five. Items that need a
 //! feature carry its badge in the rendered documentation.
 //!
 //! ```

@@ -256,6 +256,8 @@ where
 
     /// Answers a request a handler deferred ([`Event::Deferred`]): `Ok(Some(value))` →
     /// `OK F3=value`, `Ok(None)` → `OK`, `Err(e)` → `ERROR F2=code F3={"error": message}`.
+    /// Without the feature `deferred` nothing can be deferred, and this answers
+    /// [`Error::UnknownId`].
     pub fn reply(
         &mut self,
         now: Instant,
