@@ -133,7 +133,8 @@ impl<P: StatefulOutputPin> Resource for DigitalPin<P> {
         }
         if input_reports_state(call.mode()) {
             let high = self.pin.is_set_high().map_err(|_| PIN_ERROR)?;
-            call.output().set(&(high != self.inverted))?;
+            // A failed write is recorded, and `Output::finish` reports it.
+            let _ = call.output().set(&(high != self.inverted));
         }
         Ok(())
     }
@@ -242,7 +243,8 @@ impl<P: OutputPin> Resource for DigitalOut<P> {
             self.set(on)?;
         }
         if input_reports_state(call.mode()) {
-            call.output().set(&self.state)?;
+            // A failed write is recorded, and `Output::finish` reports it.
+            let _ = call.output().set(&self.state);
         }
         Ok(())
     }
@@ -323,7 +325,8 @@ impl<P: InputPin> Resource for DigitalIn<P> {
     fn handle(&mut self, call: &mut Call<'_>) -> Result<(), HandlerError> {
         if output_writes(call.mode()) {
             let high = self.pin.is_high().map_err(|_| PIN_ERROR)?;
-            call.output().set(&(high != self.inverted))?;
+            // A failed write is recorded, and `Output::finish` reports it.
+            let _ = call.output().set(&(high != self.inverted));
         }
         Ok(())
     }

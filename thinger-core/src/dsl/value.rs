@@ -142,7 +142,8 @@ impl<T: Scalar> Resource for InputValue<'_, T> {
             self.cell.set(value);
         }
         if input_reports_state(call.mode()) {
-            call.output().set(&self.cell.get())?;
+            // A failed write is recorded, and `Output::finish` reports it.
+            let _ = call.output().set(&self.cell.get());
         }
         Ok(())
     }
@@ -199,7 +200,8 @@ where
 
     fn handle(&mut self, call: &mut Call<'_>) -> Result<(), HandlerError> {
         if output_writes(call.mode()) {
-            call.output().set(&(self.read)())?;
+            // A failed write is recorded, and `Output::finish` reports it.
+            let _ = call.output().set(&(self.read)());
         }
         Ok(())
     }
