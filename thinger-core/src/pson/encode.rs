@@ -114,6 +114,17 @@ impl<'a> SliceSink<'a> {
     pub fn as_written(&self) -> &[u8] {
         self.buf.get(..self.pos).unwrap_or(&[])
     }
+    /// Moves the write position (resource `Output`: a value written again from the start,
+    /// a map's pairs after the room for its header).
+    #[inline]
+    pub(crate) fn set_written(&mut self, pos: usize) {
+        self.pos = pos;
+    }
+    /// The whole buffer, written part and rest.
+    #[inline]
+    pub(crate) fn buffer(&mut self) -> &mut [u8] {
+        self.buf
+    }
 }
 
 impl Sink for SliceSink<'_> {
@@ -324,6 +335,11 @@ impl<S: Sink> Encoder<S> {
     #[inline]
     pub fn sink(&self) -> &S {
         &self.sink
+    }
+    /// The sink, borrowed mutably.
+    #[inline]
+    pub(crate) fn sink_mut(&mut self) -> &mut S {
+        &mut self.sink
     }
 
     /// Writes a tag for `wire` with value `value` (inline below 31, else a varint follows).

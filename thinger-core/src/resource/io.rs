@@ -141,10 +141,11 @@ enum State {
 /// assert_eq!(&buf[..2], &[0xc2, 0x8b]); // a 2-pair map, then "temperature"
 /// assert_eq!(n, 29);
 /// ```
+// One encoder for the output's life (its sink's position is the length written): a write
+// does not set up an encoder of its own, which each `set` inlined into a handler did.
 #[derive(Debug)]
 pub struct Output<'o> {
-    buf: &'o mut [u8],
-    len: usize,
+    enc: Encoder<SliceSink<'o>>,
     state: State,
     error: Option<pson::Error>,
 }
@@ -152,7 +153,7 @@ pub struct Output<'o> {
 impl<'o> Output<'o> {
     /// An empty output writing into `buf`.
     pub fn new(buf: &'o mut [u8]) -> Self {
-        Output { buf, len: 0, state: State::Empty, error: None }
+        Output { enc: Encoder::new(SliceSink::new(buf)), state: State::Empty, error: None }
     }
 
     /// Whether nothing was written.
@@ -162,11 +163,9 @@ impl<'o> Output<'o> {
 
     /// Replaces the output with `value`.
     pub fn set<T: EncodePson + ?Sized>(&mut self, value: &T) -> Result<(), pson::Error> {
-        self.len = 0;
         self.state = State::Empty;
-        let mut enc = Encoder::new(SliceSink::new(self.buf));
-        let result = value.encode_pson(&mut enc);
-        self.len = enc.into_sink().written();
+        self.enc.sink_mut().set_written(0);
+        let result = value.encode_pson(&mut self.enc);
         self.record(result)?;
         self.state = State::Value;
         Ok(())
@@ -177,10 +176,8 @@ impl<'o> Output<'o> {
     where
         F: FnOnce(&mut Encoder<SliceSink<'_>>) -> Result<(), pson::Error>,
     {
-        self.len = 0;
-        let mut enc = Encoder::new(SliceSink::new(self.buf));
-        let result = write(&mut enc);
-        self.len = enc.into_sink().written();
+        self.enc.sink_mut().set_written(0);
+        let result = write(&mut self.enc);
         self.record(result)?;
         self.state = State::Value;
         Ok(())
@@ -207,21 +204,18 @@ impl<'o> Output<'o> {
         let pairs = match self.state {
             State::Map { pairs } => pairs,
             State::Empty => {
-                self.len = MAP_RESERVE.min(self.buf.len());
-                if self.len < MAP_RESERVE {
+                if self.enc.sink_mut().buffer().len() < MAP_RESERVE {
                     return self.record(Err(pson::Error::BufferFull));
                 }
+                self.enc.sink_mut().set_written(MAP_RESERVE);
                 0
             }
             State::Value => return self.record(Err(pson::Error::Unsupported)),
         };
-        let start = self.len;
-        let dst = self.buf.get_mut(start..).unwrap_or(&mut []);
-        let mut enc = Encoder::new(SliceSink::new(dst));
-        let result = enc.str(key).and_then(|_| value.encode_field(&mut enc));
-        let written = enc.into_sink().written();
+        // A failed pair leaves the position inside it: the error is kept, and `finish`
+        // reports it whatever follows.
+        let result = self.enc.str(key).and_then(|_| value.encode_field(&mut self.enc));
         self.record(result)?;
-        self.len = start + written;
         self.state = State::Map { pairs: pairs + 1 };
         Ok(())
     }
@@ -249,19 +243,76 @@ impl<'o> Output<'o> {
         if let Some(e) = self.error {
             return Err(e);
         }
+        let mut sink = self.enc.into_sink();
+        let len = sink.written();
         match self.state {
             State::Empty => Ok(0),
-            State::Value => Ok(self.len),
+            State::Value => Ok(len),
             State::Map { pairs } => {
                 // The header goes straight into the room reserved for it, then the pairs
                 // move down behind it.
-                let mut enc = Encoder::new(SliceSink::new(self.buf.get_mut(..MAP_RESERVE).unwrap_or(&mut [])));
+                let buf = sink.buffer();
+                let mut enc = Encoder::new(SliceSink::new(buf.get_mut(..MAP_RESERVE).unwrap_or(&mut [])));
                 enc.tag(WireType::Map, pairs as u64)?;
                 let h = enc.into_sink().written();
-                let body = self.len - MAP_RESERVE;
-                crate::pson::copy_down(self.buf, MAP_RESERVE, self.len, h);
+                let body = len - MAP_RESERVE;
+                crate::pson::copy_down(buf, MAP_RESERVE, len, h);
                 Ok(h + body)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_write_is_reported_whatever_follows() {
+        // A pair that does not fit, then one that would: the first error stays.
+        let mut buf = [0u8; 16];
+        let mut out = Output::new(&mut buf);
+        assert_eq!(out.field("k", "a long value"), Err(pson::Error::BufferFull));
+        assert!(out.field("k", &1u8).is_ok());
+        assert_eq!(out.finish(), Err(pson::Error::BufferFull));
+        // Then a whole value over it.
+        let mut buf = [0u8; 16];
+        let mut out = Output::new(&mut buf);
+        assert!(out.field("k", "a long value").is_err());
+        assert!(out.set(&1u8).is_ok());
+        assert_eq!(out.error(), Some(pson::Error::BufferFull));
+        assert_eq!(out.finish(), Err(pson::Error::BufferFull));
+        // No room for a map header.
+        let mut buf = [0u8; MAP_RESERVE - 1];
+        let mut out = Output::new(&mut buf);
+        assert_eq!(out.field("k", &1u8), Err(pson::Error::BufferFull));
+        assert_eq!(out.finish(), Err(pson::Error::BufferFull));
+    }
+
+    #[test]
+    fn values_and_maps_written_again_from_the_start() {
+        let mut buf = [0u8; 32];
+        let mut out = Output::new(&mut buf);
+        out.set("long text").unwrap();
+        out.set(&7u8).unwrap();
+        assert_eq!(out.finish(), Ok(1));
+        assert_eq!(buf[0], 7);
+        // A map that fills the buffer exactly: header room, then two pairs.
+        let mut buf = [0u8; MAP_RESERVE + 6];
+        let mut out = Output::new(&mut buf);
+        out.field("a", &1u8).unwrap();
+        out.field("b", &2u8).unwrap();
+        assert_eq!(out.field("c", &3u8), Err(pson::Error::BufferFull));
+        let mut buf = [0u8; MAP_RESERVE + 6];
+        let mut out = Output::new(&mut buf);
+        out.field("a", &1u8).unwrap();
+        out.field("b", &2u8).unwrap();
+        assert_eq!(out.finish(), Ok(7));
+        assert_eq!(&buf[..7], &[0xc2, 0x81, b'a', 0x01, 0x81, b'b', 0x02]);
+        // A pair after a whole value is refused.
+        let mut buf = [0u8; 32];
+        let mut out = Output::new(&mut buf);
+        out.set(&1u8).unwrap();
+        assert_eq!(out.field("a", &1u8), Err(pson::Error::Unsupported));
     }
 }
