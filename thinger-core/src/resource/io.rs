@@ -118,13 +118,6 @@ impl<T: EncodePson + ?Sized> FieldValue for FieldRef<'_, T> {
 /// Room reserved in front of a map built field by field, for its header.
 const MAP_RESERVE: usize = 1 + varint::MAX_LEN_U64;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    Empty,
-    Value,
-    Map { pairs: usize },
-}
-
 /// Where a handler writes its output: one PSON value, written straight into the session's
 /// transmit buffer (no allocation).
 ///
@@ -142,33 +135,33 @@ enum State {
 /// assert_eq!(n, 29);
 /// ```
 // One encoder for the output's life (its sink's position is the length written): a write
-// does not set up an encoder of its own, which each `set` inlined into a handler did.
+// does not set up an encoder of its own, which each `set` inlined into a handler did. The
+// state is the map's pair count: 0 is a whole value, or nothing when nothing was written
+// (every PSON value takes a byte at least).
 #[derive(Debug)]
 pub struct Output<'o> {
     enc: Encoder<SliceSink<'o>>,
-    state: State,
+    pairs: usize,
     error: Option<pson::Error>,
 }
 
 impl<'o> Output<'o> {
     /// An empty output writing into `buf`.
     pub fn new(buf: &'o mut [u8]) -> Self {
-        Output { enc: Encoder::new(SliceSink::new(buf)), state: State::Empty, error: None }
+        Output { enc: Encoder::new(SliceSink::new(buf)), pairs: 0, error: None }
     }
 
     /// Whether nothing was written.
     pub fn is_empty(&self) -> bool {
-        self.state == State::Empty
+        self.pairs == 0 && self.enc.sink().written() == 0
     }
 
     /// Replaces the output with `value`.
     pub fn set<T: EncodePson + ?Sized>(&mut self, value: &T) -> Result<(), pson::Error> {
-        self.state = State::Empty;
+        self.pairs = 0;
         self.enc.sink_mut().set_written(0);
         let result = value.encode_pson(&mut self.enc);
-        self.record(result)?;
-        self.state = State::Value;
-        Ok(())
+        self.record(result)
     }
 
     /// Replaces the output with whatever `write` encodes (exactly one value).
@@ -176,11 +169,10 @@ impl<'o> Output<'o> {
     where
         F: FnOnce(&mut Encoder<SliceSink<'_>>) -> Result<(), pson::Error>,
     {
+        self.pairs = 0;
         self.enc.sink_mut().set_written(0);
         let result = write(&mut self.enc);
-        self.record(result)?;
-        self.state = State::Value;
-        Ok(())
+        self.record(result)
     }
 
     /// Replaces the output with a serde value.
@@ -201,23 +193,21 @@ impl<'o> Output<'o> {
     /// writer, not one per value type and call site.
     #[inline(never)]
     fn field_dyn(&mut self, key: &str, value: &dyn FieldValue) -> Result<(), pson::Error> {
-        let pairs = match self.state {
-            State::Map { pairs } => pairs,
-            State::Empty => {
-                if self.enc.sink_mut().buffer().len() < MAP_RESERVE {
-                    return self.record(Err(pson::Error::BufferFull));
-                }
-                self.enc.sink_mut().set_written(MAP_RESERVE);
-                0
+        if self.pairs == 0 {
+            // A whole value was written: no map after it.
+            if self.enc.sink().written() > 0 {
+                return self.record(Err(pson::Error::Unsupported));
             }
-            State::Value => return self.record(Err(pson::Error::Unsupported)),
-        };
-        // A failed pair leaves the position inside it: the error is kept, and `finish`
-        // reports it whatever follows.
+            if self.enc.sink_mut().buffer().len() < MAP_RESERVE {
+                return self.record(Err(pson::Error::BufferFull));
+            }
+            self.enc.sink_mut().set_written(MAP_RESERVE);
+        }
+        // Counted before it is written: a failed pair leaves the position inside it, and
+        // the error is kept, so `finish` reports it whatever follows.
+        self.pairs += 1;
         let result = self.enc.str(key).and_then(|_| value.encode_field(&mut self.enc));
-        self.record(result)?;
-        self.state = State::Map { pairs: pairs + 1 };
-        Ok(())
+        self.record(result)
     }
 
     /// Adds a serde value as `key: value` to a map output.
@@ -245,10 +235,9 @@ impl<'o> Output<'o> {
         }
         let mut sink = self.enc.into_sink();
         let len = sink.written();
-        match self.state {
-            State::Empty => Ok(0),
-            State::Value => Ok(len),
-            State::Map { pairs } => {
+        match self.pairs {
+            0 => Ok(len),
+            pairs => {
                 // The header goes straight into the room reserved for it, then the pairs
                 // move down behind it.
                 let buf = sink.buffer();
@@ -309,10 +298,20 @@ mod tests {
         out.field("b", &2u8).unwrap();
         assert_eq!(out.finish(), Ok(7));
         assert_eq!(&buf[..7], &[0xc2, 0x81, b'a', 0x01, 0x81, b'b', 0x02]);
-        // A pair after a whole value is refused.
+        // A pair after a whole value is refused; a whole value replaces a map.
         let mut buf = [0u8; 32];
         let mut out = Output::new(&mut buf);
+        assert!(out.is_empty());
         out.set(&1u8).unwrap();
+        assert!(!out.is_empty());
         assert_eq!(out.field("a", &1u8), Err(pson::Error::Unsupported));
+        let mut buf = [0u8; 32];
+        let mut out = Output::new(&mut buf);
+        out.field("a", &1u8).unwrap();
+        assert!(!out.is_empty());
+        out.set(&true).unwrap();
+        assert_eq!(out.finish(), Ok(1));
+        assert_eq!(buf[0], 0x61);
+        assert_eq!(Output::new(&mut [0u8; 4]).finish(), Ok(0));
     }
 }
