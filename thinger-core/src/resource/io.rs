@@ -216,6 +216,9 @@ impl<'o> Output<'o> {
         self.field(key, &pson::Serde(value))
     }
 
+    // Out of line on microcontrollers: one copy for every write's result, not one per
+    // handler (the `set` calls inline into them).
+    #[cfg_attr(target_os = "none", inline(never))]
     fn record(&mut self, result: Result<(), pson::Error>) -> Result<(), pson::Error> {
         if let Err(e) = result {
             self.error.get_or_insert(e);
