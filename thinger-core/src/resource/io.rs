@@ -158,9 +158,24 @@ impl<'o> Output<'o> {
 
     /// Replaces the output with `value`.
     pub fn set<T: EncodePson + ?Sized>(&mut self, value: &T) -> Result<(), pson::Error> {
+        #[cfg(target_os = "none")]
+        if let Some((wire, v)) = value.as_tag() {
+            return self.set_tag(wire, v);
+        }
         self.pairs = 0;
         self.enc.sink_mut().set_written(0);
         let result = value.encode_pson(&mut self.enc);
+        self.record(result)
+    }
+
+    /// [`Output::set`] of an unsigned integer or a `bool` (microcontrollers): one copy of
+    /// the bookkeeping, not one inlined into every handler that sets one.
+    #[cfg(any(target_os = "none", test))]
+    #[cfg_attr(target_os = "none", inline(never))]
+    fn set_tag(&mut self, wire: WireType, value: u64) -> Result<(), pson::Error> {
+        self.pairs = 0;
+        self.enc.sink_mut().set_written(0);
+        let result = self.enc.tag(wire, value);
         self.record(result)
     }
 
@@ -278,6 +293,45 @@ mod tests {
         let mut buf = [0u8; MAP_RESERVE - 1];
         let mut out = Output::new(&mut buf);
         assert_eq!(out.field("k", &1u8), Err(pson::Error::BufferFull));
+        assert_eq!(out.finish(), Err(pson::Error::BufferFull));
+    }
+
+    /// The microcontrollers' `set` of an integer or `bool` (through `as_tag` and
+    /// `set_tag`) writes the bytes of the general `set`.
+    fn same_as_set<T: EncodePson>(value: T) {
+        let (mut general, mut tagged) = ([0u8; 16], [0u8; 16]);
+        let mut out = Output::new(&mut general);
+        out.set(&value).unwrap();
+        let n = out.finish().unwrap();
+        let (wire, v) = value.as_tag().unwrap();
+        let mut out = Output::new(&mut tagged);
+        out.set_tag(wire, v).unwrap();
+        assert_eq!(out.finish(), Ok(n));
+        assert_eq!(general[..n], tagged[..n]);
+    }
+
+    #[test]
+    fn integers_and_bools_through_their_tag() {
+        for v in [0u64, 1, 30, 31, 127, 128, 300, u64::from(u32::MAX), u64::MAX] {
+            same_as_set(v);
+            same_as_set(v as usize);
+            same_as_set(v as u8);
+            same_as_set(v as u16);
+            same_as_set(v as u32);
+            same_as_set(v as i64);
+            same_as_set(-(v as i64));
+            same_as_set(v as i8);
+            same_as_set(v as i16);
+            same_as_set(v as i32);
+            same_as_set(v as isize);
+        }
+        same_as_set(i64::MIN);
+        same_as_set(true);
+        same_as_set(false);
+        // A tag that does not fit fails like the general write, and is reported.
+        let mut buf = [0u8; 2];
+        let mut out = Output::new(&mut buf);
+        assert_eq!(out.set_tag(WireType::PositiveInt, 300), Err(pson::Error::BufferFull));
         assert_eq!(out.finish(), Err(pson::Error::BufferFull));
     }
 
