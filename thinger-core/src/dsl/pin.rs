@@ -12,11 +12,17 @@ use crate::resource::{Call, HandlerError, Resource, ResourceKind};
 /// What a failing pin operation answers.
 const PIN_ERROR: HandlerError = HandlerError::new(500, "pin error");
 
-/// Reads the boolean an input resource was sent (see [`Scalar`] for `bool`).
-fn bool_input(call: &Call<'_>) -> Result<Option<bool>, HandlerError> {
-    match value_to_apply(call) {
+/// Reads the boolean an input resource was sent (see [`Scalar`] for `bool`): `Ok(None)`
+/// without one; anything else is refused (`Err`), recorded on the output, which answers
+/// 400 `"bad input"`.
+fn bool_input(call: &mut Call<'_>) -> Result<Option<bool>, ()> {
+    match value_to_apply(call).map(bool::from_pson) {
         None => Ok(None),
-        Some(input) => bool::from_pson(input).map(Some).ok_or(HandlerError::bad_input()),
+        Some(Some(on)) => Ok(Some(on)),
+        Some(None) => {
+            call.output().refuse_input();
+            Err(())
+        }
     }
 }
 
@@ -128,7 +134,8 @@ impl<P: StatefulOutputPin> Resource for DigitalPin<P> {
     }
 
     fn handle(&mut self, call: &mut Call<'_>) -> Result<(), HandlerError> {
-        if let Some(on) = bool_input(call)? {
+        let Ok(input) = bool_input(call) else { return Ok(()) };
+        if let Some(on) = input {
             drive(&mut self.pin, on, self.inverted)?;
         }
         if input_reports_state(call.mode()) {
@@ -239,7 +246,8 @@ impl<P: OutputPin> Resource for DigitalOut<P> {
     }
 
     fn handle(&mut self, call: &mut Call<'_>) -> Result<(), HandlerError> {
-        if let Some(on) = bool_input(call)? {
+        let Ok(input) = bool_input(call) else { return Ok(()) };
+        if let Some(on) = input {
             self.set(on)?;
         }
         if input_reports_state(call.mode()) {

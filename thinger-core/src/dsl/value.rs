@@ -138,7 +138,11 @@ impl<T: Scalar> Resource for InputValue<'_, T> {
 
     fn handle(&mut self, call: &mut Call<'_>) -> Result<(), HandlerError> {
         if let Some(input) = value_to_apply(call) {
-            let value = T::from_pson(input).ok_or(HandlerError::bad_input())?;
+            let Some(value) = T::from_pson(input) else {
+                // Answered 400 "bad input" by `Output::finish`, like any input error.
+                call.output().refuse_input();
+                return Ok(());
+            };
             self.cell.set(value);
         }
         if input_reports_state(call.mode()) {

@@ -241,6 +241,13 @@ impl<'o> Output<'o> {
         result
     }
 
+    /// Marks the call's input as refused: [`Output::finish`] then fails with
+    /// [`pson::Error::UnexpectedType`], which the session answers 400 `"bad input"` (the
+    /// DSL handlers' refusal, without building a `HandlerError` in each).
+    pub(crate) fn refuse_input(&mut self) {
+        let _ = self.record(Err(pson::Error::UnexpectedType));
+    }
+
     /// The first error any write hit (a handler that ignored it still gets an ERROR reply).
     pub fn error(&self) -> Option<pson::Error> {
         self.error
