@@ -234,6 +234,10 @@ fn digital_out_remembers_what_it_wrote() {
     let mut relay = digital_out(&pin).inverted();
     assert_eq!(call(&mut relay, CallMode::Run, TRUE).unwrap(), TRUE);
     assert!(!pin.high.get());
+    // A refused input leaves the pin and the state alone.
+    assert_eq!(call(&mut relay, CallMode::Run, &encode("on")), Err(HandlerError::bad_input()));
+    assert!(!pin.high.get());
+    assert!(relay.state());
 }
 
 #[test]

@@ -54,6 +54,9 @@
 //! * run resources ([`run`]) act on [`CallMode::Run`] only.
 //!
 //! Pin errors become [`HandlerError`] 500 (`"pin error"`), inputs of the wrong type 400.
+//! The pin and value handlers return pin errors from [`Resource::handle`], and record a
+//! refused input or a failed output write on the call's [`Output`] (less code in each
+//! handler): [`Output::finish`] returns them, as the session calls it after every handler.
 //!
 //! ```
 //! use core::cell::Cell;

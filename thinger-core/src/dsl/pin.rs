@@ -12,11 +12,17 @@ use crate::resource::{Call, HandlerError, Resource, ResourceKind};
 /// What a failing pin operation answers.
 const PIN_ERROR: HandlerError = HandlerError::new(500, "pin error");
 
-/// Reads the boolean an input resource was sent (see [`Scalar`] for `bool`).
-fn bool_input(call: &Call<'_>) -> Result<Option<bool>, HandlerError> {
-    match value_to_apply(call) {
+/// Reads the boolean an input resource was sent (see [`Scalar`] for `bool`): `Ok(None)`
+/// without one; anything else is refused (`Err`), recorded on the output, which answers
+/// 400 `"bad input"`.
+fn bool_input(call: &mut Call<'_>) -> Result<Option<bool>, ()> {
+    match value_to_apply(call).map(bool::from_pson) {
         None => Ok(None),
-        Some(input) => bool::from_pson(input).map(Some).ok_or(HandlerError::bad_input()),
+        Some(Some(on)) => Ok(Some(on)),
+        Some(None) => {
+            call.output().refuse_input();
+            Err(())
+        }
     }
 }
 
@@ -128,12 +134,14 @@ impl<P: StatefulOutputPin> Resource for DigitalPin<P> {
     }
 
     fn handle(&mut self, call: &mut Call<'_>) -> Result<(), HandlerError> {
-        if let Some(on) = bool_input(call)? {
+        let Ok(input) = bool_input(call) else { return Ok(()) };
+        if let Some(on) = input {
             drive(&mut self.pin, on, self.inverted)?;
         }
         if input_reports_state(call.mode()) {
             let high = self.pin.is_set_high().map_err(|_| PIN_ERROR)?;
-            call.output().set(&(high != self.inverted))?;
+            // A failed write is recorded, and `Output::finish` reports it.
+            let _ = call.output().set(&(high != self.inverted));
         }
         Ok(())
     }
@@ -238,11 +246,13 @@ impl<P: OutputPin> Resource for DigitalOut<P> {
     }
 
     fn handle(&mut self, call: &mut Call<'_>) -> Result<(), HandlerError> {
-        if let Some(on) = bool_input(call)? {
+        let Ok(input) = bool_input(call) else { return Ok(()) };
+        if let Some(on) = input {
             self.set(on)?;
         }
         if input_reports_state(call.mode()) {
-            call.output().set(&self.state)?;
+            // A failed write is recorded, and `Output::finish` reports it.
+            let _ = call.output().set(&self.state);
         }
         Ok(())
     }
@@ -323,7 +333,8 @@ impl<P: InputPin> Resource for DigitalIn<P> {
     fn handle(&mut self, call: &mut Call<'_>) -> Result<(), HandlerError> {
         if output_writes(call.mode()) {
             let high = self.pin.is_high().map_err(|_| PIN_ERROR)?;
-            call.output().set(&(high != self.inverted))?;
+            // A failed write is recorded, and `Output::finish` reports it.
+            let _ = call.output().set(&(high != self.inverted));
         }
         Ok(())
     }

@@ -138,11 +138,16 @@ impl<T: Scalar> Resource for InputValue<'_, T> {
 
     fn handle(&mut self, call: &mut Call<'_>) -> Result<(), HandlerError> {
         if let Some(input) = value_to_apply(call) {
-            let value = T::from_pson(input).ok_or(HandlerError::bad_input())?;
+            let Some(value) = T::from_pson(input) else {
+                // Answered 400 "bad input" by `Output::finish`, like any input error.
+                call.output().refuse_input();
+                return Ok(());
+            };
             self.cell.set(value);
         }
         if input_reports_state(call.mode()) {
-            call.output().set(&self.cell.get())?;
+            // A failed write is recorded, and `Output::finish` reports it.
+            let _ = call.output().set(&self.cell.get());
         }
         Ok(())
     }
@@ -199,7 +204,8 @@ where
 
     fn handle(&mut self, call: &mut Call<'_>) -> Result<(), HandlerError> {
         if output_writes(call.mode()) {
-            call.output().set(&(self.read)())?;
+            // A failed write is recorded, and `Output::finish` reports it.
+            let _ = call.output().set(&(self.read)());
         }
         Ok(())
     }

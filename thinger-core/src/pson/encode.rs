@@ -114,6 +114,17 @@ impl<'a> SliceSink<'a> {
     pub fn as_written(&self) -> &[u8] {
         self.buf.get(..self.pos).unwrap_or(&[])
     }
+    /// Moves the write position (resource `Output`: a value written again from the start,
+    /// a map's pairs after the room for its header).
+    #[inline]
+    pub(crate) fn set_written(&mut self, pos: usize) {
+        self.pos = pos;
+    }
+    /// The whole buffer, written part and rest.
+    #[inline]
+    pub(crate) fn buffer(&mut self) -> &mut [u8] {
+        self.buf
+    }
 }
 
 impl Sink for SliceSink<'_> {
@@ -324,6 +335,11 @@ impl<S: Sink> Encoder<S> {
     #[inline]
     pub fn sink(&self) -> &S {
         &self.sink
+    }
+    /// The sink, borrowed mutably.
+    #[inline]
+    pub(crate) fn sink_mut(&mut self) -> &mut S {
+        &mut self.sink
     }
 
     /// Writes a tag for `wire` with value `value` (inline below 31, else a varint follows).
@@ -566,6 +582,14 @@ fn extended_tag(base: u8, value: u64) -> ([u8; 1 + varint::MAX_LEN_U64], usize) 
 pub trait EncodePson {
     /// Writes `self` as exactly one PSON value.
     fn encode_pson<S: Sink>(&self, enc: &mut Encoder<S>) -> Result<(), Error>;
+    /// `self` as the one tag it is written as (integers, `bool`; internal): microcontrollers'
+    /// resource outputs write it through one out-of-line call.
+    #[cfg(any(target_os = "none", test))]
+    #[doc(hidden)]
+    #[inline]
+    fn as_tag(&self) -> Option<(WireType, u64)> {
+        None
+    }
 }
 
 /// Encodes `value` into `buf`, returning the number of bytes written.
@@ -794,6 +818,11 @@ macro_rules! encode_unsigned {
             fn encode_pson<S: Sink>(&self, enc: &mut Encoder<S>) -> Result<(), Error> {
                 enc.u64(u64::from(*self))
             }
+            #[cfg(any(target_os = "none", test))]
+            #[inline]
+            fn as_tag(&self) -> Option<(WireType, u64)> {
+                Some((WireType::PositiveInt, u64::from(*self)))
+            }
         }
     )*};
 }
@@ -806,15 +835,31 @@ macro_rules! encode_signed {
             fn encode_pson<S: Sink>(&self, enc: &mut Encoder<S>) -> Result<(), Error> {
                 enc.i64(i64::from(*self))
             }
+            #[cfg(any(target_os = "none", test))]
+            #[inline]
+            fn as_tag(&self) -> Option<(WireType, u64)> {
+                Some(signed_tag(i64::from(*self)))
+            }
         }
     )*};
 }
 encode_signed!(i8, i16, i32, i64);
 
+#[cfg(any(target_os = "none", test))]
+#[inline]
+fn signed_tag(value: i64) -> (WireType, u64) {
+    if value >= 0 { (WireType::PositiveInt, value as u64) } else { (WireType::NegativeInt, value.unsigned_abs()) }
+}
+
 impl EncodePson for usize {
     #[inline]
     fn encode_pson<S: Sink>(&self, enc: &mut Encoder<S>) -> Result<(), Error> {
         enc.u64(*self as u64)
+    }
+    #[cfg(any(target_os = "none", test))]
+    #[inline]
+    fn as_tag(&self) -> Option<(WireType, u64)> {
+        Some((WireType::PositiveInt, *self as u64))
     }
 }
 
@@ -822,6 +867,11 @@ impl EncodePson for isize {
     #[inline]
     fn encode_pson<S: Sink>(&self, enc: &mut Encoder<S>) -> Result<(), Error> {
         enc.i64(*self as i64)
+    }
+    #[cfg(any(target_os = "none", test))]
+    #[inline]
+    fn as_tag(&self) -> Option<(WireType, u64)> {
+        Some(signed_tag(*self as i64))
     }
 }
 
@@ -843,6 +893,11 @@ impl EncodePson for bool {
     #[inline]
     fn encode_pson<S: Sink>(&self, enc: &mut Encoder<S>) -> Result<(), Error> {
         enc.bool(*self)
+    }
+    #[cfg(any(target_os = "none", test))]
+    #[inline]
+    fn as_tag(&self) -> Option<(WireType, u64)> {
+        Some((WireType::Discrete, u64::from(*self)))
     }
 }
 

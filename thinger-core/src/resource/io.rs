@@ -118,13 +118,6 @@ impl<T: EncodePson + ?Sized> FieldValue for FieldRef<'_, T> {
 /// Room reserved in front of a map built field by field, for its header.
 const MAP_RESERVE: usize = 1 + varint::MAX_LEN_U64;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    Empty,
-    Value,
-    Map { pairs: usize },
-}
-
 /// Where a handler writes its output: one PSON value, written straight into the session's
 /// transmit buffer (no allocation).
 ///
@@ -141,35 +134,49 @@ enum State {
 /// assert_eq!(&buf[..2], &[0xc2, 0x8b]); // a 2-pair map, then "temperature"
 /// assert_eq!(n, 29);
 /// ```
+// One encoder for the output's life (its sink's position is the length written): a write
+// does not set up an encoder of its own, which each `set` inlined into a handler did. The
+// state is the map's pair count: 0 is a whole value, or nothing when nothing was written
+// (every PSON value takes a byte at least).
 #[derive(Debug)]
 pub struct Output<'o> {
-    buf: &'o mut [u8],
-    len: usize,
-    state: State,
+    enc: Encoder<SliceSink<'o>>,
+    pairs: usize,
     error: Option<pson::Error>,
 }
 
 impl<'o> Output<'o> {
     /// An empty output writing into `buf`.
     pub fn new(buf: &'o mut [u8]) -> Self {
-        Output { buf, len: 0, state: State::Empty, error: None }
+        Output { enc: Encoder::new(SliceSink::new(buf)), pairs: 0, error: None }
     }
 
     /// Whether nothing was written.
     pub fn is_empty(&self) -> bool {
-        self.state == State::Empty
+        self.pairs == 0 && self.enc.sink().written() == 0
     }
 
     /// Replaces the output with `value`.
     pub fn set<T: EncodePson + ?Sized>(&mut self, value: &T) -> Result<(), pson::Error> {
-        self.len = 0;
-        self.state = State::Empty;
-        let mut enc = Encoder::new(SliceSink::new(self.buf));
-        let result = value.encode_pson(&mut enc);
-        self.len = enc.into_sink().written();
-        self.record(result)?;
-        self.state = State::Value;
-        Ok(())
+        #[cfg(target_os = "none")]
+        if let Some((wire, v)) = value.as_tag() {
+            return self.set_tag(wire, v);
+        }
+        self.pairs = 0;
+        self.enc.sink_mut().set_written(0);
+        let result = value.encode_pson(&mut self.enc);
+        self.record(result)
+    }
+
+    /// [`Output::set`] of an unsigned integer or a `bool` (microcontrollers): one copy of
+    /// the bookkeeping, not one inlined into every handler that sets one.
+    #[cfg(any(target_os = "none", test))]
+    #[cfg_attr(target_os = "none", inline(never))]
+    fn set_tag(&mut self, wire: WireType, value: u64) -> Result<(), pson::Error> {
+        self.pairs = 0;
+        self.enc.sink_mut().set_written(0);
+        let result = self.enc.tag(wire, value);
+        self.record(result)
     }
 
     /// Replaces the output with whatever `write` encodes (exactly one value).
@@ -177,13 +184,10 @@ impl<'o> Output<'o> {
     where
         F: FnOnce(&mut Encoder<SliceSink<'_>>) -> Result<(), pson::Error>,
     {
-        self.len = 0;
-        let mut enc = Encoder::new(SliceSink::new(self.buf));
-        let result = write(&mut enc);
-        self.len = enc.into_sink().written();
-        self.record(result)?;
-        self.state = State::Value;
-        Ok(())
+        self.pairs = 0;
+        self.enc.sink_mut().set_written(0);
+        let result = write(&mut self.enc);
+        self.record(result)
     }
 
     /// Replaces the output with a serde value.
@@ -204,26 +208,21 @@ impl<'o> Output<'o> {
     /// writer, not one per value type and call site.
     #[inline(never)]
     fn field_dyn(&mut self, key: &str, value: &dyn FieldValue) -> Result<(), pson::Error> {
-        let pairs = match self.state {
-            State::Map { pairs } => pairs,
-            State::Empty => {
-                self.len = MAP_RESERVE.min(self.buf.len());
-                if self.len < MAP_RESERVE {
-                    return self.record(Err(pson::Error::BufferFull));
-                }
-                0
+        if self.pairs == 0 {
+            // A whole value was written: no map after it.
+            if self.enc.sink().written() > 0 {
+                return self.record(Err(pson::Error::Unsupported));
             }
-            State::Value => return self.record(Err(pson::Error::Unsupported)),
-        };
-        let start = self.len;
-        let dst = self.buf.get_mut(start..).unwrap_or(&mut []);
-        let mut enc = Encoder::new(SliceSink::new(dst));
-        let result = enc.str(key).and_then(|_| value.encode_field(&mut enc));
-        let written = enc.into_sink().written();
-        self.record(result)?;
-        self.len = start + written;
-        self.state = State::Map { pairs: pairs + 1 };
-        Ok(())
+            if self.enc.sink_mut().buffer().len() < MAP_RESERVE {
+                return self.record(Err(pson::Error::BufferFull));
+            }
+            self.enc.sink_mut().set_written(MAP_RESERVE);
+        }
+        // Counted before it is written: a failed pair leaves the position inside it, and
+        // the error is kept, so `finish` reports it whatever follows.
+        self.pairs += 1;
+        let result = self.enc.str(key).and_then(|_| value.encode_field(&mut self.enc));
+        self.record(result)
     }
 
     /// Adds a serde value as `key: value` to a map output.
@@ -232,11 +231,21 @@ impl<'o> Output<'o> {
         self.field(key, &pson::Serde(value))
     }
 
+    // Out of line on microcontrollers: one copy for every write's result, not one per
+    // handler (the `set` calls inline into them).
+    #[cfg_attr(target_os = "none", inline(never))]
     fn record(&mut self, result: Result<(), pson::Error>) -> Result<(), pson::Error> {
         if let Err(e) = result {
             self.error.get_or_insert(e);
         }
         result
+    }
+
+    /// Marks the call's input as refused: [`Output::finish`] then fails with
+    /// [`pson::Error::UnexpectedType`], which the session answers 400 `"bad input"` (the
+    /// DSL handlers' refusal, without building a `HandlerError` in each).
+    pub(crate) fn refuse_input(&mut self) {
+        let _ = self.record(Err(pson::Error::UnexpectedType));
     }
 
     /// The first error any write hit (a handler that ignored it still gets an ERROR reply).
@@ -249,19 +258,124 @@ impl<'o> Output<'o> {
         if let Some(e) = self.error {
             return Err(e);
         }
-        match self.state {
-            State::Empty => Ok(0),
-            State::Value => Ok(self.len),
-            State::Map { pairs } => {
+        let mut sink = self.enc.into_sink();
+        let len = sink.written();
+        match self.pairs {
+            0 => Ok(len),
+            pairs => {
                 // The header goes straight into the room reserved for it, then the pairs
                 // move down behind it.
-                let mut enc = Encoder::new(SliceSink::new(self.buf.get_mut(..MAP_RESERVE).unwrap_or(&mut [])));
+                let buf = sink.buffer();
+                let mut enc = Encoder::new(SliceSink::new(buf.get_mut(..MAP_RESERVE).unwrap_or(&mut [])));
                 enc.tag(WireType::Map, pairs as u64)?;
                 let h = enc.into_sink().written();
-                let body = self.len - MAP_RESERVE;
-                crate::pson::copy_down(self.buf, MAP_RESERVE, self.len, h);
+                let body = len - MAP_RESERVE;
+                crate::pson::copy_down(buf, MAP_RESERVE, len, h);
                 Ok(h + body)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_write_is_reported_whatever_follows() {
+        // A pair that does not fit, then one that would: the first error stays.
+        let mut buf = [0u8; 16];
+        let mut out = Output::new(&mut buf);
+        assert_eq!(out.field("k", "a long value"), Err(pson::Error::BufferFull));
+        assert!(out.field("k", &1u8).is_ok());
+        assert_eq!(out.finish(), Err(pson::Error::BufferFull));
+        // Then a whole value over it.
+        let mut buf = [0u8; 16];
+        let mut out = Output::new(&mut buf);
+        assert!(out.field("k", "a long value").is_err());
+        assert!(out.set(&1u8).is_ok());
+        assert_eq!(out.error(), Some(pson::Error::BufferFull));
+        assert_eq!(out.finish(), Err(pson::Error::BufferFull));
+        // No room for a map header.
+        let mut buf = [0u8; MAP_RESERVE - 1];
+        let mut out = Output::new(&mut buf);
+        assert_eq!(out.field("k", &1u8), Err(pson::Error::BufferFull));
+        assert_eq!(out.finish(), Err(pson::Error::BufferFull));
+    }
+
+    /// The microcontrollers' `set` of an integer or `bool` (through `as_tag` and
+    /// `set_tag`) writes the bytes of the general `set`.
+    fn same_as_set<T: EncodePson>(value: T) {
+        let (mut general, mut tagged) = ([0u8; 16], [0u8; 16]);
+        let mut out = Output::new(&mut general);
+        out.set(&value).unwrap();
+        let n = out.finish().unwrap();
+        let (wire, v) = value.as_tag().unwrap();
+        let mut out = Output::new(&mut tagged);
+        out.set_tag(wire, v).unwrap();
+        assert_eq!(out.finish(), Ok(n));
+        assert_eq!(general[..n], tagged[..n]);
+    }
+
+    #[test]
+    fn integers_and_bools_through_their_tag() {
+        for v in [0u64, 1, 30, 31, 127, 128, 300, u64::from(u32::MAX), u64::MAX] {
+            same_as_set(v);
+            same_as_set(v as usize);
+            same_as_set(v as u8);
+            same_as_set(v as u16);
+            same_as_set(v as u32);
+            same_as_set(v as i64);
+            same_as_set(-(v as i64));
+            same_as_set(v as i8);
+            same_as_set(v as i16);
+            same_as_set(v as i32);
+            same_as_set(v as isize);
+        }
+        same_as_set(i64::MIN);
+        same_as_set(true);
+        same_as_set(false);
+        // A tag that does not fit fails like the general write, and is reported.
+        let mut buf = [0u8; 2];
+        let mut out = Output::new(&mut buf);
+        assert_eq!(out.set_tag(WireType::PositiveInt, 300), Err(pson::Error::BufferFull));
+        assert_eq!(out.finish(), Err(pson::Error::BufferFull));
+    }
+
+    #[test]
+    fn values_and_maps_written_again_from_the_start() {
+        let mut buf = [0u8; 32];
+        let mut out = Output::new(&mut buf);
+        out.set("long text").unwrap();
+        out.set(&7u8).unwrap();
+        assert_eq!(out.finish(), Ok(1));
+        assert_eq!(buf[0], 7);
+        // A map that fills the buffer exactly: header room, then two pairs.
+        let mut buf = [0u8; MAP_RESERVE + 6];
+        let mut out = Output::new(&mut buf);
+        out.field("a", &1u8).unwrap();
+        out.field("b", &2u8).unwrap();
+        assert_eq!(out.field("c", &3u8), Err(pson::Error::BufferFull));
+        let mut buf = [0u8; MAP_RESERVE + 6];
+        let mut out = Output::new(&mut buf);
+        out.field("a", &1u8).unwrap();
+        out.field("b", &2u8).unwrap();
+        assert_eq!(out.finish(), Ok(7));
+        assert_eq!(&buf[..7], &[0xc2, 0x81, b'a', 0x01, 0x81, b'b', 0x02]);
+        // A pair after a whole value is refused; a whole value replaces a map.
+        let mut buf = [0u8; 32];
+        let mut out = Output::new(&mut buf);
+        assert!(out.is_empty());
+        out.set(&1u8).unwrap();
+        assert!(!out.is_empty());
+        assert_eq!(out.field("a", &1u8), Err(pson::Error::Unsupported));
+        let mut buf = [0u8; 32];
+        let mut out = Output::new(&mut buf);
+        out.field("a", &1u8).unwrap();
+        assert!(!out.is_empty());
+        out.set(&true).unwrap();
+        assert_eq!(out.finish(), Ok(1));
+        assert_eq!(buf[0], 0x61);
+        assert_eq!(Output::new(&mut [0u8; 4]).finish(), Ok(0));
     }
 }

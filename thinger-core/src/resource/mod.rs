@@ -130,7 +130,9 @@ pub trait Resource {
     fn handle(&mut self, call: &mut Call<'_>) -> Result<(), HandlerError>;
     /// Whether a START_STREAM on this resource opens a byte channel (a terminal, a proxy, a
     /// file transfer: see [`Session`](crate::session::Session)'s channel methods) instead of
-    /// a sampled stream. `false` unless the resource says so.
+    /// a sampled stream. `false` unless the resource says so. Only with feature `channels`:
+    /// without it no vtable carries the method (flash).
+    #[cfg(feature = "channels")]
     fn channel(&self) -> bool {
         false
     }
@@ -143,6 +145,7 @@ impl<R: Resource + ?Sized> Resource for &mut R {
     fn handle(&mut self, call: &mut Call<'_>) -> Result<(), HandlerError> {
         (**self).handle(call)
     }
+    #[cfg(feature = "channels")]
     fn channel(&self) -> bool {
         (**self).channel()
     }
@@ -156,6 +159,7 @@ impl<R: Resource + ?Sized> Resource for alloc::boxed::Box<R> {
     fn handle(&mut self, call: &mut Call<'_>) -> Result<(), HandlerError> {
         (**self).handle(call)
     }
+    #[cfg(feature = "channels")]
     fn channel(&self) -> bool {
         (**self).channel()
     }

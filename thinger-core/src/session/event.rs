@@ -233,7 +233,7 @@ pub enum Event<'e> {
         stream_id: u16,
     },
     /// The server opened a channel on a resource that takes them
-    /// ([`Resource::channel`](crate::resource::Resource::channel)): answer with
+    /// (`Resource::channel`, feature `channels`): answer with
     /// `Session::accept_channel` or `Session::reject_channel`.
     ChannelOpened {
         /// The channel's stream id.

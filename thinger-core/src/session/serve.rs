@@ -418,11 +418,14 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
             },
             _ => None,
         };
-        // F3 keeps the output where it is: a varint value is written over the output's own
-        // bytes (never longer than the PSON integer it replaces).
-        let (key3, tail) = match as_varint {
-            Some(v) => (0x18, free.get_mut(OUT_OFFSET..).and_then(|d| varint::encode_u64(v, d)).unwrap_or(0)),
-            None => (0x1a, len),
+        // Its varint is already in the output: PSON writes the integer as its tag byte (below
+        // 31) or as the tag 0x1f followed by the value's varint, so F3 is the output without
+        // that prefix, moved down like any output (nothing encoded again). A varint padded
+        // with zero groups (a raw PSON write; the encoder never pads) goes as PSON instead.
+        let skip = usize::from(output.first() == Some(&0x1f));
+        let (key3, from, tail) = match as_varint {
+            Some(_) if len <= 2 || output.last() != Some(&0) => (0x18, OUT_OFFSET + skip, len - skip),
+            _ => (0x1a, OUT_OFFSET, len),
         };
         // F3's key (CONNECT's body has its own keys).
         let f3 = usize::from(tail > 0 && !fields_only);
@@ -446,7 +449,7 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
         if at > free.len() {
             return false;
         }
-        pson::copy_down(free, OUT_OFFSET, OUT_OFFSET + tail, at);
+        pson::copy_down(free, from, from + tail, at);
         self.tx.end += at + tail;
         self.last_tx = self.tick();
         true
