@@ -7,23 +7,10 @@ mod support;
 use std::cell::Cell;
 
 use proptest::prelude::*;
-use support::{Harness, hex};
+use support::{Harness, hex, varint};
 use thinger_core::iotmp::{MessageType, OutField, OutgoingMessage};
 use thinger_core::resource::{ResourceKind, Thing, handler};
 use thinger_core::session::Config;
-
-fn varint(mut v: u64) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let byte = (v & 0x7f) as u8;
-        v >>= 7;
-        if v == 0 {
-            out.push(byte);
-            return out;
-        }
-        out.push(byte | 0x80);
-    }
-}
 
 /// What the device answers to `RUN "n"` (stream id 9) when its handler writes `raw` PSON.
 fn answer(raw: &[u8]) -> Vec<u8> {

@@ -5,7 +5,7 @@ mod support;
 use std::cell::Cell;
 
 use proptest::prelude::*;
-use support::{Harness, TestRng, frames, hex, message, pson_eq};
+use support::{Harness, TestRng, frames, hex, message, pson_eq, varint};
 use thinger_core::iotmp::{FrameError, MessageType, OutField, OutgoingMessage};
 use thinger_core::pson::PsonRef;
 use thinger_core::resource::{HandlerError, ResourceKind, Thing, handler};
@@ -250,19 +250,6 @@ fn a_frame_after_an_oversized_one_in_the_same_read_is_answered() {
     let sent = h.feed(&rest);
     let answer = message(&sent);
     assert_eq!((answer.kind, answer.stream_id), (MessageType::Ok, 7));
-}
-
-fn varint(mut v: u64) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let byte = (v & 0x7f) as u8;
-        v >>= 7;
-        if v == 0 {
-            out.push(byte);
-            return out;
-        }
-        out.push(byte | 0x80);
-    }
 }
 
 #[test]
