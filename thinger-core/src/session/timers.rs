@@ -38,21 +38,21 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
     /// than `MAX_SPAN`), as with 64-bit time: the remembered times become `MAX_SPAN` old
     /// and the deadlines due now. Back (a clock set back), the whole schedule moves with
     /// the clock: every tick by the same step, so nothing falls due early or late.
-    #[cold]
-    #[inline(never)]
+    #[inline(always)]
     fn rebase(&mut self, prev: Instant, now: Instant) {
         let t = Tick::of(now);
         let back = now < prev;
         let step = t.since(Tick::of(prev));
-        let (remembered, deadline) = (t.after(time::MAX_SPAN.wrapping_neg()), t);
-        for r in [&mut self.last_rx, &mut self.last_tx, &mut self.last_keep_alive] {
-            *r = if back { r.after(step) } else { remembered };
-        }
+        let remembered = t.after(time::MAX_SPAN.wrapping_neg());
+        let moved = |tick: Tick, to: Tick| if back { tick.after(step) } else { to };
+        self.last_rx = moved(self.last_rx, remembered);
+        self.last_tx = moved(self.last_tx, remembered);
+        self.last_keep_alive = moved(self.last_keep_alive, remembered);
         for s in self.streams.iter_mut() {
-            s.next = if back { s.next.after(step) } else { deadline };
+            s.next = moved(s.next, t);
         }
         for p in self.pending.iter_mut().filter(|_| PENDING) {
-            p.deadline = if back { p.deadline.after(step) } else { deadline };
+            p.deadline = moved(p.deadline, t);
         }
     }
 
