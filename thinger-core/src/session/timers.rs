@@ -18,15 +18,17 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
     #[inline(never)]
     pub(super) fn set_now(&mut self, now: Instant) {
         let prev = self.now;
-        let back = prev.as_millis().wrapping_sub(now.as_millis());
-        if back != 0 && back <= u64::from(time::MAX_SPAN) {
-            return;
-        }
-        self.now = now;
-        if now.as_millis().wrapping_sub(prev.as_millis()) > u64::from(time::MAX_SPAN) {
+        let max = u64::from(time::MAX_SPAN);
+        let step = now.as_millis().wrapping_sub(prev.as_millis());
+        if step > max {
+            if step.wrapping_neg() <= max {
+                return;
+            }
+            self.now = now;
             self.rebase(prev, now);
             return;
         }
+        self.now = now;
         let t = Tick::of(now);
         self.last_rx = self.last_rx.aged(t);
         self.last_tx = self.last_tx.aged(t);
