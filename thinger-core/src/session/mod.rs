@@ -985,14 +985,15 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
         if let Some(tx) = tx {
             let _ = self.reply_status(tx, MessageType::Disconnect, 0);
         }
-        match self.phase {
-            Phase::Connecting => self.push(Record::AuthFailed(match reason {
+        let record = match self.phase {
+            Phase::Connecting => Record::AuthFailed(match reason {
                 DisconnectReason::Timeout => NoAnswer::Timeout,
                 DisconnectReason::TransportClosed | DisconnectReason::ServerDisconnect(_) => NoAnswer::Closed,
                 _ => NoAnswer::UnexpectedFrame,
-            })),
-            _ => self.push(Record::Disconnected(reason)),
-        }
+            }),
+            _ => Record::Disconnected(reason),
+        };
+        self.push(record);
         debug!("session closed");
         self.end(Phase::Closed);
     }
