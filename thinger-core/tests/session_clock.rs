@@ -8,7 +8,9 @@ use std::cell::Cell;
 use support::{Harness, frames, hex, message};
 use thinger_core::iotmp::{MessageType, OutField, OutgoingMessage};
 use thinger_core::resource::{ResourceKind, Thing, handler};
-use thinger_core::session::{CallError, Config, DisconnectReason, Event, Phase};
+#[cfg(feature = "cloud")]
+use thinger_core::session::CallError;
+use thinger_core::session::{Config, DisconnectReason, Event, Phase};
 use thinger_core::time::{Duration, Instant};
 
 /// 2^32 ms: where the session's 32-bit ticks wrap.
@@ -85,6 +87,7 @@ fn interval_stream_across_the_wrap_keeps_its_rate() {
     assert_eq!(samples, expected);
 }
 
+#[cfg(feature = "deferred")] // needs `Call::defer`
 #[test]
 fn deferred_timeout_across_the_wrap() {
     let mut slow = support::deferring();
@@ -104,6 +107,7 @@ fn deferred_timeout_across_the_wrap() {
     assert_eq!((m.kind, m.stream_id, m.parameters.unwrap().as_u64()), (MessageType::Error, 71, Some(504)));
 }
 
+#[cfg(feature = "cloud")] // needs `Session::read_property` and `Session::lock_sync`
 #[test]
 fn request_timeout_across_the_wrap_and_a_lock_that_waits_past_the_tick_span() {
     let start = WRAP - 2_000;
@@ -282,6 +286,7 @@ fn input_only_for_25_days_then_the_watchdog_fires_at_the_first_timeout_call() {
 
 /// An interval stream and a waiting request across a 30-day gap (due at once, as with
 /// 64-bit time) and across a clock set far back (their distance kept).
+#[cfg(feature = "cloud")] // needs `Session::read_property`
 #[test]
 fn streams_and_requests_across_a_gap_and_a_clock_set_back() {
     let n = Cell::new(0u32);

@@ -7,9 +7,12 @@ use std::cell::Cell;
 
 use support::{Harness, assert_equivalent, frames, hex, message, pson_eq};
 use thinger_core::iotmp::MessageType;
+#[cfg(feature = "subscriptions")]
 use thinger_core::pson::PsonRef;
 use thinger_core::resource::{HandlerError, ResourceKind, Thing, handler};
-use thinger_core::session::{Config, DisconnectReason, Dropped, Event, Subscription};
+#[cfg(feature = "subscriptions")]
+use thinger_core::session::Subscription;
+use thinger_core::session::{Config, DisconnectReason, Dropped, Event};
 use thinger_core::time::Instant;
 
 struct Device {
@@ -162,6 +165,7 @@ fn observed_exchange_frame_by_frame() {
     assert!(h.session.is_closed());
 }
 
+#[cfg(feature = "subscriptions")] // needs `Session::subscribe`
 #[test]
 fn subscriptions_go_out_right_after_authentication_like_the_official_client() {
     let thing: Thing<'_, 16> = Thing::new();

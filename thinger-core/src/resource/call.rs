@@ -124,7 +124,8 @@ impl<'c> Call<'c> {
     /// let params = Params::new();
     /// let mut call = Call::new(CallMode::Run, Input::empty(), Output::new(&mut buf), &params).with_request(70);
     /// assert_eq!(call.stream_id(), Some(70));
-    /// assert!(call.defer());
+    /// // Only with the `deferred` feature (on by default) can a call answer later.
+    /// assert_eq!(call.defer(), cfg!(feature = "deferred"));
     /// ```
     pub fn with_request(mut self, id: u16) -> Self {
         self.request = Some(id);
