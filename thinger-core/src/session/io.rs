@@ -288,7 +288,12 @@ where
         // The payload, decoded once: `Err` when it did not fit the event buffer.
         let data: Result<Option<PsonRef<'_>>, ()> = match payload {
             Payload::None => Ok(None),
-            Payload::Inbox(n) => Ok(inbox.get(inbox_start..inbox_start + n).and_then(|b| PsonRef::decode(b).ok())),
+            // The bytes are one value the frame's parse validated with these limits (or one
+            // the session encoded): its prefix decode is the whole of them.
+            Payload::Inbox(n) => Ok(inbox
+                .get(inbox_start..inbox_start + n)
+                .and_then(|b| PsonRef::decode_prefix_with(b, &self.state.config.pson).ok())
+                .map(|(v, _)| v)),
             Payload::TooLarge => Err(()),
         };
         #[cfg(any(feature = "cloud", feature = "subscriptions"))]
