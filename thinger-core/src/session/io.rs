@@ -34,11 +34,7 @@ where
         let mut enc = pson::Encoder::new(pson::SliceSink::new(free.get_mut(OUT_OFFSET..).unwrap_or(&mut [])));
         let params = config::ConnectParams::new(&st.config, st.keep_alive);
         let body = (|| {
-            if params.count > 0 {
-                // The F2 key and the map's header (`0xc0 | count`, at most 4 pairs) in one write.
-                enc.raw(&[0x12, 0xc0 | params.count])?;
-                params.encode_pairs(&mut enc)?;
-            }
+            params.encode_field(&mut enc)?;
             // The F3 key and the array's header (`0xe3`: three items) in one write.
             enc.raw(&[0x1a, 0xe3])?;
             let c = &st.config;
