@@ -457,6 +457,10 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
 
     /// Sends the resource's state on every stream open on it (after an input was applied),
     /// except `skip`.
+    // Forced inline into its two callers (RUN, STREAM_DATA), with `describe_all` into
+    // `on_request`: −48 / −12 / −12 B on thumbv7em / thumbv6m / riscv32imc "z" together
+    // (docs/footprint-rounds-2.md).
+    #[inline(always)]
     fn echo(&mut self, tx: &mut [u8], index: usize, skip: Option<u16>) {
         for i in 0..self.streams.len() {
             let hit = self.streams.get(i).is_some_and(|s| s.resource == index && Some(s.id) != skip);
@@ -496,6 +500,8 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
 
     /// `{path: {"fn": kind}}` for every resource, keys in ascending order as the official
     /// client sends them.
+    // Forced inline (see `echo`).
+    #[inline(always)]
     fn describe_all(&self, out: &mut [u8]) -> Result<usize, HandlerError> {
         let mut enc = Encoder::new(SliceSink::new(out));
         // With fewer than 31 resources the map's header is one byte, `0xc0 | count`: written
