@@ -434,10 +434,14 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
         // space (at most 15 bytes: it ends before `OUT_OFFSET`), and the output moves down
         // behind it. No staging.
         let id = Some(id).filter(|&id| id != 0);
-        let field_len = |v: Option<u16>| v.map_or(0, |v| 2 + usize::from(v >= 0x80) + usize::from(v >= 0x4000));
+        // Their length measured by writing them nowhere (`put` writes only inside its buffer
+        // and counts every byte).
+        let mut fields = 0;
+        put_field(&mut [], &mut fields, 0x08, id);
+        put_field(&mut [], &mut fields, 0x10, code);
         let mut at = 0;
         // An IOTMP body length is a u32 (a no-op on 32-bit targets).
-        let Ok(body_len) = u32::try_from(field_len(id) + field_len(code) + f3 + tail) else { return false };
+        let Ok(body_len) = u32::try_from(fields + f3 + tail) else { return false };
         put(free, &mut at, kind as u8, body_len);
         // Each optional field through `put_field`: with both tested in one `match` the
         // optimizer wrote the header four times over, once per combination of the two.
