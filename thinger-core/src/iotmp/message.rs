@@ -42,6 +42,9 @@ impl MessageType {
     /// ```
     /// assert!(thinger_core::iotmp::MessageType::from_u32(0).is_none());
     /// ```
+    // Forced inline: in `Message::parse` the match becomes a range test (−40 / −4 / −4 B on
+    // thumbv7em / thumbv6m / riscv32imc "z").
+    #[inline(always)]
     pub const fn from_u32(value: u32) -> Option<Self> {
         Some(match value {
             1 => MessageType::Ok,
