@@ -160,6 +160,9 @@ impl<'a> FieldValue<'a> {
     /// use thinger_core::{iotmp::FieldValue, pson::PsonRef};
     /// assert_eq!(FieldValue::Pson(PsonRef::Str("a")).as_str(), Some("a"));
     /// ```
+    // Forced inline: −20 / −4 / 0 B on thumbv7em / thumbv6m / riscv32imc "z" (the session
+    // reads the resource path through it).
+    #[inline(always)]
     pub fn as_str(&self) -> Option<&'a str> {
         self.as_pson().as_str()
     }
