@@ -198,12 +198,17 @@ impl<'c, 'a> ConnectParams<'c, 'a> {
 }
 
 impl ConnectParams<'_, '_> {
-    /// The map's `count` pairs, without its header (the caller writes it with the field's
-    /// key).
-    pub(crate) fn encode_pairs<S: crate::pson::Sink>(
+    /// F2 with its key, `{…}` of the `count` pairs; nothing when `count` is 0.
+    pub(crate) fn encode_field<S: crate::pson::Sink>(
         &self,
         enc: &mut crate::pson::Encoder<S>,
     ) -> Result<(), crate::pson::Error> {
+        if self.count == 0 {
+            return Ok(());
+        }
+        // The F2 key and the map's header (`0xc0 | count`, at most 4 pairs) in one write.
+        #[cfg(feature = "connect-info")]
+        enc.raw(&[0x12, 0xc0 | self.count])?;
         #[cfg(feature = "connect-info")]
         let c = self.config;
         #[cfg(feature = "connect-info")]
@@ -217,7 +222,12 @@ impl ConnectParams<'_, '_> {
             enc.str(fw)?;
         }
         if self.ka {
+            // Without the announcements `ka` is the only pair: the F2 key, the map's header
+            // and the key in one write (−24 B on thumbv7em "z").
+            #[cfg(feature = "connect-info")]
             enc.str("ka")?;
+            #[cfg(not(feature = "connect-info"))]
+            enc.raw(b"\x12\xc1\x82ka")?;
             // Whole seconds, rounded up: announcing less than we wait gets us dropped. Of the
             // interval the session keeps (clamped, see `time::MAX_KEEP_ALIVE`).
             enc.u64(u64::from(ceil_seconds(self.ka_span)))?;
@@ -251,9 +261,30 @@ fn ceil_seconds(ms: u32) -> u32 {
 
 #[cfg(test)]
 mod tests {
-    use super::ceil_seconds;
-    use crate::time::MAX_SPAN;
+    use super::{Config, ConnectParams, ceil_seconds};
+    use crate::pson::{Encoder, SliceSink};
+    use crate::time::{Duration, MAX_SPAN};
     use proptest::prelude::*;
+
+    /// F2 as `connect` writes it, with and without the feature `connect-info` (the lean
+    /// test run has it off): nothing for the default keep-alive, else `{"ka": seconds}`.
+    #[test]
+    fn connect_parameters_field() {
+        for (ka_ms, want) in [
+            (60_000, &[][..]),
+            (30_000, &[0x12, 0xc1, 0x82, b'k', b'a', 0x1e][..]),
+            (1_800_500, &[0x12, 0xc1, 0x82, b'k', b'a', 0x1f, 0x89, 0x0e][..]),
+        ] {
+            let mut config = Config::new("u", "d", "c");
+            config.keep_alive = Duration::from_millis(ka_ms);
+            let span = crate::time::keep_alive_span(config.keep_alive);
+            let mut buf = [0u8; 16];
+            let mut enc = Encoder::new(SliceSink::new(&mut buf));
+            ConnectParams::new(&config, span).encode_field(&mut enc).unwrap();
+            let n = enc.into_sink().written();
+            assert_eq!(&buf[..n], want, "{ka_ms}");
+        }
+    }
 
     #[test]
     fn ceil_seconds_is_div_ceil() {

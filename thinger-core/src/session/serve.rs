@@ -434,13 +434,17 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
         // space (at most 15 bytes: it ends before `OUT_OFFSET`), and the output moves down
         // behind it. No staging.
         let id = Some(id).filter(|&id| id != 0);
-        let field_len = |v: Option<u16>| v.map_or(0, |v| 2 + usize::from(v >= 0x80) + usize::from(v >= 0x4000));
+        // Their length measured by writing them nowhere (`put` writes only inside its buffer
+        // and counts every byte).
+        let mut fields = 0;
+        put_field(&mut [], &mut fields, 0x08, id);
+        put_field(&mut [], &mut fields, 0x10, code);
         let mut at = 0;
         // An IOTMP body length is a u32 (a no-op on 32-bit targets).
-        let Ok(body_len) = u32::try_from(field_len(id) + field_len(code) + f3 + tail) else { return false };
+        let Ok(body_len) = u32::try_from(fields + f3 + tail) else { return false };
         put(free, &mut at, kind as u8, body_len);
-        // Each optional field through one out-of-line call: tested inline, the optimizer
-        // wrote the header four times over, once per combination of the two.
+        // Each optional field through `put_field`: with both tested in one `match` the
+        // optimizer wrote the header four times over, once per combination of the two.
         put_field(free, &mut at, 0x08, id);
         put_field(free, &mut at, 0x10, code);
         if f3 > 0 {
@@ -457,6 +461,10 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
 
     /// Sends the resource's state on every stream open on it (after an input was applied),
     /// except `skip`.
+    // Forced inline into its two callers (RUN, STREAM_DATA), with `describe_all` into
+    // `on_request`: −48 / −12 / −12 B on thumbv7em / thumbv6m / riscv32imc "z" together
+    // (docs/footprint-rounds-2.md).
+    #[inline(always)]
     fn echo(&mut self, tx: &mut [u8], index: usize, skip: Option<u16>) {
         for i in 0..self.streams.len() {
             let hit = self.streams.get(i).is_some_and(|s| s.resource == index && Some(s.id) != skip);
@@ -496,6 +504,8 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
 
     /// `{path: {"fn": kind}}` for every resource, keys in ascending order as the official
     /// client sends them.
+    // Forced inline (see `echo`).
+    #[inline(always)]
     fn describe_all(&self, out: &mut [u8]) -> Result<usize, HandlerError> {
         let mut enc = Encoder::new(SliceSink::new(out));
         // With fewer than 31 resources the map's header is one byte, `0xc0 | count`: written
@@ -694,8 +704,10 @@ fn has_payload(m: &Message<'_>) -> bool {
     m.payload.is_some()
 }
 
-/// [`put`] when the field is there.
-#[inline(never)]
+/// [`put`] when the field is there. Forced inline since the ninth round (out of line it
+/// was a function of its own for two call sites: −16 / −20 / −16 B on thumbv7em /
+/// thumbv6m / riscv32imc "z").
+#[inline(always)]
 fn put_field(buf: &mut [u8], at: &mut usize, key: u8, value: Option<u16>) {
     if let Some(v) = value {
         put(buf, at, key, u32::from(v));
