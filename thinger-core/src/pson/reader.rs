@@ -853,14 +853,10 @@ impl<'a> PsonRef<'a> {
             let value = cursor.value(options.depth_limit(), true)?;
             Ok((value, cursor.position()))
         }
-        // Microcontrollers: the `Result` is mapped, not taken apart by `?` and built again
-        // (then the value was copied out of it with a `memcpy` call): -12 / 0 / -16 B "z".
+        // Microcontrollers: the compact reader's result is this one (value and position),
+        // passed on as it is.
         #[cfg(target_os = "none")]
-        {
-            let value = cursor.value(options.depth_limit(), true);
-            let used = cursor.position();
-            value.map(|value| (value, used))
-        }
+        cursor.compact_value(options.depth_limit())
     }
 }
 
