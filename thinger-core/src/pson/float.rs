@@ -160,9 +160,17 @@ fn whole_magnitude(parts: Parts) -> Option<u64> {
 
 /// The magnitude of a whole number below 2^64 (microcontrollers: see `whole_magnitude_stepwise`).
 #[cfg(target_os = "none")]
+#[inline(always)]
+fn whole_magnitude(Scaled { m, e }: Scaled) -> Option<u64> {
+    whole_magnitude_of(e, m)
+}
+
+/// `whole_magnitude` out of line with `e` first: every argument in a register (the
+/// `Scaled` by value put `e` on the stack).
+#[cfg(target_os = "none")]
 #[inline(never)]
-fn whole_magnitude(split: Scaled) -> Option<u64> {
-    whole_magnitude_stepwise(split)
+fn whole_magnitude_of(e: i32, m: u64) -> Option<u64> {
+    whole_magnitude_stepwise(Scaled { m, e })
 }
 
 /// `whole_magnitude` one bit at a time (compiled on hosts for the tests): a 64-bit shift by
