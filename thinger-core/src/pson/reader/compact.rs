@@ -161,7 +161,43 @@ mod tests {
         }
     }
 
+    /// The microcontrollers' `Cursor::tag` against the hosts': same tag or error, and the
+    /// same position after a tag.
+    fn same_tag_as_hosts(bytes: &[u8]) {
+        let (mut compact, mut host) = (Cursor::new(bytes), Cursor::new(bytes));
+        let (got, want) = (compact.tag_compact(), host.tag());
+        match (got, want) {
+            (Ok(a), Ok(b)) => {
+                assert_eq!((a.wire, a.small, a.value), (b.wire, b.small, b.value), "{bytes:02x?}");
+                assert_eq!(compact.position(), host.position(), "{bytes:02x?}");
+            }
+            (got, want) => assert_eq!(got.err(), want.err(), "{bytes:02x?}"),
+        }
+    }
+
+    #[test]
+    fn tags_agree_with_the_hosts() {
+        // Every tag byte, then a varint of 0 to 11 bytes (every last byte), cut short too.
+        for header in 0..=0xffu8 {
+            for len in 0..=11 {
+                for last in [0x00, 0x01, 0x02, 0x7f, 0x80, 0xff] {
+                    let mut bytes = std::vec![header];
+                    bytes.extend(core::iter::repeat_n(0xffu8, len));
+                    bytes.push(last);
+                    for cut in 0..=bytes.len() {
+                        same_tag_as_hosts(&bytes[..cut]);
+                    }
+                }
+            }
+        }
+    }
+
     proptest! {
+        #[test]
+        fn tags_agree_on_random_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..14)) {
+            same_tag_as_hosts(&bytes);
+        }
+
         #[test]
         fn agrees_with_the_hosts_reader(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
             same_as_hosts(&bytes);
