@@ -117,10 +117,11 @@ fn split(bits: u64, mant_bits: u32, exp_bits: u32) -> (bool, Parts) {
     (neg, parts)
 }
 
-// Out of line on microcontrollers: once `f64_nonzero` no longer called it, the optimizer
-// inlined its one other caller's copy (`PsonRef::as_u64` +96 B).
+// Forced inline on microcontrollers: with the split as `Scaled` (no class to write and read
+// back) the copy in `PsonRef::as_u64` is smaller than the call and its result in memory
+// (−24 / −24 / −24 B "z"; as `Parts` it was +96 B); so is a firmware's with `f64` output.
 #[cfg_attr(not(target_os = "none"), inline)]
-#[cfg_attr(target_os = "none", inline(never))]
+#[cfg_attr(target_os = "none", inline(always))]
 pub(crate) fn split_f64(value: f64) -> (bool, Split) {
     split_to(value.to_bits(), 52, 11)
 }
