@@ -258,9 +258,34 @@ pub(crate) fn f32_whole_u64(f: f32) -> Option<u64> {
 
 /// The split float as `u64` when it is a whole number in `[0, 2^64)` (`-0.0` included); on
 /// microcontrollers `PsonRef::as_u64` splits either width and calls this once.
+#[cfg(not(target_os = "none"))]
 #[inline]
 pub(crate) fn whole_u64((neg, parts): (bool, Split)) -> Option<u64> {
     whole_magnitude(parts).filter(|&m| !neg || m == 0)
+}
+
+/// `whole_u64` of a [`Scaled`] (microcontrollers; compiled on hosts for the tests): a
+/// negative value is whole and in range only as zero (`m = 0`), and a positive one is
+/// `whole_magnitude`'s answer as it is, which `PsonRef::as_u64` then returns without a
+/// copy.
+#[cfg(any(target_os = "none", test))]
+#[inline(always)]
+fn whole_u64_scaled((neg, scaled): (bool, Scaled)) -> Option<u64> {
+    if neg {
+        return (scaled.m == 0).then_some(0);
+    }
+    #[cfg(target_os = "none")]
+    return whole_magnitude(scaled);
+    #[cfg(not(target_os = "none"))]
+    whole_magnitude_stepwise(scaled)
+}
+
+/// The split float as `u64` when it is a whole number in `[0, 2^64)` (`-0.0` included); on
+/// microcontrollers `PsonRef::as_u64` splits either width and calls this once.
+#[cfg(target_os = "none")]
+#[inline(always)]
+pub(crate) fn whole_u64(split: (bool, Split)) -> Option<u64> {
+    whole_u64_scaled(split)
 }
 
 /// `f != 0.0`, or `None` for NaN.
@@ -450,9 +475,10 @@ mod tests {
     }
 
     fn check_stepwise(f: f64) {
-        for parts in [split_f64(f).1, split_f32(f as f32).1] {
+        for (neg, parts) in [split_f64(f), split_f32(f as f32)] {
             let scaled = Scaled::from_parts(parts);
             assert_eq!(whole_magnitude_stepwise(scaled), whole_magnitude(parts), "{f:e} {parts:?}");
+            assert_eq!(whole_u64_scaled((neg, scaled)), whole_u64((neg, parts)), "{f:e} {parts:?}");
         }
         // The microcontrollers' split gives the same value as the hosts'.
         assert_eq!(split_scaled(f.to_bits(), 52, 11), (split_f64(f).0, Scaled::from_parts(split_f64(f).1)));
