@@ -234,10 +234,28 @@ pub(crate) fn f32_whole_i64(f: f32) -> Option<i64> {
 /// The f32 of `bits` as a sign and a magnitude when it is a whole number in `[-2^63, 2^63)` (`-0.0` gives
 /// `(false, 0)`: the integer 0), for the encoder: the sign picks the integer type and the
 /// magnitude is the tag's value, so no `i64` is built and taken apart again.
+#[cfg(not(target_os = "none"))]
 pub(crate) fn f32_whole_signed(bits: u32) -> Option<(bool, u64)> {
     let (neg, parts) = split_f32_bits(bits);
     let m = whole_magnitude(parts)?;
     let neg = neg && m != 0;
+    // -2^63 is `i64::MIN`; 2^63 and up are out of range.
+    (m < 1 << 63 || (neg && m == 1 << 63)).then_some((neg, m))
+}
+
+/// `f32_whole_signed` of microcontrollers (compiled on hosts for the tests): the magnitude's
+/// bits through the one f32 rule they link, `f32_magnitude_whole`.
+#[cfg(target_os = "none")]
+pub(crate) fn f32_whole_signed(bits: u32) -> Option<(bool, u64)> {
+    f32_whole_signed_compact(bits)
+}
+
+/// See `f32_whole_signed` (microcontrollers).
+#[cfg(any(target_os = "none", test))]
+#[inline]
+fn f32_whole_signed_compact(bits: u32) -> Option<(bool, u64)> {
+    let m = f32_magnitude_whole(bits & 0x7fff_ffff)?;
+    let neg = bits >> 31 != 0 && m != 0;
     // -2^63 is `i64::MIN`; 2^63 and up are out of range.
     (m < 1 << 63 || (neg && m == 1 << 63)).then_some((neg, m))
 }
@@ -262,6 +280,32 @@ pub(crate) fn f32_whole_u64(f: f32) -> Option<u64> {
 #[inline]
 pub(crate) fn whole_u64((neg, parts): (bool, Split)) -> Option<u64> {
     whole_magnitude(parts).filter(|&m| !neg || m == 0)
+}
+
+/// The magnitude of the f32 of `bits` when it is a whole number below 2^64; the sign bit
+/// must be clear (microcontrollers; compiled on hosts for the tests). The encoder's rule
+/// and `PsonRef::as_u64` share it: one split of an f32, its answer in the caller's slot
+/// (`whole_magnitude` is its tail), no sign and split written to memory and read back.
+#[cfg(any(target_os = "none", test))]
+#[cfg_attr(target_os = "none", inline(never))]
+pub(crate) fn f32_magnitude_whole(bits: u32) -> Option<u64> {
+    let (_, scaled) = split_scaled(u64::from(bits), 23, 8);
+    #[cfg(target_os = "none")]
+    return whole_magnitude(scaled);
+    #[cfg(not(target_os = "none"))]
+    whole_magnitude_stepwise(scaled)
+}
+
+/// `Some(f as u64)` for the f32 of `bits` when it is a whole number in `[0, 2^64)` (`-0.0`
+/// included; microcontrollers' `PsonRef::as_u64`, compiled on hosts for the tests).
+#[cfg(any(target_os = "none", test))]
+#[inline(always)]
+pub(crate) fn f32_bits_whole_u64(bits: u32) -> Option<u64> {
+    if bits >> 31 != 0 {
+        // Negative: whole and in range only as zero.
+        return (bits << 1 == 0).then_some(0);
+    }
+    f32_magnitude_whole(bits)
 }
 
 /// `whole_u64` of a [`Scaled`] (microcontrollers; compiled on hosts for the tests): a
@@ -488,12 +532,14 @@ mod tests {
     }
 
     fn check32(f: f32) {
+        assert_eq!(f32_bits_whole_u64(f.to_bits()), ref_whole_u64(f64::from(f)), "{f:e} {:#x}", f.to_bits());
         let nonzero = if f.is_nan() { None } else { Some(f != 0.0) };
         assert_eq!(f32_nonzero(f), nonzero, "{f:e}");
         assert_eq!(f32_whole_i64(f), ref_whole_i64(f64::from(f)), "{f:e} {:#x}", f.to_bits());
         assert_eq!(f32_whole_u64(f), ref_whole_u64(f64::from(f)), "{f:e} {:#x}", f.to_bits());
         let signed = ref_whole_i64(f64::from(f)).map(|v| (v < 0, v.unsigned_abs()));
         assert_eq!(f32_whole_signed(f.to_bits()), signed, "{f:e} {:#x}", f.to_bits());
+        assert_eq!(f32_whole_signed_compact(f.to_bits()), signed, "{f:e} {:#x}", f.to_bits());
     }
 
     #[test]
