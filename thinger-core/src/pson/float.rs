@@ -261,21 +261,20 @@ fn f32_whole_signed_compact(bits: u32) -> Option<(bool, u64)> {
 }
 
 /// `Some(f as u64)` when `f` is a whole number in `[0, 2^64)` (`-0.0` included).
-// Hosts' `PsonRef::as_u64` (microcontrollers call `whole_u64` themselves).
+// Hosts' `PsonRef::as_u64` (microcontrollers: `f32_bits_whole_u64` / `f64_bits_whole_u64`).
 #[cfg(any(not(target_os = "none"), test))]
 pub(crate) fn f64_whole_u64(f: f64) -> Option<u64> {
     whole_u64(split_f64(f))
 }
 
 /// `Some(f as u64)` when `f` is a whole number in `[0, 2^64)` (`-0.0` included).
-// Hosts' `PsonRef::as_u64` (microcontrollers call `whole_u64` themselves).
+// Hosts' `PsonRef::as_u64` (microcontrollers: `f32_bits_whole_u64` / `f64_bits_whole_u64`).
 #[cfg(any(not(target_os = "none"), test))]
 pub(crate) fn f32_whole_u64(f: f32) -> Option<u64> {
     whole_u64(split_f32(f))
 }
 
-/// The split float as `u64` when it is a whole number in `[0, 2^64)` (`-0.0` included); on
-/// microcontrollers `PsonRef::as_u64` splits either width and calls this once.
+/// The split float as `u64` when it is a whole number in `[0, 2^64)` (`-0.0` included).
 #[cfg(not(target_os = "none"))]
 #[inline]
 pub(crate) fn whole_u64((neg, parts): (bool, Split)) -> Option<u64> {
@@ -308,28 +307,20 @@ pub(crate) fn f32_bits_whole_u64(bits: u32) -> Option<u64> {
     f32_magnitude_whole(bits)
 }
 
-/// `whole_u64` of a [`Scaled`] (microcontrollers; compiled on hosts for the tests): a
-/// negative value is whole and in range only as zero (`m = 0`), and a positive one is
-/// `whole_magnitude`'s answer as it is, which `PsonRef::as_u64` then returns without a
-/// copy.
+/// `Some(f as u64)` for the f64 of `bits` when it is a whole number in `[0, 2^64)` (`-0.0`
+/// included; microcontrollers' `PsonRef::as_u64`, compiled on hosts for the tests): a
+/// negative value only as zero, with no split.
 #[cfg(any(target_os = "none", test))]
 #[inline(always)]
-fn whole_u64_scaled((neg, scaled): (bool, Scaled)) -> Option<u64> {
-    if neg {
-        return (scaled.m == 0).then_some(0);
+pub(crate) fn f64_bits_whole_u64(bits: u64) -> Option<u64> {
+    if bits >> 63 != 0 {
+        return (bits << 1 == 0).then_some(0);
     }
+    let (_, scaled) = split_scaled(bits, 52, 11);
     #[cfg(target_os = "none")]
     return whole_magnitude(scaled);
     #[cfg(not(target_os = "none"))]
     whole_magnitude_stepwise(scaled)
-}
-
-/// The split float as `u64` when it is a whole number in `[0, 2^64)` (`-0.0` included); on
-/// microcontrollers `PsonRef::as_u64` splits either width and calls this once.
-#[cfg(target_os = "none")]
-#[inline(always)]
-pub(crate) fn whole_u64(split: (bool, Split)) -> Option<u64> {
-    whole_u64_scaled(split)
 }
 
 /// `f != 0.0`, or `None` for NaN.
@@ -512,6 +503,7 @@ mod tests {
         let general = f64_exact_f32_general(f).map(f32::to_bits);
         assert_eq!(general, ref_exact_f32(f).map(f32::to_bits), "{f:e} {:#x}", f.to_bits());
         assert_eq!(f64_whole_u64(f), ref_whole_u64(f), "{f:e} {:#x}", f.to_bits());
+        assert_eq!(f64_bits_whole_u64(f.to_bits()), ref_whole_u64(f), "{f:e} {:#x}", f.to_bits());
         let exact = f64_exact_f32(f).map(f32::to_bits);
         assert_eq!(exact, ref_exact_f32(f).map(f32::to_bits), "{f:e} {:#x}", f.to_bits());
         let nonzero = if f.is_nan() { None } else { Some(f != 0.0) };
@@ -519,10 +511,9 @@ mod tests {
     }
 
     fn check_stepwise(f: f64) {
-        for (neg, parts) in [split_f64(f), split_f32(f as f32)] {
+        for (_, parts) in [split_f64(f), split_f32(f as f32)] {
             let scaled = Scaled::from_parts(parts);
             assert_eq!(whole_magnitude_stepwise(scaled), whole_magnitude(parts), "{f:e} {parts:?}");
-            assert_eq!(whole_u64_scaled((neg, scaled)), whole_u64((neg, parts)), "{f:e} {parts:?}");
         }
         // The microcontrollers' split gives the same value as the hosts'.
         assert_eq!(split_scaled(f.to_bits(), 52, 11), (split_f64(f).0, Scaled::from_parts(split_f64(f).1)));
