@@ -109,29 +109,37 @@ pub fn decode_u64(input: &[u8]) -> Result<Option<(u64, usize)>, Overflow> {
 #[cfg(target_os = "none")]
 #[inline]
 pub fn decode_u64(input: &[u8]) -> Result<Option<(u64, usize)>, Overflow> {
-    decode_u64_backwards(input)
+    decode_backwards(input, MAX_LEN_U64)
 }
 
-/// The microcontrollers' `decode_u64` (compiled on hosts for the differential tests): the
-/// end of the varint is found first, then the value is built from its last byte down,
-/// `value << 7` each step. A shift by a constant is a few 32-bit instructions, where
-/// `bits << (7 * i)` is a call of the 64-bit shift routine (`__aeabi_llsl` on Arm,
-/// `__ashldi3` on RISC-V) at opt-level "z".
+/// The microcontrollers' `decode_u64` (`max_len` 10) and `decode_u32` (5), compiled on
+/// hosts for the differential tests: the end of the varint is found first, then the value
+/// is built from its last byte down, `value << 7` each step. A shift by a constant is a few
+/// 32-bit instructions, where `bits << (7 * i)` is a call of the 64-bit shift routine
+/// (`__aeabi_llsl` on Arm, `__ashldi3` on RISC-V) at opt-level "z". One function for both
+/// widths: the last byte of the longest form may carry only the bits left of the width
+/// (one of 64, four of 32), so a value that passes fits.
 #[cfg(any(target_os = "none", test))]
-#[inline]
-fn decode_u64_backwards(input: &[u8]) -> Result<Option<(u64, usize)>, Overflow> {
-    let window = input.get(..MAX_LEN_U64).unwrap_or(input);
+#[cfg_attr(target_os = "none", inline(never))]
+fn decode_backwards(input: &[u8], max_len: usize) -> Result<Option<(u64, usize)>, Overflow> {
+    let window = input.get(..max_len).unwrap_or(input);
     let Some(last) = window.iter().position(|&byte| byte & 0x80 == 0) else {
-        // No end in the first ten bytes: too long, or more bytes are needed.
-        return if window.len() == MAX_LEN_U64 { Err(Overflow) } else { Ok(None) };
+        // No end in the first `max_len` bytes: too long, or more bytes are needed.
+        return if window.len() == max_len { Err(Overflow) } else { Ok(None) };
     };
     let bytes = window.get(..=last).unwrap_or(window);
-    // The tenth byte may carry only the 64th bit.
-    if last == MAX_LEN_U64 - 1 && bytes.last().is_some_and(|&byte| byte > 0x01) {
+    let last_max = if max_len == MAX_LEN_U64 { 0x01 } else { 0x0f };
+    if last == max_len - 1 && bytes.last().is_some_and(|&byte| byte > last_max) {
         return Err(Overflow);
     }
     let value = bytes.iter().rev().fold(0u64, |value, &byte| (value << 7) | u64::from(byte & 0x7f));
     Ok(Some((value, last + 1)))
+}
+
+/// The hosts' `decode_u64` as the tests' reference for `decode_backwards`.
+#[cfg(test)]
+fn decode_u64_backwards(input: &[u8]) -> Result<Option<(u64, usize)>, Overflow> {
+    decode_backwards(input, MAX_LEN_U64)
 }
 
 /// Decodes a `u32` varint (at most 5 bytes) from the start of `input`; see [`decode_u64`].
@@ -141,6 +149,7 @@ fn decode_u64_backwards(input: &[u8]) -> Result<Option<(u64, usize)>, Overflow> 
 /// assert_eq!(decode_u32(&[0xff, 0xff, 0xff, 0xff, 0x0f]), Ok(Some((u32::MAX, 5))));
 /// assert!(decode_u32(&[0xff, 0xff, 0xff, 0xff, 0x1f]).is_err());
 /// ```
+#[cfg(not(target_os = "none"))]
 #[inline]
 pub fn decode_u32(input: &[u8]) -> Result<Option<(u32, usize)>, Overflow> {
     let window = input.get(..MAX_LEN_U32).unwrap_or(input);
@@ -149,6 +158,15 @@ pub fn decode_u32(input: &[u8]) -> Result<Option<(u32, usize)>, Overflow> {
         None if window.len() == MAX_LEN_U32 => Err(Overflow),
         None => Ok(None),
     }
+}
+
+/// Decodes a `u32` varint (at most 5 bytes) from the start of `input`; see [`decode_u64`].
+// Microcontrollers: the `u64` decoder's code with a 5-byte limit (its last byte checked
+// for the four bits left), so the value fits and is only narrowed.
+#[cfg(target_os = "none")]
+#[inline]
+pub fn decode_u32(input: &[u8]) -> Result<Option<(u32, usize)>, Overflow> {
+    decode_backwards(input, MAX_LEN_U32).map(|v| v.map(|(value, n)| (value as u32, n)))
 }
 
 #[cfg(test)]
@@ -191,6 +209,9 @@ mod tests {
 
     fn assert_backwards_matches(bytes: &[u8]) {
         assert_eq!(decode_u64_backwards(bytes), decode_u64(bytes), "{bytes:02x?}");
+        // The microcontrollers' `decode_u32`: the same code with a 5-byte limit, narrowed.
+        let narrow = decode_backwards(bytes, MAX_LEN_U32).map(|v| v.map(|(value, n)| (value as u32, n)));
+        assert_eq!(narrow, decode_u32(bytes), "{bytes:02x?}");
     }
 
     proptest! {
@@ -216,7 +237,7 @@ mod tests {
 
         #[test]
         fn backwards_matches_on_random_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..14)) {
-            prop_assert_eq!(decode_u64_backwards(&bytes), decode_u64(&bytes));
+            assert_backwards_matches(&bytes);
         }
 
         #[test]

@@ -20,11 +20,87 @@ pub(crate) enum Parts {
     },
 }
 
+/// Microcontrollers' form of [`Parts`]: `±m × 2^e` in plain fields, zero as `m = 0, e = 0`
+/// and infinities and NaN as `m = u64::MAX, e = 1` (not whole: the first step up
+/// overflows), so the whole-number test has no class to branch on and nothing to
+/// translate.
+#[cfg(any(target_os = "none", test))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Scaled {
+    m: u64,
+    e: i32,
+}
+
+#[cfg(any(target_os = "none", test))]
+impl Scaled {
+    /// Infinity or NaN.
+    const NON_FINITE: Scaled = Scaled { m: u64::MAX, e: 1 };
+
+    /// The same value as `parts` (the tests' bridge to the hosts' functions).
+    #[cfg(test)]
+    fn from_parts(parts: Parts) -> Scaled {
+        match parts {
+            Parts::Zero => Scaled { m: 0, e: 0 },
+            Parts::NonFinite => Scaled::NON_FINITE,
+            Parts::Finite { m, e } => Scaled { m, e },
+        }
+    }
+
+    /// Back to [`Parts`] (`f64_exact_f32_general`).
+    #[cfg(target_os = "none")]
+    #[inline(always)]
+    fn parts(self) -> Parts {
+        match self {
+            Scaled { m: 0, .. } => Parts::Zero,
+            Scaled::NON_FINITE => Parts::NonFinite,
+            Scaled { m, e } => Parts::Finite { m, e },
+        }
+    }
+}
+
+/// What the splits give: [`Parts`], on microcontrollers [`Scaled`].
+#[cfg(not(target_os = "none"))]
+pub(crate) type Split = Parts;
+#[cfg(target_os = "none")]
+pub(crate) type Split = Scaled;
+
+/// `split`, on microcontrollers as [`Scaled`].
+#[cfg(not(target_os = "none"))]
+#[inline]
+fn split_to(bits: u64, mant_bits: u32, exp_bits: u32) -> (bool, Split) {
+    split(bits, mant_bits, exp_bits)
+}
+
+/// `split`, on microcontrollers as [`Scaled`].
+#[cfg(target_os = "none")]
+#[inline(always)]
+fn split_to(bits: u64, mant_bits: u32, exp_bits: u32) -> (bool, Split) {
+    split_scaled(bits, mant_bits, exp_bits)
+}
+
+/// `split` as [`Scaled`] (microcontrollers; compiled on hosts for the tests).
+// Inlined into `split_f32_bits` / `split_f64`, where the widths are constants (out of line
+// it was one generic copy with variable shifts): −88 B on thumbv7em "z".
+#[cfg(any(target_os = "none", test))]
+#[inline(always)]
+fn split_scaled(bits: u64, mant_bits: u32, exp_bits: u32) -> (bool, Scaled) {
+    let neg = (bits >> (mant_bits + exp_bits)) & 1 == 1;
+    let exp_max = (1u64 << exp_bits) - 1;
+    let exp = (bits >> mant_bits) & exp_max;
+    let mant = bits & ((1u64 << mant_bits) - 1);
+    let shift = (exp_max >> 1) as i32 + mant_bits as i32;
+    let scaled = match exp {
+        // Zero (`mant == 0`: `m = 0, e = 0`) or subnormal.
+        0 => Scaled { m: mant, e: if mant == 0 { 0 } else { 1 - shift } },
+        e if e == exp_max => Scaled::NON_FINITE,
+        e => Scaled { m: mant | 1u64 << mant_bits, e: e as i32 - shift },
+    };
+    (neg, scaled)
+}
+
 /// Splits IEEE bits with `mant_bits` fraction bits and `exp_bits` exponent bits.
-// Microcontrollers: inlined into `split_f32` / `split_f64`, where the widths are constants
-// (out of line it was one generic copy with variable shifts): −88 B on thumbv7em "z".
-#[cfg_attr(not(target_os = "none"), inline)]
-#[cfg_attr(target_os = "none", inline(always))]
+#[cfg(not(target_os = "none"))]
+#[inline]
 fn split(bits: u64, mant_bits: u32, exp_bits: u32) -> (bool, Parts) {
     let neg = (bits >> (mant_bits + exp_bits)) & 1 == 1;
     let exp_max = (1u64 << exp_bits) - 1;
@@ -41,24 +117,25 @@ fn split(bits: u64, mant_bits: u32, exp_bits: u32) -> (bool, Parts) {
     (neg, parts)
 }
 
-// Out of line on microcontrollers: once `f64_nonzero` no longer called it, the optimizer
-// inlined its one other caller's copy (`PsonRef::as_u64` +96 B).
+// Forced inline on microcontrollers: with the split as `Scaled` (no class to write and read
+// back) the copy in `PsonRef::as_u64` is smaller than the call and its result in memory
+// (−24 / −24 / −24 B "z"; as `Parts` it was +96 B); so is a firmware's with `f64` output.
 #[cfg_attr(not(target_os = "none"), inline)]
-#[cfg_attr(target_os = "none", inline(never))]
-pub(crate) fn split_f64(value: f64) -> (bool, Parts) {
-    split(value.to_bits(), 52, 11)
+#[cfg_attr(target_os = "none", inline(always))]
+pub(crate) fn split_f64(value: f64) -> (bool, Split) {
+    split_to(value.to_bits(), 52, 11)
 }
 
 #[inline]
-pub(crate) fn split_f32(value: f32) -> (bool, Parts) {
+pub(crate) fn split_f32(value: f32) -> (bool, Split) {
     split_f32_bits(value.to_bits())
 }
 
 /// `split_f32` of the bits (the encoder holds an f32 as its bits: no FPU register is kept
 /// alive across its calls).
 #[inline]
-fn split_f32_bits(bits: u32) -> (bool, Parts) {
-    split(u64::from(bits), 23, 8)
+fn split_f32_bits(bits: u32) -> (bool, Split) {
+    split_to(u64::from(bits), 23, 8)
 }
 
 /// The magnitude of a whole number below 2^64 (`None` for fractions, infinities, NaN and
@@ -84,41 +161,44 @@ fn whole_magnitude(parts: Parts) -> Option<u64> {
 
 /// The magnitude of a whole number below 2^64 (microcontrollers: see `whole_magnitude_stepwise`).
 #[cfg(target_os = "none")]
+#[inline(always)]
+fn whole_magnitude(Scaled { m, e }: Scaled) -> Option<u64> {
+    whole_magnitude_of(e, m)
+}
+
+/// `whole_magnitude` out of line with `e` first: every argument in a register (the
+/// `Scaled` by value put `e` on the stack).
+#[cfg(target_os = "none")]
 #[inline(never)]
-fn whole_magnitude(parts: Parts) -> Option<u64> {
-    whole_magnitude_stepwise(parts)
+fn whole_magnitude_of(e: i32, m: u64) -> Option<u64> {
+    whole_magnitude_stepwise(Scaled { m, e })
 }
 
 /// `whole_magnitude` one bit at a time (compiled on hosts for the tests): a 64-bit shift by
 /// one is a few 32-bit instructions, a shift by a variable amount is a call of the 64-bit
 /// shift routines (`__aeabi_llsl` / `__aeabi_llsr`, `__ashldi3` / `__lshrdi3`), which
-/// nothing else links. At most 64 steps: `m` is not zero, so a set bit reaches the top
-/// (too large) or the bottom (a fraction) by then.
+/// nothing else links. At most 64 steps: a non-zero `m` reaches the top (too large) or
+/// the bottom (a fraction) by then; zero has `e = 0`, and a non-finite value overflows on
+/// the first step.
 #[cfg(any(target_os = "none", test))]
 #[inline]
-fn whole_magnitude_stepwise(parts: Parts) -> Option<u64> {
-    match parts {
-        Parts::Zero => Some(0),
-        Parts::NonFinite => None,
-        Parts::Finite { mut m, e } if e >= 0 => {
-            for _ in 0..e {
-                if m >> 63 != 0 {
-                    return None;
-                }
-                m <<= 1;
+fn whole_magnitude_stepwise(Scaled { mut m, e }: Scaled) -> Option<u64> {
+    if e >= 0 {
+        for _ in 0..e {
+            if m >> 63 != 0 {
+                return None;
             }
-            Some(m)
+            m <<= 1;
         }
-        Parts::Finite { mut m, e } => {
-            for _ in 0..e.unsigned_abs() {
-                if m & 1 != 0 {
-                    return None;
-                }
-                m >>= 1;
+    } else {
+        for _ in 0..e.unsigned_abs() {
+            if m & 1 != 0 {
+                return None;
             }
-            Some(m)
+            m >>= 1;
         }
     }
+    Some(m)
 }
 
 #[inline]
@@ -154,6 +234,7 @@ pub(crate) fn f32_whole_i64(f: f32) -> Option<i64> {
 /// The f32 of `bits` as a sign and a magnitude when it is a whole number in `[-2^63, 2^63)` (`-0.0` gives
 /// `(false, 0)`: the integer 0), for the encoder: the sign picks the integer type and the
 /// magnitude is the tag's value, so no `i64` is built and taken apart again.
+#[cfg(not(target_os = "none"))]
 pub(crate) fn f32_whole_signed(bits: u32) -> Option<(bool, u64)> {
     let (neg, parts) = split_f32_bits(bits);
     let m = whole_magnitude(parts)?;
@@ -162,25 +243,84 @@ pub(crate) fn f32_whole_signed(bits: u32) -> Option<(bool, u64)> {
     (m < 1 << 63 || (neg && m == 1 << 63)).then_some((neg, m))
 }
 
+/// `f32_whole_signed` of microcontrollers (compiled on hosts for the tests): the magnitude's
+/// bits through the one f32 rule they link, `f32_magnitude_whole`.
+#[cfg(target_os = "none")]
+pub(crate) fn f32_whole_signed(bits: u32) -> Option<(bool, u64)> {
+    f32_whole_signed_compact(bits)
+}
+
+/// See `f32_whole_signed` (microcontrollers).
+#[cfg(any(target_os = "none", test))]
+#[inline]
+fn f32_whole_signed_compact(bits: u32) -> Option<(bool, u64)> {
+    let m = f32_magnitude_whole(bits & 0x7fff_ffff)?;
+    let neg = bits >> 31 != 0 && m != 0;
+    // -2^63 is `i64::MIN`; 2^63 and up are out of range.
+    (m < 1 << 63 || (neg && m == 1 << 63)).then_some((neg, m))
+}
+
 /// `Some(f as u64)` when `f` is a whole number in `[0, 2^64)` (`-0.0` included).
-// Hosts' `PsonRef::as_u64` (microcontrollers call `whole_u64` themselves).
+// Hosts' `PsonRef::as_u64` (microcontrollers: `f32_bits_whole_u64` / `f64_bits_whole_u64`).
 #[cfg(any(not(target_os = "none"), test))]
 pub(crate) fn f64_whole_u64(f: f64) -> Option<u64> {
     whole_u64(split_f64(f))
 }
 
 /// `Some(f as u64)` when `f` is a whole number in `[0, 2^64)` (`-0.0` included).
-// Hosts' `PsonRef::as_u64` (microcontrollers call `whole_u64` themselves).
+// Hosts' `PsonRef::as_u64` (microcontrollers: `f32_bits_whole_u64` / `f64_bits_whole_u64`).
 #[cfg(any(not(target_os = "none"), test))]
 pub(crate) fn f32_whole_u64(f: f32) -> Option<u64> {
     whole_u64(split_f32(f))
 }
 
-/// The split float as `u64` when it is a whole number in `[0, 2^64)` (`-0.0` included); on
-/// microcontrollers `PsonRef::as_u64` splits either width and calls this once.
+/// The split float as `u64` when it is a whole number in `[0, 2^64)` (`-0.0` included).
+#[cfg(not(target_os = "none"))]
 #[inline]
-pub(crate) fn whole_u64((neg, parts): (bool, Parts)) -> Option<u64> {
+pub(crate) fn whole_u64((neg, parts): (bool, Split)) -> Option<u64> {
     whole_magnitude(parts).filter(|&m| !neg || m == 0)
+}
+
+/// The magnitude of the f32 of `bits` when it is a whole number below 2^64; the sign bit
+/// must be clear (microcontrollers; compiled on hosts for the tests). The encoder's rule
+/// and `PsonRef::as_u64` share it: one split of an f32, its answer in the caller's slot
+/// (`whole_magnitude` is its tail), no sign and split written to memory and read back.
+#[cfg(any(target_os = "none", test))]
+#[cfg_attr(target_os = "none", inline(never))]
+pub(crate) fn f32_magnitude_whole(bits: u32) -> Option<u64> {
+    let (_, scaled) = split_scaled(u64::from(bits), 23, 8);
+    #[cfg(target_os = "none")]
+    return whole_magnitude(scaled);
+    #[cfg(not(target_os = "none"))]
+    whole_magnitude_stepwise(scaled)
+}
+
+/// `Some(f as u64)` for the f32 of `bits` when it is a whole number in `[0, 2^64)` (`-0.0`
+/// included; microcontrollers' `PsonRef::as_u64`, compiled on hosts for the tests).
+#[cfg(any(target_os = "none", test))]
+#[inline(always)]
+pub(crate) fn f32_bits_whole_u64(bits: u32) -> Option<u64> {
+    if bits >> 31 != 0 {
+        // Negative: whole and in range only as zero.
+        return (bits << 1 == 0).then_some(0);
+    }
+    f32_magnitude_whole(bits)
+}
+
+/// `Some(f as u64)` for the f64 of `bits` when it is a whole number in `[0, 2^64)` (`-0.0`
+/// included; microcontrollers' `PsonRef::as_u64`, compiled on hosts for the tests): a
+/// negative value only as zero, with no split.
+#[cfg(any(target_os = "none", test))]
+#[inline(always)]
+pub(crate) fn f64_bits_whole_u64(bits: u64) -> Option<u64> {
+    if bits >> 63 != 0 {
+        return (bits << 1 == 0).then_some(0);
+    }
+    let (_, scaled) = split_scaled(bits, 52, 11);
+    #[cfg(target_os = "none")]
+    return whole_magnitude(scaled);
+    #[cfg(not(target_os = "none"))]
+    whole_magnitude_stepwise(scaled)
 }
 
 /// `f != 0.0`, or `None` for NaN.
@@ -259,7 +399,11 @@ pub(crate) fn f64_exact_f32(f: f64) -> Option<f32> {
 pub(crate) fn f64_exact_f32_general(f: f64) -> Option<f32> {
     let bits = f.to_bits();
     let sign = ((bits >> 63) as u32) << 31;
-    match split_f64(f).1 {
+    #[cfg(not(target_os = "none"))]
+    let parts = split_f64(f).1;
+    #[cfg(target_os = "none")]
+    let parts = split_f64(f).1.parts();
+    match parts {
         Parts::Zero => Some(f32::from_bits(sign)),
         Parts::NonFinite if bits & ((1u64 << 52) - 1) != 0 => None,
         Parts::NonFinite => Some(f32::from_bits(sign | 0x7f80_0000)),
@@ -359,6 +503,7 @@ mod tests {
         let general = f64_exact_f32_general(f).map(f32::to_bits);
         assert_eq!(general, ref_exact_f32(f).map(f32::to_bits), "{f:e} {:#x}", f.to_bits());
         assert_eq!(f64_whole_u64(f), ref_whole_u64(f), "{f:e} {:#x}", f.to_bits());
+        assert_eq!(f64_bits_whole_u64(f.to_bits()), ref_whole_u64(f), "{f:e} {:#x}", f.to_bits());
         let exact = f64_exact_f32(f).map(f32::to_bits);
         assert_eq!(exact, ref_exact_f32(f).map(f32::to_bits), "{f:e} {:#x}", f.to_bits());
         let nonzero = if f.is_nan() { None } else { Some(f != 0.0) };
@@ -366,18 +511,26 @@ mod tests {
     }
 
     fn check_stepwise(f: f64) {
-        for parts in [split_f64(f).1, split_f32(f as f32).1] {
-            assert_eq!(whole_magnitude_stepwise(parts), whole_magnitude(parts), "{f:e} {parts:?}");
+        for (_, parts) in [split_f64(f), split_f32(f as f32)] {
+            let scaled = Scaled::from_parts(parts);
+            assert_eq!(whole_magnitude_stepwise(scaled), whole_magnitude(parts), "{f:e} {parts:?}");
         }
+        // The microcontrollers' split gives the same value as the hosts'.
+        assert_eq!(split_scaled(f.to_bits(), 52, 11), (split_f64(f).0, Scaled::from_parts(split_f64(f).1)));
+        let bits = (f as f32).to_bits();
+        let (neg, parts) = split_f32(f as f32);
+        assert_eq!(split_scaled(u64::from(bits), 23, 8), (neg, Scaled::from_parts(parts)));
     }
 
     fn check32(f: f32) {
+        assert_eq!(f32_bits_whole_u64(f.to_bits()), ref_whole_u64(f64::from(f)), "{f:e} {:#x}", f.to_bits());
         let nonzero = if f.is_nan() { None } else { Some(f != 0.0) };
         assert_eq!(f32_nonzero(f), nonzero, "{f:e}");
         assert_eq!(f32_whole_i64(f), ref_whole_i64(f64::from(f)), "{f:e} {:#x}", f.to_bits());
         assert_eq!(f32_whole_u64(f), ref_whole_u64(f64::from(f)), "{f:e} {:#x}", f.to_bits());
         let signed = ref_whole_i64(f64::from(f)).map(|v| (v < 0, v.unsigned_abs()));
         assert_eq!(f32_whole_signed(f.to_bits()), signed, "{f:e} {:#x}", f.to_bits());
+        assert_eq!(f32_whole_signed_compact(f.to_bits()), signed, "{f:e} {:#x}", f.to_bits());
     }
 
     #[test]

@@ -181,17 +181,11 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    /// Moves past `len` bytes that a check before proved are there.
-    #[cfg_attr(not(target_os = "none"), inline(always))]
+    /// Moves past `len` bytes that a check before proved are there (hosts' varint paths).
+    #[cfg(not(target_os = "none"))]
+    #[inline(always)]
     fn advance(&mut self, len: usize) {
-        #[cfg(not(target_os = "none"))]
-        {
-            self.rest = self.rest.skip(len);
-        }
-        #[cfg(target_os = "none")]
-        {
-            self.rest = self.rest.get(len..).unwrap_or(&[]);
-        }
+        self.rest = self.rest.skip(len);
     }
 
     /// The bytes read since `start` (an earlier copy of this cursor's rest).
@@ -275,8 +269,40 @@ impl<'a> Cursor<'a> {
         self.str_body(tag.value, true)
     }
 
-    #[cfg_attr(not(target_os = "none"), inline(always))]
-    #[cfg_attr(target_os = "none", inline)]
+    /// Reads a tag (microcontrollers: no inline fast paths, and the rest is set once, after
+    /// the varint if there is one: −20 / −20 / −20 B "z" against a cursor moved twice).
+    #[cfg(target_os = "none")]
+    #[inline]
+    pub(crate) fn tag(&mut self) -> Result<Tag, Error> {
+        self.tag_compact()
+    }
+
+    /// The microcontrollers' `tag` (compiled on hosts for the tests).
+    #[cfg(any(target_os = "none", test))]
+    #[inline(always)]
+    pub(crate) fn tag_compact(&mut self) -> Result<Tag, Error> {
+        let (&byte, rest) = self.rest.split_first().ok_or(Error::Truncated)?;
+        let small = byte & EXTENDED;
+        let wire = WireType::from_tag(byte);
+        let (value, rest) = if small == EXTENDED {
+            #[cfg(not(target_os = "none"))]
+            let varint = varint::decode_u64(rest.as_slice())?;
+            #[cfg(target_os = "none")]
+            let varint = varint::decode_u64(rest)?;
+            // `n` is within the rest (the varint was read from it).
+            match varint.and_then(|(v, n)| Some((v, rest.split_at_checked(n)?.1))) {
+                Some(after) => after,
+                None => return Err(Error::Truncated),
+            }
+        } else {
+            (u64::from(small), rest)
+        };
+        self.rest = rest;
+        Ok(Tag { wire, small, value })
+    }
+
+    #[cfg(not(target_os = "none"))]
+    #[inline(always)]
     pub(crate) fn tag(&mut self) -> Result<Tag, Error> {
         let (&byte, rest) = self.rest.split_first().ok_or(Error::Truncated)?;
         self.rest = rest;
@@ -310,19 +336,6 @@ impl<'a> Cursor<'a> {
                 *self = cold;
                 value
             }
-        }
-    }
-
-    /// The varint after an extended tag (microcontrollers: no inline fast paths, less code).
-    #[cfg(target_os = "none")]
-    #[inline]
-    fn tag_varint(&mut self) -> Result<u64, Error> {
-        match varint::decode_u64(self.rest)? {
-            Some((v, n)) => {
-                self.advance(n);
-                Ok(v)
-            }
-            None => Err(Error::Truncated),
         }
     }
 
@@ -853,14 +866,10 @@ impl<'a> PsonRef<'a> {
             let value = cursor.value(options.depth_limit(), true)?;
             Ok((value, cursor.position()))
         }
-        // Microcontrollers: the `Result` is mapped, not taken apart by `?` and built again
-        // (then the value was copied out of it with a `memcpy` call): -12 / 0 / -16 B "z".
+        // Microcontrollers: the compact reader's result is this one (value and position),
+        // passed on as it is.
         #[cfg(target_os = "none")]
-        {
-            let value = cursor.value(options.depth_limit(), true);
-            let used = cursor.position();
-            value.map(|value| (value, used))
-        }
+        cursor.compact_value(options.depth_limit())
     }
 }
 

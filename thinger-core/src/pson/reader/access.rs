@@ -65,18 +65,17 @@ impl<'a> PsonRef<'a> {
     }
 
     /// The value as `u64`, if it is a non-negative integer (or a whole float that fits).
-    // Microcontrollers: either float width is split, then one tail classifies it.
+    // Microcontrollers: an f32 through the encoder's f32 rule, an f64 split here.
     #[cfg(target_os = "none")]
     pub fn as_u64(&self) -> Option<u64> {
-        let split = match *self {
-            PsonRef::Uint(v) => return Some(v),
+        match *self {
+            PsonRef::Uint(v) => Some(v),
             // A "negative" integer of magnitude 0 (tag 0x20) is zero.
-            PsonRef::Int(0) => return Some(0),
-            PsonRef::F32(f) => float::split_f32(f),
-            PsonRef::F64(f) => float::split_f64(f),
-            _ => return None,
-        };
-        float::whole_u64(split)
+            PsonRef::Int(0) => Some(0),
+            PsonRef::F32(f) => float::f32_bits_whole_u64(f.to_bits()),
+            PsonRef::F64(f) => float::f64_bits_whole_u64(f.to_bits()),
+            _ => None,
+        }
     }
 
     /// The value as `i64`, if it is an integer in range (or a whole float that fits).

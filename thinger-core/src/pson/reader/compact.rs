@@ -13,10 +13,12 @@ use super::{ArrayRef, Cursor, MapRef, PsonRef, Tag, discrete, negate};
 impl<'a> Cursor<'a> {
     /// Reads one value. Containers are validated and returned as lazy views; `depth_left`
     /// is how many more containers may be entered.
+    // Forced inline: out of line it was a 52-byte function copying the value out of the
+    // compact reader's result.
     #[cfg(target_os = "none")]
-    #[inline]
+    #[inline(always)]
     pub(crate) fn value(&mut self, depth_left: usize, _validate: bool) -> Result<PsonRef<'a>, Error> {
-        self.compact_value(depth_left)
+        self.compact_value(depth_left).map(|(value, _)| value)
     }
 
     /// The value whose tag was just read (the serde deserializer's scalars).
@@ -32,10 +34,12 @@ impl<'a> Cursor<'a> {
     }
 
     /// One value, read and validated by the compact reader (hosts: in tests only, against
-    /// their own reader).
-    pub(crate) fn compact_value(&mut self, depth_left: usize) -> Result<PsonRef<'a>, Error> {
+    /// their own reader), with the position after it: the result of
+    /// `PsonRef::decode_prefix_with` as it is, which then only passes it on (no copy).
+    pub(crate) fn compact_value(&mut self, depth_left: usize) -> Result<(PsonRef<'a>, usize), Error> {
         let tag = self.tag()?;
-        self.compact_after_tag(tag, depth_left)
+        let value = self.compact_after_tag(tag, depth_left)?;
+        Ok((value, self.position()))
     }
 
     /// `checked_count` in the native width: a length, or a count of items (a map pair at
@@ -108,6 +112,11 @@ mod tests {
             let mut compact = Cursor::new(bytes);
             let mut host = Cursor::new(bytes);
             let (got, want) = (compact.compact_value(depth), host.value(depth, true));
+            // The position it returns is where the cursor stopped.
+            if let Ok((_, at)) = got {
+                assert_eq!(at, compact.position(), "{bytes:02x?} {depth}");
+            }
+            let got = got.map(|(v, _)| v);
             match (got, want) {
                 (Ok(PsonRef::F32(a)), Ok(PsonRef::F32(b))) => assert_eq!(a.to_bits(), b.to_bits(), "{bytes:02x?}"),
                 (Ok(PsonRef::F64(a)), Ok(PsonRef::F64(b))) => assert_eq!(a.to_bits(), b.to_bits(), "{bytes:02x?}"),
@@ -152,7 +161,43 @@ mod tests {
         }
     }
 
+    /// The microcontrollers' `Cursor::tag` against the hosts': same tag or error, and the
+    /// same position after a tag.
+    fn same_tag_as_hosts(bytes: &[u8]) {
+        let (mut compact, mut host) = (Cursor::new(bytes), Cursor::new(bytes));
+        let (got, want) = (compact.tag_compact(), host.tag());
+        match (got, want) {
+            (Ok(a), Ok(b)) => {
+                assert_eq!((a.wire, a.small, a.value), (b.wire, b.small, b.value), "{bytes:02x?}");
+                assert_eq!(compact.position(), host.position(), "{bytes:02x?}");
+            }
+            (got, want) => assert_eq!(got.err(), want.err(), "{bytes:02x?}"),
+        }
+    }
+
+    #[test]
+    fn tags_agree_with_the_hosts() {
+        // Every tag byte, then a varint of 0 to 11 bytes (every last byte), cut short too.
+        for header in 0..=0xffu8 {
+            for len in 0..=11 {
+                for last in [0x00, 0x01, 0x02, 0x7f, 0x80, 0xff] {
+                    let mut bytes = std::vec![header];
+                    bytes.extend(core::iter::repeat_n(0xffu8, len));
+                    bytes.push(last);
+                    for cut in 0..=bytes.len() {
+                        same_tag_as_hosts(&bytes[..cut]);
+                    }
+                }
+            }
+        }
+    }
+
     proptest! {
+        #[test]
+        fn tags_agree_on_random_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..14)) {
+            same_tag_as_hosts(&bytes);
+        }
+
         #[test]
         fn agrees_with_the_hosts_reader(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
             same_as_hosts(&bytes);
