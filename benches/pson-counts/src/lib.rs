@@ -15,8 +15,10 @@ pub mod count;
 /// "label": "outdoor"}`, with the label borrowed.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Payload<'a> {
-    /// 23.5 (an `f64` that the float rules write as f32).
-    pub temperature: f64,
+    /// 23.5, an `f32` as in the official suite's `main.c` (`pson_encode_float` takes a C
+    /// `float`): the encoder's whole-number test, then the f32 as is. (Before the ninth
+    /// round an `f64`, which also paid the f64 -> f32 exactness test.)
+    pub temperature: f32,
     /// 60.
     pub humidity: u32,
     /// 1013.
@@ -42,7 +44,7 @@ impl EncodePson for Payload<'_> {
     fn encode_pson<S: Sink>(&self, enc: &mut Encoder<S>) -> Result<(), Error> {
         enc.map_header(4)?;
         enc.str("temperature")?;
-        enc.f64(self.temperature)?;
+        enc.f32(self.temperature)?;
         enc.str("humidity")?;
         enc.u64(u64::from(self.humidity))?;
         enc.str("pressure")?;
@@ -121,7 +123,7 @@ pub fn read_array(bytes: &[u8]) -> Result<u64, Error> {
 #[inline]
 pub fn decode_serde(bytes: &[u8]) -> Result<u64, Error> {
     let p: Payload<'_> = pson::from_slice(bytes)?;
-    Ok(u64::from(p.humidity) + u64::from(p.pressure) + p.temperature.to_bits() + p.label.len() as u64)
+    Ok(u64::from(p.humidity) + u64::from(p.pressure) + u64::from(p.temperature.to_bits()) + p.label.len() as u64)
 }
 
 /// [`PsonRef::decode`] alone: the validating pass.
@@ -195,8 +197,8 @@ mod tests {
         assert_eq!(decode_map_walk(&PAYLOAD_BYTES).unwrap(), sum);
         // Key lengths 11 + 8 + 8 + 5, the temperature as the f32 on the wire.
         assert_eq!(sum, 32 + u64::from(23.5f32.to_bits()) + 60 + 1013 + 7);
-        // serde folds the values only, the temperature as the f64 it reads.
-        assert_eq!(decode_serde(&PAYLOAD_BYTES).unwrap(), 23.5f64.to_bits() + 60 + 1013 + 7);
+        // serde folds the values only, the temperature as the f32 it reads.
+        assert_eq!(decode_serde(&PAYLOAD_BYTES).unwrap(), u64::from(23.5f32.to_bits()) + 60 + 1013 + 7);
         assert_eq!(decode_validate(&PAYLOAD_BYTES).unwrap(), 4);
     }
 }
