@@ -7,7 +7,7 @@
 //! folded into the same checksum. The C side is built and counted outside this repository.
 
 use serde::{Deserialize, Serialize};
-use thinger_core::pson::{self, EncodePson, Encoder, Error, PsonRef, Sink};
+use thinger_core::pson::{self, EncodePson, Encoder, Error, Key, PsonRef, Sink};
 
 pub mod count;
 
@@ -42,14 +42,18 @@ pub const PAYLOAD_BYTES: [u8; 55] = *b"\xc4\
 impl EncodePson for Payload<'_> {
     #[inline]
     fn encode_pson<S: Sink>(&self, enc: &mut Encoder<S>) -> Result<(), Error> {
-        enc.map_header(4)?;
-        enc.str("temperature")?;
+        // The keys encoded once, the map header with the first (`pson::Key`).
+        const TEMPERATURE: Key = Key::after_map_header(4, "temperature");
+        const HUMIDITY: Key = Key::new("humidity");
+        const PRESSURE: Key = Key::new("pressure");
+        const LABEL: Key = Key::new("label");
+        enc.key(&TEMPERATURE)?;
         enc.f32(self.temperature)?;
-        enc.str("humidity")?;
+        enc.key(&HUMIDITY)?;
         enc.u64(u64::from(self.humidity))?;
-        enc.str("pressure")?;
+        enc.key(&PRESSURE)?;
         enc.u64(u64::from(self.pressure))?;
-        enc.str("label")?;
+        enc.key(&LABEL)?;
         enc.str(self.label)
     }
 }
