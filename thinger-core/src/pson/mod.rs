@@ -37,8 +37,8 @@
 mod de;
 mod encode;
 mod error;
-mod key;
 pub(crate) mod float;
+mod key;
 #[cfg(not(target_os = "none"))]
 mod raw;
 mod reader;
