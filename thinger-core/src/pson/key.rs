@@ -159,13 +159,15 @@ impl Key {
         core::str::from_utf8(name).unwrap_or("")
     }
 
-    /// The name's bytes (without the tag or header).
+    /// The name's bytes (without the tag or header; hosts' `Encoder::key`).
+    #[cfg(not(target_os = "none"))]
     #[inline(always)]
     pub(crate) fn name_bytes(&self) -> &[u8] {
         self.bytes.get(usize::from(self.name_at)..usize::from(self.len)).unwrap_or(&[])
     }
 
-    /// Whether the key starts with a map header.
+    /// Whether the key starts with a map header (hosts' `Encoder::key`).
+    #[cfg(not(target_os = "none"))]
     #[inline(always)]
     pub(crate) fn has_header(&self) -> bool {
         self.name_at == 2
