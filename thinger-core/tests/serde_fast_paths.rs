@@ -11,7 +11,7 @@ fn ser<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
     buf
 }
 
-/// What a narrow unsigned type, `f64` and `&str` read from one PSON value, by the rules
+/// What a narrow unsigned type, `f64`, `f32` and `&str` read from one PSON value, by the rules
 /// of the general read (`PsonRef::decode`): the deserializer's in-line fast paths
 /// (hosts) must give the same.
 fn expected_u64(value: PsonRef<'_>, max: u64) -> Option<u64> {
@@ -50,6 +50,15 @@ fn check_fast_paths(bytes: &[u8]) {
         _ => None,
     });
     assert_eq!(from_slice::<f64>(bytes).ok().map(f64::to_bits), f.map(f64::to_bits), "{bytes:02x?}");
+    // `f32`: integers converted, an f32 as it is, an f64 narrowed (serde's f32 visitor).
+    let f32_expected = value.and_then(|v| match v {
+        PsonRef::Uint(v) => Some(v as f32),
+        PsonRef::Int(v) => Some(v as f32),
+        PsonRef::F32(f) => Some(f),
+        PsonRef::F64(f) => Some(f as f32),
+        _ => None,
+    });
+    assert_eq!(from_slice::<f32>(bytes).ok().map(f32::to_bits), f32_expected.map(f32::to_bits), "{bytes:02x?}");
     // serde's `&str` takes UTF-8 byte strings too.
     let s = value.and_then(|v| match v {
         PsonRef::Str(s) => Some(s),

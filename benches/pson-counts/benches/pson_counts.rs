@@ -20,6 +20,7 @@ fn benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("payload/encode");
     g.bench_function("hand", |b| b.iter(|| encode_hand(black_box(&PAYLOAD), &mut buf).unwrap()));
     g.bench_function("serde", |b| b.iter(|| encode_serde(black_box(&PAYLOAD), &mut buf).unwrap()));
+    g.bench_function("hand-f64", |b| b.iter(|| encode_hand_f64(black_box(&PAYLOAD_F64), &mut buf).unwrap()));
     g.finish();
 
     let mut g = c.benchmark_group("payload/decode");

@@ -8,8 +8,8 @@
 use std::hint::black_box;
 
 use crate::{
-    MapData, PAYLOAD, PAYLOAD_BYTES, SCALING_SIZES, decode_array_walk, decode_map_walk, decode_serde, decode_validate,
-    encode_array, encode_hand, encode_map, encode_serde, read_array, read_map,
+    MapData, PAYLOAD, PAYLOAD_BYTES, PAYLOAD_F64, SCALING_SIZES, decode_array_walk, decode_map_walk, decode_serde,
+    decode_validate, encode_array, encode_hand, encode_hand_f64, encode_map, encode_serde, read_array, read_map,
 };
 
 /// One operation: reads the inputs, may write into the buffer, returns a number that the
@@ -21,6 +21,7 @@ pub const PAYLOAD_OPS: &[&str] = &[
     "noop",
     "payload/encode/hand",
     "payload/encode/serde",
+    "payload/encode/hand-f64",
     "payload/decode/reader",
     "payload/decode/walk",
     "payload/decode/serde",
@@ -98,6 +99,7 @@ pub fn ours(key: &str) -> Option<Op<'static>> {
         "noop" => &|_, buf| buf.len() as u64,
         "payload/encode/hand" => &|_, buf| encode_hand(black_box(&PAYLOAD), buf).unwrap() as u64,
         "payload/encode/serde" => &|_, buf| encode_serde(black_box(&PAYLOAD), buf).unwrap() as u64,
+        "payload/encode/hand-f64" => &|_, buf| encode_hand_f64(black_box(&PAYLOAD_F64), buf).unwrap() as u64,
         "payload/decode/walk" => &|d, _| decode_map_walk(black_box(d.payload.as_slice())).unwrap(),
         "payload/decode/serde" => &|d, _| decode_serde(black_box(d.payload.as_slice())).unwrap(),
         "payload/decode/validate" => &|d, _| decode_validate(black_box(d.payload.as_slice())).unwrap() as u64,

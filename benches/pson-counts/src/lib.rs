@@ -7,7 +7,7 @@
 //! folded into the same checksum. The C side is built and counted outside this repository.
 
 use serde::{Deserialize, Serialize};
-use thinger_core::pson::{self, EncodePson, Encoder, Error, PsonRef, Sink};
+use thinger_core::pson::{self, EncodePson, Encoder, Error, Key, PsonRef, Sink};
 
 pub mod count;
 
@@ -15,8 +15,10 @@ pub mod count;
 /// "label": "outdoor"}`, with the label borrowed.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Payload<'a> {
-    /// 23.5 (an `f64` that the float rules write as f32).
-    pub temperature: f64,
+    /// 23.5, an `f32` as in the official suite's `main.c` (`pson_encode_float` takes a C
+    /// `float`): the encoder's whole-number test, then the f32 as is. (Before the ninth
+    /// round an `f64`, which also paid the f64 -> f32 exactness test.)
+    pub temperature: f32,
     /// 60.
     pub humidity: u32,
     /// 1013.
@@ -40,14 +42,57 @@ pub const PAYLOAD_BYTES: [u8; 55] = *b"\xc4\
 impl EncodePson for Payload<'_> {
     #[inline]
     fn encode_pson<S: Sink>(&self, enc: &mut Encoder<S>) -> Result<(), Error> {
-        enc.map_header(4)?;
-        enc.str("temperature")?;
-        enc.f64(self.temperature)?;
-        enc.str("humidity")?;
+        // The keys encoded once, the map header with the first (`pson::Key`).
+        const TEMPERATURE: Key = Key::after_map_header(4, "temperature");
+        const HUMIDITY: Key = Key::new("humidity");
+        const PRESSURE: Key = Key::new("pressure");
+        const LABEL: Key = Key::new("label");
+        enc.key(&TEMPERATURE)?;
+        enc.f32(self.temperature)?;
+        enc.key(&HUMIDITY)?;
         enc.u64(u64::from(self.humidity))?;
-        enc.str("pressure")?;
+        enc.key(&PRESSURE)?;
         enc.u64(u64::from(self.pressure))?;
-        enc.str("label")?;
+        enc.key(&LABEL)?;
+        enc.str(self.label)
+    }
+}
+
+/// [`Payload`] with the temperature as an `f64`, as the payload rows had it before the
+/// ninth round (the `payload/encode/hand-f64` row): the float rules then also test whether
+/// the double is exact as f32. Same bytes on the wire. (No serde row of it: a second
+/// struct through `to_slice` gives serde's `u32::serialize` four callers, and the compiler
+/// then keeps it out of line for both, the `serde` row included: 77 -> 127 instructions.)
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PayloadF64<'a> {
+    /// 23.5.
+    pub temperature: f64,
+    /// 60.
+    pub humidity: u32,
+    /// 1013.
+    pub pressure: u32,
+    /// "outdoor".
+    pub label: &'a str,
+}
+
+/// [`PAYLOAD`]'s values with an `f64` temperature.
+pub const PAYLOAD_F64: PayloadF64<'static> =
+    PayloadF64 { temperature: 23.5, humidity: 60, pressure: 1013, label: "outdoor" };
+
+impl EncodePson for PayloadF64<'_> {
+    #[inline]
+    fn encode_pson<S: Sink>(&self, enc: &mut Encoder<S>) -> Result<(), Error> {
+        const TEMPERATURE: Key = Key::after_map_header(4, "temperature");
+        const HUMIDITY: Key = Key::new("humidity");
+        const PRESSURE: Key = Key::new("pressure");
+        const LABEL: Key = Key::new("label");
+        enc.key(&TEMPERATURE)?;
+        enc.f64(self.temperature)?;
+        enc.key(&HUMIDITY)?;
+        enc.u64(u64::from(self.humidity))?;
+        enc.key(&PRESSURE)?;
+        enc.u64(u64::from(self.pressure))?;
+        enc.key(&LABEL)?;
         enc.str(self.label)
     }
 }
@@ -80,6 +125,12 @@ pub fn encode_hand(payload: &Payload<'_>, buf: &mut [u8]) -> Result<usize, Error
 #[inline]
 pub fn encode_serde(payload: &Payload<'_>, buf: &mut [u8]) -> Result<usize, Error> {
     pson::to_slice(payload, buf)
+}
+
+/// [`encode_hand`] of [`PayloadF64`].
+#[inline]
+pub fn encode_hand_f64(payload: &PayloadF64<'_>, buf: &mut [u8]) -> Result<usize, Error> {
+    pson::encode_to_slice(payload, buf)
 }
 
 /// Validates a flat map with [`PsonRef::decode`] and folds every key and value.
@@ -121,7 +172,7 @@ pub fn read_array(bytes: &[u8]) -> Result<u64, Error> {
 #[inline]
 pub fn decode_serde(bytes: &[u8]) -> Result<u64, Error> {
     let p: Payload<'_> = pson::from_slice(bytes)?;
-    Ok(u64::from(p.humidity) + u64::from(p.pressure) + p.temperature.to_bits() + p.label.len() as u64)
+    Ok(u64::from(p.humidity) + u64::from(p.pressure) + u64::from(p.temperature.to_bits()) + p.label.len() as u64)
 }
 
 /// [`PsonRef::decode`] alone: the validating pass.
@@ -187,6 +238,9 @@ mod tests {
         let mut buf = [0u8; 64];
         let n = encode_serde(&PAYLOAD, &mut buf).unwrap();
         assert_eq!(buf[..n], PAYLOAD_BYTES, "serde");
+        let mut buf = [0u8; 64];
+        let n = encode_hand_f64(&PAYLOAD_F64, &mut buf).unwrap();
+        assert_eq!(buf[..n], PAYLOAD_BYTES, "hand-written, f64");
     }
 
     #[test]
@@ -195,8 +249,8 @@ mod tests {
         assert_eq!(decode_map_walk(&PAYLOAD_BYTES).unwrap(), sum);
         // Key lengths 11 + 8 + 8 + 5, the temperature as the f32 on the wire.
         assert_eq!(sum, 32 + u64::from(23.5f32.to_bits()) + 60 + 1013 + 7);
-        // serde folds the values only, the temperature as the f64 it reads.
-        assert_eq!(decode_serde(&PAYLOAD_BYTES).unwrap(), 23.5f64.to_bits() + 60 + 1013 + 7);
+        // serde folds the values only, the temperature as the f32 it reads.
+        assert_eq!(decode_serde(&PAYLOAD_BYTES).unwrap(), u64::from(23.5f32.to_bits()) + 60 + 1013 + 7);
         assert_eq!(decode_validate(&PAYLOAD_BYTES).unwrap(), 4);
     }
 }

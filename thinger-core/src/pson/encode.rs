@@ -1,4 +1,4 @@
-use super::{EXTENDED, Error, WireType, float};
+use super::{EXTENDED, Error, Key, WireType, float};
 use crate::varint;
 
 /// `buf.copy_within(from..to, dest)` for `dest <= from`, one byte at a time: moving data
@@ -55,6 +55,33 @@ pub trait Sink {
     {
         self.write_byte(prefix)?;
         self.write(bytes)
+    }
+    /// Whether [`Encoder::str`] tests for a string of 4 to 7 bytes before anything else
+    /// (internal, hosts: the roomy sink of [`encode_to_slice`], which copies such a string
+    /// with one test; other sinks keep one length order for every string).
+    #[cfg(not(target_os = "none"))]
+    #[doc(hidden)]
+    #[inline(always)]
+    fn short_str_first(&self) -> bool
+    where
+        Self: Sized,
+    {
+        false
+    }
+    /// Appends `header` (unless 0), `tag` and `key` (a map key of up to 30 bytes, after
+    /// its map's header if that is still to be written). Internal to the serde serializer
+    /// (hosts): the roomy sink of `to_slice` writes it as fixed-size pieces.
+    #[cfg(not(target_os = "none"))]
+    #[doc(hidden)]
+    #[inline]
+    fn write_key(&mut self, header: u8, tag: u8, key: &[u8]) -> Result<(), Error>
+    where
+        Self: Sized,
+    {
+        if header != 0 {
+            self.write_byte(header)?;
+        }
+        self.write_prefixed(tag, key)
     }
     /// Appends the tag byte `base | 31` and a varint of four bytes or more (`value` of
     /// 2^21 and more). Internal to the encoder (hosts): the roomy sink of
@@ -430,6 +457,7 @@ impl<S: Sink> Encoder<S> {
     }
 
     /// Writes a float given as `f32`, with the same rules as [`Encoder::f64`].
+    #[cfg(target_os = "none")]
     #[inline]
     pub fn f32(&mut self, value: f32) -> Result<(), Error> {
         // Every f32 (NaN with its exact bit pattern included) is exact as f32: only whole
@@ -437,9 +465,22 @@ impl<S: Sink> Encoder<S> {
         self.f32_bits(value.to_bits())
     }
 
+    /// Writes a float given as `f32`, with the same rules as [`Encoder::f64`].
+    // Hosts: the whole-number test is the hardware round trip (as for `f64`), not the bit
+    // tests of `f32_bits`: `payload/encode/hand` with an f32 temperature 193 -> 90.
+    #[cfg(not(target_os = "none"))]
+    #[inline(always)]
+    pub fn f32(&mut self, value: f32) -> Result<(), Error> {
+        match float::f32_whole_i64(value) {
+            Some(whole) => self.i64(whole),
+            None => self.f32_raw(value),
+        }
+    }
+
     /// [`Encoder::f32`] of the float's bits: the classification and the raw form need only
     /// the bits, and an `f32` read as bits from memory is an integer load, not an FPU
     /// register kept across the calls in between.
+    #[cfg(target_os = "none")]
     #[inline]
     fn f32_bits(&mut self, bits: u32) -> Result<(), Error> {
         match float::f32_whole_signed(bits) {
@@ -484,6 +525,9 @@ impl<S: Sink> Encoder<S> {
     #[inline(always)]
     pub fn str(&mut self, value: &str) -> Result<(), Error> {
         let len = value.len();
+        if self.sink.short_str_first() && (4..8).contains(&len) {
+            return self.sink.write_prefixed(((WireType::String as u8) << 5) | len as u8, value.as_bytes());
+        }
         if len < usize::from(EXTENDED) {
             // Tag and body with one room check (the common short key or label).
             self.sink.write_prefixed(((WireType::String as u8) << 5) | len as u8, value.as_bytes())
@@ -499,6 +543,31 @@ impl<S: Sink> Encoder<S> {
     pub fn str(&mut self, value: &str) -> Result<(), Error> {
         self.tag(WireType::String, value.len() as u64)?;
         self.sink.write(value.as_bytes())
+    }
+
+    /// Writes a map key encoded once (with the map's header, if it was built with
+    /// [`Key::after_map_header`]): the same bytes as [`Encoder::str`] of its name (after
+    /// [`Encoder::map_header`]), as one copy.
+    ///
+    /// ```
+    /// use thinger_core::pson::{Encoder, Key, SliceSink};
+    /// const ON: Key = Key::new("on");
+    /// let mut buf = [0u8; 4];
+    /// let mut enc = Encoder::new(SliceSink::new(&mut buf));
+    /// enc.key(&ON).unwrap();
+    /// assert_eq!(enc.into_sink().as_written(), b"\x82on");
+    /// ```
+    #[cfg_attr(not(target_os = "none"), inline(always))]
+    #[cfg_attr(target_os = "none", inline)]
+    pub fn key(&mut self, key: &Key) -> Result<(), Error> {
+        // Hosts: a name of 8 or 16 bytes alone is the tag byte and one piece (3 stores of
+        // constants for 8 bytes, not two overlapping 8-byte pieces over all 9).
+        #[cfg(not(target_os = "none"))]
+        if !key.has_header() && matches!(key.name_bytes().len(), 8 | 16) {
+            let name = key.name_bytes();
+            return self.sink.write_prefixed(((WireType::String as u8) << 5) | name.len() as u8, name);
+        }
+        self.sink.write(key.as_bytes())
     }
 
     /// Writes a byte string.
@@ -635,170 +704,6 @@ fn encode_checked<T: EncodePson + ?Sized>(value: &T, buf: &mut [u8]) -> Result<u
     Ok(enc.into_sink().written())
 }
 
-/// See [`encode_to_slice`]: a buffer at least this long takes the copy of the encoder in
-/// which the compiler drops the room checks it can prove (every check of the benchmark
-/// payload: `payload/encode/hand` 137 -> 117, `serde` 125 -> 106 instructions, callgrind).
-/// Smaller buffers, where running out of room is likely, keep the checked copy.
-#[cfg(not(target_os = "none"))]
-pub(crate) const ROOMY: usize = 256;
-
-/// A [`SliceSink`] over a buffer of at least [`ROOMY`] bytes: the same writes, as another
-/// type (see [`encode_to_slice`]).
-///
-/// It makes no function call: writes of up to `ROOMY_COPY` (127) bytes are copied in
-/// fixed-size pieces and long varints are written a byte at a time (instead of `memcpy`
-/// and the out-of-line `extended_tag`); a longer write fails with [`Error::BufferFull`],
-/// and the caller then encodes the value again through the checked [`SliceSink`]. Without
-/// a call on it (the checked copy is out of line too), the hot path keeps everything in
-/// scratch registers and saves none: `payload/encode/hand` 117 -> 101, `serde` 106 -> 93
-/// instructions (callgrind); the payload with a 35-byte label 152 -> 116, with a 13-digit
-/// timestamp added 249 -> 147 (scratch rows, same counter).
-///
-/// A refusal is remembered (`refused`), not only returned: the value's own code may map the
-/// error to another one or ignore it, and the caller must retry either way.
-#[cfg(not(target_os = "none"))]
-#[derive(Debug)]
-pub(crate) struct RoomySink<'a> {
-    sink: SliceSink<'a>,
-    refused: bool,
-}
-
-#[cfg(not(target_os = "none"))]
-impl<'a> RoomySink<'a> {
-    pub(crate) fn new(buf: &'a mut [u8]) -> Self {
-        RoomySink { sink: SliceSink::new(buf), refused: false }
-    }
-
-    /// The bytes written, or `None` when a write was refused (the value must be encoded
-    /// again through the checked [`SliceSink`]).
-    #[inline(always)]
-    pub(crate) fn unrefused(&self) -> Option<usize> {
-        (!self.refused).then_some(self.sink.written())
-    }
-
-    /// Remembers a refusal and returns the error the encoder sees.
-    #[cold]
-    fn refuse(&mut self) -> Error {
-        self.refused = true;
-        Error::BufferFull
-    }
-}
-
-/// The longest write the roomy sink copies itself (in 16-byte pieces, no `memcpy`); longer
-/// ones make the caller retry through the checked copy. 127, not 128: a string of 128
-/// bytes has a three-byte tag, and that path took one more register (`payload/encode/hand`
-/// 101 -> 99 instructions with 127).
-#[cfg(not(target_os = "none"))]
-const ROOMY_COPY: usize = 127;
-
-/// `dst.copy_from_slice(src)` for 16 to `ROOMY_COPY` bytes without a call: 16-byte pieces,
-/// the last one overlapping. Anything else through `copy_from_slice`.
-#[cfg(not(target_os = "none"))]
-#[inline(always)]
-fn copy_chunks(dst: &mut [u8], src: &[u8]) {
-    let len = src.len();
-    if dst.len() != len || !(16..=ROOMY_COPY).contains(&len) {
-        dst.copy_from_slice(src);
-        return;
-    }
-    // Written out, not a loop: the compiler turns a copy loop back into `memcpy`.
-    fn piece(dst: &mut [u8], src: &[u8], at: usize) {
-        if let (Some(d), Some(s)) = (
-            dst.get_mut(at..).and_then(|d| d.first_chunk_mut::<16>()),
-            src.get(at..).and_then(|s| s.first_chunk::<16>()),
-        ) {
-            *d = *s;
-        }
-    }
-    piece(dst, src, 0);
-    piece(dst, src, 16);
-    if len > 48 {
-        piece(dst, src, 32);
-        if len > 64 {
-            piece(dst, src, 48);
-            if len > 80 {
-                piece(dst, src, 64);
-                if len > 96 {
-                    piece(dst, src, 80);
-                    if len > 112 {
-                        piece(dst, src, 96);
-                    }
-                }
-            }
-        }
-    }
-    if let (Some(d), Some(s)) = (dst.last_chunk_mut::<16>(), src.last_chunk::<16>()) {
-        *d = *s;
-    }
-}
-
-#[cfg(not(target_os = "none"))]
-impl Sink for RoomySink<'_> {
-    #[inline(always)]
-    fn write(&mut self, bytes: &[u8]) -> Result<(), Error> {
-        if bytes.len() > ROOMY_COPY {
-            return Err(self.refuse());
-        }
-        let end = self.sink.pos.checked_add(bytes.len()).ok_or(Error::BufferFull)?;
-        let dst = self.sink.buf.get_mut(self.sink.pos..end).ok_or(Error::BufferFull)?;
-        if bytes.len() < 32 {
-            copy_short(dst, bytes);
-        } else {
-            copy_chunks(dst, bytes);
-        }
-        self.sink.pos = end;
-        Ok(())
-    }
-    #[inline(always)]
-    fn write_byte(&mut self, byte: u8) -> Result<(), Error> {
-        self.sink.write_byte(byte)
-    }
-    #[inline(always)]
-    fn write_prefixed(&mut self, prefix: u8, bytes: &[u8]) -> Result<(), Error>
-    where
-        Self: Sized,
-    {
-        if bytes.len() >= 32 {
-            self.write_byte(prefix)?;
-            return self.write(bytes);
-        }
-        self.sink.write_prefixed(prefix, bytes)
-    }
-    /// Written here without a call (timestamps and other large integers are common, and a
-    /// retry would encode the value twice); the length is bounded (at most 11 bytes), so
-    /// the room checks after it stay provable.
-    #[inline(always)]
-    fn write_long_tag(&mut self, base: u8, value: u64) -> Result<(), Error>
-    where
-        Self: Sized,
-    {
-        // In place, a byte at a time (the room for the longest form is checked first; a
-        // buffer that has less left makes the caller retry through the checked copy).
-        let start = self.sink.pos;
-        let Some((tag, body)) = start
-            .checked_add(1 + varint::MAX_LEN_U64)
-            .and_then(|room| self.sink.buf.get_mut(start..room))
-            .and_then(|d| d.split_first_mut())
-        else {
-            return Err(self.refuse());
-        };
-        *tag = base | EXTENDED;
-        let mut v = value;
-        let mut n = 1;
-        for slot in body {
-            n += 1;
-            if v < 0x80 {
-                *slot = v as u8;
-                break;
-            }
-            *slot = v as u8 | 0x80;
-            v >>= 7;
-        }
-        self.sink.pos = start + n;
-        Ok(())
-    }
-}
-
 /// The number of bytes `value` encodes to.
 ///
 /// ```
@@ -878,7 +783,10 @@ impl EncodePson for isize {
 impl EncodePson for f32 {
     #[inline]
     fn encode_pson<S: Sink>(&self, enc: &mut Encoder<S>) -> Result<(), Error> {
-        enc.f32_bits(self.to_bits())
+        #[cfg(target_os = "none")]
+        return enc.f32_bits(self.to_bits());
+        #[cfg(not(target_os = "none"))]
+        enc.f32(*self)
     }
 }
 
@@ -994,6 +902,11 @@ impl<K: AsRef<str>, V: EncodePson> EncodePson for Map<'_, K, V> {
         })
     }
 }
+
+#[cfg(not(target_os = "none"))]
+mod roomy;
+#[cfg(not(target_os = "none"))]
+pub(crate) use roomy::{ROOMY, RoomySink};
 
 #[cfg(test)]
 pub(crate) mod tests;

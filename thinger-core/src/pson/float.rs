@@ -225,8 +225,17 @@ pub(crate) fn f64_whole_i64_general(f: f64) -> Option<i64> {
     to_i64(neg, whole_magnitude(parts)?)
 }
 
-/// `Some(f as i64)` when `f` is a whole number in `[-2^63, 2^63)`.
-pub(crate) fn f32_whole_i64(f: f32) -> Option<i64> {
+// Microcontrollers, and hosts other than x86-64 and AArch64.
+#[cfg(any(target_os = "none", not(any(target_arch = "x86_64", target_arch = "aarch64"))))]
+pub(crate) use self::f32_whole_i64_general as f32_whole_i64;
+
+/// `Some(f as i64)` when `f` is a whole number in `[-2^63, 2^63)`, with integer
+/// arithmetic only (microcontrollers use it as `f32_whole_i64`).
+#[cfg_attr(
+    all(not(test), not(target_os = "none"), any(target_arch = "x86_64", target_arch = "aarch64")),
+    allow(dead_code)
+)]
+pub(crate) fn f32_whole_i64_general(f: f32) -> Option<i64> {
     let (neg, parts) = split_f32(f);
     to_i64(neg, whole_magnitude(parts)?)
 }
@@ -234,7 +243,9 @@ pub(crate) fn f32_whole_i64(f: f32) -> Option<i64> {
 /// The f32 of `bits` as a sign and a magnitude when it is a whole number in `[-2^63, 2^63)` (`-0.0` gives
 /// `(false, 0)`: the integer 0), for the encoder: the sign picks the integer type and the
 /// magnitude is the tag's value, so no `i64` is built and taken apart again.
-#[cfg(not(target_os = "none"))]
+// Hosts: the tests' reference for the microcontrollers' form below (hosts' `Encoder::f32`
+// takes `f32_whole_i64`).
+#[cfg(all(test, not(target_os = "none")))]
 pub(crate) fn f32_whole_signed(bits: u32) -> Option<(bool, u64)> {
     let (neg, parts) = split_f32_bits(bits);
     let m = whole_magnitude(parts)?;
@@ -375,6 +386,30 @@ pub(crate) fn f64_whole_i64(f: f64) -> Option<i64> {
 pub(crate) fn f64_whole_i64(f: f64) -> Option<i64> {
     let v = super::raw::truncate_f64(f);
     if v as f64 == f { Some(v) } else { None }
+}
+
+/// `Some(f as i64)` when `f` is a whole number in `[-2^63, 2^63)`: the f32 twin of
+/// [`f64_whole_i64`] (AArch64: `f as i64` saturates, NaN to 0, 2^63 and up to `i64::MAX`,
+/// which no whole f32 in range converts to).
+#[cfg(all(
+    not(target_os = "none"),
+    any(target_arch = "aarch64", all(target_arch = "x86_64", not(target_feature = "sse2")))
+))]
+#[inline(always)]
+pub(crate) fn f32_whole_i64(f: f32) -> Option<i64> {
+    let v = f as i64;
+    if v as f32 == f && v != i64::MAX { Some(v) } else { None }
+}
+
+/// `Some(f as i64)` when `f` is a whole number in `[-2^63, 2^63)`: the f32 twin of
+/// [`f64_whole_i64`] on x86-64 (`cvttss2si` gives `i64::MIN` for NaN and out of range,
+/// which converts back to -2^63: equal only for -2^63 itself; a fraction means
+/// `|f| < 2^23`, whose truncation is exact and differs from `f`; -0.0 gives 0).
+#[cfg(all(not(target_os = "none"), target_arch = "x86_64", target_feature = "sse2"))]
+#[inline(always)]
+pub(crate) fn f32_whole_i64(f: f32) -> Option<i64> {
+    let v = super::raw::truncate_f32(f);
+    if v as f32 == f { Some(v) } else { None }
 }
 
 /// `f as f32` when that conversion is exact (`f64::from(f as f32) == f`); `None` for NaN
@@ -527,6 +562,7 @@ mod tests {
         let nonzero = if f.is_nan() { None } else { Some(f != 0.0) };
         assert_eq!(f32_nonzero(f), nonzero, "{f:e}");
         assert_eq!(f32_whole_i64(f), ref_whole_i64(f64::from(f)), "{f:e} {:#x}", f.to_bits());
+        assert_eq!(f32_whole_i64_general(f), ref_whole_i64(f64::from(f)), "{f:e} {:#x}", f.to_bits());
         assert_eq!(f32_whole_u64(f), ref_whole_u64(f64::from(f)), "{f:e} {:#x}", f.to_bits());
         let signed = ref_whole_i64(f64::from(f)).map(|v| (v < 0, v.unsigned_abs()));
         assert_eq!(f32_whole_signed(f.to_bits()), signed, "{f:e} {:#x}", f.to_bits());

@@ -5,7 +5,8 @@
 //!
 //! * Encoding: [`Encoder`] over a [`Sink`] ([`SliceSink`] for a caller buffer,
 //!   [`SizeCounter`] for a size-only pass, [`IoSink`] for any `embedded_io::Write`), or the
-//!   [`EncodePson`] trait and [`encode_to_slice`] / [`encoded_len`].
+//!   [`EncodePson`] trait and [`encode_to_slice`] / [`encoded_len`]; [`Key`] for map keys
+//!   encoded at compile time.
 //! * Decoding: [`PsonRef::decode`] validates a value once and returns a borrowed view with
 //!   lazy map/array iteration and lookup by key; nothing is copied or allocated.
 //!   [`MapReader`] / [`ArrayReader`] read a top-level map or array in a single pass,
@@ -37,6 +38,7 @@ mod de;
 mod encode;
 mod error;
 pub(crate) mod float;
+mod key;
 #[cfg(not(target_os = "none"))]
 mod raw;
 mod reader;
@@ -52,6 +54,7 @@ pub use de::{Deserializer, from_slice, from_slice_with};
 pub(crate) use encode::copy_down;
 pub use encode::{Bytes, EncodePson, Encoder, IoSink, Map, Sink, SizeCounter, SliceSink, encode_to_slice, encoded_len};
 pub use error::Error;
+pub use key::Key;
 pub use reader::{ArrayIter, ArrayRef, DEFAULT_MAX_DEPTH, DecodeOptions, MAX_DEPTH_CEILING, MapIter, MapRef, PsonRef};
 #[cfg(feature = "serde")]
 pub use ser::{Serde, Serializer, serialized_len, to_slice};

@@ -154,7 +154,31 @@ impl<S: Sink> Serializer<S> {
             Kind::Array => self.enc.array_header(len)?,
             Kind::Map => self.enc.map_header(len)?,
         }
-        Ok(Compound { ser: self, declared: len, written: 0, value_pending: false })
+        Ok(Compound {
+            ser: self,
+            declared: len,
+            written: 0,
+            value_pending: false,
+            #[cfg(not(target_os = "none"))]
+            header: 0,
+        })
+    }
+
+    /// A struct: on hosts, a header with the count in its tag byte waits for the first key
+    /// (see `Compound::field`).
+    #[inline]
+    fn start_struct(&mut self, len: usize) -> Result<Compound<'_, S>, Error> {
+        #[cfg(not(target_os = "none"))]
+        if (1..usize::from(super::EXTENDED)).contains(&len) {
+            return Ok(Compound {
+                ser: self,
+                declared: len,
+                written: 0,
+                value_pending: false,
+                header: ((super::WireType::Map as u8) << 5) | len as u8,
+            });
+        }
+        self.start(Kind::Map, len)
     }
 
     /// A one-entry map `{variant: …}` whose value is written next.
@@ -442,7 +466,7 @@ impl<'a, S: Sink> ser::Serializer for &'a mut Serializer<S> {
         self.start(Kind::Map, len.ok_or(Error::Unsupported)?)
     }
     fn serialize_struct(self, _name: &'static str, len: usize) -> Result<Compound<'a, S>, Error> {
-        self.start(Kind::Map, len)
+        self.start_struct(len)
     }
     fn serialize_struct_variant(
         self,
@@ -468,6 +492,10 @@ pub struct Compound<'a, S> {
     written: usize,
     /// A map key was written and its value has not been.
     value_pending: bool,
+    /// Hosts: the header byte of a struct with 1 to 30 fields, not written yet (0: none),
+    /// written with the first key.
+    #[cfg(not(target_os = "none"))]
+    header: u8,
 }
 
 impl<S: Sink> Compound<'_, S> {
@@ -491,8 +519,31 @@ impl<S: Sink> Compound<'_, S> {
     #[cfg_attr(target_os = "none", inline)]
     fn field<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) -> Result<(), Error> {
         self.next()?;
+        // Hosts: a struct's header waits for its first key, and a short key goes to the
+        // sink with its tag (and that header) as one write, which the roomy sink of
+        // `to_slice` copies as fixed-size pieces of constants (the field names are
+        // literals): `payload/encode/serde` 84 -> 82 instructions (callgrind).
+        #[cfg(not(target_os = "none"))]
+        if key.len() < usize::from(super::EXTENDED) {
+            let header = core::mem::take(&mut self.header);
+            let tag = ((super::WireType::String as u8) << 5) | key.len() as u8;
+            self.ser.enc.sink_mut().write_key(header, tag, key.as_bytes())?;
+            return value.serialize(&mut *self.ser);
+        }
+        #[cfg(not(target_os = "none"))]
+        self.write_header()?;
         self.ser.enc.str(key)?;
         value.serialize(&mut *self.ser)
+    }
+
+    /// Writes a header that waits for the first key (hosts), if any.
+    #[cfg(not(target_os = "none"))]
+    #[inline(always)]
+    fn write_header(&mut self) -> Result<(), Error> {
+        match core::mem::take(&mut self.header) {
+            0 => Ok(()),
+            header => self.ser.enc.sink_mut().write_byte(header),
+        }
     }
 
     #[inline]
