@@ -670,6 +670,10 @@ pub trait EncodePson {
 /// so the bytes are right as long as `encode_pson` writes the same value each time (see
 /// [`EncodePson`]).
 ///
+/// After an error the contents of `buf` are unspecified: bytes past the ones written may
+/// have been overwritten (the fast path writes a short string's first piece before its last
+/// room test). Use only the first `n` bytes of an `Ok(n)`.
+///
 /// ```
 /// let mut buf = [0u8; 8];
 /// assert_eq!(thinger_core::pson::encode_to_slice("a", &mut buf), Ok(2));

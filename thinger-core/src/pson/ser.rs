@@ -236,6 +236,9 @@ enum Kind {
 /// a buffer of 256 bytes or more) is serialized twice: `serialize` should produce the same
 /// value each time and have no other side effect.
 ///
+/// After an error the contents of `buf` are unspecified (as with
+/// [`encode_to_slice`](super::encode_to_slice)); use only the first `n` bytes of an `Ok(n)`.
+///
 /// ```
 /// use serde::Serialize;
 ///
