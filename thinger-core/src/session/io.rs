@@ -147,8 +147,10 @@ where
             if let (Phase::Connected, iotmp::FrameError::TooLarge { size, .. }) = (self.state.phase, error) {
                 // Under a `max_frame_size` below the receive region the whole frame, and the
                 // start of the next, may be buffered: only its own bytes are its.
-                let own = usize::try_from(size).map_or(pending, |n| pending.get(..n).unwrap_or(pending));
-                let full = own.len() >= rx_region.len() || own.len() as u64 >= size;
+                // (A size past `usize` saturates: all of `pending` is then its.)
+                let n = usize::try_from(size).unwrap_or(usize::MAX);
+                let own = pending.get(..n).unwrap_or(pending);
+                let full = own.len() >= rx_region.len() || own.len() >= n;
                 match self.state.on_oversized(header, own, size, full, tx) {
                     Some(buffered) => {
                         // What is buffered of the oversized frame goes; the rest is skipped.
