@@ -353,7 +353,8 @@ where
                     stream_id,
                     resource,
                     path: core::str::from_utf8(path).unwrap_or(""),
-                    params: PsonRef::decode(params).ok(),
+                    // With the limits the frame's parse applied, as every other payload.
+                    params: PsonRef::decode_with(params, &self.state.config.pson).ok(),
                 }
             }
             #[cfg(feature = "channels")]
