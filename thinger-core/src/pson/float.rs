@@ -267,8 +267,9 @@ pub(crate) fn f32_whole_signed(bits: u32) -> Option<(bool, u64)> {
 fn f32_whole_signed_compact(bits: u32) -> Option<(bool, u64)> {
     let m = f32_magnitude_whole(bits & 0x7fff_ffff)?;
     let neg = bits >> 31 != 0 && m != 0;
-    // -2^63 is `i64::MIN`; 2^63 and up are out of range.
-    (m < 1 << 63 || (neg && m == 1 << 63)).then_some((neg, m))
+    // -2^63 is `i64::MIN`; 2^63 and up are out of range: one subtraction and a sign test,
+    // not two compares (docs/footprint-rounds-2.md).
+    ((m - u64::from(neg)) >> 63 == 0).then_some((neg, m))
 }
 
 /// `Some(f as u64)` when `f` is a whole number in `[0, 2^64)` (`-0.0` included).
