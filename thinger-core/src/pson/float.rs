@@ -338,15 +338,26 @@ pub(crate) fn f64_bits_whole_u64(bits: u64) -> Option<u64> {
 /// `f != 0.0`, or `None` for NaN.
 // On the bits, like `f32_nonzero`: no call of `split_f64`, and the caller keeps no FPU
 // register for the value (the `bool` reader of `DigitalPin` and friends).
+#[inline]
 pub(crate) fn f64_nonzero(f: f64) -> Option<bool> {
-    let magnitude = f.to_bits() & !(1 << 63);
-    if magnitude > 0x7ff0_0000_0000_0000 { None } else { Some(magnitude != 0) }
+    let bits = f.to_bits();
+    nonzero_words((bits >> 32) as u32, bits as u32, 0x7ff0_0000)
 }
 
 /// `f != 0.0`, or `None` for NaN.
+#[inline]
 pub(crate) fn f32_nonzero(f: f32) -> Option<bool> {
-    let magnitude = f.to_bits() & 0x7fff_ffff;
-    if magnitude > 0x7f80_0000 { None } else { Some(magnitude != 0) }
+    nonzero_words(f.to_bits(), 0, 0x7f80_0000)
+}
+
+/// Both widths' rule in 32-bit words: `high` the word with the sign and the exponent,
+/// `low` the rest of the mantissa (0 for an f32), `infinity` the magnitude of the high
+/// word of an infinity. One shared test in the `bool` reader, not one per width
+/// (docs/footprint-rounds-2.md).
+#[inline(always)]
+fn nonzero_words(high: u32, low: u32, infinity: u32) -> Option<bool> {
+    let magnitude = high & 0x7fff_ffff;
+    if magnitude > infinity || (magnitude == infinity && low != 0) { None } else { Some(magnitude | low != 0) }
 }
 
 #[cfg(any(target_os = "none", not(any(target_arch = "x86_64", target_arch = "aarch64"))))]
@@ -508,6 +519,9 @@ mod tests {
             f64::NEG_INFINITY,
             f64::NAN,
             -f64::NAN,
+            // NaNs with mantissa bits in the low word only (the `bool` rule's word test).
+            f64::from_bits(0x7ff0_0000_0000_0001),
+            f64::from_bits(0xfff0_0000_8000_0000),
             f64::EPSILON,
             9_223_372_036_854_775_808.0,
             -9_223_372_036_854_775_808.0,
