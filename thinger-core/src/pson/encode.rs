@@ -366,6 +366,8 @@ impl<S: Sink> Encoder<S> {
     }
 
     /// Writes a tag for `wire` with value `value` (inline below 31, else a varint follows).
+    /// On `BufferFull` the sink may hold the first bytes of the tag (microcontrollers write
+    /// it byte by byte), as after any failed write (see [`Sink::write`]).
     ///
     /// On hosts the forms up to four bytes (values below 2^21) are written as fixed-size
     /// pieces, inlined at each call site.
@@ -390,6 +392,8 @@ impl<S: Sink> Encoder<S> {
     }
 
     /// Writes a tag for `wire` with value `value` (inline below 31, else a varint follows).
+    /// On `BufferFull` the sink may hold the first bytes of the tag (microcontrollers write
+    /// it byte by byte), as after any failed write (see [`Sink::write`]).
     // Not inlined on microcontrollers: every value written goes through here, and a copy per
     // call site costs more flash than the call.
     #[cfg(target_os = "none")]
