@@ -335,27 +335,38 @@ pub(crate) fn f64_bits_whole_u64(bits: u64) -> Option<u64> {
     whole_magnitude_stepwise(scaled)
 }
 
-/// `f != 0.0`, or `None` for NaN.
-// On the bits, like `f32_nonzero`: no call of `split_f64`, and the caller keeps no FPU
-// register for the value (the `bool` reader of `DigitalPin` and friends).
-#[inline]
-pub(crate) fn f64_nonzero(f: f64) -> Option<bool> {
-    let bits = f.to_bits();
-    nonzero_words((bits >> 32) as u32, bits as u32, 0x7ff0_0000)
+/// `f != 0.0`, or `None` for NaN (the tests' form of the `bool` rule of floats).
+#[cfg(test)]
+fn f64_nonzero(f: f64) -> Option<bool> {
+    nonzero_words(f64_words(f))
 }
 
-/// `f != 0.0`, or `None` for NaN.
-#[inline]
-pub(crate) fn f32_nonzero(f: f32) -> Option<bool> {
-    nonzero_words(f.to_bits(), 0, 0x7f80_0000)
+/// `f != 0.0`, or `None` for NaN (the tests' form of the `bool` rule of floats).
+#[cfg(test)]
+fn f32_nonzero(f: f32) -> Option<bool> {
+    nonzero_words(f32_words(f))
 }
 
-/// Both widths' rule in 32-bit words: `high` the word with the sign and the exponent,
-/// `low` the rest of the mantissa (0 for an f32), `infinity` the magnitude of the high
-/// word of an infinity. One shared test in the `bool` reader, not one per width
-/// (docs/footprint-rounds-2.md).
+/// An f64 for [`nonzero_words`]: its high word, its low word, the high word of infinity.
 #[inline(always)]
-fn nonzero_words(high: u32, low: u32, infinity: u32) -> Option<bool> {
+pub(crate) fn f64_words(f: f64) -> (u32, u32, u32) {
+    let bits = f.to_bits();
+    ((bits >> 32) as u32, bits as u32, 0x7ff0_0000)
+}
+
+/// An f32 for [`nonzero_words`]: its bits, a low word of 0, the bits of infinity.
+#[inline(always)]
+pub(crate) fn f32_words(f: f32) -> (u32, u32, u32) {
+    (f.to_bits(), 0, 0x7f80_0000)
+}
+
+/// `f != 0.0`, or `None` for NaN, on a float's 32-bit words (`f32_words`, `f64_words`):
+/// `high` the word with the sign and the exponent, `low` the rest of the mantissa,
+/// `infinity` the magnitude of the high word of an infinity. On the bits: no split, no FPU
+/// register kept by the caller; one test for both widths, after the `bool` reader's match
+/// (`DigitalPin::handle` 208 -> 180 B on thumbv7em "z", docs/footprint-rounds-2.md).
+#[inline(always)]
+pub(crate) fn nonzero_words((high, low, infinity): (u32, u32, u32)) -> Option<bool> {
     let magnitude = high & 0x7fff_ffff;
     if magnitude > infinity || (magnitude == infinity && low != 0) { None } else { Some(magnitude | low != 0) }
 }
