@@ -1,4 +1,5 @@
 use super::{EXTENDED, Error, Key, WireType, float};
+#[cfg(not(target_os = "none"))]
 use crate::varint;
 
 /// `buf.copy_within(from..to, dest)` for `dest <= from`, one byte at a time: moving data
@@ -342,11 +343,6 @@ pub struct Encoder<S> {
     sink: S,
 }
 
-/// A tag and its varint, staged word-aligned (see `Encoder::tag`).
-#[cfg(target_os = "none")]
-#[repr(align(4))]
-struct Staging([u8; 1 + varint::MAX_LEN_U64 + 1]);
-
 impl<S: Sink> Encoder<S> {
     /// An encoder writing to `sink`.
     #[inline]
@@ -370,6 +366,8 @@ impl<S: Sink> Encoder<S> {
     }
 
     /// Writes a tag for `wire` with value `value` (inline below 31, else a varint follows).
+    /// On `BufferFull` the sink may hold the first bytes of the tag (microcontrollers write
+    /// it byte by byte), as after any failed write (see [`Sink::write`]).
     ///
     /// On hosts the forms up to four bytes (values below 2^21) are written as fixed-size
     /// pieces, inlined at each call site.
@@ -394,25 +392,39 @@ impl<S: Sink> Encoder<S> {
     }
 
     /// Writes a tag for `wire` with value `value` (inline below 31, else a varint follows).
+    /// On `BufferFull` the sink may hold the first bytes of the tag (microcontrollers write
+    /// it byte by byte), as after any failed write (see [`Sink::write`]).
     // Not inlined on microcontrollers: every value written goes through here, and a copy per
     // call site costs more flash than the call.
     #[cfg(target_os = "none")]
     #[inline(never)]
     pub fn tag(&mut self, wire: WireType, value: u64) -> Result<(), Error> {
+        self.tag_compact(wire, value)
+    }
+
+    /// The microcontrollers' `tag` (compiled on hosts for the tests): the tag byte and each
+    /// varint byte through one `write_byte` call in one loop, no staging buffer and no
+    /// `write` of it (−40 B on thumbv7em "z", docs/footprint-rounds-2.md). A sink may keep
+    /// the first bytes of a tag that does not fit (`Sink::write` gives no guarantee either).
+    #[cfg(any(target_os = "none", test))]
+    #[inline(always)]
+    fn tag_compact(&mut self, wire: WireType, value: u64) -> Result<(), Error> {
         let base = (wire as u8) << 5;
-        if value < u64::from(EXTENDED) {
-            self.sink.write_byte(base | value as u8)
-        } else {
-            // Code size only: cleared as three word stores (aligned, through `black_box` so
-            // the first byte's store does not shorten it to an unaligned 11-byte clear). On
-            // thumbv6m, which has no unaligned stores, that clear was a call to `memclr`,
-            // linked for nothing else (192 B; −200 B there, −12 B on thumbv7em,
-            // docs/footprint.md).
-            let mut staging = core::hint::black_box(Staging([0; 12]));
-            let bytes = &mut staging.0;
-            bytes[0] = base | EXTENDED;
-            let n = varint::encode_u64(value, &mut bytes[1..]).ok_or(Error::BufferFull)?;
-            self.sink.write(bytes.get(..=n).ok_or(Error::BufferFull)?)
+        // `more`: a byte follows the one in `byte`; `rest` what the varint still holds.
+        let mut more = value >= u64::from(EXTENDED);
+        let mut byte = if more { base | EXTENDED } else { base | value as u8 };
+        let mut rest = value;
+        loop {
+            self.sink.write_byte(byte)?;
+            if !more {
+                return Ok(());
+            }
+            // The next group tested as it is shifted out (a 64-bit test for zero is one
+            // instruction, a compare with 0x80 three).
+            let next = rest >> 7;
+            more = next != 0;
+            byte = rest as u8 | (u8::from(more) << 7);
+            rest = next;
         }
     }
 

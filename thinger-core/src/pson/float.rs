@@ -267,8 +267,9 @@ pub(crate) fn f32_whole_signed(bits: u32) -> Option<(bool, u64)> {
 fn f32_whole_signed_compact(bits: u32) -> Option<(bool, u64)> {
     let m = f32_magnitude_whole(bits & 0x7fff_ffff)?;
     let neg = bits >> 31 != 0 && m != 0;
-    // -2^63 is `i64::MIN`; 2^63 and up are out of range.
-    (m < 1 << 63 || (neg && m == 1 << 63)).then_some((neg, m))
+    // -2^63 is `i64::MIN`; 2^63 and up are out of range: one subtraction and a sign test,
+    // not two compares (docs/footprint-rounds-2.md).
+    ((m - u64::from(neg)) >> 63 == 0).then_some((neg, m))
 }
 
 /// `Some(f as u64)` when `f` is a whole number in `[0, 2^64)` (`-0.0` included).
@@ -334,18 +335,40 @@ pub(crate) fn f64_bits_whole_u64(bits: u64) -> Option<u64> {
     whole_magnitude_stepwise(scaled)
 }
 
-/// `f != 0.0`, or `None` for NaN.
-// On the bits, like `f32_nonzero`: no call of `split_f64`, and the caller keeps no FPU
-// register for the value (the `bool` reader of `DigitalPin` and friends).
-pub(crate) fn f64_nonzero(f: f64) -> Option<bool> {
-    let magnitude = f.to_bits() & !(1 << 63);
-    if magnitude > 0x7ff0_0000_0000_0000 { None } else { Some(magnitude != 0) }
+/// `f != 0.0`, or `None` for NaN (the tests' form of the `bool` rule of floats).
+#[cfg(test)]
+fn f64_nonzero(f: f64) -> Option<bool> {
+    nonzero_words(f64_words(f))
 }
 
-/// `f != 0.0`, or `None` for NaN.
-pub(crate) fn f32_nonzero(f: f32) -> Option<bool> {
-    let magnitude = f.to_bits() & 0x7fff_ffff;
-    if magnitude > 0x7f80_0000 { None } else { Some(magnitude != 0) }
+/// `f != 0.0`, or `None` for NaN (the tests' form of the `bool` rule of floats).
+#[cfg(test)]
+fn f32_nonzero(f: f32) -> Option<bool> {
+    nonzero_words(f32_words(f))
+}
+
+/// An f64 for [`nonzero_words`]: its high word, its low word, the high word of infinity.
+#[inline(always)]
+pub(crate) fn f64_words(f: f64) -> (u32, u32, u32) {
+    let bits = f.to_bits();
+    ((bits >> 32) as u32, bits as u32, 0x7ff0_0000)
+}
+
+/// An f32 for [`nonzero_words`]: its bits, a low word of 0, the bits of infinity.
+#[inline(always)]
+pub(crate) fn f32_words(f: f32) -> (u32, u32, u32) {
+    (f.to_bits(), 0, 0x7f80_0000)
+}
+
+/// `f != 0.0`, or `None` for NaN, on a float's 32-bit words (`f32_words`, `f64_words`):
+/// `high` the word with the sign and the exponent, `low` the rest of the mantissa,
+/// `infinity` the magnitude of the high word of an infinity. On the bits: no split, no FPU
+/// register kept by the caller; one test for both widths, after the `bool` reader's match
+/// (`DigitalPin::handle` 208 -> 180 B on thumbv7em "z", docs/footprint-rounds-2.md).
+#[inline(always)]
+pub(crate) fn nonzero_words((high, low, infinity): (u32, u32, u32)) -> Option<bool> {
+    let magnitude = high & 0x7fff_ffff;
+    if magnitude > infinity || (magnitude == infinity && low != 0) { None } else { Some(magnitude | low != 0) }
 }
 
 #[cfg(any(target_os = "none", not(any(target_arch = "x86_64", target_arch = "aarch64"))))]
@@ -507,6 +530,9 @@ mod tests {
             f64::NEG_INFINITY,
             f64::NAN,
             -f64::NAN,
+            // NaNs with mantissa bits in the low word only (the `bool` rule's word test).
+            f64::from_bits(0x7ff0_0000_0000_0001),
+            f64::from_bits(0xfff0_0000_8000_0000),
             f64::EPSILON,
             9_223_372_036_854_775_808.0,
             -9_223_372_036_854_775_808.0,

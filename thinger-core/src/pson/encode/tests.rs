@@ -210,3 +210,49 @@ fn copy_down_is_copy_within() {
     copy_down(&mut short, 1, 9, 0); // out of range: copies what exists
     assert_eq!(short, [2, 3, 3]);
 }
+
+/// The microcontrollers' `tag` against the hosts': the same bytes, or `BufferFull`, for
+/// every wire type, values at every varint length edge, at every room.
+#[test]
+fn compact_tags_agree_with_the_hosts() {
+    let mut values = std::vec![0u64, 1, 30, 31, 32, u64::MAX];
+    for bits in 1..64 {
+        values.extend([(1u64 << bits) - 1, 1 << bits, (1 << bits) + 1]);
+    }
+    for wire in [WireType::PositiveInt, WireType::NegativeInt, WireType::String, WireType::Map, WireType::Array] {
+        for &value in &values {
+            let mut want = [0u8; 12];
+            let mut host = Encoder::new(SliceSink::new(&mut want));
+            host.tag(wire, value).unwrap();
+            let len = host.into_sink().written();
+            for room in 0..=12 {
+                let mut got = [0u8; 12];
+                let mut compact = Encoder::new(SliceSink::new(&mut got[..room]));
+                let result = compact.tag_compact(wire, value);
+                if room < len {
+                    assert_eq!(result, Err(Error::BufferFull), "{wire:?} {value} {room}");
+                } else {
+                    assert_eq!(result, Ok(()), "{wire:?} {value} {room}");
+                    assert_eq!(compact.into_sink().written(), len, "{wire:?} {value} {room}");
+                    assert_eq!(got[..len], want[..len], "{wire:?} {value} {room}");
+                }
+            }
+        }
+    }
+}
+
+proptest::proptest! {
+    #[test]
+    fn compact_tags_agree_on_random_values(value in proptest::prelude::any::<u64>(), room in 0usize..12) {
+        let (mut want, mut got) = ([0u8; 12], [0u8; 12]);
+        let mut host = Encoder::new(SliceSink::new(&mut want[..room]));
+        let mut compact = Encoder::new(SliceSink::new(&mut got[..room]));
+        let (a, b) = (host.tag(WireType::Array, value), compact.tag_compact(WireType::Array, value));
+        proptest::prop_assert_eq!(a, b);
+        if a.is_ok() {
+            let n = host.into_sink().written();
+            proptest::prop_assert_eq!(n, compact.into_sink().written());
+            proptest::prop_assert_eq!(&got[..n], &want[..n]);
+        }
+    }
+}
