@@ -217,3 +217,31 @@ fn data_too_large_to_receive_stops_the_channel() {
     assert_eq!(h.session.poll_event(), Some(Event::ChannelClosed { stream_id: 6 }));
     assert_eq!(h.session.open_channels(), 0);
 }
+
+/// A channel's parameters are read with the session's PSON limits, as every other payload:
+/// nested past the default depth but within a raised `Config::pson` limit, they reach the
+/// event (they were `None` before).
+#[test]
+fn channel_params_use_the_sessions_depth_limit() {
+    // 40 arrays, one inside the other, around a 0.
+    let mut params = vec![0xe1u8; 40];
+    params.push(0x00);
+    let mut term = Terminal;
+    let mut thing: Thing<'_, 16> = Thing::new();
+    thing["$terminal/:session"].set(&mut term);
+    let mut config = Config::new("u", "d", "c");
+    config.pson = thinger_core::pson::DecodeOptions::new().max_depth(64);
+    let mut h = Harness::new(config, thing);
+    h.connect();
+    assert!(h.feed(&start(41, "$terminal/deep", &params)).is_empty());
+    match h.session.poll_event() {
+        Some(Event::ChannelOpened { stream_id: 41, params: Some(p), .. }) => {
+            let mut v = p;
+            for _ in 0..40 {
+                v = v.as_array().and_then(|a| a.get(0)).expect("one element per level");
+            }
+            assert_eq!(v.as_u64(), Some(0));
+        }
+        other => panic!("{other:?}"),
+    }
+}
