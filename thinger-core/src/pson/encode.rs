@@ -408,7 +408,7 @@ impl<S: Sink> Encoder<S> {
     /// the first bytes of a tag that does not fit (`Sink::write` gives no guarantee either).
     #[cfg(any(target_os = "none", test))]
     #[inline(always)]
-    fn tag_compact(&mut self, wire: WireType, value: u64) -> Result<(), Error> {
+    pub(crate) fn tag_compact(&mut self, wire: WireType, value: u64) -> Result<(), Error> {
         let base = (wire as u8) << 5;
         // `more`: a byte follows the one in `byte`; `rest` what the varint still holds.
         let mut more = value >= u64::from(EXTENDED);

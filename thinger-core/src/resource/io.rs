@@ -175,7 +175,16 @@ impl<'o> Output<'o> {
     fn set_tag(&mut self, wire: WireType, value: u64) -> Result<(), pson::Error> {
         self.pairs = 0;
         self.enc.sink_mut().set_written(0);
+        #[cfg(target_os = "none")]
         let result = self.enc.tag(wire, value);
+        // Hosts (the tests): the microcontrollers' `tag` itself.
+        #[cfg(not(target_os = "none"))]
+        let result = self.enc.tag_compact(wire, value);
+        if result.is_err() {
+            // That `tag` writes byte by byte: the first bytes of a tag that did not fit are
+            // not left in the output (it stays empty, as after any failed `set`).
+            self.enc.sink_mut().set_written(0);
+        }
         self.record(result)
     }
 
@@ -339,6 +348,9 @@ mod tests {
         let mut buf = [0u8; 2];
         let mut out = Output::new(&mut buf);
         assert_eq!(out.set_tag(WireType::PositiveInt, 300), Err(pson::Error::BufferFull));
+        // Nothing of it is left: the output is empty, and a field fails for want of room.
+        assert!(out.is_empty());
+        assert_eq!(out.field("k", &1u8), Err(pson::Error::BufferFull));
         assert_eq!(out.finish(), Err(pson::Error::BufferFull));
     }
 
