@@ -167,31 +167,30 @@ pub enum StreamIdPeek {
 /// ```
 pub fn peek_stream_id(prefix: &[u8]) -> StreamIdPeek {
     let mut at = 0;
-    loop {
-        let rest = prefix.get(at..).unwrap_or(&[]);
-        let key = match varint::decode_u32(rest) {
+    // Every early end through one exit: `true` when the prefix ends inside a varint.
+    let need_more = loop {
+        let key = match varint::decode_u32(prefix.get(at..).unwrap_or(&[])) {
             Ok(Some((key, n))) => {
                 at += n;
                 key
             }
-            Ok(None) => return StreamIdPeek::NeedMore,
-            Err(_) => return StreamIdPeek::Absent,
+            end => break end.is_ok(),
         };
         if key & 0x7 != 0 {
-            return StreamIdPeek::Absent;
+            break false;
         }
         let value = match varint::decode_u64(prefix.get(at..).unwrap_or(&[])) {
             Ok(Some((value, n))) => {
                 at += n;
                 value
             }
-            Ok(None) => return StreamIdPeek::NeedMore,
-            Err(_) => return StreamIdPeek::Absent,
+            end => break end.is_ok(),
         };
         if key >> 3 == 1 {
             return u16::try_from(value).map_or(StreamIdPeek::Absent, StreamIdPeek::Found);
         }
-    }
+    };
+    if need_more { StreamIdPeek::NeedMore } else { StreamIdPeek::Absent }
 }
 
 /// An incremental frame decoder over a caller-provided buffer.

@@ -15,8 +15,11 @@ impl IdGenerator {
         for word in &mut s {
             *word = rng.next_u32();
         }
-        if s.iter().fold(0, |any, &w| any | w) == 0 {
-            s[0] = 1; // the all-zero state is a fixed point
+        let [a, b, c, d] = s;
+        // The all-zero state is a fixed point: then the first word is 1 (one `or` chain,
+        // no loop over the words).
+        if a | b | c | d == 0 {
+            s[0] = 1;
         }
         IdGenerator { s }
     }

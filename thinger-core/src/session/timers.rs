@@ -71,26 +71,29 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
     pub(super) fn next_deadline(&self) -> Option<Tick> {
         let mut next: Option<Tick> = None;
         if self.phase == Phase::Connecting || self.phase == Phase::Connected {
-            next = Some(self.last_rx.after(self.watchdog));
-        }
-        if self.phase == Phase::Connected {
-            // Sending deadlines that are already due wait for the transmit queue to drain
-            // (the adapter calls `handle_timeout` after draining), so an adapter blocked
-            // on a slow socket is not woken in a loop.
-            let waiting = !self.tx.is_empty();
-            let now = self.tick();
-            // The earliest sending deadline that does not wait for the queue: the
-            // keep-alive's or a stream's, in one pass without an `Option` (a keep-alive
-            // that waits gives way to the first stream deadline that does not).
-            let mut send = self.keep_alive_due();
-            for s in &self.streams {
-                if s.interval != 0 && !(waiting && now.reached(s.next)) {
-                    send = if waiting && now.reached(send) { s.next } else { send.earlier(s.next) };
+            // The watchdog's deadline, then (connected) the earliest sending one: one
+            // `Tick` until the end, no `Option` per candidate.
+            let mut due = self.last_rx.after(self.watchdog);
+            if self.phase == Phase::Connected {
+                // Sending deadlines that are already due wait for the transmit queue to
+                // drain (the adapter calls `handle_timeout` after draining), so an adapter
+                // blocked on a slow socket is not woken in a loop.
+                let waiting = !self.tx.is_empty();
+                let now = self.tick();
+                // The earliest sending deadline that does not wait for the queue: the
+                // keep-alive's or a stream's, in one pass without an `Option` (a keep-alive
+                // that waits gives way to the first stream deadline that does not).
+                let mut send = self.keep_alive_due();
+                for s in &self.streams {
+                    if s.interval != 0 && !(waiting && now.reached(s.next)) {
+                        send = if waiting && now.reached(send) { s.next } else { send.earlier(s.next) };
+                    }
+                }
+                if !(waiting && now.reached(send)) {
+                    due = due.earlier(send);
                 }
             }
-            if !(waiting && now.reached(send)) {
-                next = Some(next.map_or(send, |n| n.earlier(send)));
-            }
+            next = Some(due);
         }
         for p in self.pending.iter().filter(|_| PENDING) {
             if p.state == PendingState::Waiting {
