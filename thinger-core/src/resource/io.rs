@@ -217,20 +217,21 @@ impl<'o> Output<'o> {
     /// writer, not one per value type and call site.
     #[inline(never)]
     fn field_dyn(&mut self, key: &str, value: &dyn FieldValue) -> Result<(), pson::Error> {
-        if self.pairs == 0 {
+        // Every outcome through one `record` call.
+        let result = if self.pairs == 0 && self.enc.sink().written() > 0 {
             // A whole value was written: no map after it.
-            if self.enc.sink().written() > 0 {
-                return self.record(Err(pson::Error::Unsupported));
+            Err(pson::Error::Unsupported)
+        } else if self.pairs == 0 && self.enc.sink_mut().buffer().len() < MAP_RESERVE {
+            Err(pson::Error::BufferFull)
+        } else {
+            if self.pairs == 0 {
+                self.enc.sink_mut().set_written(MAP_RESERVE);
             }
-            if self.enc.sink_mut().buffer().len() < MAP_RESERVE {
-                return self.record(Err(pson::Error::BufferFull));
-            }
-            self.enc.sink_mut().set_written(MAP_RESERVE);
-        }
-        // Counted before it is written: a failed pair leaves the position inside it, and
-        // the error is kept, so `finish` reports it whatever follows.
-        self.pairs += 1;
-        let result = self.enc.str(key).and_then(|_| value.encode_field(&mut self.enc));
+            // Counted before it is written: a failed pair leaves the position inside it,
+            // and the error is kept, so `finish` reports it whatever follows.
+            self.pairs += 1;
+            self.enc.str(key).and_then(|_| value.encode_field(&mut self.enc))
+        };
         self.record(result)
     }
 

@@ -65,7 +65,8 @@ impl<'a> MapRef<'a> {
         let mut cursor = Cursor::new(self.body);
         for _ in 0..self.len {
             let tag = cursor.tag().ok()?;
-            let k = cursor.take(usize::try_from(tag.value).ok()?).ok()?;
+            // A validated map's key length fits the body, so the cast keeps it.
+            let k = cursor.take(tag.value as usize).ok()?;
             if crate::bytes::eq(k, key.as_bytes()) {
                 return cursor.value(usize::MAX, false).ok();
             }
