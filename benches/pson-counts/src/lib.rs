@@ -39,14 +39,16 @@ pub const PAYLOAD_BYTES: [u8; 55] = *b"\xc4\
     \x88pressure\x1f\xf5\x07\
     \x85label\x87outdoor";
 
+// The payload's keys encoded once, the map header with the first (`pson::Key`), for both
+// hand-written encoders.
+const TEMPERATURE: Key = Key::after_map_header(4, "temperature");
+const HUMIDITY: Key = Key::new("humidity");
+const PRESSURE: Key = Key::new("pressure");
+const LABEL: Key = Key::new("label");
+
 impl EncodePson for Payload<'_> {
     #[inline]
     fn encode_pson<S: Sink>(&self, enc: &mut Encoder<S>) -> Result<(), Error> {
-        // The keys encoded once, the map header with the first (`pson::Key`).
-        const TEMPERATURE: Key = Key::after_map_header(4, "temperature");
-        const HUMIDITY: Key = Key::new("humidity");
-        const PRESSURE: Key = Key::new("pressure");
-        const LABEL: Key = Key::new("label");
         enc.key(&TEMPERATURE)?;
         enc.f32(self.temperature)?;
         enc.key(&HUMIDITY)?;
@@ -82,10 +84,6 @@ pub const PAYLOAD_F64: PayloadF64<'static> =
 impl EncodePson for PayloadF64<'_> {
     #[inline]
     fn encode_pson<S: Sink>(&self, enc: &mut Encoder<S>) -> Result<(), Error> {
-        const TEMPERATURE: Key = Key::after_map_header(4, "temperature");
-        const HUMIDITY: Key = Key::new("humidity");
-        const PRESSURE: Key = Key::new("pressure");
-        const LABEL: Key = Key::new("label");
         enc.key(&TEMPERATURE)?;
         enc.f64(self.temperature)?;
         enc.key(&HUMIDITY)?;

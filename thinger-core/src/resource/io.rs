@@ -182,7 +182,8 @@ impl<'o> Output<'o> {
         let result = self.enc.tag_compact(wire, value);
         if result.is_err() {
             // That `tag` writes byte by byte: the first bytes of a tag that did not fit are
-            // not left in the output (it stays empty, as after any failed `set`).
+            // not left in the output, which is then empty, as on hosts (whose `tag` writes
+            // nothing when it fails).
             self.enc.sink_mut().set_written(0);
         }
         self.record(result)

@@ -73,6 +73,37 @@ mod tests {
     }
     impl CryptoRng for Counter {}
 
+    /// An RNG that gives 0 forever: the seed that would fix the generator at 0.
+    struct Zeros;
+    impl RngCore for Zeros {
+        fn next_u32(&mut self) -> u32 {
+            0
+        }
+        fn next_u64(&mut self) -> u64 {
+            0
+        }
+        fn fill_bytes(&mut self, dest: &mut [u8]) {
+            dest.fill(0)
+        }
+        fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
+            self.fill_bytes(dest);
+            Ok(())
+        }
+    }
+    impl CryptoRng for Zeros {}
+
+    #[test]
+    fn an_all_zero_seed_still_gives_distinct_ids() {
+        let mut ids = IdGenerator::new(&mut Zeros);
+        assert_eq!(ids.s, [1, 0, 0, 0]);
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..100 {
+            let id = ids.next_id(|id| seen.contains(&id)).unwrap();
+            assert!(id != 0);
+            assert!(seen.insert(id));
+        }
+    }
+
     #[test]
     fn ids_are_nonzero_unused_and_spread() {
         let mut ids = IdGenerator::new(&mut Counter(7));
