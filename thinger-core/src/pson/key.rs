@@ -154,13 +154,12 @@ impl Key {
     /// ```
     #[inline]
     pub fn name(&self) -> &str {
-        let name = self.bytes.get(usize::from(self.name_at)..usize::from(self.len)).unwrap_or(&[]);
+        let name = self.name_bytes();
         // Built from a `&str` (a whole one: no cut inside a character).
         core::str::from_utf8(name).unwrap_or("")
     }
 
-    /// The name's bytes (without the tag or header; hosts' `Encoder::key`).
-    #[cfg(not(target_os = "none"))]
+    /// The name's bytes (without the tag or header): `Key::name`, hosts' `Encoder::key`.
     #[inline(always)]
     pub(crate) fn name_bytes(&self) -> &[u8] {
         self.bytes.get(usize::from(self.name_at)..usize::from(self.len)).unwrap_or(&[])
