@@ -289,17 +289,27 @@ impl<'a> Message<'a> {
     /// assert_eq!(m.resource.unwrap().as_str(), Some("led"));
     /// ```
     pub fn parse(msg_type: u32, body: &'a [u8], options: &DecodeOptions) -> Result<Self, MessageError> {
-        let mut stream_id = 0u16;
+        let mut message = Message::new(MessageType::KeepAlive);
+        message.parse_into(msg_type, body, options)?;
+        Ok(message)
+    }
+
+    /// [`Message::parse`] into `self` (a [`Message::new`]): each field written once, at its
+    /// place, not built in local arrays and moved into the message and then into a `Result`
+    /// (two 48-byte copies). `self` is left partly written on an error.
+    pub(crate) fn parse_into(
+        &mut self,
+        msg_type: u32,
+        body: &'a [u8],
+        options: &DecodeOptions,
+    ) -> Result<(), MessageError> {
         // Every error leaves through the one exit after this block, with the stream id read
         // so far (one construction of the `MessageError`).
         let kind = 'fail: {
             let Some(kind) = MessageType::from_u32(msg_type) else {
                 break 'fail MessageErrorKind::UnknownType(msg_type);
             };
-            // F2, F3, F4 and the raw bytes of F2 and F3, stored through one index (one copy of
-            // the field store, not three).
-            let mut fields: [Option<FieldValue<'a>>; 3] = [None; 3];
-            let mut raws: [Option<&'a [u8]>; 3] = [None; 3];
+            self.kind = kind;
             let mut pos = 0usize;
             while let Some(rest) = body.get(pos..).filter(|r| !r.is_empty()) {
                 let Ok(Some((key, n))) = varint::decode_u64(rest) else { break 'fail MessageErrorKind::BadVarint };
@@ -327,26 +337,28 @@ impl<'a> Message<'a> {
                     1 => break 'fail MessageErrorKind::LegacyPson,
                     w => break 'fail MessageErrorKind::ReservedWireType(w),
                 };
-                match field {
+                // F2 → 0, F3 → 1, F4 → 2; any other id (also past `usize`) is skipped.
+                let slot = match field {
                     1 => match value.as_u64().and_then(|v| u16::try_from(v).ok()) {
-                        Some(id) => stream_id = id,
+                        Some(id) => {
+                            self.stream_id = id;
+                            continue;
+                        }
                         None => break 'fail MessageErrorKind::BadStreamId,
                     },
-                    f => {
-                        // F2 → 0, F3 → 1, F4 → 2; any other id (also past `usize`) misses.
-                        let i = usize::try_from(f.wrapping_sub(2)).unwrap_or(usize::MAX);
-                        if let (Some(slot), Some(r)) = (fields.get_mut(i), raws.get_mut(i)) {
-                            *slot = Some(value);
-                            *r = raw;
-                        }
-                    }
+                    2 => &mut self.parameters,
+                    3 => &mut self.payload,
+                    4 => &mut self.resource,
+                    _ => continue,
+                };
+                *slot = Some(value);
+                if let Some(r) = self.raw.get_mut((field - 2) as usize) {
+                    *r = raw;
                 }
             }
             // Unknown field ids (with a known wire type) were skipped above.
-            let [parameters, payload, resource] = fields;
-            let [raw_parameters, raw_payload, _] = raws;
-            return Ok(Message { kind, stream_id, parameters, payload, resource, raw: [raw_parameters, raw_payload] });
+            return Ok(());
         };
-        Err(MessageError { kind, msg_type, stream_id })
+        Err(MessageError { kind, msg_type, stream_id: self.stream_id })
     }
 }
