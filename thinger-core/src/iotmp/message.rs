@@ -346,13 +346,13 @@ impl<'a> Message<'a> {
                         }
                         None => break 'fail MessageErrorKind::BadStreamId,
                     },
-                    2 => &mut self.parameters,
-                    3 => &mut self.payload,
-                    4 => &mut self.resource,
+                    2 => (&mut self.parameters, Some(&mut self.raw[0])),
+                    3 => (&mut self.payload, Some(&mut self.raw[1])),
+                    4 => (&mut self.resource, None),
                     _ => continue,
                 };
-                *slot = Some(value);
-                if let Some(r) = self.raw.get_mut((field - 2) as usize) {
+                *slot.0 = Some(value);
+                if let Some(r) = slot.1 {
                     *r = raw;
                 }
             }
