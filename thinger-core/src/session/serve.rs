@@ -595,13 +595,12 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
             return Flow::Consumed;
         };
         // Interval: {"interval": ms} (Linux client) or a bare number of ms (IOTMP-Embedded).
-        // The bare number through the out-of-line `FieldValue::as_u64` (a varint is always
-        // one), the map after it.
-        let interval = m.parameters.as_ref().and_then(|p| {
-            p.as_u64().or_else(|| match p {
-                FieldValue::Pson(v) => v.get("interval").and_then(|i| i.as_u64()),
-                FieldValue::Varint(_) => None,
-            })
+        // A map is looked up, anything else read through the out-of-line `FieldValue::as_u64`
+        // (a map is never a number): one test of the field's kind, no fallback after a failed
+        // `as_u64`.
+        let interval = m.parameters.as_ref().and_then(|p| match p {
+            FieldValue::Pson(PsonRef::Map(map)) => map.get("interval").and_then(|i| i.as_u64()),
+            p => p.as_u64(),
         });
         // Clamped to the longest tick span (~12.4 days).
         let interval = interval.map_or(0, |ms| ms.min(u64::from(MAX_SPAN)) as u32);
