@@ -42,8 +42,8 @@ impl MessageType {
     /// ```
     /// assert!(thinger_core::iotmp::MessageType::from_u32(0).is_none());
     /// ```
-    // Forced inline: in `Message::parse` the match becomes a range test (−40 / −4 / −4 B on
-    // thumbv7em / thumbv6m / riscv32imc "z").
+    // Forced inline: in `Message::parse_into` the match becomes a range test (−40 / −4 / −4 B
+    // on thumbv7em / thumbv6m / riscv32imc "z").
     #[inline(always)]
     pub const fn from_u32(value: u32) -> Option<Self> {
         Some(match value {
@@ -294,9 +294,11 @@ impl<'a> Message<'a> {
         Ok(message)
     }
 
-    /// [`Message::parse`] into `self` (a [`Message::new`]): each field written once, at its
-    /// place, not built in local arrays and moved into the message and then into a `Result`
-    /// (two 48-byte copies). `self` is left partly written on an error.
+    /// [`Message::parse`] into `self`, a [`Message::new`] (the session parses each frame so):
+    /// each field written once, at its place, not built in local arrays, moved into a
+    /// message and that into a `Result` (two 48-byte copies; −48 / 0 / −128 B on thumbv7em /
+    /// thumbv6m / riscv32imc "z", docs/footprint-rounds-3.md). On an error `self` is left
+    /// partly written.
     pub(crate) fn parse_into(
         &mut self,
         msg_type: u32,
