@@ -284,7 +284,17 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
     /// tail for both.
     fn run_input(&mut self, m: &Message<'_>, index: usize, params: &Params<'_>, tx: &mut [u8], request: Option<u16>) {
         let kind = self.kind_of(index);
-        let input = Input::new(m.payload.as_ref().map(FieldValue::as_pson), m.payload_pson());
+        // The payload as PSON in two steps, a PSON value as it is, then a varint as `Uint`
+        // (−12 / −4 / −12 B on thumbv7em / thumbv6m / riscv32imc "z" against one `match`
+        // through `FieldValue::as_pson`, docs/footprint-rounds-3.md).
+        let mut value = match m.payload {
+            Some(FieldValue::Pson(p)) => Some(p),
+            _ => None,
+        };
+        if let Some(FieldValue::Varint(v)) = m.payload {
+            value = Some(PsonRef::Uint(v));
+        }
+        let input = Input::new(value, m.payload_pson());
         let had_input = !input.is_empty();
         let outcome = self.invoke(index, CallMode::Run, input, params, tx, request);
         let Some(id) = request else {
