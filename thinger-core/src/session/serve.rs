@@ -380,10 +380,8 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
         let Some(resource) = self.thing.entry_mut(index).and_then(|e| e.resource()) else {
             return Outcome::Failed(HandlerError::new(404, "no handler"));
         };
-        let mut call = Call::new(mode, input, Output::new(out_buf), params);
-        if let Some(id) = request {
-            call = call.with_request(id);
-        }
+        // The request id stored as the `Option` it is (no test and two stores of `Some`).
+        let mut call = Call::new_request(mode, input, Output::new(out_buf), params, request);
         let result = resource.handle(&mut call);
         if let Err(e) = result {
             return Outcome::Failed(e);
