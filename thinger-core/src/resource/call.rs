@@ -42,7 +42,17 @@ pub struct Call<'c> {
 impl<'c> Call<'c> {
     /// A call (the session builds these; public for tests of handlers).
     pub fn new(mode: CallMode, input: Input<'c>, output: Output<'c>, params: &'c Params<'c>) -> Self {
-        Call { mode, input, output, params, code: None, deferred: false, request: None }
+        Call::new_request(mode, input, output, params, None)
+    }
+    /// [`Call::new`] with the request id as it is (the session's calls: `Some` for a RUN).
+    pub(crate) fn new_request(
+        mode: CallMode,
+        input: Input<'c>,
+        output: Output<'c>,
+        params: &'c Params<'c>,
+        request: Option<u16>,
+    ) -> Self {
+        Call { mode, input, output, params, code: None, deferred: false, request }
     }
     /// Why the handler runs.
     pub fn mode(&self) -> CallMode {

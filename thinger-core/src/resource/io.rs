@@ -269,19 +269,20 @@ impl<'o> Output<'o> {
         if let Some(e) = self.error {
             return Err(e);
         }
-        let mut sink = self.enc.into_sink();
-        let len = sink.written();
+        let mut enc = self.enc;
+        let len = enc.sink().written();
         match self.pairs {
             0 => Ok(len),
             pairs => {
-                // The header goes straight into the room reserved for it, then the pairs
-                // move down behind it.
-                let buf = sink.buffer();
-                let mut enc = Encoder::new(SliceSink::new(buf.get_mut(..MAP_RESERVE).unwrap_or(&mut [])));
+                // The header goes straight into the room reserved for it (through the
+                // output's own encoder, from the start: a header is at most `MAP_RESERVE`
+                // bytes, so it ends before the pairs), then the pairs move down behind it.
+                enc.sink_mut().set_written(0);
                 enc.tag(WireType::Map, pairs as u64)?;
-                let h = enc.into_sink().written();
+                let mut sink = enc.into_sink();
+                let h = sink.written();
                 let body = len - MAP_RESERVE;
-                crate::pson::copy_down(buf, MAP_RESERVE, len, h);
+                crate::pson::copy_down(sink.buffer(), MAP_RESERVE, len, h);
                 Ok(h + body)
             }
         }
@@ -391,5 +392,31 @@ mod tests {
         assert_eq!(out.finish(), Ok(1));
         assert_eq!(buf[0], 0x61);
         assert_eq!(Output::new(&mut [0u8; 4]).finish(), Ok(0));
+    }
+
+    #[test]
+    fn map_headers_of_every_length_land_in_front_of_the_pairs() {
+        // 30 pairs: the count in the tag byte; 31 and more: `0xdf` and a varint (2 bytes
+        // from 128 pairs on).
+        for n in [1usize, 30, 31, 127, 128, 300] {
+            let mut buf = std::vec![0u8; MAP_RESERVE + 3 * n];
+            let mut out = Output::new(&mut buf);
+            for _ in 0..n {
+                out.field("k", &0u8).unwrap();
+            }
+            let len = out.finish().unwrap();
+            let mut want = std::vec::Vec::new();
+            if n < 31 {
+                want.push(0xc0 | n as u8);
+            } else {
+                let (varint, k) = varint::to_array(n as u64);
+                want.push(0xdf);
+                want.extend_from_slice(&varint[..k]);
+            }
+            for _ in 0..n {
+                want.extend_from_slice(&[0x81, b'k', 0x00]);
+            }
+            assert_eq!(&buf[..len], &want[..], "{n}");
+        }
     }
 }

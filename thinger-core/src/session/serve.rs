@@ -283,7 +283,17 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
     /// tail for both.
     fn run_input(&mut self, m: &Message<'_>, index: usize, params: &Params<'_>, tx: &mut [u8], request: Option<u16>) {
         let kind = self.kind_of(index);
-        let input = Input::new(m.payload.as_ref().map(FieldValue::as_pson), m.payload_pson());
+        // The payload as PSON in two steps, a PSON value as it is, then a varint as `Uint`
+        // (−12 / −4 / −12 B on thumbv7em / thumbv6m / riscv32imc "z" against one `match`
+        // through `FieldValue::as_pson`, docs/footprint-rounds-3.md).
+        let mut value = match m.payload {
+            Some(FieldValue::Pson(p)) => Some(p),
+            _ => None,
+        };
+        if let Some(FieldValue::Varint(v)) = m.payload {
+            value = Some(PsonRef::Uint(v));
+        }
+        let input = Input::new(value, m.payload_pson());
         let had_input = !input.is_empty();
         let outcome = self.invoke(index, CallMode::Run, input, params, tx, request);
         let Some(id) = request else {
@@ -369,10 +379,8 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
         let Some(resource) = self.thing.entry_mut(index).and_then(|e| e.resource()) else {
             return Outcome::Failed(HandlerError::new(404, "no handler"));
         };
-        let mut call = Call::new(mode, input, Output::new(out_buf), params);
-        if let Some(id) = request {
-            call = call.with_request(id);
-        }
+        // The request id stored as the `Option` it is (no test and two stores of `Some`).
+        let mut call = Call::new_request(mode, input, Output::new(out_buf), params, request);
         let result = resource.handle(&mut call);
         if let Err(e) = result {
             return Outcome::Failed(e);
@@ -426,34 +434,33 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
             Some(_) if len <= 2 || output.last() != Some(&0) => (0x18, OUT_OFFSET + skip, len - skip),
             _ => (0x1a, OUT_OFFSET, len),
         };
+        // The frame is written backwards, ending where the output starts: F3's key, F2, F1,
+        // then the header (at most 15 bytes: it starts inside the free space, as the output
+        // is at `OUT_OFFSET` or after it), and then moved down to the start of the free
+        // space with the output, in one copy. No staging and no measuring pass. It ends at
+        // the output (inside the free space), or for a bare answer at `OUT_OFFSET` or at the
+        // end of a shorter free space.
+        let end = from.min(free.len());
+        let mut at = end;
         // F3's key (CONNECT's body has its own keys).
-        let f3 = usize::from(tail > 0 && !fields_only);
-        // F1 id and F2 code are u16 varints of 1 to 3 bytes: their length is known before
-        // they are written, so the header goes first, straight at the start of the free
-        // space (at most 15 bytes: it ends before `OUT_OFFSET`), and the output moves down
-        // behind it. No staging.
-        let id = Some(id).filter(|&id| id != 0);
-        // Their length measured by writing them nowhere (`put` writes only inside its buffer
-        // and counts every byte).
-        let mut fields = 0;
-        put_field(&mut [], &mut fields, 0x08, id);
-        put_field(&mut [], &mut fields, 0x10, code);
-        let mut at = 0;
-        // An IOTMP body length is a u32 (a no-op on 32-bit targets).
-        let Ok(body_len) = u32::try_from(fields + f3 + tail) else { return false };
-        put(free, &mut at, kind as u8, body_len);
-        // Each optional field through `put_field`: with both tested in one `match` the
-        // optimizer wrote the header four times over, once per combination of the two.
-        put_field(free, &mut at, 0x08, id);
-        put_field(free, &mut at, 0x10, code);
-        if f3 > 0 {
-            put_byte(free, &mut at, key3);
+        if tail > 0 && !fields_only {
+            at -= 1;
+            if let Some(slot) = free.get_mut(at) {
+                *slot = key3;
+            }
         }
-        if at > free.len() {
+        // F1 id and F2 code are u16 varints of 1 to 3 bytes.
+        put_field_back(free, &mut at, 0x10, code);
+        put_field_back(free, &mut at, 0x08, Some(id).filter(|&id| id != 0));
+        // An IOTMP body length is a u32 (a no-op on 32-bit targets).
+        let Ok(body_len) = u32::try_from((end + tail).wrapping_sub(at)) else { return false };
+        put_back(free, &mut at, kind as u8, body_len);
+        // Before the start of the free space: no room.
+        if at > end {
             return false;
         }
-        pson::copy_down(free, from, from + tail, at);
-        self.tx.end += at + tail;
+        pson::copy_down(free, at, end + tail, 0);
+        self.tx.end += end + tail - at;
         self.last_tx = self.tick();
         true
     }
@@ -702,14 +709,27 @@ fn has_payload(m: &Message<'_>) -> bool {
     m.payload.is_some()
 }
 
-/// [`put`] when the field is there. Forced inline since the ninth round (out of line it
-/// was a function of its own for two call sites: −16 / −20 / −16 B on thumbv7em /
-/// thumbv6m / riscv32imc "z").
+/// [`put_back`] when the field is there.
 #[inline(always)]
-fn put_field(buf: &mut [u8], at: &mut usize, key: u8, value: Option<u16>) {
+fn put_field_back(buf: &mut [u8], at: &mut usize, key: u8, value: Option<u16>) {
     if let Some(v) = value {
-        put(buf, at, key, u32::from(v));
+        put_back(buf, at, key, u32::from(v));
     }
+}
+
+/// Writes `key` and the varint `value` so that they end at `*at` of `buf`, and moves `*at`
+/// back to the key (wrapping below 0, which the caller checks); bytes outside `buf` are
+/// not written.
+fn put_back(buf: &mut [u8], at: &mut usize, key: u8, value: u32) {
+    let mut n = 2;
+    let mut v = value;
+    while v >= 0x80 {
+        n += 1;
+        v >>= 7;
+    }
+    *at = at.wrapping_sub(n);
+    let mut pos = *at;
+    put(buf, &mut pos, key, value);
 }
 
 /// Writes `key` and the varint `value` at `*at` of `buf` and moves `*at` past them; bytes
@@ -735,7 +755,7 @@ fn put_byte(buf: &mut [u8], at: &mut usize, byte: u8) {
 
 #[cfg(test)]
 mod tests {
-    use super::{put, put_field};
+    use super::{put, put_back, put_field_back};
     use crate::varint;
 
     #[test]
@@ -759,11 +779,33 @@ mod tests {
     }
 
     #[test]
-    fn put_field_writes_only_a_present_field() {
+    fn put_field_back_writes_only_a_present_field() {
         let mut buf = [0u8; 4];
-        let mut at = 0;
-        put_field(&mut buf, &mut at, 0x08, None);
-        put_field(&mut buf, &mut at, 0x10, Some(300));
-        assert_eq!((at, buf), (3, [0x10, 0xac, 0x02, 0]));
+        let mut at = 4;
+        put_field_back(&mut buf, &mut at, 0x08, None);
+        put_field_back(&mut buf, &mut at, 0x10, Some(300));
+        assert_eq!((at, buf), (1, [0, 0x10, 0xac, 0x02]));
+    }
+
+    #[test]
+    fn put_back_ends_where_put_starts_and_writes_the_same_bytes() {
+        for v in [0u32, 1, 0x7f, 0x80, 0x3fff, 0x4000, 0x1f_ffff, 0x20_0000, 0x0fff_ffff, 0x1000_0000, u32::MAX] {
+            let mut want = [0u8; 11];
+            let mut n = 0;
+            put(&mut want, &mut n, 0x0a, v);
+            let mut buf = [0u8; 11];
+            let mut at = 11;
+            put_back(&mut buf, &mut at, 0x0a, v);
+            assert_eq!((at, &buf[at..]), (11 - n, &want[..n]), "{v}");
+            // Short of room in front: `at` wraps below 0 (the caller's test) and nothing
+            // is written.
+            for room in 0..n {
+                let mut short = [0u8; 11];
+                let mut at = room;
+                put_back(&mut short, &mut at, 0x0a, v);
+                assert_eq!(at, room.wrapping_sub(n), "{v} in {room}");
+                assert_eq!(short, [0; 11], "{v} in {room}");
+            }
+        }
     }
 }
