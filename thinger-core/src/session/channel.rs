@@ -70,7 +70,7 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
         let path = m.resource.and_then(|r| r.as_str()).unwrap_or("");
         // The params, then the path, in the event buffer (both or nothing).
         let total = params.len() + path.len();
-        let Ok(params_len) = u16::try_from(params.len()) else {
+        let (Ok(params_len), Ok(stored)) = (u16::try_from(params.len()), u32::try_from(total)) else {
             let _ = self.queue_handler_error(tx, id, HandlerError::new(413, "parameters too large"));
             return Flow::Consumed;
         };
@@ -83,14 +83,14 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
         }
         let _ = self.store_raw(params, inbox);
         let _ = self.store_raw(path.as_bytes(), inbox);
-        let payload = Payload::Inbox(total);
+        let payload = Payload::Inbox(stored);
         // The server reusing an id replaces the earlier channel.
         if self.channels.iter().any(|c| c.id == id) {
             keep_where(&mut self.channels, |c| c.id != id);
             self.push(Record::ChannelClosed { stream_id: id });
         }
         if self.channels.push(Channel { id, accepted: false }).is_err() {
-            self.inbox.end -= if let Payload::Inbox(n) = payload { n } else { 0 };
+            self.inbox.end -= total;
             let _ = self.queue_handler_error(tx, id, HandlerError::new(503, "too many channels"));
             return Flow::Consumed;
         }

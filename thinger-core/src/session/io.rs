@@ -281,7 +281,7 @@ where
             Record::ChannelOpened { payload, .. } | Record::ChannelData { payload, .. } => payload,
             _ => Payload::None,
         };
-        self.state.release_on_poll = if let Payload::Inbox(n) = payload { n } else { 0 };
+        self.state.release_on_poll = if let Payload::Inbox(n) = payload { n as usize } else { 0 };
         let (_, _, inbox) = split_regions(self.buf.as_mut(), self.rx_len, self.tx_len);
         // The payload, decoded once: `Err` when it did not fit the event buffer.
         let data: Result<Option<PsonRef<'_>>, ()> = match payload {
@@ -289,7 +289,7 @@ where
             // The bytes are one value the frame's parse validated with these limits (or one
             // the session encoded): its prefix decode is the whole of them.
             Payload::Inbox(n) => Ok(inbox
-                .get(inbox_start..inbox_start + n)
+                .get(inbox_start..inbox_start + n as usize)
                 .and_then(|b| PsonRef::decode_prefix_with(b, &self.state.config.pson).ok())
                 .map(|(v, _)| v)),
             Payload::TooLarge => Err(()),
@@ -346,7 +346,7 @@ where
             Record::StreamStopped { stream_id } => Event::StreamStopped { stream_id },
             #[cfg(feature = "channels")]
             Record::ChannelOpened { stream_id, resource, payload, params_len } => {
-                let n = if let Payload::Inbox(n) = payload { n } else { 0 };
+                let n = if let Payload::Inbox(n) = payload { n as usize } else { 0 };
                 let stored = inbox.get(inbox_start..inbox_start + n).unwrap_or(&[]);
                 let (params, path) = stored.split_at(usize::from(params_len).min(stored.len()));
                 Event::ChannelOpened {

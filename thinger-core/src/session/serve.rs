@@ -173,14 +173,15 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
     pub(super) fn store_raw(&mut self, bytes: &[u8], inbox: &mut [u8]) -> Payload {
         let capacity = inbox.len();
         let free = self.inbox.compact(inbox);
-        match free.get_mut(..bytes.len()) {
-            Some(dst) => {
+        match (free.get_mut(..bytes.len()), u32::try_from(bytes.len())) {
+            (Some(dst), Ok(n)) => {
                 dst.copy_from_slice(bytes);
                 self.inbox.end += bytes.len();
-                Payload::Inbox(bytes.len())
+                Payload::Inbox(n)
             }
-            None if bytes.len() > capacity => Payload::TooLarge,
-            None => Payload::None,
+            (Some(_), Err(_)) => Payload::TooLarge,
+            (None, _) if bytes.len() > capacity => Payload::TooLarge,
+            (None, _) => Payload::None,
         }
     }
 
