@@ -30,8 +30,8 @@ where
         // `CONNECT F1=id [F2=parameters] F3=[user, device, credential]`, framed by the same
         // `emit_output` as every answer: F2 and F3 with their keys at `OUT_OFFSET`, F1 and
         // the header in front.
-        let free = st.tx.compact(tx);
-        let mut enc = pson::Encoder::new(pson::SliceSink::new(free.get_mut(OUT_OFFSET..).unwrap_or(&mut [])));
+        // The queue was cleared above: its free space is all of `tx`.
+        let mut enc = pson::Encoder::new(pson::SliceSink::new(tx.get_mut(OUT_OFFSET..).unwrap_or(&mut [])));
         let params = config::ConnectParams::new(&st.config, st.keep_alive);
         let body = (|| {
             params.encode_field(&mut enc)?;
