@@ -153,9 +153,10 @@ where
                 let full = own.len() >= rx_region.len() || own.len() >= n;
                 match self.state.on_oversized(header, own, size, full, tx) {
                     Some(buffered) => {
-                        // What is buffered of the oversized frame goes; the rest is skipped.
+                        // What is buffered of the oversized frame goes; the rest is skipped
+                        // (`buffered` is at most `own.len()`, itself at most `size`).
                         self.rx.consume(buffered);
-                        self.skip = usize::try_from(size.saturating_sub(buffered as u64)).unwrap_or(usize::MAX);
+                        self.skip = usize::try_from(size - buffered as u64).unwrap_or(usize::MAX);
                     }
                     None => return,
                 }
