@@ -56,35 +56,36 @@ where
     #[inline(never)]
     pub fn handle_input(&mut self, now: Instant, data: &[u8]) -> usize {
         self.state.set_now(now);
-        let mut taken = 0;
+        // What is not taken yet; taken is `data` without it.
+        let mut rest = data;
         loop {
             self.process_buffered();
             if self.state.phase == Phase::Closed || self.state.phase == Phase::Idle {
                 // Nothing more is read from a closed connection.
                 return data.len();
             }
-            let rest = data.get(taken..).unwrap_or(&[]);
             if rest.is_empty() {
-                return taken;
+                return data.len();
             }
-            if self.skip > 0 {
+            let n = if self.skip > 0 {
                 let n = rest.len().min(self.skip);
                 self.skip -= n;
-                taken += n;
-                continue;
-            }
-            let rx_len = self.rx_len;
-            let region = self.buf.as_mut().get_mut(..rx_len).unwrap_or(&mut []);
-            let free = self.rx.compact(region);
-            let n = free.len().min(rest.len());
-            if n == 0 {
-                return taken;
-            }
-            if let (Some(dst), Some(src)) = (free.get_mut(..n), rest.get(..n)) {
-                dst.copy_from_slice(src);
-            }
-            self.rx.end += n;
-            taken += n;
+                n
+            } else {
+                let rx_len = self.rx_len;
+                let region = self.buf.as_mut().get_mut(..rx_len).unwrap_or(&mut []);
+                let free = self.rx.compact(region);
+                let n = free.len().min(rest.len());
+                if n == 0 {
+                    return data.len() - rest.len();
+                }
+                if let (Some(dst), Some(src)) = (free.get_mut(..n), rest.get(..n)) {
+                    dst.copy_from_slice(src);
+                }
+                self.rx.end += n;
+                n
+            };
+            rest = rest.get(n..).unwrap_or(&[]);
         }
     }
 
