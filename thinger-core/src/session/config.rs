@@ -185,7 +185,13 @@ impl<'c, 'a> ConnectParams<'c, 'a> {
     /// The parameters of `config`, counted once (the count decides the field and is the
     /// map's header); `ka_span` is the session's keep-alive span (computed once).
     pub(crate) fn new(config: &'c Config<'a>, ka_span: u32) -> Self {
-        let ka = config.keep_alive.as_millis() != DEFAULT_KEEP_ALIVE.as_millis();
+        // On the span (a 32-bit compare): it is the default exactly when the configured
+        // interval is (the default is not clamped, and the clamp is another value).
+        const DEFAULT_SPAN: u32 = crate::time::keep_alive_span(DEFAULT_KEEP_ALIVE);
+        const _: () = assert!(
+            DEFAULT_SPAN as u64 == DEFAULT_KEEP_ALIVE.as_millis() && crate::time::MAX_KEEP_ALIVE != DEFAULT_SPAN
+        );
+        let ka = ka_span != DEFAULT_SPAN;
         #[cfg(feature = "connect-info")]
         let count = u8::from(config.client_type.is_some())
             + u8::from(config.firmware.is_some())
