@@ -185,7 +185,13 @@ impl<'c, 'a> ConnectParams<'c, 'a> {
     /// The parameters of `config`, counted once (the count decides the field and is the
     /// map's header); `ka_span` is the session's keep-alive span (computed once).
     pub(crate) fn new(config: &'c Config<'a>, ka_span: u32) -> Self {
-        let ka = config.keep_alive.as_millis() != DEFAULT_KEEP_ALIVE.as_millis();
+        // On the span (a 32-bit compare): it is the default exactly when the configured
+        // interval is (the default is not clamped, and the clamp is another value).
+        const DEFAULT_SPAN: u32 = crate::time::keep_alive_span(DEFAULT_KEEP_ALIVE);
+        const _: () = assert!(
+            DEFAULT_SPAN as u64 == DEFAULT_KEEP_ALIVE.as_millis() && crate::time::MAX_KEEP_ALIVE != DEFAULT_SPAN
+        );
+        let ka = ka_span != DEFAULT_SPAN;
         #[cfg(feature = "connect-info")]
         let count = u8::from(config.client_type.is_some())
             + u8::from(config.firmware.is_some())
@@ -241,11 +247,24 @@ impl ConnectParams<'_, '_> {
     }
 }
 
+/// Whether the target divides in hardware: hosts, RISC-V with `M`, and the Arm
+/// microcontrollers with 32-bit atomics (Armv7-M and later; Armv6-M has neither). A wrong
+/// guess costs bytes, never a value.
+const HARDWARE_DIVIDE: bool =
+    cfg!(any(not(target_os = "none"), target_feature = "m", all(target_arch = "arm", target_has_atomic = "32")));
+
+/// `⌈ms / 1000⌉` for `ms` up to [`MAX_SPAN`](crate::time::MAX_SPAN): one divide instruction
+/// where there is one (−32 / −36 B on thumbv7em / riscv32imc "z" against the loop below),
+/// else [`ceil_seconds_soft`].
+fn ceil_seconds(ms: u32) -> u32 {
+    if HARDWARE_DIVIDE { ms.div_ceil(1000) } else { ceil_seconds_soft(ms) }
+}
+
 /// `⌈ms / 1000⌉` for `ms` up to [`MAX_SPAN`](crate::time::MAX_SPAN), without a division or
 /// a 64-bit multiply: at opt-level "z" a `/ 1000` stays a division, and on thumbv6m, which
 /// has no divide instruction, that was the one call linking the 398-byte `u32_div_rem`
 /// (docs/footprint.md).
-fn ceil_seconds(ms: u32) -> u32 {
+fn ceil_seconds_soft(ms: u32) -> u32 {
     // Restoring division by 1000 in 32 bits: the quotient has at most 23 bits, and
     // 1000 << 22 still fits.
     let mut rest = ms.saturating_add(999);
@@ -261,7 +280,7 @@ fn ceil_seconds(ms: u32) -> u32 {
 
 #[cfg(test)]
 mod tests {
-    use super::{Config, ConnectParams, ceil_seconds};
+    use super::{Config, ConnectParams, ceil_seconds_soft};
     use crate::pson::{Encoder, SliceSink};
     use crate::time::{Duration, MAX_SPAN};
     use proptest::prelude::*;
@@ -287,20 +306,20 @@ mod tests {
     }
 
     #[test]
-    fn ceil_seconds_is_div_ceil() {
+    fn ceil_seconds_soft_is_div_ceil() {
         for ms in [0, 1, 999, 1000, 1001, 59_999, 60_000, 1_800_000, MAX_SPAN - 1, MAX_SPAN] {
-            assert_eq!(ceil_seconds(ms), ms.div_ceil(1000), "{ms}");
+            assert_eq!(ceil_seconds_soft(ms), ms.div_ceil(1000), "{ms}");
         }
         // A sweep over the whole range a span can take.
         for ms in (0..=MAX_SPAN).step_by(997) {
-            assert_eq!(ceil_seconds(ms), ms.div_ceil(1000), "{ms}");
+            assert_eq!(ceil_seconds_soft(ms), ms.div_ceil(1000), "{ms}");
         }
     }
 
     proptest! {
         #[test]
         fn ceil_seconds_matches(ms in 0..=MAX_SPAN) {
-            prop_assert_eq!(ceil_seconds(ms), ms.div_ceil(1000));
+            prop_assert_eq!(ceil_seconds_soft(ms), ms.div_ceil(1000));
         }
     }
 }

@@ -30,8 +30,8 @@ where
         // `CONNECT F1=id [F2=parameters] F3=[user, device, credential]`, framed by the same
         // `emit_output` as every answer: F2 and F3 with their keys at `OUT_OFFSET`, F1 and
         // the header in front.
-        let free = st.tx.compact(tx);
-        let mut enc = pson::Encoder::new(pson::SliceSink::new(free.get_mut(OUT_OFFSET..).unwrap_or(&mut [])));
+        // The queue was cleared above: its free space is all of `tx`.
+        let mut enc = pson::Encoder::new(pson::SliceSink::new(tx.get_mut(OUT_OFFSET..).unwrap_or(&mut [])));
         let params = config::ConnectParams::new(&st.config, st.keep_alive);
         let body = (|| {
             params.encode_field(&mut enc)?;
@@ -56,35 +56,36 @@ where
     #[inline(never)]
     pub fn handle_input(&mut self, now: Instant, data: &[u8]) -> usize {
         self.state.set_now(now);
-        let mut taken = 0;
+        // What is not taken yet; taken is `data` without it.
+        let mut rest = data;
         loop {
             self.process_buffered();
             if self.state.phase == Phase::Closed || self.state.phase == Phase::Idle {
                 // Nothing more is read from a closed connection.
                 return data.len();
             }
-            let rest = data.get(taken..).unwrap_or(&[]);
             if rest.is_empty() {
-                return taken;
+                return data.len();
             }
-            if self.skip > 0 {
+            let n = if self.skip > 0 {
                 let n = rest.len().min(self.skip);
                 self.skip -= n;
-                taken += n;
-                continue;
-            }
-            let rx_len = self.rx_len;
-            let region = self.buf.as_mut().get_mut(..rx_len).unwrap_or(&mut []);
-            let free = self.rx.compact(region);
-            let n = free.len().min(rest.len());
-            if n == 0 {
-                return taken;
-            }
-            if let (Some(dst), Some(src)) = (free.get_mut(..n), rest.get(..n)) {
-                dst.copy_from_slice(src);
-            }
-            self.rx.end += n;
-            taken += n;
+                n
+            } else {
+                let rx_len = self.rx_len;
+                let region = self.buf.as_mut().get_mut(..rx_len).unwrap_or(&mut []);
+                let free = self.rx.compact(region);
+                let n = free.len().min(rest.len());
+                if n == 0 {
+                    return data.len() - rest.len();
+                }
+                if let (Some(dst), Some(src)) = (free.get_mut(..n), rest.get(..n)) {
+                    dst.copy_from_slice(src);
+                }
+                self.rx.end += n;
+                n
+            };
+            rest = rest.get(n..).unwrap_or(&[]);
         }
     }
 
@@ -153,9 +154,10 @@ where
                 let full = own.len() >= rx_region.len() || own.len() >= n;
                 match self.state.on_oversized(header, own, size, full, tx) {
                     Some(buffered) => {
-                        // What is buffered of the oversized frame goes; the rest is skipped.
+                        // What is buffered of the oversized frame goes; the rest is skipped
+                        // (`buffered` is at most `own.len()`, itself at most `size`).
                         self.rx.consume(buffered);
-                        self.skip = usize::try_from(size.saturating_sub(buffered as u64)).unwrap_or(usize::MAX);
+                        self.skip = usize::try_from(size - buffered as u64).unwrap_or(usize::MAX);
                     }
                     None => return,
                 }
