@@ -91,7 +91,9 @@ impl<'a, const R: usize, const S: usize, const P: usize, const E: usize> State<'
             }
             MessageType::Error if m.stream_id == self.connect_id => {
                 let payload = self.store_payload(m, inbox);
-                if payload == Payload::None && !self.inbox.is_empty() && has_payload(m) {
+                // `None` with a payload means it fits the event buffer but not yet (a
+                // payload larger than the whole buffer is `TooLarge`): events are queued.
+                if payload == Payload::None && has_payload(m) {
                     return Flow::Blocked;
                 }
                 let code = m.parameters.as_ref().and_then(FieldValue::as_u64);
