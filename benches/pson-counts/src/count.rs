@@ -7,10 +7,7 @@
 
 use std::hint::black_box;
 
-use crate::{
-    MapData, PAYLOAD, PAYLOAD_BYTES, PAYLOAD_F64, SCALING_SIZES, decode_array_walk, decode_map_walk, decode_serde,
-    decode_validate, encode_array, encode_hand, encode_hand_f64, encode_map, encode_serde, read_array, read_map,
-};
+use crate::{MapData, PAYLOAD_BYTES, SCALING_SIZES, encode_array, encode_map};
 
 /// One operation: reads the inputs, may write into the buffer, returns a number that the
 /// loop folds (so nothing is optimised away).
@@ -93,26 +90,63 @@ pub fn op_key(op: &str) -> String {
     }
 }
 
-/// Our operation for a key of [`op_key`], or `None` if there is none.
-pub fn ours(key: &str) -> Option<Op<'static>> {
-    let run: Op<'static> = match key {
-        "noop" => &|_, buf| buf.len() as u64,
-        "payload/encode/hand" => &|_, buf| encode_hand(black_box(&PAYLOAD), buf).unwrap() as u64,
-        "payload/encode/serde" => &|_, buf| encode_serde(black_box(&PAYLOAD), buf).unwrap() as u64,
-        "payload/encode/hand-f64" => &|_, buf| encode_hand_f64(black_box(&PAYLOAD_F64), buf).unwrap() as u64,
-        "payload/decode/walk" => &|d, _| decode_map_walk(black_box(d.payload.as_slice())).unwrap(),
-        "payload/decode/serde" => &|d, _| decode_serde(black_box(d.payload.as_slice())).unwrap(),
-        "payload/decode/validate" => &|d, _| decode_validate(black_box(d.payload.as_slice())).unwrap() as u64,
-        "map/encode/rust" => &|d, buf| encode_map(black_box(&d.map), buf).unwrap() as u64,
-        "map/decode/walk" => &|d, _| decode_map_walk(black_box(d.map_bytes.as_slice())).unwrap(),
-        "map/decode/reader" => &|d, _| read_map(black_box(d.map_bytes.as_slice())).unwrap(),
-        "payload/decode/reader" => &|d, _| read_map(black_box(d.payload.as_slice())).unwrap(),
-        "array/decode/reader" => &|d, _| read_array(black_box(d.array_bytes.as_slice())).unwrap(),
-        "array/encode/rust" => &|d, buf| encode_array(black_box(d.array.as_slice()), buf).unwrap() as u64,
-        "array/decode/walk" => &|d, _| decode_array_walk(black_box(d.array_bytes.as_slice())).unwrap(),
-        _ => return None,
+/// The table of our operations, one `"key" => closure` per row, handed to the macro `$m`:
+/// [`ours`] (the counter's rows) is made from it here, and the rounds timer's rows
+/// (`src/bin/pson_rounds.rs`, and the timer outside the repository) from the same closures,
+/// so both time exactly what is counted.
+#[macro_export]
+macro_rules! with_ops {
+    ($m:ident) => {
+        $m! {
+            "noop" => |_, buf| buf.len() as u64,
+            "payload/encode/hand" => |_, buf| $crate::encode_hand(::std::hint::black_box(&$crate::PAYLOAD), buf).unwrap() as u64,
+            "payload/encode/serde" => |_, buf| $crate::encode_serde(::std::hint::black_box(&$crate::PAYLOAD), buf).unwrap() as u64,
+            "payload/encode/hand-f64" => |_, buf| $crate::encode_hand_f64(::std::hint::black_box(&$crate::PAYLOAD_F64), buf).unwrap() as u64,
+            "payload/decode/walk" => |d, _| $crate::decode_map_walk(::std::hint::black_box(d.payload.as_slice())).unwrap(),
+            "payload/decode/serde" => |d, _| $crate::decode_serde(::std::hint::black_box(d.payload.as_slice())).unwrap(),
+            "payload/decode/validate" => |d, _| $crate::decode_validate(::std::hint::black_box(d.payload.as_slice())).unwrap() as u64,
+            "map/encode/rust" => |d, buf| $crate::encode_map(::std::hint::black_box(&d.map), buf).unwrap() as u64,
+            "map/decode/walk" => |d, _| $crate::decode_map_walk(::std::hint::black_box(d.map_bytes.as_slice())).unwrap(),
+            "map/decode/reader" => |d, _| $crate::read_map(::std::hint::black_box(d.map_bytes.as_slice())).unwrap(),
+            "payload/decode/reader" => |d, _| $crate::read_map(::std::hint::black_box(d.payload.as_slice())).unwrap(),
+            "array/decode/reader" => |d, _| $crate::read_array(::std::hint::black_box(d.array_bytes.as_slice())).unwrap(),
+            "array/encode/rust" => |d, buf| $crate::encode_array(::std::hint::black_box(d.array.as_slice()), buf).unwrap() as u64,
+            "array/decode/walk" => |d, _| $crate::decode_array_walk(::std::hint::black_box(d.array_bytes.as_slice())).unwrap(),
+        }
     };
-    Some(run)
+}
+
+macro_rules! ours_fn {
+    ($($key:literal => $run:expr,)*) => {
+        /// Our operation for a key of [`op_key`], or `None` if there is none.
+        pub fn ours(key: &str) -> Option<Op<'static>> {
+            let run: Op<'static> = match key {
+                $($key => &$run,)*
+                _ => return None,
+            };
+            Some(run)
+        }
+    };
+}
+with_ops!(ours_fn);
+
+/// The rounds timer's rows ([`crate::rounds`]): our operations, each in its own
+/// [`crate::rounds::loop_n`]. A macro, expanded in the timer's binary, so that the loops are
+/// compiled there and the counter's binary (one caller per encoder, see [`crate::Payload`])
+/// is not changed by them.
+#[macro_export]
+macro_rules! timed_fn {
+    ($($key:literal => $run:expr,)*) => {
+        /// Our operation for a key of [`pson_counts::count::op_key`] in its own monomorphised
+        /// loop, or `None` if there is none.
+        fn timed(key: &str) -> Option<$crate::rounds::LoopFn> {
+            let run: $crate::rounds::LoopFn = match key {
+                $($key => |d, buf, n| $crate::rounds::loop_n($run, d, buf, n),)*
+                _ => return None,
+            };
+            Some(run)
+        }
+    };
 }
 
 /// Runs `run` `n` times on `inputs` with a 1 MiB output buffer: one indirect call per

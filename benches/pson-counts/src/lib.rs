@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use thinger_core::pson::{self, EncodePson, Encoder, Error, Key, PsonRef, Sink};
 
 pub mod count;
+pub mod rounds;
 
 /// The benchmark payload `{"temperature": 23.5, "humidity": 60, "pressure": 1013,
 /// "label": "outdoor"}`, with the label borrowed.
