@@ -339,7 +339,8 @@ impl<'a> Message<'a> {
                     1 => break 'fail MessageErrorKind::LegacyPson,
                     w => break 'fail MessageErrorKind::ReservedWireType(w),
                 };
-                // F2 → 0, F3 → 1, F4 → 2; any other id (also past `usize`) is skipped.
+                // F2 and F3 to their places with their raw bytes, F4 without; any other id (also past
+                // `usize`) is skipped.
                 let slot = match field {
                     1 => match value.as_u64().and_then(|v| u16::try_from(v).ok()) {
                         Some(id) => {
